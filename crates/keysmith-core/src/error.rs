@@ -1,0 +1,110 @@
+//! The core's one error type, and its mapping to the `{code, message}` shape that crosses
+//! IPC and the CLI's stderr.
+
+use keysmith_types::{ErrorCode, IpcError};
+
+use crate::key::{KeyFormatError, RandomnessError};
+use crate::secret_store::SecretStoreError;
+
+/// Everything a core operation can refuse or fail with.
+///
+/// No variant carries key material: format errors describe the defect, not the input.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Not permitted: {0}.")]
+    NotPermitted(&'static str),
+    #[error("Nobody is signed in.")]
+    NotSignedIn,
+    #[error("Unknown member or wrong passphrase.")]
+    BadCredentials,
+    #[error("This Keysmith account already exists.")]
+    AlreadyInitialized,
+    #[error("No Keysmith account exists yet: create one first (`keysmith init --owner NAME`, or open the app).")]
+    NotInitialized,
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidPassphrase(String),
+    #[error("Malformed API key: {0}.")]
+    MalformedKey(#[from] KeyFormatError),
+    #[error("No {what} has the id {id:?}.")]
+    NotFound { what: &'static str, id: String },
+    #[error("That API key is not known to this account.")]
+    UnknownKey,
+    #[error("That API key was revoked.")]
+    KeyRevoked,
+    #[error("Type REVOKE exactly (capital letters) to confirm.")]
+    ConfirmationMismatch,
+    #[error("That API key is already revoked.")]
+    AlreadyRevoked,
+    #[error("{0}")]
+    Keyring(#[from] SecretStoreError),
+    #[error("The account's pepper is missing from the OS keyring (entry \"{entry}\" of service \"keysmith\"). Without it no key can be generated or verified; restore the keyring, or the keys of this account cannot be checked.")]
+    PepperMissing { entry: String },
+    #[error("{0}")]
+    Randomness(#[from] RandomnessError),
+    #[error("The database could not be read or written.")]
+    Storage(#[source] sqlx::Error),
+    #[error("The database schema could not be brought up to date.")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("The data directory {path} cannot be used: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Internal error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Storage(e)
+    }
+}
+
+/// `Result` with the core's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The stable code callers branch on.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::NotPermitted(_) => ErrorCode::NotPermitted,
+            Error::NotSignedIn => ErrorCode::NotSignedIn,
+            Error::BadCredentials => ErrorCode::BadCredentials,
+            Error::AlreadyInitialized => ErrorCode::AlreadyInitialized,
+            Error::NotInitialized => ErrorCode::NotInitialized,
+            Error::InvalidName(_) => ErrorCode::InvalidName,
+            Error::InvalidPassphrase(_) => ErrorCode::InvalidPassphrase,
+            Error::MalformedKey(_) => ErrorCode::MalformedKey,
+            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::UnknownKey => ErrorCode::UnknownKey,
+            Error::KeyRevoked => ErrorCode::KeyRevoked,
+            Error::ConfirmationMismatch => ErrorCode::ConfirmationMismatch,
+            Error::AlreadyRevoked => ErrorCode::AlreadyRevoked,
+            Error::Keyring(_) => ErrorCode::KeyringUnavailable,
+            Error::PepperMissing { .. } => ErrorCode::PepperMissing,
+            Error::Storage(_) | Error::Migration(_) | Error::DataDir { .. } => ErrorCode::Storage,
+            Error::Randomness(_) | Error::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The `{code, message}` form for IPC and the CLI. Database errors are logged in full
+    /// (they hold no key material) and shown only as a plain sentence.
+    pub fn to_ipc(&self) -> IpcError {
+        if let Error::Storage(inner) = self {
+            tracing::error!(error = %inner, "database error");
+        }
+        IpcError {
+            code: self.code(),
+            message: self.to_string(),
+        }
+    }
+}
+
+impl From<Error> for IpcError {
+    fn from(e: Error) -> Self {
+        e.to_ipc()
+    }
+}

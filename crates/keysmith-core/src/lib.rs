@@ -1,0 +1,20 @@
+//! Keysmith's core: API keys, members and roles, the SQLite store, the OS keyring and key
+//! verification. Nothing here knows about Tauri, the UI or the command line; those are
+//! shells that call [`Registry`].
+
+pub mod clock;
+pub mod data_dir;
+pub mod digest;
+pub mod error;
+pub mod key;
+pub mod passphrase;
+pub mod permissions;
+pub mod registry;
+pub mod secret_store;
+pub mod store;
+pub mod validate;
+
+pub use error::{Error, Result};
+pub use key::ApiKeySecret;
+pub use registry::{Generated, Member, Registry, Verified};
+pub use secret_store::{MemoryStore, OsKeyring, SecretStore};

@@ -1,0 +1,433 @@
+//! The key registry: every operation of Keysmith, each checking who asks and what they may do.
+//!
+//! The Tauri commands, the CLI and the tests all call these methods; none of them runs SQL
+//! or decides permissions on its own.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use keysmith_types::{KeyStatus, KeySummary, MemberSummary, Role, REVOKE_CONFIRMATION};
+use sqlx::SqlitePool;
+use tokio::sync::OnceCell;
+
+use crate::clock::{Clock, SystemClock};
+use crate::digest::Pepper;
+use crate::error::{Error, Result};
+use crate::key::ApiKeySecret;
+use crate::permissions::{authorize, permits, Action};
+use crate::secret_store::SecretStore;
+use crate::store::{self, KeyRow, MemberRow};
+use crate::{data_dir, passphrase, validate};
+
+/// A member, as the core sees them at the moment of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub must_change_passphrase: bool,
+}
+
+impl Member {
+    pub fn summary(&self) -> MemberSummary {
+        MemberSummary {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            role: self.role,
+        }
+    }
+}
+
+/// A key that passed verification: which key, and whose (with the creator's *current* role,
+/// which decides what the key may do: PRODUCT.md, "access follows the creator's role").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub key_id: String,
+    pub key_name: String,
+    pub creator: MemberSummary,
+}
+
+/// A freshly generated key: its summary and, this once, the key itself.
+#[derive(Debug)]
+pub struct Generated {
+    pub summary: KeySummary,
+    pub secret: ApiKeySecret,
+}
+
+/// The registry: one SQLite database plus the pepper in the OS keyring.
+pub struct Registry {
+    pool: SqlitePool,
+    secrets: Arc<dyn SecretStore>,
+    clock: Arc<dyn Clock>,
+    pepper: OnceCell<Pepper>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+fn member_from_row(row: MemberRow) -> Result<Member> {
+    let role = Role::parse(&row.role)
+        .ok_or_else(|| Error::Internal(format!("unknown role {:?} in the database", row.role)))?;
+    Ok(Member {
+        id: row.id,
+        name: row.name,
+        role,
+        must_change_passphrase: row.must_change_passphrase,
+    })
+}
+
+fn summary_from_row(row: KeyRow) -> Result<KeySummary> {
+    let role = Role::parse(&row.creator_role).ok_or_else(|| {
+        Error::Internal(format!("unknown role {:?} in the database", row.creator_role))
+    })?;
+    Ok(KeySummary {
+        status: if row.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else {
+            KeyStatus::Active
+        },
+        id: row.id,
+        name: row.name,
+        start: row.start,
+        created_at: row.created_at,
+        created_by: MemberSummary {
+            id: row.created_by,
+            name: row.creator_name,
+            role,
+        },
+        last_used_at: row.last_used_at,
+        revoked_at: row.revoked_at,
+    })
+}
+
+fn pepper_entry(account_id: &str) -> String {
+    format!("pepper/{account_id}")
+}
+
+impl Registry {
+    /// Opens the registry in `dir` (created 0700 if missing) with the system clock.
+    ///
+    /// # Errors
+    /// [`Error::DataDir`], [`Error::Storage`], [`Error::Migration`].
+    pub async fn open(dir: &Path, secrets: Arc<dyn SecretStore>) -> Result<Registry> {
+        data_dir::ensure(dir)?;
+        let pool = store::open(&dir.join(store::DB_FILE)).await?;
+        Ok(Registry::with_parts(pool, secrets, Arc::new(SystemClock)))
+    }
+
+    /// Builds a registry from an open pool, a secret store and a clock.
+    pub fn with_parts(
+        pool: SqlitePool,
+        secrets: Arc<dyn SecretStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Registry {
+        Registry {
+            pool,
+            secrets,
+            clock,
+            pepper: OnceCell::new(),
+        }
+    }
+
+    /// The connection pool (for tests and benchmarks that inspect the database).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Whether first-run set-up was done.
+    pub async fn is_initialized(&self) -> Result<bool> {
+        Ok(store::account_id(&self.pool).await?.is_some())
+    }
+
+    /// First run: creates the account, its pepper in the OS keyring, and its Owner.
+    ///
+    /// The pepper is written first; if the database then refuses, the keyring entry is
+    /// removed again, so a failed set-up leaves nothing behind.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyInitialized`], [`Error::InvalidName`], [`Error::InvalidPassphrase`],
+    /// [`Error::Keyring`] when no keyring answers.
+    pub async fn create_account(&self, owner_name: &str, pass: &str) -> Result<Member> {
+        let name = validate::name(owner_name, "member name")?;
+        validate::new_passphrase(pass)?;
+        if self.is_initialized().await? {
+            return Err(Error::AlreadyInitialized);
+        }
+        let now = self.clock.now_ms();
+        let account_id = uuid::Uuid::now_v7().to_string();
+        let owner = MemberRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            name,
+            role: Role::Owner.as_str().to_owned(),
+            passphrase_hash: passphrase::hash(pass)?,
+            must_change_passphrase: false,
+            created_at: now,
+            disabled_at: None,
+        };
+        let pepper = Pepper::generate()?;
+        let entry = pepper_entry(&account_id);
+        self.keyring(move |s| s.set(&entry, pepper.as_bytes())).await?;
+
+        let written = async {
+            let mut tx = self.pool.begin().await?;
+            store::insert_account(&mut *tx, &account_id, now).await?;
+            store::insert_member(&mut *tx, &owner).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = written {
+            let entry = pepper_entry(&account_id);
+            if let Err(cleanup) = self.keyring(move |s| s.delete(&entry)).await {
+                tracing::warn!(error = %cleanup, "could not remove the pepper of a failed set-up");
+            }
+            return Err(match e {
+                Error::Storage(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    Error::AlreadyInitialized
+                }
+                other => other,
+            });
+        }
+        tracing::info!(member = %owner.id, "account created");
+        member_from_row(owner)
+    }
+
+    /// Signs a member in by name and passphrase.
+    ///
+    /// Unknown names cost the same Argon2 work as wrong passphrases, so timing does not tell
+    /// which members exist (OWASP Authentication Cheat Sheet).
+    ///
+    /// # Errors
+    /// [`Error::NotInitialized`], [`Error::BadCredentials`].
+    pub async fn sign_in(&self, name: &str, pass: &str) -> Result<Member> {
+        if !self.is_initialized().await? {
+            return Err(Error::NotInitialized);
+        }
+        let row = store::member_by_name(&self.pool, name).await?;
+        let (hash, row) = match row {
+            Some(r) if r.disabled_at.is_none() => (r.passphrase_hash.clone(), Some(r)),
+            _ => (dummy_hash().to_owned(), None),
+        };
+        let pass = zeroize::Zeroizing::new(pass.to_owned());
+        let ok = tokio::task::spawn_blocking(move || passphrase::verify(&pass, &hash))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        match (ok, row) {
+            (true, Some(r)) => {
+                tracing::info!(member = %r.id, "signed in");
+                member_from_row(r)
+            }
+            _ => {
+                tracing::info!("failed sign-in");
+                Err(Error::BadCredentials)
+            }
+        }
+    }
+
+    /// The member with this id as they are now; a removed member is no longer signed in.
+    ///
+    /// # Errors
+    /// [`Error::NotSignedIn`] for an unknown or disabled member.
+    pub async fn actor(&self, member_id: &str) -> Result<Member> {
+        match store::member_by_id(&self.pool, member_id).await? {
+            Some(row) if row.disabled_at.is_none() => member_from_row(row),
+            _ => Err(Error::NotSignedIn),
+        }
+    }
+
+    /// The member with this name (for the CLI's `--as NAME`).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown or disabled member.
+    pub async fn member_named(&self, name: &str) -> Result<Member> {
+        match store::member_by_name(&self.pool, name).await? {
+            Some(row) if row.disabled_at.is_none() => member_from_row(row),
+            _ => Err(Error::NotFound {
+                what: "member",
+                id: name.to_owned(),
+            }),
+        }
+    }
+
+    /// Generates an API key named `name` for the member `actor_id`.
+    ///
+    /// The key is drawn from the OS CSPRNG, stored only as HMAC-SHA-256(pepper, key), and
+    /// returned this once.
+    ///
+    /// # Errors
+    /// [`Error::NotSignedIn`], [`Error::NotPermitted`] (Authors and Viewers),
+    /// [`Error::InvalidName`], [`Error::PepperMissing`], [`Error::Keyring`].
+    pub async fn generate_key(&self, actor_id: &str, name: &str) -> Result<Generated> {
+        let actor = self.actor(actor_id).await?;
+        authorize(actor.role, Action::GenerateOwnKey)?;
+        let name = validate::name(name, "key name")?;
+        let pepper = self.pepper().await?;
+        let secret = ApiKeySecret::generate()?;
+        let digest = pepper.digest(&secret);
+        let id = uuid::Uuid::now_v7().to_string();
+        let start = secret.start();
+        let now = self.clock.now_ms();
+        store::insert_key(
+            &self.pool,
+            &store::NewKey {
+                id: &id,
+                name: &name,
+                start: &start,
+                digest: digest.as_bytes(),
+                created_at: now,
+                created_by: &actor.id,
+            },
+        )
+        .await?;
+        tracing::info!(key = %id, member = %actor.id, "API key generated");
+        Ok(Generated {
+            summary: KeySummary {
+                id,
+                name,
+                start,
+                created_at: now,
+                created_by: actor.summary(),
+                last_used_at: None,
+                revoked_at: None,
+                status: KeyStatus::Active,
+            },
+            secret,
+        })
+    }
+
+    /// The keys `actor_id` may see: every key for the Owner and Admins, their own for
+    /// Managers. Newest first.
+    ///
+    /// # Errors
+    /// [`Error::NotSignedIn`], [`Error::NotPermitted`] (Authors and Viewers).
+    pub async fn list_keys(&self, actor_id: &str) -> Result<Vec<KeySummary>> {
+        let actor = self.actor(actor_id).await?;
+        let rows = if permits(actor.role, Action::SeeOthersKeys) {
+            store::list_keys(&self.pool, None).await?
+        } else {
+            authorize(actor.role, Action::SeeOwnKeys)?;
+            store::list_keys(&self.pool, Some(&actor.id)).await?
+        };
+        rows.into_iter().map(summary_from_row).collect()
+    }
+
+    /// Revokes a key, irreversibly. `confirmation` must be exactly `REVOKE` (the article's
+    /// typed confirmation); the schema refuses any later un-revoke.
+    ///
+    /// # Errors
+    /// [`Error::NotSignedIn`], [`Error::NotFound`], [`Error::NotPermitted`],
+    /// [`Error::ConfirmationMismatch`], [`Error::AlreadyRevoked`].
+    pub async fn revoke_key(
+        &self,
+        actor_id: &str,
+        key_id: &str,
+        confirmation: &str,
+    ) -> Result<KeySummary> {
+        let actor = self.actor(actor_id).await?;
+        let not_found = || Error::NotFound {
+            what: "API key",
+            id: key_id.to_owned(),
+        };
+        let key = store::key_by_id(&self.pool, key_id).await?.ok_or_else(not_found)?;
+        let own = key.created_by == actor.id;
+        if own {
+            authorize(actor.role, Action::RevokeOwnKey)?;
+        } else if !permits(actor.role, Action::SeeOthersKeys) {
+            // A Manager cannot see others' keys, so to them the key does not exist.
+            return Err(not_found());
+        } else {
+            authorize(actor.role, Action::RevokeOthersKey)?;
+        }
+        if confirmation != REVOKE_CONFIRMATION {
+            return Err(Error::ConfirmationMismatch);
+        }
+        if key.revoked_at.is_some() {
+            return Err(Error::AlreadyRevoked);
+        }
+        let now = self.clock.now_ms();
+        if !store::revoke_key(&self.pool, key_id, now).await? {
+            return Err(Error::AlreadyRevoked);
+        }
+        tracing::info!(key = %key_id, member = %actor.id, "API key revoked");
+        let row = store::key_by_id(&self.pool, key_id).await?.ok_or_else(not_found)?;
+        summary_from_row(row)
+    }
+
+    /// Checks a presented key: format and checksum, then HMAC with the pepper, then lookup,
+    /// then status; records the use. Digests are compared in constant time.
+    ///
+    /// # Errors
+    /// [`Error::MalformedKey`] (before any lookup), [`Error::UnknownKey`],
+    /// [`Error::KeyRevoked`] (also for keys of removed members), [`Error::PepperMissing`].
+    pub async fn verify(&self, presented: &str) -> Result<Verified> {
+        let key = ApiKeySecret::parse(presented)?;
+        let pepper = self.pepper().await?;
+        let digest = pepper.digest(&key);
+        drop(key);
+        let found = store::key_by_digest(&self.pool, digest.as_bytes())
+            .await?
+            .filter(|m| {
+                crate::digest::KeyDigest::from_slice(&m.digest).is_some_and(|d| d == digest)
+            })
+            .ok_or(Error::UnknownKey)?;
+        let row = found.key;
+        if row.revoked_at.is_some() || row.creator_disabled_at.is_some() {
+            return Err(Error::KeyRevoked);
+        }
+        store::touch_last_used(&self.pool, &row.id, self.clock.now_ms()).await?;
+        let summary = summary_from_row(row)?;
+        Ok(Verified {
+            key_id: summary.id,
+            key_name: summary.name,
+            creator: summary.created_by,
+        })
+    }
+
+    /// The account's pepper, read from the OS keyring once and then kept in memory.
+    async fn pepper(&self) -> Result<&Pepper> {
+        self.pepper
+            .get_or_try_init(|| async {
+                let account_id = store::account_id(&self.pool)
+                    .await?
+                    .ok_or(Error::NotInitialized)?;
+                let entry = pepper_entry(&account_id);
+                let lookup = entry.clone();
+                let bytes = self.keyring(move |s| s.get(&lookup)).await?;
+                let bytes = bytes.ok_or_else(|| Error::PepperMissing {
+                    entry: entry.clone(),
+                })?;
+                Pepper::from_bytes(&bytes).ok_or(Error::PepperMissing { entry })
+            })
+            .await
+    }
+
+    /// Runs a blocking keyring call off the async executor.
+    async fn keyring<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn SecretStore) -> Result<T, crate::secret_store::SecretStoreError>
+            + Send
+            + 'static,
+    {
+        let secrets = Arc::clone(&self.secrets);
+        tokio::task::spawn_blocking(move || f(secrets.as_ref()))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(Error::from)
+    }
+}
+
+/// A valid Argon2id hash of a random passphrase nobody knows, to spend the same work on
+/// unknown member names.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        ApiKeySecret::generate()
+            .ok()
+            .and_then(|random| passphrase::hash(random.expose()).ok())
+            .unwrap_or_default()
+    })
+}

@@ -1,0 +1,251 @@
+//! All SQL lives here. Each function takes an executor, so it runs on the pool or inside a
+//! transaction alike (and ports to PostgreSQL by swapping the database type). The schema
+//! comes only from `migrations/`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Executor, Sqlite, SqlitePool};
+
+use crate::error::Result;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "keysmith.sqlite3";
+
+/// The migrations in `migrations/` at the repository root, embedded at compile time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Opens (creating if needed) the database at `path`: WAL journal, foreign keys on, a busy
+/// timeout of 5 s for writers in other processes (the CLI beside the app), and every
+/// migration applied.
+///
+/// # Errors
+/// [`crate::Error::Storage`] or [`crate::Error::Migration`].
+pub async fn open(path: &Path) -> Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str("sqlite:")?
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// A member row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub passphrase_hash: String,
+    pub must_change_passphrase: bool,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+/// A key row joined with its creator, as lists show it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub start: String,
+    pub created_at: i64,
+    pub created_by: String,
+    pub creator_name: String,
+    pub creator_role: String,
+    pub creator_disabled_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A key row found by digest, for verification.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DigestMatch {
+    pub digest: Vec<u8>,
+    #[sqlx(flatten)]
+    pub key: KeyRow,
+}
+
+const KEY_COLUMNS: &str = "k.id, k.name, k.start, k.created_at, k.created_by, \
+     m.name AS creator_name, m.role AS creator_role, m.disabled_at AS creator_disabled_at, \
+     k.last_used_at, k.revoked_at \
+     FROM api_keys k JOIN members m ON m.id = k.created_by";
+
+/// The account's id, if first-run set-up was done.
+pub async fn account_id<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT id FROM account")
+        .fetch_optional(ex)
+        .await?)
+}
+
+pub async fn insert_account<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    id: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO account (id, created_at) VALUES (?, ?)")
+        .bind(id)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Inserts a member. `name_key` is the lowercase name that must be unique.
+pub async fn insert_member<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    m: &MemberRow,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO members (id, name, name_key, role, passphrase_hash, must_change_passphrase, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&m.id)
+    .bind(&m.name)
+    .bind(m.name.to_lowercase())
+    .bind(&m.role)
+    .bind(&m.passphrase_hash)
+    .bind(m.must_change_passphrase)
+    .bind(m.created_at)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+const MEMBER_COLUMNS: &str =
+    "id, name, role, passphrase_hash, must_change_passphrase, created_at, disabled_at FROM members";
+
+/// The member with this name, compared case-insensitively.
+pub async fn member_by_name<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    name: &str,
+) -> Result<Option<MemberRow>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {MEMBER_COLUMNS} WHERE name_key = ?"))
+            .bind(name.trim().to_lowercase())
+            .fetch_optional(ex)
+            .await?,
+    )
+}
+
+pub async fn member_by_id<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    id: &str,
+) -> Result<Option<MemberRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {MEMBER_COLUMNS} WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await?)
+}
+
+/// A key to insert. The digest is HMAC-SHA-256 of the key; the key itself is never stored.
+#[derive(Debug)]
+pub struct NewKey<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub start: &'a str,
+    pub digest: &'a [u8; 32],
+    pub created_at: i64,
+    pub created_by: &'a str,
+}
+
+pub async fn insert_key<'e, E: Executor<'e, Database = Sqlite>>(ex: E, k: &NewKey<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, name, start, digest, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(k.id)
+    .bind(k.name)
+    .bind(k.start)
+    .bind(&k.digest[..])
+    .bind(k.created_at)
+    .bind(k.created_by)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Keys, newest first; only those `created_by` made when given.
+pub async fn list_keys<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    created_by: Option<&str>,
+) -> Result<Vec<KeyRow>> {
+    let rows = match created_by {
+        Some(member) => {
+            sqlx::query_as(&format!(
+                "SELECT {KEY_COLUMNS} WHERE k.created_by = ? ORDER BY k.created_at DESC, k.id DESC"
+            ))
+            .bind(member)
+            .fetch_all(ex)
+            .await?
+        }
+        None => {
+            sqlx::query_as(&format!(
+                "SELECT {KEY_COLUMNS} ORDER BY k.created_at DESC, k.id DESC"
+            ))
+            .fetch_all(ex)
+            .await?
+        }
+    };
+    Ok(rows)
+}
+
+pub async fn key_by_id<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    id: &str,
+) -> Result<Option<KeyRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {KEY_COLUMNS} WHERE k.id = ?"))
+        .bind(id)
+        .fetch_optional(ex)
+        .await?)
+}
+
+pub async fn key_by_digest<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    digest: &[u8; 32],
+) -> Result<Option<DigestMatch>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT k.digest, {KEY_COLUMNS} WHERE k.digest = ?"))
+            .bind(&digest[..])
+            .fetch_optional(ex)
+            .await?,
+    )
+}
+
+/// Marks a key revoked at `now`. Returns false if it was already revoked (or is unknown).
+pub async fn revoke_key<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    id: &str,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records a use of the key at `now` (never moves last-used backwards).
+pub async fn touch_last_used<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    id: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}

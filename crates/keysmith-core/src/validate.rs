@@ -1,0 +1,96 @@
+//! Checks on what people type: key names, member names and passphrases.
+
+use crate::error::{Error, Result};
+
+/// Longest key or member name, in characters (Unicode scalar values).
+pub const MAX_NAME_CHARS: usize = 64;
+/// Shortest passphrase, in characters (OWASP Authentication Cheat Sheet: at least 8;
+/// Keysmith asks for more because it guards every key of the account).
+pub const MIN_PASSPHRASE_CHARS: usize = 10;
+/// Longest passphrase, in characters (argon2 takes any length; this bounds the work).
+pub const MAX_PASSPHRASE_CHARS: usize = 1024;
+
+/// Trims `raw` and checks it as a name: 1 to 64 characters, no control characters.
+///
+/// `what` names the field in the error ("key name", "member name").
+///
+/// # Errors
+/// [`Error::InvalidName`] saying what is wrong.
+pub fn name(raw: &str, what: &'static str) -> Result<String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(Error::InvalidName(format!("The {what} cannot be empty.")));
+    }
+    let chars = trimmed.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(Error::InvalidName(format!(
+            "The {what} can be at most {MAX_NAME_CHARS} characters long (it has {chars})."
+        )));
+    }
+    if trimmed.chars().any(|c| c.is_control()) {
+        return Err(Error::InvalidName(format!(
+            "The {what} cannot contain control characters such as tabs or line breaks."
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Checks a new passphrase's length.
+///
+/// # Errors
+/// [`Error::InvalidPassphrase`] when shorter than 10 or longer than 1024 characters.
+pub fn new_passphrase(p: &str) -> Result<()> {
+    let chars = p.chars().count();
+    if chars < MIN_PASSPHRASE_CHARS {
+        return Err(Error::InvalidPassphrase(format!(
+            "The passphrase must have at least {MIN_PASSPHRASE_CHARS} characters."
+        )));
+    }
+    if chars > MAX_PASSPHRASE_CHARS {
+        return Err(Error::InvalidPassphrase(format!(
+            "The passphrase can have at most {MAX_PASSPHRASE_CHARS} characters."
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expected: std::result::Result<&str, &str>) {
+        match (name(input, "key name"), expected) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "input {input:?}"),
+            (Err(Error::InvalidName(msg)), Err(fragment)) => {
+                assert!(msg.contains(fragment), "{input:?}: {msg:?} lacks {fragment:?}")
+            }
+            (got, want) => panic!("input {input:?}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        check("  Zapier sync  ", Ok("Zapier sync"));
+        check("é", Ok("é"));
+        check(&"x".repeat(64), Ok(&"x".repeat(64)));
+        check(&"é".repeat(64), Ok(&"é".repeat(64)));
+        check("", Err("cannot be empty"));
+        check(" \t\n ", Err("cannot be empty"));
+        check(&"x".repeat(65), Err("at most 64"));
+        check("line\nbreak", Err("control characters"));
+        check("nul\0byte", Err("control characters"));
+        check("bell\u{7}", Err("control characters"));
+        check("del\u{7f}x", Err("control characters"));
+    }
+
+    #[test]
+    fn passphrases_are_bounded() {
+        assert!(new_passphrase("correct horse").is_ok());
+        assert!(matches!(new_passphrase("short"), Err(Error::InvalidPassphrase(_))));
+        assert!(matches!(new_passphrase(""), Err(Error::InvalidPassphrase(_))));
+        assert!(matches!(
+            new_passphrase(&"x".repeat(1025)),
+            Err(Error::InvalidPassphrase(_))
+        ));
+    }
+}

@@ -1,0 +1,301 @@
+//! The registry on a real SQLite file (fresh per test) with an in-memory secret store.
+//! The real OS keyring is exercised in `tests/keyring.rs` at the repository root.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use keysmith_core::clock::Clock;
+use keysmith_core::{store, ApiKeySecret, Error, MemoryStore, Registry, SecretStore};
+use keysmith_types::{ErrorCode, KeyStatus, Role};
+
+struct TestClock(AtomicI64);
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.fetch_add(1000, Ordering::SeqCst)
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    registry: Registry,
+    secrets: Arc<MemoryStore>,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(store::DB_FILE);
+    let pool = store::open(&path).await.unwrap();
+    let secrets = Arc::new(MemoryStore::new());
+    let registry = Registry::with_parts(
+        pool,
+        secrets.clone(),
+        Arc::new(TestClock(AtomicI64::new(1_700_000_000_000))),
+    );
+    Fixture {
+        _dir: dir,
+        path,
+        registry,
+        secrets,
+    }
+}
+
+const PASS: &str = "correct horse battery";
+
+async fn owner(f: &Fixture) -> String {
+    f.registry.create_account("Olive", PASS).await.unwrap().id
+}
+
+async fn insert_member(f: &Fixture, name: &str, role: Role) -> String {
+    let id = format!("member-{name}");
+    store::insert_member(
+        f.registry.pool(),
+        &store::MemberRow {
+            id: id.clone(),
+            name: name.into(),
+            role: role.as_str().into(),
+            passphrase_hash: keysmith_core::passphrase::hash(PASS).unwrap(),
+            must_change_passphrase: false,
+            created_at: 0,
+            disabled_at: None,
+        },
+    )
+    .await
+    .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn first_run_creates_owner_and_pepper_once() {
+    let f = fixture().await;
+    assert!(!f.registry.is_initialized().await.unwrap());
+    assert!(matches!(
+        f.registry.sign_in("Olive", PASS).await,
+        Err(Error::NotInitialized)
+    ));
+    let o = f.registry.create_account("  Olive ", PASS).await.unwrap();
+    assert_eq!((o.name.as_str(), o.role), ("Olive", Role::Owner));
+    assert!(f.registry.is_initialized().await.unwrap());
+    let account = store::account_id(f.registry.pool()).await.unwrap().unwrap();
+    let pepper = f.secrets.get(&format!("pepper/{account}")).unwrap().unwrap();
+    assert_eq!(pepper.len(), 32);
+    assert!(matches!(
+        f.registry.create_account("Other", PASS).await,
+        Err(Error::AlreadyInitialized)
+    ));
+}
+
+#[tokio::test]
+async fn set_up_refuses_bad_input_and_changes_nothing() {
+    let f = fixture().await;
+    for (name, pass, code) in [
+        ("", PASS, ErrorCode::InvalidName),
+        ("a\u{1b}[31m", PASS, ErrorCode::InvalidName),
+        ("Olive", "short", ErrorCode::InvalidPassphrase),
+    ] {
+        let err = f.registry.create_account(name, pass).await.unwrap_err();
+        assert_eq!(err.code(), code);
+    }
+    assert!(!f.registry.is_initialized().await.unwrap());
+}
+
+#[tokio::test]
+async fn sign_in_checks_the_passphrase_case_insensitive_name() {
+    let f = fixture().await;
+    let id = owner(&f).await;
+    assert_eq!(f.registry.sign_in("olive", PASS).await.unwrap().id, id);
+    for (name, pass) in [("Olive", "correct horse batterY"), ("Nobody", PASS)] {
+        assert!(matches!(
+            f.registry.sign_in(name, pass).await,
+            Err(Error::BadCredentials)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn generate_list_verify_revoke_round_trip() {
+    let f = fixture().await;
+    let o = owner(&f).await;
+    let g = f.registry.generate_key(&o, "  Zapier sync ").await.unwrap();
+    assert_eq!(g.summary.name, "Zapier sync");
+    assert_eq!(g.summary.start, &g.secret.expose()[4..8]);
+    let key = g.secret.expose().to_owned();
+
+    let listed = f.registry.list_keys(&o).await.unwrap();
+    assert_eq!(listed, vec![g.summary.clone()]);
+    assert_eq!(listed[0].last_used_at, None);
+
+    let v = f.registry.verify(&key).await.unwrap();
+    assert_eq!(v.key_id, g.summary.id);
+    assert_eq!((v.creator.name.as_str(), v.creator.role), ("Olive", Role::Owner));
+    assert!(f.registry.list_keys(&o).await.unwrap()[0].last_used_at.is_some());
+
+    let r = f.registry.revoke_key(&o, &g.summary.id, "REVOKE").await.unwrap();
+    assert_eq!(r.status, KeyStatus::Revoked);
+    assert!(matches!(f.registry.verify(&key).await, Err(Error::KeyRevoked)));
+    assert!(matches!(
+        f.registry.revoke_key(&o, &g.summary.id, "REVOKE").await,
+        Err(Error::AlreadyRevoked)
+    ));
+}
+
+#[tokio::test]
+async fn bad_key_names_are_refused_and_nothing_is_created() {
+    let f = fixture().await;
+    let o = owner(&f).await;
+    for bad in ["", "   ", &"k".repeat(65), "tab\there", "new\nline"] {
+        let err = f.registry.generate_key(&o, bad).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidName, "{bad:?}");
+    }
+    assert!(f.registry.list_keys(&o).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn revoke_demands_exact_confirmation_and_changes_nothing_otherwise() {
+    let f = fixture().await;
+    let o = owner(&f).await;
+    let g = f.registry.generate_key(&o, "CRM").await.unwrap();
+    for wrong in ["", "revoke", "Revoke", "REVOKE ", " REVOKE", "REVOKED"] {
+        let err = f.registry.revoke_key(&o, &g.summary.id, wrong).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ConfirmationMismatch, "{wrong:?}");
+    }
+    assert!(f.registry.verify(g.secret.expose()).await.is_ok());
+    let err = f.registry.revoke_key(&o, "no-such-id", "REVOKE").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound);
+}
+
+#[tokio::test]
+async fn verify_rejects_malformed_before_lookup_and_unknown_keys() {
+    let f = fixture().await;
+    owner(&f).await;
+    let err = f.registry.verify("ksk_tooshort").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::MalformedKey);
+    let stranger = ApiKeySecret::generate().unwrap();
+    let err = f.registry.verify(stranger.expose()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::UnknownKey);
+}
+
+#[tokio::test]
+async fn a_copied_database_without_the_pepper_confirms_nothing() {
+    let f = fixture().await;
+    let o = owner(&f).await;
+    let g = f.registry.generate_key(&o, "CRM").await.unwrap();
+    // The same database file, but a keyring that lacks the pepper.
+    let pool = store::open(&f.path).await.unwrap();
+    let thief = Registry::with_parts(
+        pool,
+        Arc::new(MemoryStore::new()),
+        Arc::new(keysmith_core::clock::SystemClock),
+    );
+    let err = thief.verify(g.secret.expose()).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PepperMissing);
+}
+
+#[tokio::test]
+async fn roles_decide_generate_list_and_revoke() {
+    let f = fixture().await;
+    let o = owner(&f).await;
+    let admin = insert_member(&f, "Ada", Role::Admin).await;
+    let manager = insert_member(&f, "Max", Role::Manager).await;
+    let author = insert_member(&f, "Aut", Role::Author).await;
+    let viewer = insert_member(&f, "Vic", Role::Viewer).await;
+
+    let ok = f.registry.generate_key(&o, "owner key").await.unwrap();
+    let mk = f.registry.generate_key(&manager, "manager key").await.unwrap();
+    for refused in [&author, &viewer] {
+        let err = f.registry.generate_key(refused, "nope").await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::NotPermitted);
+        let err = f.registry.list_keys(refused).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::NotPermitted);
+    }
+    assert_eq!(f.registry.list_keys(&admin).await.unwrap().len(), 2);
+    let mine = f.registry.list_keys(&manager).await.unwrap();
+    assert_eq!(mine.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), vec![mk.summary.id.as_str()]);
+
+    // A Manager cannot revoke (or even find) the Owner's key; the key keeps working.
+    let err = f.registry.revoke_key(&manager, &ok.summary.id, "REVOKE").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotFound);
+    assert!(f.registry.verify(ok.secret.expose()).await.is_ok());
+    // An Admin revokes the Manager's key.
+    f.registry.revoke_key(&admin, &mk.summary.id, "REVOKE").await.unwrap();
+    assert!(matches!(f.registry.verify(mk.secret.expose()).await, Err(Error::KeyRevoked)));
+}
+
+async fn raw(f: &Fixture, sql: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(sql).execute(f.registry.pool()).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn the_schema_refuses_unrevoke_identity_changes_and_deletes() {
+    let f = fixture().await;
+    let o = owner(&f).await;
+    let g = f.registry.generate_key(&o, "CRM").await.unwrap();
+    let id = &g.summary.id;
+
+    for sql in [
+        format!("UPDATE api_keys SET digest = zeroblob(32) WHERE id = '{id}'"),
+        format!("UPDATE api_keys SET start = 'AAAA' WHERE id = '{id}'"),
+        format!("DELETE FROM api_keys WHERE id = '{id}'"),
+    ] {
+        let err = raw(&f, &sql).await.unwrap_err();
+        assert!(err.to_string().contains("keysmith:"), "{sql}: {err}");
+    }
+    f.registry.revoke_key(&o, id, "REVOKE").await.unwrap();
+    for sql in [
+        format!("UPDATE api_keys SET revoked_at = NULL WHERE id = '{id}'"),
+        format!("UPDATE api_keys SET revoked_at = revoked_at + 1 WHERE id = '{id}'"),
+    ] {
+        let err = raw(&f, &sql).await.unwrap_err();
+        assert!(err.to_string().contains("cannot be reactivated"), "{sql}: {err}");
+    }
+    assert!(matches!(f.registry.verify(g.secret.expose()).await, Err(Error::KeyRevoked)));
+    // Names and last-used may still change.
+    raw(&f, &format!("UPDATE api_keys SET name = 'renamed' WHERE id = '{id}'")).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_schema_holds_exactly_one_owner() {
+    let f = fixture().await;
+    owner(&f).await;
+    let err = store::insert_member(
+        f.registry.pool(),
+        &store::MemberRow {
+            id: "second".into(),
+            name: "Second".into(),
+            role: "owner".into(),
+            passphrase_hash: "x".into(),
+            must_change_passphrase: false,
+            created_at: 0,
+            disabled_at: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Storage);
+}
+
+#[tokio::test]
+async fn the_database_file_never_holds_a_key() {
+    let f = fixture().await;
+    let o = owner(&f).await;
+    let mut keys = Vec::new();
+    for i in 0..20 {
+        keys.push(f.registry.generate_key(&o, &format!("key {i}")).await.unwrap().secret);
+    }
+    f.registry.pool().close().await;
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = format!("{}{suffix}", f.path.display());
+        if let Ok(b) = std::fs::read(&p) {
+            bytes.extend(b);
+        }
+    }
+    assert!(!bytes.is_empty());
+    for k in &keys {
+        let body = &k.expose()[4..];
+        assert!(
+            !bytes.windows(body.len()).any(|w| w == body.as_bytes()),
+            "a key body was found in the database files"
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! The shapes that cross the IPC boundary between the Tauri backend and the Leptos UI.
+//!
+//! This crate depends on serde and zeroize only, so it builds for the host and for
+//! `wasm32-unknown-unknown` alike. Every command returns `Result<T, IpcError>`; the UI
+//! branches on [`ErrorCode`], never on message text.
+//!
+//! Times are Unix epoch milliseconds (UTC) as `i64`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// What went wrong, as a stable code the UI and scripts may branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The signed-in member's role does not allow the operation (PRODUCT.md role table).
+    NotPermitted,
+    /// No member is signed in.
+    NotSignedIn,
+    /// Unknown member name or wrong passphrase (deliberately not told apart).
+    BadCredentials,
+    /// The account already exists (first-run set-up was already done).
+    AlreadyInitialized,
+    /// No account exists yet: run first-run set-up.
+    NotInitialized,
+    /// A key or member name is empty, too long or has control characters.
+    InvalidName,
+    /// A passphrase is empty or too short.
+    InvalidPassphrase,
+    /// A string is not a well-formed Keysmith key (prefix, length, alphabet or checksum).
+    MalformedKey,
+    /// No key, member or pending reveal has that id.
+    NotFound,
+    /// The key is well-formed but matches no stored key.
+    UnknownKey,
+    /// The key was revoked.
+    KeyRevoked,
+    /// The typed confirmation text was not exactly `REVOKE`.
+    ConfirmationMismatch,
+    /// The key is already revoked; revoking is not repeated.
+    AlreadyRevoked,
+    /// The OS keyring could not be reached or is locked.
+    KeyringUnavailable,
+    /// The account's pepper is missing from the OS keyring.
+    PepperMissing,
+    /// The system clipboard could not be used.
+    Clipboard,
+    /// The database could not be read or written.
+    Storage,
+    /// Anything else; the message says what.
+    Internal,
+}
+
+/// The one error shape that crosses IPC: a stable code and a human sentence.
+///
+/// The message never contains key material, a raw SQL or keyring error, or a file path
+/// beyond the data directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpcError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl fmt::Display for IpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for IpcError {}
+
+/// An account's user levels, highest first (PRODUCT.md: Owner > Admin > Manager > Author > Viewer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Viewer,
+    Author,
+    Manager,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    /// Every role, highest first.
+    pub const ALL: [Role; 5] = [
+        Role::Owner,
+        Role::Admin,
+        Role::Manager,
+        Role::Author,
+        Role::Viewer,
+    ];
+
+    /// The lowercase name used in the database, the CLI and the policy file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Author => "author",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Parses the lowercase name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The name shown to people ("Owner", "Admin", …).
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Owner => "Owner",
+            Role::Admin => "Admin",
+            Role::Manager => "Manager",
+            Role::Author => "Author",
+            Role::Viewer => "Viewer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A key's state as shown in lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    Active,
+    Revoked,
+}
+
+/// A member as others see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSummary {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// What a list shows of an API key: never more than the first 4 characters of its body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySummary {
+    pub id: String,
+    /// The name its creator gave it (1 to 64 characters, trimmed).
+    pub name: String,
+    /// The first 4 characters of the key's body (after the `ksk_` prefix).
+    pub start: String,
+    pub created_at: i64,
+    pub created_by: MemberSummary,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub status: KeyStatus,
+}
+
+/// Whether first-run set-up was done and who, if anyone, is signed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStatus {
+    pub initialized: bool,
+    pub signed_in: Option<MemberSummary>,
+}
+
+/// A passphrase on its way from the UI to the backend: redacted Debug, zeroized on drop.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(transparent)]
+pub struct Passphrase(String);
+
+impl Passphrase {
+    pub fn new(s: impl Into<String>) -> Self {
+        Passphrase(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase(<redacted>)")
+    }
+}
+
+/// First-run set-up: the account's Owner.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateAccountRequest {
+    pub owner_name: String,
+    pub passphrase: Passphrase,
+}
+
+/// Sign in as a member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnlockRequest {
+    pub name: String,
+    pub passphrase: Passphrase,
+}
+
+/// Generate a key for the signed-in member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenerateKeyRequest {
+    pub name: String,
+}
+
+/// Revoke a key; `confirmation` must be exactly `REVOKE`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevokeKeyRequest {
+    pub id: String,
+    pub confirmation: String,
+}
+
+/// Acts on the key that is being shown once (copy it, or end its display).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevealRequest {
+    pub id: String,
+}
+
+/// The full key, in the one response that may carry it: the one-time reveal.
+///
+/// Debug and Display are redacted; the string is zeroized on drop, on both sides of IPC.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(transparent)]
+pub struct RevealedKey(String);
+
+impl RevealedKey {
+    pub fn new(s: String) -> Self {
+        RevealedKey(s)
+    }
+    /// The key itself, for the one-time display.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RevealedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RevealedKey(<redacted>)")
+    }
+}
+
+impl fmt::Display for RevealedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The answer to "Generate Key": the new key's summary and, this once, the key itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyReveal {
+    pub key: KeySummary,
+    pub secret: RevealedKey,
+}
+
+/// The answer to "Copy key to clipboard".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyReceipt {
+    /// Seconds after which the clipboard is cleared if it still holds the key.
+    pub clear_after_secs: u32,
+}
+
+/// The confirmation text the revoke dialog asks for (the article: "type REVOKE").
+pub const REVOKE_CONFIRMATION: &str = "REVOKE";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_display() {
+        let k = RevealedKey::new("ksk_secretmaterial".into());
+        assert!(!format!("{k:?}").contains("secretmaterial"));
+        assert!(!format!("{k}").contains("secretmaterial"));
+        let p = Passphrase::new("hunter22hunter22");
+        assert!(!format!("{p:?}").contains("hunter22"));
+        let req = UnlockRequest {
+            name: "ann".into(),
+            passphrase: p,
+        };
+        assert!(!format!("{req:?}").contains("hunter22"));
+    }
+
+    #[test]
+    fn error_codes_serialise_as_snake_case() -> Result<(), serde_json::Error> {
+        let e = IpcError {
+            code: ErrorCode::ConfirmationMismatch,
+            message: "Type REVOKE".into(),
+        };
+        let json = serde_json::to_string(&e)?;
+        assert_eq!(
+            json,
+            r#"{"code":"confirmation_mismatch","message":"Type REVOKE"}"#
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn roles_round_trip_and_order() {
+        for r in Role::ALL {
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert!(Role::Owner > Role::Admin && Role::Admin > Role::Manager);
+        assert!(Role::Manager > Role::Author && Role::Author > Role::Viewer);
+        assert_eq!(Role::parse("Owner"), None);
+    }
+}

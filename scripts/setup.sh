@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything Keysmith needs to build, run and test, on Debian/Ubuntu.
+# Idempotent: each step is skipped when its tool is already present at the pinned version.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+TRUNK_VERSION=0.21.14
+WASM_BINDGEN_VERSION=0.2.130     # must equal the wasm-bindgen crate in Cargo.lock
+TAURI_DRIVER_VERSION=2.1.0
+
+APT_PACKAGES=(
+  libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libsoup-3.0-dev
+  libjavascriptcoregtk-4.1-dev libxdo-dev build-essential pkg-config libssl-dev file
+  xvfb xauth webkit2gtk-driver dbus dbus-x11 gnome-keyring libsecret-1-dev libsecret-tools
+  libdbus-1-dev imagemagick xdotool nginx-light curl
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust with rustup first" >&2
+  exit 1
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+
+rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' \
+  || rustup target add wasm32-unknown-unknown
+
+have_version() { command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | grep -q "$2"; }
+
+have_version trunk "$TRUNK_VERSION" || cargo install --locked "trunk@$TRUNK_VERSION"
+have_version wasm-bindgen "$WASM_BINDGEN_VERSION" || cargo install --force "wasm-bindgen-cli@$WASM_BINDGEN_VERSION"
+have_version tauri-driver "$TAURI_DRIVER_VERSION" || cargo install --locked "tauri-driver@$TAURI_DRIVER_VERSION"
+
+# npm tools: the Tauri CLI and binaryen's wasm-opt, pinned in package.json/package-lock.json.
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -x "$ROOT/node_modules/.bin/tauri" ] || [ ! -x "$ROOT/node_modules/.bin/wasm-opt" ]; then
+  (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "setup: ok"
