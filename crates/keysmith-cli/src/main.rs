@@ -155,7 +155,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 }
                 KeysCommand::Revoke { id, confirm } => {
                     let key = registry.revoke_key(&actor, &id, &confirm).await?;
-                    println!("Revoked \"{}\" ({}…). It can never be used again.", key.name, key.start);
+                    println!(
+                        "Revoked \"{}\" ({}…). It can never be used again.",
+                        key.name, key.start
+                    );
                 }
             }
         }
@@ -186,7 +189,11 @@ async fn verify(registry: &Registry, arg: &str) -> Result<(), Failure> {
             Ok(())
         }
         Err(e) => Err(Failure {
-            code: if e.code() == ErrorCode::MalformedKey { 2 } else { 1 },
+            code: if e.code() == ErrorCode::MalformedKey {
+                2
+            } else {
+                1
+            },
             message: e.to_ipc().message,
         }),
     }

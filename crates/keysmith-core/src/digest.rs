@@ -30,7 +30,9 @@ impl Pepper {
     /// [`RandomnessError`] if the OS random source fails.
     pub fn generate() -> Result<Pepper, RandomnessError> {
         let mut bytes = [0u8; PEPPER_LEN];
-        OsRng.try_fill_bytes(&mut bytes).map_err(|_| RandomnessError)?;
+        OsRng
+            .try_fill_bytes(&mut bytes)
+            .map_err(|_| RandomnessError)?;
         Ok(Pepper(bytes))
     }
 
@@ -63,7 +65,7 @@ impl fmt::Debug for Pepper {
 }
 
 /// The stored form of a key: 32 bytes of HMAC-SHA-256. Compared in constant time.
-#[derive(Clone, Copy, Eq, Hash)]
+#[derive(Clone, Copy, Eq)]
 pub struct KeyDigest([u8; 32]);
 
 impl KeyDigest {
@@ -110,7 +112,10 @@ mod tests {
             .chain_update(ipad)
             .chain_update(key.expose().as_bytes())
             .finalize();
-        let outer = Sha256::new().chain_update(opad).chain_update(inner).finalize();
+        let outer = Sha256::new()
+            .chain_update(opad)
+            .chain_update(inner)
+            .finalize();
         assert_eq!(pepper.digest(&key).as_bytes()[..], outer[..]);
     }
 

@@ -99,7 +99,11 @@ impl ApiKeySecret {
         if found != KEY_LEN || s.len() != KEY_LEN {
             return Err(KeyFormatError::WrongLength { found });
         }
-        if let Some(i) = s.bytes().skip(KEY_PREFIX.len()).position(|b| !b.is_ascii_alphanumeric()) {
+        if let Some(i) = s
+            .bytes()
+            .skip(KEY_PREFIX.len())
+            .position(|b| !b.is_ascii_alphanumeric())
+        {
             return Err(KeyFormatError::BadCharacter {
                 position: KEY_PREFIX.len() + i + 1,
             });
@@ -185,7 +189,11 @@ mod tests {
             chars.extend(k.expose()[4..4 + BODY_LEN].bytes());
             assert!(seen.insert(k.expose().to_owned()));
         }
-        assert_eq!(chars.len(), 62, "every base62 character should appear in 500 bodies");
+        assert_eq!(
+            chars.len(),
+            62,
+            "every base62 character should appear in 500 bodies"
+        );
     }
 
     #[test]
@@ -195,13 +203,30 @@ mod tests {
         let cases: Vec<(String, KeyFormatError)> = vec![
             (format!("ghp_{}", &s[4..]), KeyFormatError::WrongPrefix),
             (String::new(), KeyFormatError::WrongPrefix),
-            (s[..KEY_LEN - 1].to_owned(), KeyFormatError::WrongLength { found: KEY_LEN - 1 }),
-            (format!("{s}0"), KeyFormatError::WrongLength { found: KEY_LEN + 1 }),
-            (format!("ksk_-{}", &s[5..]), KeyFormatError::BadCharacter { position: 5 }),
-            (format!("ksk_é{}", &s[6..]), KeyFormatError::WrongLength { found: KEY_LEN - 1 }),
+            (
+                s[..KEY_LEN - 1].to_owned(),
+                KeyFormatError::WrongLength { found: KEY_LEN - 1 },
+            ),
+            (
+                format!("{s}0"),
+                KeyFormatError::WrongLength { found: KEY_LEN + 1 },
+            ),
+            (
+                format!("ksk_-{}", &s[5..]),
+                KeyFormatError::BadCharacter { position: 5 },
+            ),
+            (
+                format!("ksk_é{}", &s[6..]),
+                KeyFormatError::WrongLength { found: KEY_LEN - 1 },
+            ),
         ];
         for (input, want) in cases {
-            assert_eq!(ApiKeySecret::parse(&input), Err(want), "input of length {}", input.len());
+            assert_eq!(
+                ApiKeySecret::parse(&input),
+                Err(want),
+                "input of length {}",
+                input.len()
+            );
         }
     }
 
@@ -242,7 +267,10 @@ mod tests {
         let k = good();
         let mut bad = k.expose().to_owned();
         bad.push('x');
-        let err = ApiKeySecret::parse(&bad).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = ApiKeySecret::parse(&bad)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(!err.is_empty());
         assert!(!err.contains(&bad[4..20]));
     }

@@ -1,7 +1,9 @@
 //! Member passphrases, hashed with Argon2id (RFC 9106) at the argon2 crate's defaults
 //! (m = 19 MiB, t = 2, p = 1: the OWASP Password Storage Cheat Sheet's first option).
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 use crate::error::{Error, Result};

@@ -38,8 +38,12 @@ impl Action {
             Action::SeeOwnKeys => "your role has no API keys page",
             Action::SeeOthersKeys => "only the Owner and Admins see keys other members generated",
             Action::RevokeOwnKey => "your role cannot revoke API keys",
-            Action::RevokeOthersKey => "only the Owner and Admins revoke keys other members generated",
-            Action::ManageMember(Role::Owner) => "the Owner cannot be managed; transfer ownership instead",
+            Action::RevokeOthersKey => {
+                "only the Owner and Admins revoke keys other members generated"
+            }
+            Action::ManageMember(Role::Owner) => {
+                "the Owner cannot be managed; transfer ownership instead"
+            }
             Action::ManageMember(Role::Admin) => "only the Owner manages Admins",
             Action::ManageMember(_) => "only the Owner and Admins manage members",
             Action::TransferOwnership => "only the Owner transfers ownership",
@@ -85,12 +89,30 @@ mod tests {
         (Action::SeeOthersKeys, [true, true, false, false, false]),
         (Action::RevokeOwnKey, [true, true, true, false, false]),
         (Action::RevokeOthersKey, [true, true, false, false, false]),
-        (Action::ManageMember(Owner), [false, false, false, false, false]),
-        (Action::ManageMember(Admin), [true, false, false, false, false]),
-        (Action::ManageMember(Manager), [true, true, false, false, false]),
-        (Action::ManageMember(Author), [true, true, false, false, false]),
-        (Action::ManageMember(Viewer), [true, true, false, false, false]),
-        (Action::TransferOwnership, [true, false, false, false, false]),
+        (
+            Action::ManageMember(Owner),
+            [false, false, false, false, false],
+        ),
+        (
+            Action::ManageMember(Admin),
+            [true, false, false, false, false],
+        ),
+        (
+            Action::ManageMember(Manager),
+            [true, true, false, false, false],
+        ),
+        (
+            Action::ManageMember(Author),
+            [true, true, false, false, false],
+        ),
+        (
+            Action::ManageMember(Viewer),
+            [true, true, false, false, false],
+        ),
+        (
+            Action::TransferOwnership,
+            [true, false, false, false, false],
+        ),
     ];
 
     #[test]

@@ -81,7 +81,10 @@ fn member_from_row(row: MemberRow) -> Result<Member> {
 
 fn summary_from_row(row: KeyRow) -> Result<KeySummary> {
     let role = Role::parse(&row.creator_role).ok_or_else(|| {
-        Error::Internal(format!("unknown role {:?} in the database", row.creator_role))
+        Error::Internal(format!(
+            "unknown role {:?} in the database",
+            row.creator_role
+        ))
     })?;
     Ok(KeySummary {
         status: if row.revoked_at.is_some() {
@@ -169,7 +172,8 @@ impl Registry {
         };
         let pepper = Pepper::generate()?;
         let entry = pepper_entry(&account_id);
-        self.keyring(move |s| s.set(&entry, pepper.as_bytes())).await?;
+        self.keyring(move |s| s.set(&entry, pepper.as_bytes()))
+            .await?;
 
         let written = async {
             let mut tx = self.pool.begin().await?;
@@ -331,7 +335,9 @@ impl Registry {
             what: "API key",
             id: key_id.to_owned(),
         };
-        let key = store::key_by_id(&self.pool, key_id).await?.ok_or_else(not_found)?;
+        let key = store::key_by_id(&self.pool, key_id)
+            .await?
+            .ok_or_else(not_found)?;
         let own = key.created_by == actor.id;
         if own {
             authorize(actor.role, Action::RevokeOwnKey)?;
@@ -352,7 +358,9 @@ impl Registry {
             return Err(Error::AlreadyRevoked);
         }
         tracing::info!(key = %key_id, member = %actor.id, "API key revoked");
-        let row = store::key_by_id(&self.pool, key_id).await?.ok_or_else(not_found)?;
+        let row = store::key_by_id(&self.pool, key_id)
+            .await?
+            .ok_or_else(not_found)?;
         summary_from_row(row)
     }
 

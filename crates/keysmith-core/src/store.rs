@@ -140,10 +140,12 @@ pub async fn member_by_id<'e, E: Executor<'e, Database = Sqlite>>(
     ex: E,
     id: &str,
 ) -> Result<Option<MemberRow>> {
-    Ok(sqlx::query_as(&format!("SELECT {MEMBER_COLUMNS} WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(ex)
-        .await?)
+    Ok(
+        sqlx::query_as(&format!("SELECT {MEMBER_COLUMNS} WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(ex)
+            .await?,
+    )
 }
 
 /// A key to insert. The digest is HMAC-SHA-256 of the key; the key itself is never stored.
@@ -157,7 +159,10 @@ pub struct NewKey<'a> {
     pub created_by: &'a str,
 }
 
-pub async fn insert_key<'e, E: Executor<'e, Database = Sqlite>>(ex: E, k: &NewKey<'_>) -> Result<()> {
+pub async fn insert_key<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    k: &NewKey<'_>,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO api_keys (id, name, start, digest, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
     )
@@ -201,22 +206,24 @@ pub async fn key_by_id<'e, E: Executor<'e, Database = Sqlite>>(
     ex: E,
     id: &str,
 ) -> Result<Option<KeyRow>> {
-    Ok(sqlx::query_as(&format!("SELECT {KEY_COLUMNS} WHERE k.id = ?"))
-        .bind(id)
-        .fetch_optional(ex)
-        .await?)
+    Ok(
+        sqlx::query_as(&format!("SELECT {KEY_COLUMNS} WHERE k.id = ?"))
+            .bind(id)
+            .fetch_optional(ex)
+            .await?,
+    )
 }
 
 pub async fn key_by_digest<'e, E: Executor<'e, Database = Sqlite>>(
     ex: E,
     digest: &[u8; 32],
 ) -> Result<Option<DigestMatch>> {
-    Ok(
-        sqlx::query_as(&format!("SELECT k.digest, {KEY_COLUMNS} WHERE k.digest = ?"))
-            .bind(&digest[..])
-            .fetch_optional(ex)
-            .await?,
-    )
+    Ok(sqlx::query_as(&format!(
+        "SELECT k.digest, {KEY_COLUMNS} WHERE k.digest = ?"
+    ))
+    .bind(&digest[..])
+    .fetch_optional(ex)
+    .await?)
 }
 
 /// Marks a key revoked at `now`. Returns false if it was already revoked (or is unknown).
@@ -225,11 +232,12 @@ pub async fn revoke_key<'e, E: Executor<'e, Database = Sqlite>>(
     id: &str,
     now: i64,
 ) -> Result<bool> {
-    let done = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-        .bind(now)
-        .bind(id)
-        .execute(ex)
-        .await?;
+    let done =
+        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(ex)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 

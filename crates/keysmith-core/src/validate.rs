@@ -62,7 +62,10 @@ mod tests {
         match (name(input, "key name"), expected) {
             (Ok(got), Ok(want)) => assert_eq!(got, want, "input {input:?}"),
             (Err(Error::InvalidName(msg)), Err(fragment)) => {
-                assert!(msg.contains(fragment), "{input:?}: {msg:?} lacks {fragment:?}")
+                assert!(
+                    msg.contains(fragment),
+                    "{input:?}: {msg:?} lacks {fragment:?}"
+                )
             }
             (got, want) => panic!("input {input:?}: got {got:?}, want {want:?}"),
         }
@@ -86,8 +89,14 @@ mod tests {
     #[test]
     fn passphrases_are_bounded() {
         assert!(new_passphrase("correct horse").is_ok());
-        assert!(matches!(new_passphrase("short"), Err(Error::InvalidPassphrase(_))));
-        assert!(matches!(new_passphrase(""), Err(Error::InvalidPassphrase(_))));
+        assert!(matches!(
+            new_passphrase("short"),
+            Err(Error::InvalidPassphrase(_))
+        ));
+        assert!(matches!(
+            new_passphrase(""),
+            Err(Error::InvalidPassphrase(_))
+        ));
         assert!(matches!(
             new_passphrase(&"x".repeat(1025)),
             Err(Error::InvalidPassphrase(_))

@@ -77,7 +77,11 @@ async fn first_run_creates_owner_and_pepper_once() {
     assert_eq!((o.name.as_str(), o.role), ("Olive", Role::Owner));
     assert!(f.registry.is_initialized().await.unwrap());
     let account = store::account_id(f.registry.pool()).await.unwrap().unwrap();
-    let pepper = f.secrets.get(&format!("pepper/{account}")).unwrap().unwrap();
+    let pepper = f
+        .secrets
+        .get(&format!("pepper/{account}"))
+        .unwrap()
+        .unwrap();
     assert_eq!(pepper.len(), 32);
     assert!(matches!(
         f.registry.create_account("Other", PASS).await,
@@ -127,12 +131,24 @@ async fn generate_list_verify_revoke_round_trip() {
 
     let v = f.registry.verify(&key).await.unwrap();
     assert_eq!(v.key_id, g.summary.id);
-    assert_eq!((v.creator.name.as_str(), v.creator.role), ("Olive", Role::Owner));
-    assert!(f.registry.list_keys(&o).await.unwrap()[0].last_used_at.is_some());
+    assert_eq!(
+        (v.creator.name.as_str(), v.creator.role),
+        ("Olive", Role::Owner)
+    );
+    assert!(f.registry.list_keys(&o).await.unwrap()[0]
+        .last_used_at
+        .is_some());
 
-    let r = f.registry.revoke_key(&o, &g.summary.id, "REVOKE").await.unwrap();
+    let r = f
+        .registry
+        .revoke_key(&o, &g.summary.id, "REVOKE")
+        .await
+        .unwrap();
     assert_eq!(r.status, KeyStatus::Revoked);
-    assert!(matches!(f.registry.verify(&key).await, Err(Error::KeyRevoked)));
+    assert!(matches!(
+        f.registry.verify(&key).await,
+        Err(Error::KeyRevoked)
+    ));
     assert!(matches!(
         f.registry.revoke_key(&o, &g.summary.id, "REVOKE").await,
         Err(Error::AlreadyRevoked)
@@ -156,11 +172,19 @@ async fn revoke_demands_exact_confirmation_and_changes_nothing_otherwise() {
     let o = owner(&f).await;
     let g = f.registry.generate_key(&o, "CRM").await.unwrap();
     for wrong in ["", "revoke", "Revoke", "REVOKE ", " REVOKE", "REVOKED"] {
-        let err = f.registry.revoke_key(&o, &g.summary.id, wrong).await.unwrap_err();
+        let err = f
+            .registry
+            .revoke_key(&o, &g.summary.id, wrong)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), ErrorCode::ConfirmationMismatch, "{wrong:?}");
     }
     assert!(f.registry.verify(g.secret.expose()).await.is_ok());
-    let err = f.registry.revoke_key(&o, "no-such-id", "REVOKE").await.unwrap_err();
+    let err = f
+        .registry
+        .revoke_key(&o, "no-such-id", "REVOKE")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::NotFound);
 }
 
@@ -201,7 +225,11 @@ async fn roles_decide_generate_list_and_revoke() {
     let viewer = insert_member(&f, "Vic", Role::Viewer).await;
 
     let ok = f.registry.generate_key(&o, "owner key").await.unwrap();
-    let mk = f.registry.generate_key(&manager, "manager key").await.unwrap();
+    let mk = f
+        .registry
+        .generate_key(&manager, "manager key")
+        .await
+        .unwrap();
     for refused in [&author, &viewer] {
         let err = f.registry.generate_key(refused, "nope").await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::NotPermitted);
@@ -210,19 +238,35 @@ async fn roles_decide_generate_list_and_revoke() {
     }
     assert_eq!(f.registry.list_keys(&admin).await.unwrap().len(), 2);
     let mine = f.registry.list_keys(&manager).await.unwrap();
-    assert_eq!(mine.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), vec![mk.summary.id.as_str()]);
+    assert_eq!(
+        mine.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+        vec![mk.summary.id.as_str()]
+    );
 
     // A Manager cannot revoke (or even find) the Owner's key; the key keeps working.
-    let err = f.registry.revoke_key(&manager, &ok.summary.id, "REVOKE").await.unwrap_err();
+    let err = f
+        .registry
+        .revoke_key(&manager, &ok.summary.id, "REVOKE")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::NotFound);
     assert!(f.registry.verify(ok.secret.expose()).await.is_ok());
     // An Admin revokes the Manager's key.
-    f.registry.revoke_key(&admin, &mk.summary.id, "REVOKE").await.unwrap();
-    assert!(matches!(f.registry.verify(mk.secret.expose()).await, Err(Error::KeyRevoked)));
+    f.registry
+        .revoke_key(&admin, &mk.summary.id, "REVOKE")
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.registry.verify(mk.secret.expose()).await,
+        Err(Error::KeyRevoked)
+    ));
 }
 
 async fn raw(f: &Fixture, sql: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(sql).execute(f.registry.pool()).await.map(|_| ())
+    sqlx::query(sql)
+        .execute(f.registry.pool())
+        .await
+        .map(|_| ())
 }
 
 #[tokio::test]
@@ -246,11 +290,22 @@ async fn the_schema_refuses_unrevoke_identity_changes_and_deletes() {
         format!("UPDATE api_keys SET revoked_at = revoked_at + 1 WHERE id = '{id}'"),
     ] {
         let err = raw(&f, &sql).await.unwrap_err();
-        assert!(err.to_string().contains("cannot be reactivated"), "{sql}: {err}");
+        assert!(
+            err.to_string().contains("cannot be reactivated"),
+            "{sql}: {err}"
+        );
     }
-    assert!(matches!(f.registry.verify(g.secret.expose()).await, Err(Error::KeyRevoked)));
+    assert!(matches!(
+        f.registry.verify(g.secret.expose()).await,
+        Err(Error::KeyRevoked)
+    ));
     // Names and last-used may still change.
-    raw(&f, &format!("UPDATE api_keys SET name = 'renamed' WHERE id = '{id}'")).await.unwrap();
+    raw(
+        &f,
+        &format!("UPDATE api_keys SET name = 'renamed' WHERE id = '{id}'"),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -280,7 +335,13 @@ async fn the_database_file_never_holds_a_key() {
     let o = owner(&f).await;
     let mut keys = Vec::new();
     for i in 0..20 {
-        keys.push(f.registry.generate_key(&o, &format!("key {i}")).await.unwrap().secret);
+        keys.push(
+            f.registry
+                .generate_key(&o, &format!("key {i}"))
+                .await
+                .unwrap()
+                .secret,
+        );
     }
     f.registry.pool().close().await;
     let mut bytes = Vec::new();

@@ -1,0 +1,25 @@
+//! Declares every app command so Tauri generates an `allow-…` permission for each; the
+//! capability in `src-tauri/capabilities/` grants the main window exactly those it uses.
+
+const COMMANDS: &[&str] = &[
+    "session_status",
+    "create_account",
+    "unlock",
+    "lock",
+    "list_keys",
+    "generate_key",
+    "copy_key",
+    "finish_reveal",
+    "revoke_key",
+    "quit",
+];
+
+fn main() {
+    let attributes = tauri_build::Attributes::new()
+        .capabilities_path_pattern("./src-tauri/capabilities/**/*")
+        .app_manifest(tauri_build::AppManifest::new().commands(COMMANDS));
+    if let Err(e) = tauri_build::try_build(attributes) {
+        println!("cargo:warning=tauri-build failed: {e:#}");
+        std::process::exit(1);
+    }
+}

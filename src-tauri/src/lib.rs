@@ -1,0 +1,75 @@
+//! The Keysmith desktop app: a Tauri 2 shell over keysmith-core. It opens the registry in the
+//! data directory, manages one [`AppState`], and exposes thin commands to the Leptos UI.
+
+mod clipboard;
+pub mod commands;
+pub mod state;
+
+use std::sync::Arc;
+
+use keysmith_core::{OsKeyring, Registry};
+use tauri::{Emitter, Manager};
+
+pub use state::AppState;
+
+/// The event the UI hears when the window is asked to close while a key is on display.
+pub const CLOSE_REQUESTED_EVENT: &str = "keysmith://close-requested";
+
+/// Builds and runs the app. Exits with a message on stderr if the data directory or the
+/// database cannot be opened.
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEYSMITH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let registry = match open_registry() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("keysmith: {e}");
+            std::process::exit(1);
+        }
+    };
+
+    let result = tauri::Builder::default()
+        .manage(AppState::new(registry))
+        .invoke_handler(tauri::generate_handler![
+            commands::session_status,
+            commands::create_account,
+            commands::unlock,
+            commands::lock,
+            commands::list_keys,
+            commands::generate_key,
+            commands::copy_key,
+            commands::finish_reveal,
+            commands::revoke_key,
+            commands::quit,
+        ])
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                let state = window.state::<AppState>();
+                if state.reveal_uncopied() {
+                    api.prevent_close();
+                    if let Err(e) = window.emit(CLOSE_REQUESTED_EVENT, ()) {
+                        tracing::warn!(error = %e, "could not ask the UI about closing");
+                    }
+                } else {
+                    state.lock();
+                }
+            }
+        })
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        eprintln!("keysmith: the window could not start: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn open_registry() -> keysmith_core::Result<Registry> {
+    let dir = keysmith_core::data_dir::resolve(None)?;
+    tracing::info!(data_dir = %dir.display(), "opening the key registry");
+    tauri::async_runtime::block_on(Registry::open(&dir, Arc::new(OsKeyring)))
+}

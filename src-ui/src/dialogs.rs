@@ -1,0 +1,288 @@
+//! The three dialogs of the key lifecycle: name a key, show it once, revoke it.
+//!
+//! Each dialog puts focus inside itself when it opens, closes on Escape (asking first where
+//! something would be lost), and the page behind it is `inert` while it is open.
+
+use keysmith_types::{
+    GenerateKeyRequest, KeyReveal, KeySummary, RevokeKeyRequest, REVOKE_CONFIRMATION,
+};
+use leptos::ev::{KeyboardEvent, SubmitEvent};
+use leptos::html;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::app::CloseRequested;
+use crate::ipc;
+use crate::sign_in::focus_on_mount;
+
+/// The overlay and box every dialog shares.
+#[component]
+fn Modal(
+    id: &'static str,
+    title_id: &'static str,
+    #[prop(into)] on_escape: Callback<()>,
+    children: Children,
+) -> impl IntoView {
+    let keydown = move |ev: KeyboardEvent| {
+        if ev.key() == "Escape" {
+            ev.prevent_default();
+            ev.stop_propagation();
+            on_escape.run(());
+        }
+    };
+    view! {
+        <div class="overlay" on:keydown=keydown>
+            <div class="dialog" id=id role="dialog" aria-modal="true" aria-labelledby=title_id>
+                {children()}
+            </div>
+        </div>
+    }
+}
+
+#[component]
+pub fn CreateKeyDialog(
+    #[prop(into)] on_generated: Callback<KeyReveal>,
+    #[prop(into)] on_cancel: Callback<()>,
+) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let input = NodeRef::<html::Input>::new();
+    focus_on_mount(input);
+
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        busy.set(true);
+        let req = GenerateKeyRequest {
+            name: name.get_untracked(),
+        };
+        spawn_local(async move {
+            let result = ipc::generate_key(&req).await;
+            busy.set(false);
+            match result {
+                Ok(reveal) => on_generated.run(reveal),
+                Err(e) => {
+                    error.set(Some(e.message));
+                    if let Some(el) = input.get_untracked() {
+                        let _ = el.focus();
+                    }
+                }
+            }
+        });
+    };
+
+    view! {
+        <Modal id="create-dialog" title_id="create-title" on_escape=on_cancel>
+            <form on:submit=submit>
+                <h2 id="create-title">"Create A Key"</h2>
+                <label for="key-name">"Key name"</label>
+                <input
+                    id="key-name"
+                    type="text"
+                    autocomplete="off"
+                    spellcheck="false"
+                    placeholder="e.g. Zapier – newsletter sync"
+                    node_ref=input
+                    bind:value=name
+                    on:input=move |_| error.set(None)
+                    aria-describedby="key-name-hint"
+                    aria-invalid=move || error.get().is_some().to_string()
+                />
+                <p class="hint" id="key-name-hint">
+                    "Be descriptive, so you know which app uses this key: later you'll see only this name "
+                    "and the key's first 4 characters. Up to 64 characters."
+                </p>
+                <Show when=move || error.get().is_some()>
+                    <p class="error" role="alert" id="key-name-error">{move || error.get()}</p>
+                </Show>
+                <div class="buttons">
+                    <button type="button" class="secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
+                    <button type="submit" class="primary" id="generate-key" disabled=move || busy.get()>
+                        {move || if busy.get() { "Generating…" } else { "Generate Key" }}
+                    </button>
+                </div>
+            </form>
+        </Modal>
+    }
+}
+
+#[component]
+pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) -> impl IntoView {
+    let key_id = StoredValue::new(reveal.key.id.clone());
+    let key_name = reveal.key.name.clone();
+    let copied = RwSignal::new(false);
+    let copy_note = RwSignal::new(None::<String>);
+    let error = RwSignal::new(None::<String>);
+    // Set when the person tries to leave before copying: the dialog asks first.
+    let confirm_leave = RwSignal::new(false);
+    // Set when that attempt was closing the window (then leaving quits the app).
+    let quitting = RwSignal::new(false);
+    let copy_button = NodeRef::<html::Button>::new();
+    let go_back = NodeRef::<html::Button>::new();
+
+    Effect::new(move |_| {
+        if let Some(el) = copy_button.get() {
+            let _ = el.focus();
+        }
+    });
+    if let Some(CloseRequested(close_requested)) = use_context::<CloseRequested>() {
+        Effect::new(move |_| {
+            if close_requested.get() {
+                close_requested.set(false);
+                quitting.set(true);
+                confirm_leave.set(true);
+            }
+        });
+    }
+    Effect::new(move |_| {
+        if confirm_leave.get() {
+            if let Some(el) = go_back.get() {
+                let _ = el.focus();
+            }
+        }
+    });
+
+    let finish = move || {
+        let id = key_id.get_value();
+        let quit = quitting.get_untracked();
+        spawn_local(async move {
+            // Whatever the backend says, the key leaves the UI now.
+            let _ = ipc::finish_reveal(&id).await;
+            on_closed.run(());
+            if quit {
+                let _ = ipc::quit().await;
+            }
+        });
+    };
+    let request_close = move || {
+        if copied.get_untracked() {
+            finish();
+        } else {
+            confirm_leave.set(true);
+        }
+    };
+    let copy = move |_| {
+        let id = key_id.get_value();
+        spawn_local(async move {
+            match ipc::copy_key(&id).await {
+                Ok(receipt) => {
+                    copied.set(true);
+                    error.set(None);
+                    copy_note.set(Some(format!(
+                        "Copied. The clipboard is cleared in {} seconds if it still holds the key.",
+                        receipt.clear_after_secs
+                    )));
+                }
+                Err(e) => error.set(Some(e.message)),
+            }
+        });
+    };
+
+    let secret = reveal.secret.expose().to_owned();
+    view! {
+        <Modal id="reveal-dialog" title_id="reveal-title" on_escape=move |()| {
+            if confirm_leave.get_untracked() { confirm_leave.set(false) } else { request_close() }
+        }>
+            <h2 id="reveal-title">"Your new API key"</h2>
+            <p class="muted">"For "<strong>{key_name}</strong></p>
+            <code class="secret" id="revealed-key" aria-label="The new API key">{secret}</code>
+            <p class="warning">
+                "Copy this key now and save it somewhere secure. You won't be able to see or copy it again. "
+                "If you lose it, generate a new key and update the integration that uses it."
+            </p>
+            <Show when=move || copy_note.get().is_some()>
+                <p class="success" role="status" id="copy-note">{move || copy_note.get()}</p>
+            </Show>
+            <Show when=move || error.get().is_some()>
+                <p class="error" role="alert">{move || error.get()}</p>
+            </Show>
+            <Show
+                when=move || confirm_leave.get()
+                fallback=move || view! {
+                    <div class="buttons">
+                        <button type="button" class="secondary" id="copy-key" node_ref=copy_button on:click=copy>
+                            {move || if copied.get() { "Copy again" } else { "Copy key to clipboard" }}
+                        </button>
+                        <button type="button" class="primary" id="reveal-done" on:click=move |_| request_close()>"Done"</button>
+                    </div>
+                }
+            >
+                <div class="confirm-leave" role="alertdialog" aria-labelledby="leave-title" id="leave-confirm">
+                    <p id="leave-title"><strong>"You haven't copied this key."</strong>
+                        " Once this dialog closes the key can never be shown again."</p>
+                    <div class="buttons">
+                        <button type="button" class="secondary" id="leave-back" node_ref=go_back
+                            on:click=move |_| { confirm_leave.set(false); quitting.set(false); }>
+                            "Go back"
+                        </button>
+                        <button type="button" class="danger" id="leave-discard" on:click=move |_| finish()>
+                            {move || if quitting.get() { "Discard key and quit" } else { "Close without copying" }}
+                        </button>
+                    </div>
+                </div>
+            </Show>
+        </Modal>
+    }
+}
+
+#[component]
+pub fn RevokeDialog(
+    key: KeySummary,
+    #[prop(into)] on_revoked: Callback<()>,
+    #[prop(into)] on_cancel: Callback<()>,
+) -> impl IntoView {
+    let typed = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let input = NodeRef::<html::Input>::new();
+    focus_on_mount(input);
+    let key_id = StoredValue::new(key.id.clone());
+    let matches = move || typed.with(|t| t == REVOKE_CONFIRMATION);
+
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if !matches() || busy.get_untracked() {
+            return;
+        }
+        busy.set(true);
+        let req = RevokeKeyRequest {
+            id: key_id.get_value(),
+            confirmation: typed.get_untracked(),
+        };
+        spawn_local(async move {
+            let result = ipc::revoke_key(&req).await;
+            busy.set(false);
+            match result {
+                Ok(_) => on_revoked.run(()),
+                Err(e) => error.set(Some(e.message)),
+            }
+        });
+    };
+
+    view! {
+        <Modal id="revoke-dialog" title_id="revoke-title" on_escape=on_cancel>
+            <form on:submit=submit>
+                <h2 id="revoke-title">"Revoke API key"</h2>
+                <p>
+                    "Revoke "<strong>{key.name.clone()}</strong>" ("<code>{format!("{}…", key.start)}</code>")? "
+                    "Every integration using it stops working at once. A revoked key can't be reactivated."
+                </p>
+                <label for="revoke-confirm">"Type "<strong>"REVOKE"</strong>" to confirm"</label>
+                <input id="revoke-confirm" type="text" autocomplete="off" spellcheck="false"
+                    node_ref=input bind:value=typed on:input=move |_| error.set(None) />
+                <Show when=move || error.get().is_some()>
+                    <p class="error" role="alert" id="revoke-error">{move || error.get()}</p>
+                </Show>
+                <div class="buttons">
+                    <button type="button" class="secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
+                    <button type="submit" class="danger" id="revoke-submit" disabled=move || !matches() || busy.get()>
+                        "Revoke"
+                    </button>
+                </div>
+            </form>
+        </Modal>
+    }
+}

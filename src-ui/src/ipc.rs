@@ -1,0 +1,118 @@
+//! The only module that talks to the backend. Each function is one Tauri command; errors
+//! come back as the backend's `{code, message}`.
+
+use keysmith_types::{
+    CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, KeyReveal,
+    KeySummary, MemberSummary, RevealRequest, RevokeKeyRequest, SessionStatus, UnlockRequest,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = ["window", "__TAURI__", "core"], js_name = invoke, catch)]
+    async fn tauri_invoke(cmd: &str, args: JsValue) -> Result<JsValue, JsValue>;
+
+    #[wasm_bindgen(js_namespace = ["window", "__TAURI__", "event"], js_name = listen, catch)]
+    async fn tauri_listen(event: &str, handler: &js_sys::Function) -> Result<JsValue, JsValue>;
+}
+
+fn internal(message: String) -> IpcError {
+    IpcError {
+        code: ErrorCode::Internal,
+        message,
+    }
+}
+
+async fn call<R: DeserializeOwned>(cmd: &str, args: JsValue) -> Result<R, IpcError> {
+    match tauri_invoke(cmd, args).await {
+        Ok(value) => serde_wasm_bindgen::from_value(value)
+            .map_err(|e| internal(format!("Unexpected answer from the backend: {e}"))),
+        Err(err) => Err(
+            serde_wasm_bindgen::from_value::<IpcError>(err.clone()).unwrap_or_else(|_| {
+                internal(
+                    err.as_string()
+                        .unwrap_or_else(|| "The backend did not answer.".to_owned()),
+                )
+            }),
+        ),
+    }
+}
+
+/// `{ request: … }`, the argument object of commands that take a request.
+fn with_request<T: Serialize>(request: &T) -> Result<JsValue, IpcError> {
+    #[derive(Serialize)]
+    struct Args<'a, T> {
+        request: &'a T,
+    }
+    Args { request }
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| internal(format!("Cannot send the request: {e}")))
+}
+
+fn no_args() -> JsValue {
+    js_sys::Object::new().into()
+}
+
+pub async fn session_status() -> Result<SessionStatus, IpcError> {
+    call("session_status", no_args()).await
+}
+
+pub async fn create_account(req: &CreateAccountRequest) -> Result<MemberSummary, IpcError> {
+    call("create_account", with_request(req)?).await
+}
+
+pub async fn unlock(req: &UnlockRequest) -> Result<MemberSummary, IpcError> {
+    call("unlock", with_request(req)?).await
+}
+
+pub async fn lock() -> Result<(), IpcError> {
+    call("lock", no_args()).await
+}
+
+pub async fn list_keys() -> Result<Vec<KeySummary>, IpcError> {
+    call("list_keys", no_args()).await
+}
+
+pub async fn generate_key(req: &GenerateKeyRequest) -> Result<KeyReveal, IpcError> {
+    call("generate_key", with_request(req)?).await
+}
+
+pub async fn copy_key(id: &str) -> Result<CopyReceipt, IpcError> {
+    call(
+        "copy_key",
+        with_request(&RevealRequest { id: id.to_owned() })?,
+    )
+    .await
+}
+
+pub async fn finish_reveal(id: &str) -> Result<(), IpcError> {
+    call(
+        "finish_reveal",
+        with_request(&RevealRequest { id: id.to_owned() })?,
+    )
+    .await
+}
+
+pub async fn revoke_key(req: &RevokeKeyRequest) -> Result<KeySummary, IpcError> {
+    call("revoke_key", with_request(req)?).await
+}
+
+pub async fn quit() -> Result<(), IpcError> {
+    call("quit", no_args()).await
+}
+
+/// Calls `handler` whenever the window is asked to close while a key is on display.
+pub async fn on_close_requested(handler: impl Fn() + 'static) -> Result<(), IpcError> {
+    let closure = Closure::<dyn Fn(JsValue)>::new(move |_event: JsValue| handler());
+    tauri_listen(
+        "keysmith://close-requested",
+        closure.as_ref().unchecked_ref(),
+    )
+    .await
+    .map_err(|e| internal(e.as_string().unwrap_or_else(|| "cannot listen".into())))?;
+    // The listener lives as long as the window.
+    closure.forget();
+    Ok(())
+}

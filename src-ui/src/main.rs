@@ -1,0 +1,16 @@
+//! Keysmith's UI, compiled to WebAssembly and shown in the Tauri webview.
+//!
+//! Pages and dialogs never build IPC calls themselves: they call the typed functions in
+//! [`ipc`], which return `Result<T, IpcError>`.
+
+mod app;
+mod dialogs;
+mod format;
+mod ipc;
+mod keys;
+mod sign_in;
+
+fn main() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
+}
