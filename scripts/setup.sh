@@ -14,7 +14,7 @@ APT_PACKAGES=(
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libsoup-3.0-dev
   libjavascriptcoregtk-4.1-dev libxdo-dev build-essential pkg-config libssl-dev file
   xvfb xauth webkit2gtk-driver dbus dbus-x11 gnome-keyring libsecret-1-dev libsecret-tools
-  libdbus-1-dev imagemagick xdotool nginx-light curl
+  libdbus-1-dev imagemagick xdotool xclip nginx-light curl
 )
 
 missing=()

@@ -1,0 +1,321 @@
+//! The real desktop app, built in release mode, under Xvfb, driven over WebDriver
+//! (tauri-driver + WebKitWebDriver) as a person would: first-run set-up, the bad name, the
+//! one-time reveal (leaving before copying, copying, the clipboard clearing), the list,
+//! revoking with the wrong and the right confirmation, locking and unlocking. Afterwards
+//! the CLI confirms what the window did, and the data directory, the logs and the keyring
+//! are searched for every key generated: none may be found.
+//!
+//! Screenshots of each main screen are written to `docs/screenshots/`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use keysmith_tests::{
+    built_binary, cli, files_containing, keyring_dump, require_secret_service, TauriDriver,
+    PASSPHRASE,
+};
+use thirtyfour::prelude::*;
+
+fn screenshots_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(driver: &WebDriver, name: &str) {
+    // Let layout and fonts settle after the state we waited for.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    driver
+        .screenshot(&screenshots_dir().join(format!("{name}.png")))
+        .await
+        .unwrap();
+}
+
+async fn by_id(driver: &WebDriver, id: &str) -> WebElement {
+    driver
+        .query(By::Id(id))
+        .wait(Duration::from_secs(20), Duration::from_millis(50))
+        .first()
+        .await
+        .unwrap_or_else(|e| panic!("#{id} did not appear: {e}"))
+}
+
+async fn gone(driver: &WebDriver, id: &str) {
+    driver
+        .query(By::Id(id))
+        .wait(Duration::from_secs(20), Duration::from_millis(50))
+        .not_exists()
+        .await
+        .unwrap_or_else(|e| panic!("#{id} did not go away: {e}"));
+}
+
+async fn focused_id(driver: &WebDriver) -> String {
+    let ret = driver
+        .execute("return document.activeElement && document.activeElement.id;", vec![])
+        .await
+        .unwrap();
+    ret.json().as_str().unwrap_or_default().to_owned()
+}
+
+async fn rows(driver: &WebDriver) -> Vec<(String, String, String, String)> {
+    // (id, name, start cell, status) of every row.
+    let ret = driver
+        .execute(
+            r#"return Array.from(document.querySelectorAll('#keys-table tbody tr')).map(tr => [
+                tr.dataset.keyId, tr.querySelector('.name').textContent,
+                tr.querySelector('.start').textContent, tr.querySelector('.status').textContent]);"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(ret.json().clone()).unwrap()
+}
+
+fn clipboard() -> Option<String> {
+    let out = Command::new("xclip")
+        .args(["-o", "-selection", "clipboard"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        .filter(|s| !s.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_desktop_flows_work_in_the_real_window() {
+    require_secret_service();
+    assert!(std::env::var_os("DISPLAY").is_some(), "no DISPLAY: run through scripts/with-session.sh --display");
+    let app = built_binary("keysmith-app");
+    let work = tempfile::tempdir().unwrap();
+    let data_dir = work.path().join("data");
+    let log = work.path().join("app.log");
+    let tauri_driver = TauriDriver::start(
+        &[
+            ("KEYSMITH_DATA_DIR", data_dir.as_os_str()),
+            ("KEYSMITH_CLIPBOARD_CLEAR_SECS", OsStr::new("3")),
+            ("KEYSMITH_LOG", OsStr::new("info")),
+        ],
+        &log,
+    );
+
+    let mut caps = thirtyfour::Capabilities::new();
+    caps.set(
+        "tauri:options",
+        serde_json::json!({ "application": app.to_string_lossy() }),
+    )
+    .unwrap();
+    let driver = WebDriver::new(tauri_driver.url(), caps)
+        .await
+        .expect("a WebDriver session with the app");
+
+    let result = flows(&driver, &data_dir).await;
+    let _ = driver.quit().await;
+    drop(tauri_driver);
+    let keys = result;
+
+    // Nothing at rest holds any generated key: data directory (database, WAL, SHM),
+    // the app's log, the keyring.
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(log_text.contains("API key generated"), "the app's log was not captured:\n{log_text}");
+    let dump = keyring_dump();
+    assert!(dump.contains("pepper/"), "the keyring holds no pepper: {dump}");
+    let mut found = Vec::new();
+    for key in &keys {
+        let body = &key[4..];
+        found.extend(files_containing(&data_dir, body.as_bytes()));
+        if log_text.contains(body) {
+            found.push(log.clone());
+        }
+        if dump.contains(body) {
+            found.push(PathBuf::from("<keyring>"));
+        }
+    }
+    assert!(found.is_empty(), "key material found at rest in: {found:?}");
+    assert!(data_dir.join("keysmith.sqlite3").is_file());
+}
+
+/// Clicks through flows 1-5 and returns every key the window showed.
+async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
+    // First run: create the Owner.
+    let name = by_id(driver, "setup-name").await;
+    assert_eq!(focused_id(driver).await, "setup-name");
+    name.send_keys("Olive Owner").await.unwrap();
+    by_id(driver, "setup-pass").await.send_keys(PASSPHRASE).await.unwrap();
+    by_id(driver, "setup-pass2").await.send_keys(PASSPHRASE).await.unwrap();
+    shot(driver, "01-first-run").await;
+    by_id(driver, "setup-submit").await.click().await.unwrap();
+    by_id(driver, "no-keys").await;
+    assert_eq!(by_id(driver, "signed-in-as").await.text().await.unwrap(), "Olive Owner");
+    shot(driver, "02-no-keys").await;
+
+    // Flow 1: a bad name is refused inline and nothing is created.
+    by_id(driver, "create-key").await.click().await.unwrap();
+    let field = by_id(driver, "key-name").await;
+    assert_eq!(focused_id(driver).await, "key-name", "focus lands in the dialog");
+    field.send_keys("   ").await.unwrap();
+    field.send_keys(Key::Enter).await.unwrap();
+    let err = by_id(driver, "key-name-error").await.text().await.unwrap();
+    assert!(err.contains("cannot be empty"), "{err}");
+    field.send_keys(&"n".repeat(65)).await.unwrap();
+    by_id(driver, "generate-key").await.click().await.unwrap();
+    let err = by_id(driver, "key-name-error").await.text().await.unwrap();
+    assert!(err.contains("at most 64"), "{err}");
+    shot(driver, "03-bad-name").await;
+    field.send_keys(Key::Escape).await.unwrap();
+    gone(driver, "create-dialog").await;
+    assert!(rows(driver).await.is_empty(), "a refused name created a key");
+    by_id(driver, "no-keys").await;
+
+    // Flow 1-3: generate, leave before copying (asked first), copy, Done.
+    by_id(driver, "create-key").await.click().await.unwrap();
+    let field = by_id(driver, "key-name").await;
+    field.send_keys("  Zapier newsletter sync ").await.unwrap();
+    field.send_keys(Key::Enter).await.unwrap();
+    let first_key = by_id(driver, "revealed-key").await.text().await.unwrap();
+    assert_eq!(first_key.len(), 53, "{}", first_key.len());
+    assert!(first_key.starts_with("ksk_"));
+    assert_eq!(focused_id(driver).await, "copy-key", "focus lands in the reveal dialog");
+    shot(driver, "04-one-time-reveal").await;
+
+    by_id(driver, "reveal-done").await.click().await.unwrap();
+    by_id(driver, "leave-confirm").await;
+    assert_eq!(focused_id(driver).await, "leave-back");
+    shot(driver, "05-leave-before-copying").await;
+    by_id(driver, "leave-back").await.click().await.unwrap();
+    gone(driver, "leave-confirm").await;
+    // Escape asks too.
+    by_id(driver, "copy-key").await.send_keys(Key::Escape).await.unwrap();
+    by_id(driver, "leave-confirm").await;
+    by_id(driver, "leave-back").await.send_keys(Key::Enter).await.unwrap();
+    gone(driver, "leave-confirm").await;
+    assert!(by_id(driver, "revealed-key").await.is_displayed().await.unwrap());
+
+    by_id(driver, "copy-key").await.click().await.unwrap();
+    let note = by_id(driver, "copy-note").await.text().await.unwrap();
+    assert!(note.contains("cleared in 3 seconds"), "{note}");
+    assert_eq!(clipboard().as_deref(), Some(first_key.as_str()), "the clipboard holds the key");
+    by_id(driver, "reveal-done").await.click().await.unwrap();
+    gone(driver, "reveal-dialog").await;
+    // The key is gone from the page.
+    let html = driver.source().await.unwrap();
+    assert!(!html.contains(&first_key[4..]), "the key is still in the page");
+    // The clipboard is cleared after the timeout (3 s in this test).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while clipboard().as_deref() == Some(first_key.as_str()) {
+        assert!(Instant::now() < deadline, "the clipboard was not cleared");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Flow 4: the list shows name, first 4, dates, status; never more of the key.
+    let listed = rows(driver).await;
+    assert_eq!(listed.len(), 1);
+    let (first_id, first_name, first_start, first_status) = listed[0].clone();
+    assert_eq!(first_name, "Zapier newsletter sync");
+    assert_eq!(first_start, format!("{}…", &first_key[4..8]));
+    assert_eq!(first_status, "Active");
+
+    // A second key, dismissed without copying after the warning.
+    by_id(driver, "create-key").await.click().await.unwrap();
+    let field = by_id(driver, "key-name").await;
+    field.send_keys("CI deploy").await.unwrap();
+    by_id(driver, "generate-key").await.click().await.unwrap();
+    let second_key = by_id(driver, "revealed-key").await.text().await.unwrap();
+    assert_ne!(second_key, first_key);
+    by_id(driver, "reveal-done").await.click().await.unwrap();
+    by_id(driver, "leave-discard").await.click().await.unwrap();
+    gone(driver, "reveal-dialog").await;
+    assert_eq!(rows(driver).await.len(), 2);
+    // The backend forgot it too: no command can show or copy it again.
+    let ret = driver
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               window.__TAURI__.core.invoke('copy_key', { request: { id: arguments[0] } })
+                 .then(() => done('copied'), e => done(e.code));"#,
+            vec![serde_json::json!(rows(driver).await[0].0)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ret.json(), &serde_json::json!("not_found"));
+    shot(driver, "06-key-list").await;
+
+    // Both keys verify from a service's side.
+    for key in [&first_key, &second_key] {
+        let o = cli(data_dir, &["verify", key], None);
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    // Flow 5: revoke, with the wrong text first.
+    let revoke = driver
+        .find(By::Css(&format!("tr[data-key-id='{first_id}'] button.revoke")))
+        .await
+        .unwrap();
+    revoke.click().await.unwrap();
+    let typed = by_id(driver, "revoke-confirm").await;
+    assert_eq!(focused_id(driver).await, "revoke-confirm");
+    let submit = by_id(driver, "revoke-submit").await;
+    assert!(!submit.is_enabled().await.unwrap());
+    typed.send_keys("revoke").await.unwrap();
+    assert!(!submit.is_enabled().await.unwrap(), "lowercase must not enable Revoke");
+    typed.send_keys(Key::Enter).await.unwrap();
+    assert!(by_id(driver, "revoke-dialog").await.is_displayed().await.unwrap());
+    // The backend checks again, whatever the UI does.
+    let ret = driver
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               window.__TAURI__.core.invoke('revoke_key', { request: { id: arguments[0], confirmation: 'revoke' } })
+                 .then(() => done('revoked'), e => done(e.code));"#,
+            vec![serde_json::json!(first_id)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ret.json(), &serde_json::json!("confirmation_mismatch"));
+    assert_eq!(cli(data_dir, &["verify", &first_key], None).status.code(), Some(0));
+    typed.clear().await.unwrap();
+    typed.send_keys("REVOKE").await.unwrap();
+    assert!(submit.is_enabled().await.unwrap());
+    shot(driver, "07-revoke").await;
+    submit.click().await.unwrap();
+    gone(driver, "revoke-dialog").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = rows(driver).await;
+        if now.iter().any(|r| r.0 == first_id && r.3 == "Revoked") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the row never showed Revoked: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(driver
+        .find_all(By::Css(&format!("tr[data-key-id='{first_id}'] button.revoke")))
+        .await
+        .unwrap()
+        .is_empty());
+    shot(driver, "08-revoked").await;
+
+    // The revoked key fails verification at once; the other still passes.
+    let o = cli(data_dir, &["verify", &first_key], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("revoked"));
+    assert_eq!(cli(data_dir, &["verify", &second_key], None).status.code(), Some(0));
+
+    // Lock, a wrong passphrase, then unlock.
+    by_id(driver, "lock-button").await.click().await.unwrap();
+    let name = by_id(driver, "unlock-name").await;
+    name.send_keys("Olive Owner").await.unwrap();
+    let pass = by_id(driver, "unlock-pass").await;
+    pass.send_keys("not the passphrase").await.unwrap();
+    pass.send_keys(Key::Enter).await.unwrap();
+    let err = by_id(driver, "unlock-error").await.text().await.unwrap();
+    assert!(err.contains("wrong passphrase"), "{err}");
+    shot(driver, "09-unlock").await;
+    by_id(driver, "unlock-pass").await.send_keys(PASSPHRASE).await.unwrap();
+    by_id(driver, "unlock-submit").await.click().await.unwrap();
+    by_id(driver, "keys-table").await;
+    assert_eq!(rows(driver).await.len(), 2);
+
+    vec![first_key, second_key]
+}
