@@ -22,7 +22,11 @@ fn init_create_list_verify_revoke() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("already exists"));
 
-    let o = cli(d, &["--as", "Olive", "keys", "create", "--name", "Zapier sync"], None);
+    let o = cli(
+        d,
+        &["--as", "Olive", "keys", "create", "--name", "Zapier sync"],
+        None,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let key = stdout(&o).trim().to_owned();
     assert_eq!(key.len(), 53);
@@ -45,7 +49,9 @@ fn init_create_list_verify_revoke() {
     // verify: as an argument and from stdin.
     let o = cli(d, &["verify", &key], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains(&id) && stdout(&o).contains("Olive") && stdout(&o).contains("Owner"));
+    assert!(
+        stdout(&o).contains(&id) && stdout(&o).contains("Olive") && stdout(&o).contains("Owner")
+    );
     let o = cli(d, &["verify", "-"], Some(&format!("{key}\n")));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 
@@ -59,12 +65,36 @@ fn init_create_list_verify_revoke() {
     }
 
     // Revoke needs REVOKE exactly.
-    let o = cli(d, &["--as", "Olive", "keys", "revoke", &id, "--confirm", "revoke"], None);
+    let o = cli(
+        d,
+        &[
+            "--as",
+            "Olive",
+            "keys",
+            "revoke",
+            &id,
+            "--confirm",
+            "revoke",
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("REVOKE"));
     assert_eq!(cli(d, &["verify", &key], None).status.code(), Some(0));
 
-    let o = cli(d, &["--as", "Olive", "keys", "revoke", &id, "--confirm", "REVOKE"], None);
+    let o = cli(
+        d,
+        &[
+            "--as",
+            "Olive",
+            "keys",
+            "revoke",
+            &id,
+            "--confirm",
+            "REVOKE",
+        ],
+        None,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let o = cli(d, &["verify", &key], None);
     assert_eq!(o.status.code(), Some(1));
@@ -86,11 +116,31 @@ fn bad_input_gets_clear_errors() {
     assert!(cli(d, &["init", "--owner", "Olive"], None).status.success());
     let long = "x".repeat(65);
     for (args, fragment) in [
-        (vec!["--as", "Olive", "keys", "create", "--name", "   "], "cannot be empty"),
-        (vec!["--as", "Olive", "keys", "create", "--name", &long], "at most 64"),
-        (vec!["--as", "Olive", "keys", "create", "--name", "a\u{7}b"], "control characters"),
+        (
+            vec!["--as", "Olive", "keys", "create", "--name", "   "],
+            "cannot be empty",
+        ),
+        (
+            vec!["--as", "Olive", "keys", "create", "--name", &long],
+            "at most 64",
+        ),
+        (
+            vec!["--as", "Olive", "keys", "create", "--name", "a\u{7}b"],
+            "control characters",
+        ),
         (vec!["--as", "Nobody", "keys", "list"], "wrong passphrase"),
-        (vec!["--as", "Olive", "keys", "revoke", "nope", "--confirm", "REVOKE"], "No API key"),
+        (
+            vec![
+                "--as",
+                "Olive",
+                "keys",
+                "revoke",
+                "nope",
+                "--confirm",
+                "REVOKE",
+            ],
+            "No API key",
+        ),
         (vec!["keys", "list"], "--as NAME"),
     ] {
         let o = cli(d, &args, None);

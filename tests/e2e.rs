@@ -54,7 +54,10 @@ async fn gone(driver: &WebDriver, id: &str) {
 
 async fn focused_id(driver: &WebDriver) -> String {
     let ret = driver
-        .execute("return document.activeElement && document.activeElement.id;", vec![])
+        .execute(
+            "return document.activeElement && document.activeElement.id;",
+            vec![],
+        )
         .await
         .unwrap();
     ret.json().as_str().unwrap_or_default().to_owned()
@@ -88,7 +91,10 @@ fn clipboard() -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_desktop_flows_work_in_the_real_window() {
     require_secret_service();
-    assert!(std::env::var_os("DISPLAY").is_some(), "no DISPLAY: run through scripts/with-session.sh --display");
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "no DISPLAY: run through scripts/with-session.sh --display"
+    );
     let app = built_binary("keysmith-app");
     let work = tempfile::tempdir().unwrap();
     let data_dir = work.path().join("data");
@@ -120,9 +126,15 @@ async fn the_desktop_flows_work_in_the_real_window() {
     // Nothing at rest holds any generated key: data directory (database, WAL, SHM),
     // the app's log, the keyring.
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(log_text.contains("API key generated"), "the app's log was not captured:\n{log_text}");
+    assert!(
+        log_text.contains("API key generated"),
+        "the app's log was not captured:\n{log_text}"
+    );
     let dump = keyring_dump();
-    assert!(dump.contains("pepper/"), "the keyring holds no pepper: {dump}");
+    assert!(
+        dump.contains("pepper/"),
+        "the keyring holds no pepper: {dump}"
+    );
     let mut found = Vec::new();
     for key in &keys {
         let body = &key[4..];
@@ -144,18 +156,33 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     let name = by_id(driver, "setup-name").await;
     assert_eq!(focused_id(driver).await, "setup-name");
     name.send_keys("Olive Owner").await.unwrap();
-    by_id(driver, "setup-pass").await.send_keys(PASSPHRASE).await.unwrap();
-    by_id(driver, "setup-pass2").await.send_keys(PASSPHRASE).await.unwrap();
+    by_id(driver, "setup-pass")
+        .await
+        .send_keys(PASSPHRASE)
+        .await
+        .unwrap();
+    by_id(driver, "setup-pass2")
+        .await
+        .send_keys(PASSPHRASE)
+        .await
+        .unwrap();
     shot(driver, "01-first-run").await;
     by_id(driver, "setup-submit").await.click().await.unwrap();
     by_id(driver, "no-keys").await;
-    assert_eq!(by_id(driver, "signed-in-as").await.text().await.unwrap(), "Olive Owner");
+    assert_eq!(
+        by_id(driver, "signed-in-as").await.text().await.unwrap(),
+        "Olive Owner"
+    );
     shot(driver, "02-no-keys").await;
 
     // Flow 1: a bad name is refused inline and nothing is created.
     by_id(driver, "create-key").await.click().await.unwrap();
     let field = by_id(driver, "key-name").await;
-    assert_eq!(focused_id(driver).await, "key-name", "focus lands in the dialog");
+    assert_eq!(
+        focused_id(driver).await,
+        "key-name",
+        "focus lands in the dialog"
+    );
     field.send_keys("   ").await.unwrap();
     field.send_keys(Key::Enter).await.unwrap();
     let err = by_id(driver, "key-name-error").await.text().await.unwrap();
@@ -167,7 +194,10 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     shot(driver, "03-bad-name").await;
     field.send_keys(Key::Escape).await.unwrap();
     gone(driver, "create-dialog").await;
-    assert!(rows(driver).await.is_empty(), "a refused name created a key");
+    assert!(
+        rows(driver).await.is_empty(),
+        "a refused name created a key"
+    );
     by_id(driver, "no-keys").await;
 
     // Flow 1-3: generate, leave before copying (asked first), copy, Done.
@@ -178,7 +208,11 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     let first_key = by_id(driver, "revealed-key").await.text().await.unwrap();
     assert_eq!(first_key.len(), 53, "{}", first_key.len());
     assert!(first_key.starts_with("ksk_"));
-    assert_eq!(focused_id(driver).await, "copy-key", "focus lands in the reveal dialog");
+    assert_eq!(
+        focused_id(driver).await,
+        "copy-key",
+        "focus lands in the reveal dialog"
+    );
     shot(driver, "04-one-time-reveal").await;
 
     by_id(driver, "reveal-done").await.click().await.unwrap();
@@ -188,21 +222,40 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     by_id(driver, "leave-back").await.click().await.unwrap();
     gone(driver, "leave-confirm").await;
     // Escape asks too.
-    by_id(driver, "copy-key").await.send_keys(Key::Escape).await.unwrap();
+    by_id(driver, "copy-key")
+        .await
+        .send_keys(Key::Escape)
+        .await
+        .unwrap();
     by_id(driver, "leave-confirm").await;
-    by_id(driver, "leave-back").await.send_keys(Key::Enter).await.unwrap();
+    by_id(driver, "leave-back")
+        .await
+        .send_keys(Key::Enter)
+        .await
+        .unwrap();
     gone(driver, "leave-confirm").await;
-    assert!(by_id(driver, "revealed-key").await.is_displayed().await.unwrap());
+    assert!(by_id(driver, "revealed-key")
+        .await
+        .is_displayed()
+        .await
+        .unwrap());
 
     by_id(driver, "copy-key").await.click().await.unwrap();
     let note = by_id(driver, "copy-note").await.text().await.unwrap();
     assert!(note.contains("cleared in 3 seconds"), "{note}");
-    assert_eq!(clipboard().as_deref(), Some(first_key.as_str()), "the clipboard holds the key");
+    assert_eq!(
+        clipboard().as_deref(),
+        Some(first_key.as_str()),
+        "the clipboard holds the key"
+    );
     by_id(driver, "reveal-done").await.click().await.unwrap();
     gone(driver, "reveal-dialog").await;
     // The key is gone from the page.
     let html = driver.source().await.unwrap();
-    assert!(!html.contains(&first_key[4..]), "the key is still in the page");
+    assert!(
+        !html.contains(&first_key[4..]),
+        "the key is still in the page"
+    );
     // The clipboard is cleared after the timeout (3 s in this test).
     let deadline = Instant::now() + Duration::from_secs(15);
     while clipboard().as_deref() == Some(first_key.as_str()) {
@@ -245,12 +298,19 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     // Both keys verify from a service's side.
     for key in [&first_key, &second_key] {
         let o = cli(data_dir, &["verify", key], None);
-        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 
     // Flow 5: revoke, with the wrong text first.
     let revoke = driver
-        .find(By::Css(&format!("tr[data-key-id='{first_id}'] button.revoke")))
+        .find(By::Css(&format!(
+            "tr[data-key-id='{first_id}'] button.revoke"
+        )))
         .await
         .unwrap();
     revoke.click().await.unwrap();
@@ -259,9 +319,16 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     let submit = by_id(driver, "revoke-submit").await;
     assert!(!submit.is_enabled().await.unwrap());
     typed.send_keys("revoke").await.unwrap();
-    assert!(!submit.is_enabled().await.unwrap(), "lowercase must not enable Revoke");
+    assert!(
+        !submit.is_enabled().await.unwrap(),
+        "lowercase must not enable Revoke"
+    );
     typed.send_keys(Key::Enter).await.unwrap();
-    assert!(by_id(driver, "revoke-dialog").await.is_displayed().await.unwrap());
+    assert!(by_id(driver, "revoke-dialog")
+        .await
+        .is_displayed()
+        .await
+        .unwrap());
     // The backend checks again, whatever the UI does.
     let ret = driver
         .execute_async(
@@ -273,7 +340,10 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         .await
         .unwrap();
     assert_eq!(ret.json(), &serde_json::json!("confirmation_mismatch"));
-    assert_eq!(cli(data_dir, &["verify", &first_key], None).status.code(), Some(0));
+    assert_eq!(
+        cli(data_dir, &["verify", &first_key], None).status.code(),
+        Some(0)
+    );
     typed.clear().await.unwrap();
     typed.send_keys("REVOKE").await.unwrap();
     assert!(submit.is_enabled().await.unwrap());
@@ -286,11 +356,16 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         if now.iter().any(|r| r.0 == first_id && r.3 == "Revoked") {
             break;
         }
-        assert!(Instant::now() < deadline, "the row never showed Revoked: {now:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the row never showed Revoked: {now:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(driver
-        .find_all(By::Css(&format!("tr[data-key-id='{first_id}'] button.revoke")))
+        .find_all(By::Css(&format!(
+            "tr[data-key-id='{first_id}'] button.revoke"
+        )))
         .await
         .unwrap()
         .is_empty());
@@ -300,7 +375,10 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     let o = cli(data_dir, &["verify", &first_key], None);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("revoked"));
-    assert_eq!(cli(data_dir, &["verify", &second_key], None).status.code(), Some(0));
+    assert_eq!(
+        cli(data_dir, &["verify", &second_key], None).status.code(),
+        Some(0)
+    );
 
     // Lock, a wrong passphrase, then unlock.
     by_id(driver, "lock-button").await.click().await.unwrap();
@@ -312,7 +390,11 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     let err = by_id(driver, "unlock-error").await.text().await.unwrap();
     assert!(err.contains("wrong passphrase"), "{err}");
     shot(driver, "09-unlock").await;
-    by_id(driver, "unlock-pass").await.send_keys(PASSPHRASE).await.unwrap();
+    by_id(driver, "unlock-pass")
+        .await
+        .send_keys(PASSPHRASE)
+        .await
+        .unwrap();
     by_id(driver, "unlock-submit").await.click().await.unwrap();
     by_id(driver, "keys-table").await;
     assert_eq!(rows(driver).await.len(), 2);

@@ -27,18 +27,28 @@ fn os_keyring_stores_reads_and_deletes_bytes() {
 async fn the_pepper_lives_in_the_keyring_and_keys_never_do() {
     require_secret_service();
     let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::open(dir.path(), Arc::new(OsKeyring)).await.unwrap();
+    let registry = Registry::open(dir.path(), Arc::new(OsKeyring))
+        .await
+        .unwrap();
     let owner = registry.create_account("Kim", PASSPHRASE).await.unwrap();
-    let generated = registry.generate_key(&owner.id, "keyring test").await.unwrap();
+    let generated = registry
+        .generate_key(&owner.id, "keyring test")
+        .await
+        .unwrap();
     let key = generated.secret.expose().to_owned();
 
     // A second registry on the same files (as the CLI beside the app) reads the same pepper.
-    let second = Registry::open(dir.path(), Arc::new(OsKeyring)).await.unwrap();
+    let second = Registry::open(dir.path(), Arc::new(OsKeyring))
+        .await
+        .unwrap();
     let verified = second.verify(&key).await.unwrap();
     assert_eq!(verified.key_id, generated.summary.id);
 
     let account: String = sqlx_account_id(&registry).await;
-    let pepper = OsKeyring.get(&format!("pepper/{account}")).unwrap().unwrap();
+    let pepper = OsKeyring
+        .get(&format!("pepper/{account}"))
+        .unwrap()
+        .unwrap();
     assert_eq!(pepper.len(), 32);
 
     let dump = keyring_dump();
@@ -47,7 +57,9 @@ async fn the_pepper_lives_in_the_keyring_and_keys_never_do() {
 
     // Without the pepper entry nothing verifies, and the error says what is missing.
     OsKeyring.delete(&format!("pepper/{account}")).unwrap();
-    let third = Registry::open(dir.path(), Arc::new(OsKeyring)).await.unwrap();
+    let third = Registry::open(dir.path(), Arc::new(OsKeyring))
+        .await
+        .unwrap();
     let err = third.verify(&key).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::PepperMissing);
     assert!(err.to_string().contains("keyring"));
@@ -69,11 +81,17 @@ fn without_a_session_bus_the_error_says_what_is_missing() {
         .args(["init", "--owner", "Kim"])
         .env("KEYSMITH_PASSPHRASE", PASSPHRASE)
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/keysmith-test-bus")
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            "unix:path=/nonexistent/keysmith-test-bus",
+        )
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("keyring"), "{stderr}");
-    assert!(stderr.contains("Secret Service") || stderr.contains("locked"), "{stderr}");
+    assert!(
+        stderr.contains("Secret Service") || stderr.contains("locked"),
+        "{stderr}"
+    );
 }

@@ -135,7 +135,12 @@ impl TauriDriver {
         let port = free_port_pair();
         let log_file = std::fs::File::create(log).unwrap();
         let child = Command::new("tauri-driver")
-            .args(["--port", &port.to_string(), "--native-port", &(port + 1).to_string()])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &(port + 1).to_string(),
+            ])
             .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
             .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log_file.try_clone().unwrap()))
