@@ -1,5 +1,6 @@
 //! The registry on a real SQLite file (fresh per test) with an in-memory secret store.
 //! The real OS keyring is exercised in `tests/keyring.rs` at the repository root.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
