@@ -37,6 +37,16 @@ pub enum Error {
     ConfirmationMismatch,
     #[error("That API key is already revoked.")]
     AlreadyRevoked,
+    #[error("Another member is already called {0:?}.")]
+    DuplicateName(String),
+    #[error("Too many failed sign-ins for this member: try again in {retry_after_secs} s.")]
+    TooManyAttempts { retry_after_secs: i64 },
+    #[error("{0}")]
+    InvalidTarget(&'static str),
+    #[error("Type REMOVE exactly (capital letters) to confirm.")]
+    RemoveConfirmationMismatch,
+    #[error("The audit log is not intact: {0}.")]
+    AuditTampered(String),
     #[error("{0}")]
     Keyring(#[from] SecretStoreError),
     #[error("The account's pepper is missing from the OS keyring (entry \"{entry}\" of service \"keysmith\"). Without it no key can be generated or verified; restore the keyring, or the keys of this account cannot be checked.")]
@@ -83,6 +93,11 @@ impl Error {
             Error::KeyRevoked => ErrorCode::KeyRevoked,
             Error::ConfirmationMismatch => ErrorCode::ConfirmationMismatch,
             Error::AlreadyRevoked => ErrorCode::AlreadyRevoked,
+            Error::DuplicateName(_) => ErrorCode::DuplicateName,
+            Error::TooManyAttempts { .. } => ErrorCode::TooManyAttempts,
+            Error::InvalidTarget(_) => ErrorCode::InvalidTarget,
+            Error::RemoveConfirmationMismatch => ErrorCode::RemoveConfirmationMismatch,
+            Error::AuditTampered(_) => ErrorCode::AuditTampered,
             Error::Keyring(_) => ErrorCode::KeyringUnavailable,
             Error::PepperMissing { .. } => ErrorCode::PepperMissing,
             Error::Storage(_) | Error::Migration(_) | Error::DataDir { .. } => ErrorCode::Storage,

@@ -2,7 +2,9 @@
 //! verification. Nothing here knows about Tauri, the UI or the command line; those are
 //! shells that call [`Registry`].
 
+pub mod audit;
 pub mod clock;
+mod team;
 pub mod data_dir;
 pub mod digest;
 pub mod error;
@@ -12,6 +14,8 @@ pub mod permissions;
 pub mod registry;
 pub mod secret_store;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod validate;
 
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@
 //! | revoke anyone's key                         | yes   | yes   | no      | no     | no     |
 //! | add / remove members, change roles < Admin  | yes   | yes   | no      | no     | no     |
 //! | manage Admins, transfer ownership           | yes   | no    | no      | no     | no     |
+//! | see members and the audit log               | yes   | yes   | no      | no     | no     |
 //!
 //! Every core operation calls [`authorize`] with the signed-in member's *current* role
 //! before it reads or changes anything.
@@ -28,6 +29,10 @@ pub enum Action {
     /// Add, remove or change the role of a member whose role (before and after) is this one.
     ManageMember(Role),
     TransferOwnership,
+    /// See the member list (the people the actor may manage).
+    SeeMembers,
+    /// See the audit log.
+    SeeAudit,
 }
 
 impl Action {
@@ -47,25 +52,40 @@ impl Action {
             Action::ManageMember(Role::Admin) => "only the Owner manages Admins",
             Action::ManageMember(_) => "only the Owner and Admins manage members",
             Action::TransferOwnership => "only the Owner transfers ownership",
+            Action::SeeMembers => "only the Owner and Admins see the member list",
+            Action::SeeAudit => "only the Owner and Admins see the audit log",
         }
     }
 }
 
-/// Whether `role` may perform `action`. The table above, as code.
+/// The role table as data: each action with its answer for Owner, Admin, Manager, Author,
+/// Viewer (in [`Role::ALL`] order). [`permits`] reads only this; the tests walk every cell of
+/// it through the core API and the Tauri command layer.
+pub const TABLE: &[(Action, [bool; 5])] = &[
+    (Action::GenerateOwnKey, [true, true, true, false, false]),
+    (Action::SeeOwnKeys, [true, true, true, false, false]),
+    (Action::SeeOthersKeys, [true, true, false, false, false]),
+    (Action::RevokeOwnKey, [true, true, true, false, false]),
+    (Action::RevokeOthersKey, [true, true, false, false, false]),
+    (Action::ManageMember(Role::Owner), [false, false, false, false, false]),
+    (Action::ManageMember(Role::Admin), [true, false, false, false, false]),
+    (Action::ManageMember(Role::Manager), [true, true, false, false, false]),
+    (Action::ManageMember(Role::Author), [true, true, false, false, false]),
+    (Action::ManageMember(Role::Viewer), [true, true, false, false, false]),
+    (Action::TransferOwnership, [true, false, false, false, false]),
+    (Action::SeeMembers, [true, true, false, false, false]),
+    (Action::SeeAudit, [true, true, false, false, false]),
+];
+
+/// Whether `role` may perform `action`, from [`TABLE`]. Anything not in the table is refused.
 pub fn permits(role: Role, action: Action) -> bool {
-    use Role::*;
-    match action {
-        Action::GenerateOwnKey | Action::SeeOwnKeys | Action::RevokeOwnKey => {
-            matches!(role, Owner | Admin | Manager)
-        }
-        Action::SeeOthersKeys | Action::RevokeOthersKey => matches!(role, Owner | Admin),
-        Action::ManageMember(target) => match role {
-            Owner => target != Owner,
-            Admin => target < Admin,
-            _ => false,
-        },
-        Action::TransferOwnership => role == Owner,
-    }
+    let Some(column) = Role::ALL.iter().position(|r| *r == role) else {
+        return false;
+    };
+    TABLE
+        .iter()
+        .find(|(a, _)| *a == action)
+        .is_some_and(|(_, row)| row[column])
 }
 
 /// `Ok(())` if `role` may perform `action`, else [`Error::NotPermitted`].
@@ -82,45 +102,30 @@ mod tests {
     use super::*;
     use Role::*;
 
-    /// Each row: the action, then the answer for Owner, Admin, Manager, Author, Viewer.
-    const TABLE: &[(Action, [bool; 5])] = &[
-        (Action::GenerateOwnKey, [true, true, true, false, false]),
-        (Action::SeeOwnKeys, [true, true, true, false, false]),
-        (Action::SeeOthersKeys, [true, true, false, false, false]),
-        (Action::RevokeOwnKey, [true, true, true, false, false]),
-        (Action::RevokeOthersKey, [true, true, false, false, false]),
-        (
-            Action::ManageMember(Owner),
-            [false, false, false, false, false],
-        ),
-        (
-            Action::ManageMember(Admin),
-            [true, false, false, false, false],
-        ),
-        (
-            Action::ManageMember(Manager),
-            [true, true, false, false, false],
-        ),
-        (
-            Action::ManageMember(Author),
-            [true, true, false, false, false],
-        ),
-        (
-            Action::ManageMember(Viewer),
-            [true, true, false, false, false],
-        ),
-        (
-            Action::TransferOwnership,
-            [true, false, false, false, false],
-        ),
-    ];
+    /// PRODUCT.md's table, restated as rules, checked against [`TABLE`] cell by cell.
+    fn spec(role: Role, action: Action) -> bool {
+        match action {
+            Action::GenerateOwnKey | Action::SeeOwnKeys | Action::RevokeOwnKey => role >= Manager,
+            Action::SeeOthersKeys
+            | Action::RevokeOthersKey
+            | Action::SeeMembers
+            | Action::SeeAudit => role >= Admin,
+            Action::ManageMember(target) => match role {
+                Owner => target != Owner,
+                Admin => target < Admin,
+                _ => false,
+            },
+            Action::TransferOwnership => role == Owner,
+        }
+    }
 
     #[test]
-    fn every_cell_of_the_role_table() {
-        for (action, row) in TABLE {
-            for (role, want) in Role::ALL.iter().zip(row) {
-                assert_eq!(permits(*role, *action), *want, "{role:?} × {action:?}");
-                assert_eq!(authorize(*role, *action).is_ok(), *want);
+    fn the_table_matches_the_product_rules_in_every_cell() {
+        assert_eq!(TABLE.len(), 13);
+        for (action, _) in TABLE {
+            for role in Role::ALL {
+                assert_eq!(permits(role, *action), spec(role, *action), "{role:?} × {action:?}");
+                assert_eq!(authorize(role, *action).is_ok(), spec(role, *action));
             }
         }
     }

@@ -10,6 +10,7 @@ use keysmith_types::{KeyStatus, KeySummary, MemberSummary, Role, REVOKE_CONFIRMA
 use sqlx::SqlitePool;
 use tokio::sync::OnceCell;
 
+use crate::audit::{self, AuditAction};
 use crate::clock::{Clock, SystemClock};
 use crate::digest::Pepper;
 use crate::error::{Error, Result};
@@ -56,9 +57,9 @@ pub struct Generated {
 
 /// The registry: one SQLite database plus the pepper in the OS keyring.
 pub struct Registry {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     secrets: Arc<dyn SecretStore>,
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     pepper: OnceCell<Pepper>,
 }
 
@@ -68,7 +69,7 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-fn member_from_row(row: MemberRow) -> Result<Member> {
+pub(crate) fn member_from_row(row: MemberRow) -> Result<Member> {
     let role = Role::parse(&row.role)
         .ok_or_else(|| Error::Internal(format!("unknown role {:?} in the database", row.role)))?;
     Ok(Member {
@@ -79,7 +80,7 @@ fn member_from_row(row: MemberRow) -> Result<Member> {
     })
 }
 
-fn summary_from_row(row: KeyRow) -> Result<KeySummary> {
+pub(crate) fn summary_from_row(row: KeyRow) -> Result<KeySummary> {
     let role = Role::parse(&row.creator_role).ok_or_else(|| {
         Error::Internal(format!(
             "unknown role {:?} in the database",
@@ -169,6 +170,8 @@ impl Registry {
             must_change_passphrase: false,
             created_at: now,
             disabled_at: None,
+            failed_sign_ins: 0,
+            next_sign_in_at: None,
         };
         let pepper = Pepper::generate()?;
         let entry = pepper_entry(&account_id);
@@ -210,25 +213,98 @@ impl Registry {
         if !self.is_initialized().await? {
             return Err(Error::NotInitialized);
         }
-        let row = store::member_by_name(&self.pool, name).await?;
-        let (hash, row) = match row {
-            Some(r) if r.disabled_at.is_none() => (r.passphrase_hash.clone(), Some(r)),
-            _ => (dummy_hash().to_owned(), None),
-        };
+        let now = self.clock.now_ms();
+        let row = store::member_by_name(&self.pool, name)
+            .await?
+            .filter(|r| r.disabled_at.is_none());
+        if let Some(next) = row.as_ref().and_then(|r| r.next_sign_in_at) {
+            if next > now {
+                return Err(Error::TooManyAttempts {
+                    retry_after_secs: (next - now + 999) / 1000,
+                });
+            }
+        }
+        let hash = row
+            .as_ref()
+            .map_or_else(|| dummy_hash().to_owned(), |r| r.passphrase_hash.clone());
         let pass = zeroize::Zeroizing::new(pass.to_owned());
         let ok = tokio::task::spawn_blocking(move || passphrase::verify(&pass, &hash))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
-        match (ok, row) {
-            (true, Some(r)) => {
-                tracing::info!(member = %r.id, "signed in");
-                member_from_row(r)
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let outcome = match row {
+            Some(r) if ok => {
+                store::set_sign_in_throttle(&mut *tx, &r.id, 0, None).await?;
+                let member = member_from_row(r)?;
+                self.audit(&mut tx, Some(&member), AuditAction::SignIn, &member.name, "")
+                    .await?;
+                tracing::info!(member = %member.id, "signed in");
+                Ok(member)
             }
-            _ => {
-                tracing::info!("failed sign-in");
+            Some(r) => {
+                let failed = r.failed_sign_ins + 1;
+                let delay = sign_in_delay_ms(failed);
+                store::set_sign_in_throttle(&mut *tx, &r.id, failed, delay.map(|d| now + d))
+                    .await?;
+                let detail = format!("failed attempt {failed}");
+                audit::append(
+                    &mut tx,
+                    &audit::NewEntry {
+                        at: now,
+                        actor_id: Some(&r.id),
+                        actor_name: &r.name,
+                        action: AuditAction::SignInFailed,
+                        target: &r.name,
+                        detail: &detail,
+                    },
+                )
+                .await?;
+                tracing::info!(member = %r.id, failed, "failed sign-in");
                 Err(Error::BadCredentials)
             }
-        }
+            None => {
+                let typed: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+                audit::append(
+                    &mut tx,
+                    &audit::NewEntry {
+                        at: now,
+                        actor_id: None,
+                        actor_name: &typed,
+                        action: AuditAction::SignInFailed,
+                        target: &typed,
+                        detail: "unknown member",
+                    },
+                )
+                .await?;
+                tracing::info!("failed sign-in for an unknown member");
+                Err(Error::BadCredentials)
+            }
+        };
+        tx.commit().await?;
+        outcome
+    }
+
+    /// Appends an audit entry for `actor` inside `tx`.
+    pub(crate) async fn audit(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        actor: Option<&Member>,
+        action: AuditAction,
+        target: &str,
+        detail: &str,
+    ) -> Result<()> {
+        audit::append(
+            tx,
+            &audit::NewEntry {
+                at: self.clock.now_ms(),
+                actor_id: actor.map(|a| a.id.as_str()),
+                actor_name: actor.map_or("", |a| a.name.as_str()),
+                action,
+                target,
+                detail,
+            },
+        )
+        .await
     }
 
     /// The member with this id as they are now; a removed member is no longer signed in.
@@ -274,8 +350,9 @@ impl Registry {
         let id = uuid::Uuid::now_v7().to_string();
         let start = secret.start();
         let now = self.clock.now_ms();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         store::insert_key(
-            &self.pool,
+            &mut *tx,
             &store::NewKey {
                 id: &id,
                 name: &name,
@@ -286,6 +363,10 @@ impl Registry {
             },
         )
         .await?;
+        let target = key_target(&name, &start, &id);
+        self.audit(&mut tx, Some(&actor), AuditAction::KeyGenerated, &target, "")
+            .await?;
+        tx.commit().await?;
         tracing::info!(key = %id, member = %actor.id, "API key generated");
         Ok(Generated {
             summary: KeySummary {
@@ -300,6 +381,27 @@ impl Registry {
             },
             secret,
         })
+    }
+
+    /// Records that `actor_id` copied the key `key_id` to the clipboard during its one-time
+    /// display.
+    ///
+    /// # Errors
+    /// [`Error::NotSignedIn`], [`Error::NotFound`].
+    pub async fn record_copy(&self, actor_id: &str, key_id: &str) -> Result<()> {
+        let actor = self.actor(actor_id).await?;
+        let key = store::key_by_id(&self.pool, key_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "API key",
+                id: key_id.to_owned(),
+            })?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let target = key_target(&key.name, &key.start, &key.id);
+        self.audit(&mut tx, Some(&actor), AuditAction::KeyCopied, &target, "")
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The keys `actor_id` may see: every key for the Owner and Admins, their own for
@@ -339,14 +441,14 @@ impl Registry {
             .await?
             .ok_or_else(not_found)?;
         let own = key.created_by == actor.id;
-        if own {
-            authorize(actor.role, Action::RevokeOwnKey)?;
-        } else if !permits(actor.role, Action::SeeOthersKeys) {
-            // A Manager cannot see others' keys, so to them the key does not exist.
-            return Err(not_found());
-        } else {
-            authorize(actor.role, Action::RevokeOthersKey)?;
-        }
+        authorize(
+            actor.role,
+            if own {
+                Action::RevokeOwnKey
+            } else {
+                Action::RevokeOthersKey
+            },
+        )?;
         if confirmation != REVOKE_CONFIRMATION {
             return Err(Error::ConfirmationMismatch);
         }
@@ -354,9 +456,15 @@ impl Registry {
             return Err(Error::AlreadyRevoked);
         }
         let now = self.clock.now_ms();
-        if !store::revoke_key(&self.pool, key_id, now).await? {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if !store::revoke_key(&mut *tx, key_id, now).await? {
             return Err(Error::AlreadyRevoked);
         }
+        let target = key_target(&key.name, &key.start, &key.id);
+        let detail = format!("key of {}", key.creator_name);
+        self.audit(&mut tx, Some(&actor), AuditAction::KeyRevoked, &target, &detail)
+            .await?;
+        tx.commit().await?;
         tracing::info!(key = %key_id, member = %actor.id, "API key revoked");
         let row = store::key_by_id(&self.pool, key_id)
             .await?
@@ -426,6 +534,21 @@ impl Registry {
             .map_err(|e| Error::Internal(e.to_string()))?
             .map_err(Error::from)
     }
+}
+
+/// How an audit entry names a key: name, first 4 characters, id. Never more of the key.
+pub(crate) fn key_target(name: &str, start: &str, id: &str) -> String {
+    format!("key \"{name}\" ({start}…, {id})")
+}
+
+/// The wait imposed after `failed` consecutive failed sign-ins: none for the first two, then
+/// 1 s, 2 s, 4 s, … up to 5 minutes (OWASP Authentication Cheat Sheet: throttle, don't lock out).
+pub fn sign_in_delay_ms(failed: i64) -> Option<i64> {
+    if failed < 3 {
+        return None;
+    }
+    let exp = u32::try_from((failed - 3).min(20)).unwrap_or(20);
+    Some((1000_i64 << exp).min(300_000))
 }
 
 /// A valid Argon2id hash of a random passphrase nobody knows, to spend the same work on

@@ -49,6 +49,10 @@ pub struct MemberRow {
     pub must_change_passphrase: bool,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
+    /// Failed sign-ins since the last successful one.
+    pub failed_sign_ins: i64,
+    /// No sign-in attempt is checked before this time (growing delay after failures).
+    pub next_sign_in_at: Option<i64>,
 }
 
 /// A key row joined with its creator, as lists show it.
@@ -120,8 +124,8 @@ pub async fn insert_member<'e, E: Executor<'e, Database = Sqlite>>(
     Ok(())
 }
 
-const MEMBER_COLUMNS: &str =
-    "id, name, role, passphrase_hash, must_change_passphrase, created_at, disabled_at FROM members";
+const MEMBER_COLUMNS: &str = "id, name, role, passphrase_hash, must_change_passphrase, created_at, \
+     disabled_at, failed_sign_ins, next_sign_in_at FROM members";
 
 /// The member with this name, compared case-insensitively.
 pub async fn member_by_name<'e, E: Executor<'e, Database = Sqlite>>(
@@ -256,4 +260,78 @@ pub async fn touch_last_used<'e, E: Executor<'e, Database = Sqlite>>(
     .execute(ex)
     .await?;
     Ok(())
+}
+
+/// Every member, removed ones included, in role order then by name.
+pub async fn list_members<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<Vec<MemberRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {MEMBER_COLUMNS} ORDER BY disabled_at IS NOT NULL, \
+         CASE role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 WHEN 'manager' THEN 2 \
+         WHEN 'author' THEN 3 ELSE 4 END, name_key"
+    ))
+    .fetch_all(ex)
+    .await?)
+}
+
+pub async fn set_role<'e, E: Executor<'e, Database = Sqlite>>(ex: E, id: &str, role: &str) -> Result<()> {
+    sqlx::query("UPDATE members SET role = ? WHERE id = ?")
+        .bind(role)
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Disables a member (members are never deleted).
+pub async fn disable_member<'e, E: Executor<'e, Database = Sqlite>>(ex: E, id: &str, now: i64) -> Result<()> {
+    sqlx::query("UPDATE members SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_passphrase<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    id: &str,
+    phc: &str,
+    must_change: bool,
+) -> Result<()> {
+    sqlx::query("UPDATE members SET passphrase_hash = ?, must_change_passphrase = ? WHERE id = ?")
+        .bind(phc)
+        .bind(must_change)
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Records the sign-in throttle state of a member.
+pub async fn set_sign_in_throttle<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    id: &str,
+    failed: i64,
+    next_at: Option<i64>,
+) -> Result<()> {
+    sqlx::query("UPDATE members SET failed_sign_ins = ?, next_sign_in_at = ? WHERE id = ?")
+        .bind(failed)
+        .bind(next_at)
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// The keys a member generated that are not revoked yet.
+pub async fn active_keys_of<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    member_id: &str,
+) -> Result<Vec<KeyRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {KEY_COLUMNS} WHERE k.created_by = ? AND k.revoked_at IS NULL ORDER BY k.created_at"
+    ))
+    .bind(member_id)
+    .fetch_all(ex)
+    .await?)
 }

@@ -59,6 +59,8 @@ async fn insert_member(f: &Fixture, name: &str, role: Role) -> String {
             must_change_passphrase: false,
             created_at: 0,
             disabled_at: None,
+            failed_sign_ins: 0,
+            next_sign_in_at: None,
         },
     )
     .await
@@ -244,13 +246,13 @@ async fn roles_decide_generate_list_and_revoke() {
         vec![mk.summary.id.as_str()]
     );
 
-    // A Manager cannot revoke (or even find) the Owner's key; the key keeps working.
+    // A Manager cannot revoke the Owner's key; the key keeps working.
     let err = f
         .registry
         .revoke_key(&manager, &ok.summary.id, "REVOKE")
         .await
         .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::NotFound);
+    assert_eq!(err.code(), ErrorCode::NotPermitted);
     assert!(f.registry.verify(ok.secret.expose()).await.is_ok());
     // An Admin revokes the Manager's key.
     f.registry
@@ -323,6 +325,8 @@ async fn the_schema_holds_exactly_one_owner() {
             must_change_passphrase: false,
             created_at: 0,
             disabled_at: None,
+            failed_sign_ins: 0,
+            next_sign_in_at: None,
         },
     )
     .await

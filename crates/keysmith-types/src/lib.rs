@@ -47,6 +47,16 @@ pub enum ErrorCode {
     PepperMissing,
     /// The system clipboard could not be used.
     Clipboard,
+    /// Another member already has that name.
+    DuplicateName,
+    /// Too many failed sign-ins: wait before trying again.
+    TooManyAttempts,
+    /// The operation cannot target that member (yourself, or the Owner).
+    InvalidTarget,
+    /// The typed confirmation text was not exactly `REMOVE`.
+    RemoveConfirmationMismatch,
+    /// The audit log's hash chain is broken.
+    AuditTampered,
     /// The database could not be read or written.
     Storage,
     /// Anything else; the message says what.
@@ -162,6 +172,9 @@ pub struct KeySummary {
 pub struct SessionStatus {
     pub initialized: bool,
     pub signed_in: Option<MemberSummary>,
+    /// The signed-in member must change their initial passphrase before anything else.
+    #[serde(default)]
+    pub must_change_passphrase: bool,
 }
 
 /// A passphrase on its way from the UI to the backend: redacted Debug, zeroized on drop.
@@ -259,6 +272,97 @@ pub struct CopyReceipt {
     /// Seconds after which the clipboard is cleared if it still holds the key.
     pub clear_after_secs: u32,
 }
+
+/// A member as the members page lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberListing {
+    pub member: MemberSummary,
+    pub created_at: i64,
+    /// Set for removed members (they stay listed, disabled).
+    pub removed_at: Option<i64>,
+    /// The member must change the initial passphrase at the next sign-in.
+    pub must_change_passphrase: bool,
+    /// Keys this member generated that are not revoked.
+    pub active_keys: u32,
+}
+
+/// Add a member with an initial passphrase they must change at first sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddMemberRequest {
+    pub name: String,
+    pub role: Role,
+    pub initial_passphrase: Passphrase,
+}
+
+/// Give a member another role (never Owner: that is a transfer).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeRoleRequest {
+    pub member_id: String,
+    pub role: Role,
+}
+
+/// Identifies a member (removal preview, ownership transfer).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberRequest {
+    pub member_id: String,
+}
+
+/// Remove a member; `confirmation` must be exactly `REMOVE`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoveMemberRequest {
+    pub member_id: String,
+    pub confirmation: String,
+}
+
+/// Change your own passphrase.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangePassphraseRequest {
+    pub current: Passphrase,
+    pub new: Passphrase,
+}
+
+/// One audit entry as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: i64,
+    pub actor_id: Option<String>,
+    pub actor_name: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// Which audit entries to show; every field narrows, `None` does not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    pub member_id: Option<String>,
+    pub action: Option<String>,
+    /// Inclusive lower bound, epoch ms.
+    pub from: Option<i64>,
+    /// Exclusive upper bound, epoch ms.
+    pub until: Option<i64>,
+}
+
+/// The state of the audit log's hash chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainStatus {
+    pub intact: bool,
+    /// Entries checked.
+    pub entries: u64,
+    /// What is wrong, naming the first bad entry, when not intact.
+    pub problem: Option<String>,
+}
+
+/// The audit page: the filtered entries (newest first) and the whole chain's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditReport {
+    pub entries: Vec<AuditEntry>,
+    pub chain: ChainStatus,
+}
+
+/// The confirmation text the remove-member dialog asks for.
+pub const REMOVE_CONFIRMATION: &str = "REMOVE";
 
 /// The confirmation text the revoke dialog asks for (the article: "type REVOKE").
 pub const REVOKE_CONFIRMATION: &str = "REVOKE";

@@ -1,0 +1,230 @@
+//! Test support (feature `testkit`): a team fixture and the walker that checks every cell
+//! of the role table ([`crate::permissions::TABLE`]) through any surface that exposes the
+//! operations: the core API, or the Tauri command layer as a direct IPC call reaches it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use keysmith_types::{ErrorCode, KeySummary, Role};
+use sqlx::SqlitePool;
+
+use crate::permissions::{permits, Action};
+use crate::{store, MemoryStore, Registry};
+
+/// The passphrase of every fixture member.
+pub const PASSPHRASE: &str = "correct horse battery";
+
+/// A member of the fixture team.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    /// The key this person generated, if their role may generate.
+    pub key_id: Option<String>,
+}
+
+/// Two members of every role but Owner, each keyholder with one key.
+#[derive(Debug, Clone)]
+pub struct Team {
+    pub people: Vec<Person>,
+}
+
+impl Team {
+    /// The first (actor) or second (target) member of `role`; the Owner for both.
+    pub fn get(&self, role: Role, second: bool) -> &Person {
+        let mut of_role = self.people.iter().filter(|p| p.role == role);
+        let first = of_role.next().expect("a member of each role");
+        if second {
+            of_role.next().unwrap_or(first)
+        } else {
+            first
+        }
+    }
+}
+
+/// A fresh registry on a temporary database, with the [`Team`].
+pub async fn team_registry() -> (tempfile::TempDir, Registry, Team) {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = store::open(&dir.path().join(store::DB_FILE)).await.unwrap();
+    let registry = Registry::with_parts(
+        pool,
+        Arc::new(MemoryStore::new()),
+        Arc::new(crate::clock::SystemClock),
+    );
+    let owner = registry.create_account("Olive", PASSPHRASE).await.unwrap();
+    let hash = crate::passphrase::hash(PASSPHRASE).unwrap();
+    let mut people = vec![Person {
+        id: owner.id.clone(),
+        name: owner.name.clone(),
+        role: Role::Owner,
+        key_id: None,
+    }];
+    for role in [Role::Admin, Role::Manager, Role::Author, Role::Viewer] {
+        for n in 1..=2 {
+            let name = format!("{}{n}", role.label());
+            let id = format!("id-{name}");
+            store::insert_member(
+                registry.pool(),
+                &store::MemberRow {
+                    id: id.clone(),
+                    name: name.clone(),
+                    role: role.as_str().into(),
+                    passphrase_hash: hash.clone(),
+                    must_change_passphrase: false,
+                    created_at: 0,
+                    disabled_at: None,
+                    failed_sign_ins: 0,
+                    next_sign_in_at: None,
+                },
+            )
+            .await
+            .unwrap();
+            people.push(Person {
+                id,
+                name,
+                role,
+                key_id: None,
+            });
+        }
+    }
+    for p in &mut people {
+        if p.role >= Role::Manager {
+            let g = registry
+                .generate_key(&p.id, &format!("{} key", p.name))
+                .await
+                .unwrap();
+            p.key_id = Some(g.summary.id);
+        }
+    }
+    (dir, registry, Team { people })
+}
+
+/// Everything a refused operation must leave as it was.
+pub async fn fingerprint(pool: &SqlitePool) -> String {
+    let members: Vec<(String, String, Option<i64>)> =
+        sqlx::query_as("SELECT id, role, disabled_at FROM members ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let keys: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT id, revoked_at FROM api_keys ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let audit: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    format!("{members:?}|{keys:?}|{audit}")
+}
+
+/// The operations, as one surface exposes them, acting as the member set by `act_as`.
+#[allow(async_fn_in_trait)]
+pub trait Surface {
+    async fn act_as(&self, actor: &Person);
+    async fn generate_key(&self, name: &str) -> Result<(), ErrorCode>;
+    async fn list_keys(&self) -> Result<Vec<KeySummary>, ErrorCode>;
+    async fn revoke_key(&self, key_id: &str) -> Result<(), ErrorCode>;
+    async fn add_member(&self, name: &str, role: Role) -> Result<(), ErrorCode>;
+    async fn change_role(&self, member_id: &str, role: Role) -> Result<(), ErrorCode>;
+    async fn remove_member(&self, member_id: &str) -> Result<(), ErrorCode>;
+    async fn transfer_ownership(&self, member_id: &str) -> Result<(), ErrorCode>;
+    async fn list_members(&self) -> Result<(), ErrorCode>;
+    async fn audit(&self) -> Result<(), ErrorCode>;
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Generate,
+    List,
+    RevokeOwn,
+    RevokeOf(Role),
+    Add(Role),
+    ChangeRole(Role, Role),
+    Remove(Role),
+    Transfer(Role),
+    Members,
+    Audit,
+}
+
+fn cells(actor: Role) -> Vec<(Op, bool)> {
+    let manage = |r| permits(actor, Action::ManageMember(r));
+    let mut cells = vec![
+        (Op::Generate, permits(actor, Action::GenerateOwnKey)),
+        (Op::List, permits(actor, Action::SeeOwnKeys)),
+        (Op::Members, permits(actor, Action::SeeMembers)),
+        (Op::Audit, permits(actor, Action::SeeAudit)),
+    ];
+    if actor >= Role::Manager {
+        cells.push((Op::RevokeOwn, permits(actor, Action::RevokeOwnKey)));
+    }
+    for target in Role::ALL {
+        let is_self = target == Role::Owner && actor == Role::Owner;
+        if target >= Role::Manager && !is_self {
+            cells.push((Op::RevokeOf(target), permits(actor, Action::RevokeOthersKey)));
+        }
+        cells.push((Op::Add(target), manage(target)));
+        if !is_self {
+            cells.push((Op::Remove(target), manage(target)));
+            for to in Role::ALL.into_iter().filter(|to| *to != target) {
+                cells.push((Op::ChangeRole(target, to), manage(target) && manage(to)));
+            }
+        }
+        if target != Role::Owner {
+            cells.push((Op::Transfer(target), permits(actor, Action::TransferOwnership)));
+        }
+    }
+    cells
+}
+
+/// Walks every cell of operation × actor role × target: each allowed cell succeeds; each
+/// refused cell answers `not_permitted` and changes nothing. `surface` wraps a fresh
+/// registry per cell. Returns the number of cells checked.
+pub async fn walk_role_table<S: Surface>(surface: impl Fn(Registry) -> S) -> usize {
+    let mut checked = 0;
+    for actor_role in Role::ALL {
+        for (op, allowed) in cells(actor_role) {
+            let (_dir, registry, team) = team_registry().await;
+            let pool = registry.pool().clone();
+            let s = surface(registry);
+            let actor = team.get(actor_role, false).clone();
+            s.act_as(&actor).await;
+            let before = fingerprint(&pool).await;
+            let result = match &op {
+                Op::Generate => s.generate_key("cell key").await,
+                Op::List => s.list_keys().await.map(|keys| {
+                    let others = keys.iter().any(|k| k.created_by.id != actor.id);
+                    assert_eq!(
+                        others,
+                        permits(actor_role, Action::SeeOthersKeys),
+                        "{actor_role:?} listing sees others' keys: {others}"
+                    );
+                }),
+                Op::RevokeOwn => s.revoke_key(actor.key_id.as_deref().unwrap()).await,
+                Op::RevokeOf(t) => {
+                    let key = team.get(*t, true).key_id.clone().unwrap();
+                    s.revoke_key(&key).await
+                }
+                Op::Add(t) => s.add_member("Newcomer", *t).await,
+                Op::ChangeRole(t, to) => s.change_role(&team.get(*t, true).id, *to).await,
+                Op::Remove(t) => s.remove_member(&team.get(*t, true).id).await,
+                Op::Transfer(t) => s.transfer_ownership(&team.get(*t, true).id).await,
+                Op::Members => s.list_members().await,
+                Op::Audit => s.audit().await,
+            };
+            if allowed {
+                assert_eq!(result, Ok(()), "{actor_role:?} × {op:?} should be allowed");
+            } else {
+                assert_eq!(
+                    result,
+                    Err(ErrorCode::NotPermitted),
+                    "{actor_role:?} × {op:?} should be refused"
+                );
+                assert_eq!(fingerprint(&pool).await, before, "{actor_role:?} × {op:?} changed state");
+            }
+            checked += 1;
+        }
+    }
+    checked
+}
