@@ -12,6 +12,14 @@ const COMMANDS: &[&str] = &[
     "finish_reveal",
     "revoke_key",
     "quit",
+    "change_passphrase",
+    "list_members",
+    "add_member",
+    "change_role",
+    "removal_preview",
+    "remove_member",
+    "transfer_ownership",
+    "audit_report",
 ];
 
 fn main() {

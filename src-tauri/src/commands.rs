@@ -2,8 +2,10 @@
 //! in `build.rs` and granted to the main window in `src-tauri/capabilities/main.json`.
 
 use keysmith_types::{
+    AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, GenerateKeyRequest, IpcError, KeyReveal, KeySummary,
-    MemberSummary, RevealRequest, RevokeKeyRequest, SessionStatus, UnlockRequest,
+    MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
+    RevokeKeyRequest, SessionStatus, UnlockRequest,
 };
 use tauri::State;
 
@@ -49,11 +51,11 @@ pub async fn generate_key(
 }
 
 #[tauri::command]
-pub fn copy_key(
+pub async fn copy_key(
     state: State<'_, AppState>,
     request: RevealRequest,
 ) -> Result<CopyReceipt, IpcError> {
-    state.copy_key(request)
+    state.copy_key(request).await
 }
 
 #[tauri::command]
@@ -74,4 +76,65 @@ pub async fn revoke_key(
 pub fn quit(state: State<'_, AppState>, app: tauri::AppHandle) {
     state.lock();
     app.exit(0);
+}
+
+#[tauri::command]
+pub async fn change_passphrase(
+    state: State<'_, AppState>,
+    request: ChangePassphraseRequest,
+) -> Result<(), IpcError> {
+    state.change_passphrase(request).await
+}
+
+#[tauri::command]
+pub async fn list_members(state: State<'_, AppState>) -> Result<Vec<MemberListing>, IpcError> {
+    state.list_members().await
+}
+
+#[tauri::command]
+pub async fn add_member(
+    state: State<'_, AppState>,
+    request: AddMemberRequest,
+) -> Result<MemberSummary, IpcError> {
+    state.add_member(request).await
+}
+
+#[tauri::command]
+pub async fn change_role(
+    state: State<'_, AppState>,
+    request: ChangeRoleRequest,
+) -> Result<MemberSummary, IpcError> {
+    state.change_role(request).await
+}
+
+#[tauri::command]
+pub async fn removal_preview(
+    state: State<'_, AppState>,
+    request: MemberRequest,
+) -> Result<Vec<KeySummary>, IpcError> {
+    state.removal_preview(request).await
+}
+
+#[tauri::command]
+pub async fn remove_member(
+    state: State<'_, AppState>,
+    request: RemoveMemberRequest,
+) -> Result<Vec<KeySummary>, IpcError> {
+    state.remove_member(request).await
+}
+
+#[tauri::command]
+pub async fn transfer_ownership(
+    state: State<'_, AppState>,
+    request: MemberRequest,
+) -> Result<MemberSummary, IpcError> {
+    state.transfer_ownership(request).await
+}
+
+#[tauri::command]
+pub async fn audit_report(
+    state: State<'_, AppState>,
+    request: AuditFilter,
+) -> Result<AuditReport, IpcError> {
+    state.audit_report(request).await
 }

@@ -47,6 +47,14 @@ pub fn run() {
             commands::finish_reveal,
             commands::revoke_key,
             commands::quit,
+            commands::change_passphrase,
+            commands::list_members,
+            commands::add_member,
+            commands::change_role,
+            commands::removal_preview,
+            commands::remove_member,
+            commands::transfer_ownership,
+            commands::audit_report,
         ])
         .on_window_event(|window, event| {
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {

@@ -3,12 +3,14 @@
 //! delegate here.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use keysmith_core::{ApiKeySecret, Registry};
+use keysmith_core::{ApiKeySecret, Error, Member, Registry};
 use keysmith_types::{
+    AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, KeyReveal,
-    KeySummary, MemberSummary, RevealRequest, RevealedKey, RevokeKeyRequest, SessionStatus,
-    UnlockRequest,
+    KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
+    RevealedKey, RevokeKeyRequest, SessionStatus, UnlockRequest,
 };
 
 use crate::clipboard::{self, Clipboard};
@@ -20,13 +22,19 @@ struct PendingReveal {
     copied: bool,
 }
 
+struct Session {
+    member_id: String,
+    last_activity: Instant,
+}
+
 /// Everything the window's commands share.
 pub struct AppState {
     registry: Registry,
-    /// The signed-in member's id; `None` when locked.
-    session: Mutex<Option<String>>,
+    /// The signed-in member; `None` when locked.
+    session: Mutex<Option<Session>>,
     reveal: Mutex<Option<PendingReveal>>,
     clipboard: Arc<Clipboard>,
+    idle_limit: Duration,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -40,39 +48,103 @@ fn no_pending_reveal(id: &str) -> IpcError {
     }
 }
 
+/// The idle time after which the app locks: `KEYSMITH_IDLE_LOCK_SECS`, default 5 minutes.
+pub fn idle_limit_from_env() -> Duration {
+    let secs = std::env::var("KEYSMITH_IDLE_LOCK_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| (10..=86_400).contains(s))
+        .unwrap_or(300);
+    Duration::from_secs(secs)
+}
+
 impl AppState {
     pub fn new(registry: Registry) -> AppState {
+        AppState::with_idle_limit(registry, idle_limit_from_env())
+    }
+
+    pub fn with_idle_limit(registry: Registry, idle_limit: Duration) -> AppState {
         AppState {
             registry,
             session: Mutex::new(None),
             reveal: Mutex::new(None),
             clipboard: Arc::new(Clipboard::default()),
+            idle_limit,
         }
     }
 
-    fn signed_in(&self) -> Result<String, IpcError> {
-        lock(&self.session)
-            .clone()
-            .ok_or_else(|| keysmith_core::Error::NotSignedIn.to_ipc())
+    /// The signed-in member's id, if the session has not gone idle; counts as activity.
+    fn session_member(&self) -> Result<String, IpcError> {
+        let mut guard = lock(&self.session);
+        let expired = guard
+            .as_ref()
+            .is_some_and(|s| s.last_activity.elapsed() > self.idle_limit);
+        if expired {
+            *guard = None;
+            drop(guard);
+            *lock(&self.reveal) = None;
+            return Err(IpcError {
+                code: ErrorCode::NotSignedIn,
+                message: format!(
+                    "Keysmith locked itself after {} minutes without activity.",
+                    self.idle_limit.as_secs() / 60
+                ),
+            });
+        }
+        match guard.as_mut() {
+            Some(s) => {
+                s.last_activity = Instant::now();
+                Ok(s.member_id.clone())
+            }
+            None => Err(Error::NotSignedIn.to_ipc()),
+        }
+    }
+
+    /// The signed-in member as they are now; refuses everything until an initial
+    /// passphrase is changed.
+    async fn signed_in(&self) -> Result<Member, IpcError> {
+        let id = self.session_member()?;
+        let member = match self.registry.actor(&id).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.lock();
+                return Err(e.to_ipc());
+            }
+        };
+        if member.must_change_passphrase {
+            return Err(IpcError {
+                code: ErrorCode::PassphraseChangeRequired,
+                message: "Change your initial passphrase first.".into(),
+            });
+        }
+        Ok(member)
+    }
+
+    fn start_session(&self, member_id: &str) {
+        *lock(&self.session) = Some(Session {
+            member_id: member_id.to_owned(),
+            last_activity: Instant::now(),
+        });
     }
 
     /// Whether set-up was done and who is signed in (re-read: a removed member is signed out).
     pub async fn session_status(&self) -> Result<SessionStatus, IpcError> {
         let initialized = self.registry.is_initialized().await?;
-        let current = lock(&self.session).clone();
-        let signed_in = match current {
-            Some(id) => match self.registry.actor(&id).await {
-                Ok(m) => Some(m.summary()),
+        let member = match self.session_member() {
+            Ok(id) => match self.registry.actor(&id).await {
+                Ok(m) => Some(m),
                 Err(_) => {
                     self.lock();
                     None
                 }
             },
-            None => None,
+            Err(_) => None,
         };
         Ok(SessionStatus {
             initialized,
-            signed_in,
+            must_change_passphrase: member.as_ref().is_some_and(|m| m.must_change_passphrase),
+            signed_in: member.map(|m| m.summary()),
+            idle_lock_secs: self.idle_limit.as_secs(),
         })
     }
 
@@ -85,7 +157,7 @@ impl AppState {
             .registry
             .create_account(&req.owner_name, req.passphrase.expose())
             .await?;
-        *lock(&self.session) = Some(owner.id.clone());
+        self.start_session(&owner.id);
         Ok(owner.summary())
     }
 
@@ -94,25 +166,33 @@ impl AppState {
             .registry
             .sign_in(&req.name, req.passphrase.expose())
             .await?;
-        *lock(&self.session) = Some(member.id.clone());
+        self.start_session(&member.id);
         Ok(member.summary())
     }
 
-    /// Signs out and drops any key still on display.
+    /// Signs out and drops everything the session held: the member and any key on display.
     pub fn lock(&self) {
         *lock(&self.session) = None;
         *lock(&self.reveal) = None;
     }
 
+    pub async fn change_passphrase(&self, req: ChangePassphraseRequest) -> Result<(), IpcError> {
+        let id = self.session_member()?;
+        Ok(self
+            .registry
+            .change_passphrase(&id, req.current.expose(), req.new.expose())
+            .await?)
+    }
+
     pub async fn list_keys(&self) -> Result<Vec<KeySummary>, IpcError> {
-        let actor = self.signed_in()?;
-        Ok(self.registry.list_keys(&actor).await?)
+        let actor = self.signed_in().await?;
+        Ok(self.registry.list_keys(&actor.id).await?)
     }
 
     /// Generates a key and starts its one-time display (replacing any earlier one).
     pub async fn generate_key(&self, req: GenerateKeyRequest) -> Result<KeyReveal, IpcError> {
-        let actor = self.signed_in()?;
-        let generated = self.registry.generate_key(&actor, &req.name).await?;
+        let actor = self.signed_in().await?;
+        let generated = self.registry.generate_key(&actor.id, &req.name).await?;
         let reveal = KeyReveal {
             key: generated.summary.clone(),
             secret: RevealedKey::new(generated.secret.expose().to_owned()),
@@ -125,9 +205,9 @@ impl AppState {
         Ok(reveal)
     }
 
-    /// Copies the key on display to the clipboard and schedules the clipboard's clearing.
-    pub fn copy_key(&self, req: RevealRequest) -> Result<CopyReceipt, IpcError> {
-        self.signed_in()?;
+    /// Copies the key on display to the clipboard, audits it, and schedules the clearing.
+    pub async fn copy_key(&self, req: RevealRequest) -> Result<CopyReceipt, IpcError> {
+        let actor = self.signed_in().await?;
         let fingerprint = {
             let mut guard = lock(&self.reveal);
             let pending = guard
@@ -144,6 +224,7 @@ impl AppState {
             pending.copied = true;
             fp
         };
+        self.registry.record_copy(&actor.id, &req.id).await?;
         let after = clipboard::clear_after();
         let cb = Arc::clone(&self.clipboard);
         tauri::async_runtime::spawn(async move {
@@ -177,10 +258,347 @@ impl AppState {
     }
 
     pub async fn revoke_key(&self, req: RevokeKeyRequest) -> Result<KeySummary, IpcError> {
-        let actor = self.signed_in()?;
+        let actor = self.signed_in().await?;
         Ok(self
             .registry
-            .revoke_key(&actor, &req.id, &req.confirmation)
+            .revoke_key(&actor.id, &req.id, &req.confirmation)
             .await?)
+    }
+
+    pub async fn list_members(&self) -> Result<Vec<MemberListing>, IpcError> {
+        let actor = self.signed_in().await?;
+        Ok(self.registry.list_members(&actor.id).await?)
+    }
+
+    pub async fn add_member(&self, req: AddMemberRequest) -> Result<MemberSummary, IpcError> {
+        let actor = self.signed_in().await?;
+        let m = self
+            .registry
+            .add_member(
+                &actor.id,
+                &req.name,
+                req.role,
+                req.initial_passphrase.expose(),
+            )
+            .await?;
+        Ok(m.summary())
+    }
+
+    pub async fn change_role(&self, req: ChangeRoleRequest) -> Result<MemberSummary, IpcError> {
+        let actor = self.signed_in().await?;
+        let m = self
+            .registry
+            .change_role(&actor.id, &req.member_id, req.role)
+            .await?;
+        Ok(m.summary())
+    }
+
+    pub async fn removal_preview(&self, req: MemberRequest) -> Result<Vec<KeySummary>, IpcError> {
+        let actor = self.signed_in().await?;
+        Ok(self
+            .registry
+            .removal_preview(&actor.id, &req.member_id)
+            .await?)
+    }
+
+    pub async fn remove_member(
+        &self,
+        req: RemoveMemberRequest,
+    ) -> Result<Vec<KeySummary>, IpcError> {
+        let actor = self.signed_in().await?;
+        Ok(self
+            .registry
+            .remove_member(&actor.id, &req.member_id, &req.confirmation)
+            .await?)
+    }
+
+    pub async fn transfer_ownership(&self, req: MemberRequest) -> Result<MemberSummary, IpcError> {
+        let actor = self.signed_in().await?;
+        let m = self
+            .registry
+            .transfer_ownership(&actor.id, &req.member_id)
+            .await?;
+        Ok(m.summary())
+    }
+
+    pub async fn audit_report(&self, filter: AuditFilter) -> Result<AuditReport, IpcError> {
+        let actor = self.signed_in().await?;
+        let entries = self.registry.audit_entries(&actor.id, &filter).await?;
+        let chain = self.registry.audit_chain().await?;
+        Ok(AuditReport { entries, chain })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The command bodies as a direct IPC call reaches them (without a webview).
+    use std::sync::Arc;
+
+    use keysmith_core::{store, testkit, MemoryStore, Registry};
+    use keysmith_types::{
+        AddMemberRequest, AuditFilter, ChangePassphraseRequest, ChangeRoleRequest,
+        CreateAccountRequest, ErrorCode, GenerateKeyRequest, MemberRequest, Passphrase,
+        RemoveMemberRequest, RevealRequest, RevokeKeyRequest, Role, UnlockRequest,
+    };
+
+    use super::AppState;
+
+    const PASS: &str = "correct horse battery";
+
+    async fn state() -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = store::open(&dir.path().join(store::DB_FILE)).await.unwrap();
+        let registry = Registry::with_parts(
+            pool,
+            Arc::new(MemoryStore::new()),
+            Arc::new(keysmith_core::clock::SystemClock),
+        );
+        (dir, AppState::new(registry))
+    }
+
+    #[tokio::test]
+    async fn commands_refuse_until_someone_signs_in() {
+        let (_dir, s) = state().await;
+        let status = s.session_status().await.unwrap();
+        assert!(!status.initialized && status.signed_in.is_none());
+        assert_eq!(
+            s.list_keys().await.unwrap_err().code,
+            ErrorCode::NotSignedIn
+        );
+        let req = GenerateKeyRequest { name: "x".into() };
+        assert_eq!(
+            s.generate_key(req).await.unwrap_err().code,
+            ErrorCode::NotSignedIn
+        );
+
+        let owner = s
+            .create_account(CreateAccountRequest {
+                owner_name: "Olive".into(),
+                passphrase: Passphrase::new(PASS),
+            })
+            .await
+            .unwrap();
+        assert_eq!(s.session_status().await.unwrap().signed_in, Some(owner));
+        s.lock();
+        assert_eq!(
+            s.list_keys().await.unwrap_err().code,
+            ErrorCode::NotSignedIn
+        );
+        let wrong = UnlockRequest {
+            name: "Olive".into(),
+            passphrase: Passphrase::new("not it at all"),
+        };
+        assert_eq!(
+            s.unlock(wrong).await.unwrap_err().code,
+            ErrorCode::BadCredentials
+        );
+        let right = UnlockRequest {
+            name: "olive".into(),
+            passphrase: Passphrase::new(PASS),
+        };
+        assert_eq!(s.unlock(right).await.unwrap().name, "Olive");
+    }
+
+    #[tokio::test]
+    async fn the_key_is_held_only_until_done_or_lock() {
+        let (_dir, s) = state().await;
+        s.create_account(CreateAccountRequest {
+            owner_name: "Olive".into(),
+            passphrase: Passphrase::new(PASS),
+        })
+        .await
+        .unwrap();
+        let reveal = s
+            .generate_key(GenerateKeyRequest { name: "CRM".into() })
+            .await
+            .unwrap();
+        let id = reveal.key.id.clone();
+        assert!(s.reveal_uncopied());
+        s.finish_reveal(RevealRequest { id: id.clone() }).unwrap();
+        assert!(!s.reveal_uncopied());
+        let again = s.finish_reveal(RevealRequest { id: id.clone() });
+        assert_eq!(again.unwrap_err().code, ErrorCode::NotFound);
+        let copy = s.copy_key(RevealRequest { id: id.clone() }).await;
+        assert_eq!(copy.unwrap_err().code, ErrorCode::NotFound);
+
+        let second = s
+            .generate_key(GenerateKeyRequest { name: "ERP".into() })
+            .await
+            .unwrap();
+        s.lock();
+        assert!(!s.reveal_uncopied());
+        let gone = s.finish_reveal(RevealRequest { id: second.key.id });
+        assert_eq!(gone.unwrap_err().code, ErrorCode::NotFound);
+    }
+
+    #[tokio::test]
+    async fn revoke_checks_the_confirmation_again() {
+        let (_dir, s) = state().await;
+        s.create_account(CreateAccountRequest {
+            owner_name: "Olive".into(),
+            passphrase: Passphrase::new(PASS),
+        })
+        .await
+        .unwrap();
+        let reveal = s
+            .generate_key(GenerateKeyRequest { name: "CRM".into() })
+            .await
+            .unwrap();
+        let wrong = RevokeKeyRequest {
+            id: reveal.key.id.clone(),
+            confirmation: "revoke".into(),
+        };
+        assert_eq!(
+            s.revoke_key(wrong).await.unwrap_err().code,
+            ErrorCode::ConfirmationMismatch
+        );
+        assert_eq!(s.list_keys().await.unwrap()[0].revoked_at, None);
+        let right = RevokeKeyRequest {
+            id: reveal.key.id.clone(),
+            confirmation: "REVOKE".into(),
+        };
+        assert!(s.revoke_key(right).await.unwrap().revoked_at.is_some());
+    }
+
+    struct Ipc(AppState);
+
+    fn code<T>(r: Result<T, keysmith_types::IpcError>) -> Result<(), ErrorCode> {
+        r.map(|_| ()).map_err(|e| e.code)
+    }
+
+    impl testkit::Surface for Ipc {
+        async fn act_as(&self, actor: &testkit::Person) {
+            self.0
+                .unlock(UnlockRequest {
+                    name: actor.name.clone(),
+                    passphrase: Passphrase::new(testkit::PASSPHRASE),
+                })
+                .await
+                .unwrap();
+        }
+        async fn generate_key(&self, name: &str) -> Result<(), ErrorCode> {
+            code(
+                self.0
+                    .generate_key(GenerateKeyRequest { name: name.into() })
+                    .await,
+            )
+        }
+        async fn list_keys(&self) -> Result<Vec<keysmith_types::KeySummary>, ErrorCode> {
+            self.0.list_keys().await.map_err(|e| e.code)
+        }
+        async fn revoke_key(&self, key_id: &str) -> Result<(), ErrorCode> {
+            code(
+                self.0
+                    .revoke_key(RevokeKeyRequest {
+                        id: key_id.into(),
+                        confirmation: "REVOKE".into(),
+                    })
+                    .await,
+            )
+        }
+        async fn add_member(&self, name: &str, role: Role) -> Result<(), ErrorCode> {
+            code(
+                self.0
+                    .add_member(AddMemberRequest {
+                        name: name.into(),
+                        role,
+                        initial_passphrase: Passphrase::new(testkit::PASSPHRASE),
+                    })
+                    .await,
+            )
+        }
+        async fn change_role(&self, member_id: &str, role: Role) -> Result<(), ErrorCode> {
+            code(
+                self.0
+                    .change_role(ChangeRoleRequest {
+                        member_id: member_id.into(),
+                        role,
+                    })
+                    .await,
+            )
+        }
+        async fn remove_member(&self, member_id: &str) -> Result<(), ErrorCode> {
+            code(
+                self.0
+                    .remove_member(RemoveMemberRequest {
+                        member_id: member_id.into(),
+                        confirmation: "REMOVE".into(),
+                    })
+                    .await,
+            )
+        }
+        async fn transfer_ownership(&self, member_id: &str) -> Result<(), ErrorCode> {
+            code(
+                self.0
+                    .transfer_ownership(MemberRequest {
+                        member_id: member_id.into(),
+                    })
+                    .await,
+            )
+        }
+        async fn list_members(&self) -> Result<(), ErrorCode> {
+            code(self.0.list_members().await)
+        }
+        async fn audit(&self) -> Result<(), ErrorCode> {
+            code(self.0.audit_report(AuditFilter::default()).await)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn every_cell_of_the_role_table_through_the_command_layer() {
+        let checked = testkit::walk_role_table(|registry| Ipc(AppState::new(registry))).await;
+        assert!(checked > 150, "only {checked} cells");
+    }
+
+    #[tokio::test]
+    async fn an_idle_session_locks_itself() {
+        let (_dir, s) = state().await;
+        let s = AppState::with_idle_limit(s.registry, std::time::Duration::from_millis(200));
+        s.create_account(CreateAccountRequest {
+            owner_name: "Olive".into(),
+            passphrase: Passphrase::new(PASS),
+        })
+        .await
+        .unwrap();
+        s.list_keys().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let err = s.list_keys().await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::NotSignedIn);
+        assert!(err.message.contains("without activity"));
+        assert!(s.session_status().await.unwrap().signed_in.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_new_member_must_change_the_initial_passphrase_first() {
+        let (_dir, s) = state().await;
+        s.create_account(CreateAccountRequest {
+            owner_name: "Olive".into(),
+            passphrase: Passphrase::new(PASS),
+        })
+        .await
+        .unwrap();
+        s.add_member(AddMemberRequest {
+            name: "Max".into(),
+            role: Role::Manager,
+            initial_passphrase: Passphrase::new("initial passphrase"),
+        })
+        .await
+        .unwrap();
+        s.unlock(UnlockRequest {
+            name: "Max".into(),
+            passphrase: Passphrase::new("initial passphrase"),
+        })
+        .await
+        .unwrap();
+        assert!(s.session_status().await.unwrap().must_change_passphrase);
+        let err = s.list_keys().await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::PassphraseChangeRequired);
+        s.change_passphrase(ChangePassphraseRequest {
+            current: Passphrase::new("initial passphrase"),
+            new: Passphrase::new("my own passphrase"),
+        })
+        .await
+        .unwrap();
+        assert!(s.list_keys().await.unwrap().is_empty());
     }
 }

@@ -4,7 +4,6 @@
 
 pub mod audit;
 pub mod clock;
-mod team;
 pub mod data_dir;
 pub mod digest;
 pub mod error;
@@ -14,6 +13,7 @@ pub mod permissions;
 pub mod registry;
 pub mod secret_store;
 pub mod store;
+mod team;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod validate;

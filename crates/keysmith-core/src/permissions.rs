@@ -67,12 +67,30 @@ pub const TABLE: &[(Action, [bool; 5])] = &[
     (Action::SeeOthersKeys, [true, true, false, false, false]),
     (Action::RevokeOwnKey, [true, true, true, false, false]),
     (Action::RevokeOthersKey, [true, true, false, false, false]),
-    (Action::ManageMember(Role::Owner), [false, false, false, false, false]),
-    (Action::ManageMember(Role::Admin), [true, false, false, false, false]),
-    (Action::ManageMember(Role::Manager), [true, true, false, false, false]),
-    (Action::ManageMember(Role::Author), [true, true, false, false, false]),
-    (Action::ManageMember(Role::Viewer), [true, true, false, false, false]),
-    (Action::TransferOwnership, [true, false, false, false, false]),
+    (
+        Action::ManageMember(Role::Owner),
+        [false, false, false, false, false],
+    ),
+    (
+        Action::ManageMember(Role::Admin),
+        [true, false, false, false, false],
+    ),
+    (
+        Action::ManageMember(Role::Manager),
+        [true, true, false, false, false],
+    ),
+    (
+        Action::ManageMember(Role::Author),
+        [true, true, false, false, false],
+    ),
+    (
+        Action::ManageMember(Role::Viewer),
+        [true, true, false, false, false],
+    ),
+    (
+        Action::TransferOwnership,
+        [true, false, false, false, false],
+    ),
     (Action::SeeMembers, [true, true, false, false, false]),
     (Action::SeeAudit, [true, true, false, false, false]),
 ];
@@ -124,7 +142,11 @@ mod tests {
         assert_eq!(TABLE.len(), 13);
         for (action, _) in TABLE {
             for role in Role::ALL {
-                assert_eq!(permits(role, *action), spec(role, *action), "{role:?} × {action:?}");
+                assert_eq!(
+                    permits(role, *action),
+                    spec(role, *action),
+                    "{role:?} × {action:?}"
+                );
                 assert_eq!(authorize(role, *action).is_ok(), spec(role, *action));
             }
         }

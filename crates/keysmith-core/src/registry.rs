@@ -236,8 +236,14 @@ impl Registry {
             Some(r) if ok => {
                 store::set_sign_in_throttle(&mut *tx, &r.id, 0, None).await?;
                 let member = member_from_row(r)?;
-                self.audit(&mut tx, Some(&member), AuditAction::SignIn, &member.name, "")
-                    .await?;
+                self.audit(
+                    &mut tx,
+                    Some(&member),
+                    AuditAction::SignIn,
+                    &member.name,
+                    "",
+                )
+                .await?;
                 tracing::info!(member = %member.id, "signed in");
                 Ok(member)
             }
@@ -364,8 +370,14 @@ impl Registry {
         )
         .await?;
         let target = key_target(&name, &start, &id);
-        self.audit(&mut tx, Some(&actor), AuditAction::KeyGenerated, &target, "")
-            .await?;
+        self.audit(
+            &mut tx,
+            Some(&actor),
+            AuditAction::KeyGenerated,
+            &target,
+            "",
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(key = %id, member = %actor.id, "API key generated");
         Ok(Generated {
@@ -462,8 +474,14 @@ impl Registry {
         }
         let target = key_target(&key.name, &key.start, &key.id);
         let detail = format!("key of {}", key.creator_name);
-        self.audit(&mut tx, Some(&actor), AuditAction::KeyRevoked, &target, &detail)
-            .await?;
+        self.audit(
+            &mut tx,
+            Some(&actor),
+            AuditAction::KeyRevoked,
+            &target,
+            &detail,
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(key = %key_id, member = %actor.id, "API key revoked");
         let row = store::key_by_id(&self.pool, key_id)

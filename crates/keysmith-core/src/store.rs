@@ -124,7 +124,8 @@ pub async fn insert_member<'e, E: Executor<'e, Database = Sqlite>>(
     Ok(())
 }
 
-const MEMBER_COLUMNS: &str = "id, name, role, passphrase_hash, must_change_passphrase, created_at, \
+const MEMBER_COLUMNS: &str =
+    "id, name, role, passphrase_hash, must_change_passphrase, created_at, \
      disabled_at, failed_sign_ins, next_sign_in_at FROM members";
 
 /// The member with this name, compared case-insensitively.
@@ -273,7 +274,11 @@ pub async fn list_members<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Resu
     .await?)
 }
 
-pub async fn set_role<'e, E: Executor<'e, Database = Sqlite>>(ex: E, id: &str, role: &str) -> Result<()> {
+pub async fn set_role<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    id: &str,
+    role: &str,
+) -> Result<()> {
     sqlx::query("UPDATE members SET role = ? WHERE id = ?")
         .bind(role)
         .bind(id)
@@ -283,7 +288,11 @@ pub async fn set_role<'e, E: Executor<'e, Database = Sqlite>>(ex: E, id: &str, r
 }
 
 /// Disables a member (members are never deleted).
-pub async fn disable_member<'e, E: Executor<'e, Database = Sqlite>>(ex: E, id: &str, now: i64) -> Result<()> {
+pub async fn disable_member<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    id: &str,
+    now: i64,
+) -> Result<()> {
     sqlx::query("UPDATE members SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
         .bind(now)
         .bind(id)

@@ -100,8 +100,14 @@ impl Registry {
                 other => other,
             });
         }
-        self.audit(&mut tx, Some(&actor), AuditAction::MemberAdded, &row.name, role.as_str())
-            .await?;
+        self.audit(
+            &mut tx,
+            Some(&actor),
+            AuditAction::MemberAdded,
+            &row.name,
+            role.as_str(),
+        )
+        .await?;
         tx.commit().await?;
         member_from_row(row)
     }
@@ -123,8 +129,14 @@ impl Registry {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         store::set_role(&mut *tx, &target.id, role.as_str()).await?;
         let detail = format!("{} → {}", target.role.as_str(), role.as_str());
-        self.audit(&mut tx, Some(&actor), AuditAction::RoleChanged, &target.name, &detail)
-            .await?;
+        self.audit(
+            &mut tx,
+            Some(&actor),
+            AuditAction::RoleChanged,
+            &target.name,
+            &detail,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Member { role, ..target })
     }
@@ -133,7 +145,11 @@ impl Registry {
     ///
     /// # Errors
     /// As [`Registry::remove_member`], without the confirmation.
-    pub async fn removal_preview(&self, actor_id: &str, member_id: &str) -> Result<Vec<KeySummary>> {
+    pub async fn removal_preview(
+        &self,
+        actor_id: &str,
+        member_id: &str,
+    ) -> Result<Vec<KeySummary>> {
         let actor = self.actor(actor_id).await?;
         let target = self.removable(&actor, member_id).await?;
         store::active_keys_of(&self.pool, &target.id)
@@ -182,8 +198,14 @@ impl Registry {
         }
         store::disable_member(&mut *tx, &target.id, now).await?;
         let detail = format!("{} keys revoked", keys.len());
-        self.audit(&mut tx, Some(&actor), AuditAction::MemberRemoved, &target.name, &detail)
-            .await?;
+        self.audit(
+            &mut tx,
+            Some(&actor),
+            AuditAction::MemberRemoved,
+            &target.name,
+            &detail,
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(member = %target.id, keys = keys.len(), "member removed");
         keys.into_iter()
@@ -247,8 +269,14 @@ impl Registry {
         let phc = passphrase::hash(new)?;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         store::set_passphrase(&mut *tx, &actor.id, &phc, false).await?;
-        self.audit(&mut tx, Some(&actor), AuditAction::PassphraseChanged, &actor.name, "")
-            .await?;
+        self.audit(
+            &mut tx,
+            Some(&actor),
+            AuditAction::PassphraseChanged,
+            &actor.name,
+            "",
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -257,14 +285,23 @@ impl Registry {
     ///
     /// # Errors
     /// [`Error::NotPermitted`].
-    pub async fn audit_entries(&self, actor_id: &str, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+    pub async fn audit_entries(
+        &self,
+        actor_id: &str,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditEntry>> {
         let actor = self.actor(actor_id).await?;
         authorize(actor.role, Action::SeeAudit)?;
         let rows = audit::all(&self.pool).await?;
         Ok(rows
             .into_iter()
             .rev()
-            .filter(|r| filter.member_id.as_deref().is_none_or(|m| r.actor_id.as_deref() == Some(m)))
+            .filter(|r| {
+                filter
+                    .member_id
+                    .as_deref()
+                    .is_none_or(|m| r.actor_id.as_deref() == Some(m))
+            })
             .filter(|r| filter.action.as_deref().is_none_or(|a| r.action == a))
             .filter(|r| filter.from.is_none_or(|f| r.at >= f))
             .filter(|r| filter.until.is_none_or(|u| r.at < u))

@@ -162,7 +162,10 @@ fn cells(actor: Role) -> Vec<(Op, bool)> {
     for target in Role::ALL {
         let is_self = target == Role::Owner && actor == Role::Owner;
         if target >= Role::Manager && !is_self {
-            cells.push((Op::RevokeOf(target), permits(actor, Action::RevokeOthersKey)));
+            cells.push((
+                Op::RevokeOf(target),
+                permits(actor, Action::RevokeOthersKey),
+            ));
         }
         cells.push((Op::Add(target), manage(target)));
         if !is_self {
@@ -172,7 +175,10 @@ fn cells(actor: Role) -> Vec<(Op, bool)> {
             }
         }
         if target != Role::Owner {
-            cells.push((Op::Transfer(target), permits(actor, Action::TransferOwnership)));
+            cells.push((
+                Op::Transfer(target),
+                permits(actor, Action::TransferOwnership),
+            ));
         }
     }
     cells
@@ -221,7 +227,11 @@ pub async fn walk_role_table<S: Surface>(surface: impl Fn(Registry) -> S) -> usi
                     Err(ErrorCode::NotPermitted),
                     "{actor_role:?} × {op:?} should be refused"
                 );
-                assert_eq!(fingerprint(&pool).await, before, "{actor_role:?} × {op:?} changed state");
+                assert_eq!(
+                    fingerprint(&pool).await,
+                    before,
+                    "{actor_role:?} × {op:?} changed state"
+                );
             }
             checked += 1;
         }

@@ -32,28 +32,47 @@ impl Surface for Core {
         code(self.registry.generate_key(&self.me(), name).await)
     }
     async fn list_keys(&self) -> Result<Vec<KeySummary>, ErrorCode> {
-        self.registry.list_keys(&self.me()).await.map_err(|e| e.code())
+        self.registry
+            .list_keys(&self.me())
+            .await
+            .map_err(|e| e.code())
     }
     async fn revoke_key(&self, key_id: &str) -> Result<(), ErrorCode> {
         code(self.registry.revoke_key(&self.me(), key_id, "REVOKE").await)
     }
     async fn add_member(&self, name: &str, role: Role) -> Result<(), ErrorCode> {
-        code(self.registry.add_member(&self.me(), name, role, PASSPHRASE).await)
+        code(
+            self.registry
+                .add_member(&self.me(), name, role, PASSPHRASE)
+                .await,
+        )
     }
     async fn change_role(&self, member_id: &str, role: Role) -> Result<(), ErrorCode> {
         code(self.registry.change_role(&self.me(), member_id, role).await)
     }
     async fn remove_member(&self, member_id: &str) -> Result<(), ErrorCode> {
-        code(self.registry.remove_member(&self.me(), member_id, "REMOVE").await)
+        code(
+            self.registry
+                .remove_member(&self.me(), member_id, "REMOVE")
+                .await,
+        )
     }
     async fn transfer_ownership(&self, member_id: &str) -> Result<(), ErrorCode> {
-        code(self.registry.transfer_ownership(&self.me(), member_id).await)
+        code(
+            self.registry
+                .transfer_ownership(&self.me(), member_id)
+                .await,
+        )
     }
     async fn list_members(&self) -> Result<(), ErrorCode> {
         code(self.registry.list_members(&self.me()).await)
     }
     async fn audit(&self) -> Result<(), ErrorCode> {
-        code(self.registry.audit_entries(&self.me(), &AuditFilter::default()).await)
+        code(
+            self.registry
+                .audit_entries(&self.me(), &AuditFilter::default())
+                .await,
+        )
     }
 }
 
@@ -75,26 +94,60 @@ async fn removing_a_member_revokes_their_keys_and_audits_each() {
     let extra = r.generate_key(&manager.id, "second").await.unwrap();
     let preview = r.removal_preview(&owner.id, &manager.id).await.unwrap();
     assert_eq!(preview.len(), 2);
-    let err = r.remove_member(&owner.id, &manager.id, "remove").await.unwrap_err();
+    let err = r
+        .remove_member(&owner.id, &manager.id, "remove")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::RemoveConfirmationMismatch);
-    let revoked = r.remove_member(&owner.id, &manager.id, "REMOVE").await.unwrap();
+    let revoked = r
+        .remove_member(&owner.id, &manager.id, "REMOVE")
+        .await
+        .unwrap();
     assert_eq!(revoked.len(), 2);
-    assert!(matches!(r.verify(extra.secret.expose()).await, Err(Error::KeyRevoked)));
-    assert!(matches!(r.actor(&manager.id).await, Err(Error::NotSignedIn)));
-    let entries = r.audit_entries(&owner.id, &AuditFilter::default()).await.unwrap();
+    assert!(matches!(
+        r.verify(extra.secret.expose()).await,
+        Err(Error::KeyRevoked)
+    ));
+    assert!(matches!(
+        r.actor(&manager.id).await,
+        Err(Error::NotSignedIn)
+    ));
+    let entries = r
+        .audit_entries(&owner.id, &AuditFilter::default())
+        .await
+        .unwrap();
     let actions: Vec<&str> = entries.iter().take(3).map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["member_removed", "key_revoked", "key_revoked"]);
-    assert!(matches!(r.sign_in(&manager.name, PASSPHRASE).await, Err(Error::BadCredentials)));
+    assert!(matches!(
+        r.sign_in(&manager.name, PASSPHRASE).await,
+        Err(Error::BadCredentials)
+    ));
     // Removing yourself, the Owner, or an unknown member is refused.
-    let err = r.remove_member(&owner.id, &owner.id, "REMOVE").await.unwrap_err();
+    let err = r
+        .remove_member(&owner.id, &owner.id, "REMOVE")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidTarget);
     let admin = team.get(Role::Admin, false).clone();
-    let err = r.remove_member(&admin.id, &owner.id, "REMOVE").await.unwrap_err();
+    let err = r
+        .remove_member(&admin.id, &owner.id, "REMOVE")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::NotPermitted);
-    let err = r.remove_member(&owner.id, "nobody", "REMOVE").await.unwrap_err();
+    let err = r
+        .remove_member(&owner.id, "nobody", "REMOVE")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::NotFound);
-    let err = r.remove_member(&owner.id, &manager.id, "REMOVE").await.unwrap_err();
-    assert_eq!(err.code(), ErrorCode::NotFound, "a removed member is a stale id");
+    let err = r
+        .remove_member(&owner.id, &manager.id, "REMOVE")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        ErrorCode::NotFound,
+        "a removed member is a stale id"
+    );
 }
 
 #[tokio::test]
@@ -112,11 +165,27 @@ async fn a_failing_statement_mid_removal_leaves_nothing_half_done() {
     .execute(r.pool())
     .await
     .unwrap();
-    let err = r.remove_member(&owner.id, &manager.id, "REMOVE").await.unwrap_err();
+    let err = r
+        .remove_member(&owner.id, &manager.id, "REMOVE")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::Storage);
-    assert_eq!(testkit::fingerprint(r.pool()).await, before, "a half-done removal survived");
-    sqlx::query("DROP TRIGGER inject_failure").execute(r.pool()).await.unwrap();
-    assert_eq!(r.remove_member(&owner.id, &manager.id, "REMOVE").await.unwrap().len(), 2);
+    assert_eq!(
+        testkit::fingerprint(r.pool()).await,
+        before,
+        "a half-done removal survived"
+    );
+    sqlx::query("DROP TRIGGER inject_failure")
+        .execute(r.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        r.remove_member(&owner.id, &manager.id, "REMOVE")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -124,7 +193,10 @@ async fn ownership_moves_in_one_step_and_there_is_one_owner() {
     let (_d, r, team) = team_registry().await;
     let owner = team.get(Role::Owner, false).clone();
     let admin = team.get(Role::Admin, false).clone();
-    let err = r.transfer_ownership(&owner.id, &owner.id).await.unwrap_err();
+    let err = r
+        .transfer_ownership(&owner.id, &owner.id)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidTarget);
     r.transfer_ownership(&owner.id, &admin.id).await.unwrap();
     assert_eq!(r.actor(&admin.id).await.unwrap().role, Role::Owner);
@@ -150,21 +222,43 @@ async fn member_input_is_checked() {
         ("admin1", PASSPHRASE, ErrorCode::DuplicateName),
         ("New", "short", ErrorCode::InvalidPassphrase),
     ] {
-        let err = r.add_member(&owner.id, name, Role::Viewer, pass).await.unwrap_err();
+        let err = r
+            .add_member(&owner.id, name, Role::Viewer, pass)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), want, "{name:?}");
     }
-    let err = r.change_role(&admin.id, &admin.id, Role::Viewer).await.unwrap_err();
+    let err = r
+        .change_role(&admin.id, &admin.id, Role::Viewer)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidTarget);
-    let err = r.change_role(&owner.id, "stale", Role::Viewer).await.unwrap_err();
+    let err = r
+        .change_role(&owner.id, "stale", Role::Viewer)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::NotFound);
 
     // A new member must change the initial passphrase; the new one then works.
-    let m = r.add_member(&owner.id, "Nia", Role::Manager, PASSPHRASE).await.unwrap();
+    let m = r
+        .add_member(&owner.id, "Nia", Role::Manager, PASSPHRASE)
+        .await
+        .unwrap();
     assert!(m.must_change_passphrase);
-    let err = r.change_passphrase(&m.id, "wrong passphrase", "a brand new one").await.unwrap_err();
+    let err = r
+        .change_passphrase(&m.id, "wrong passphrase", "a brand new one")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::BadCredentials);
-    r.change_passphrase(&m.id, PASSPHRASE, "a brand new one").await.unwrap();
-    assert!(!r.sign_in("Nia", "a brand new one").await.unwrap().must_change_passphrase);
+    r.change_passphrase(&m.id, PASSPHRASE, "a brand new one")
+        .await
+        .unwrap();
+    assert!(
+        !r.sign_in("Nia", "a brand new one")
+            .await
+            .unwrap()
+            .must_change_passphrase
+    );
 }
 
 #[tokio::test]
@@ -172,7 +266,10 @@ async fn failed_sign_ins_are_slowed_down_and_audited() {
     let (_d, r, team) = team_registry().await;
     let owner = team.get(Role::Owner, false).clone();
     for _ in 0..3 {
-        assert!(matches!(r.sign_in("Olive", "wrong guess!").await, Err(Error::BadCredentials)));
+        assert!(matches!(
+            r.sign_in("Olive", "wrong guess!").await,
+            Err(Error::BadCredentials)
+        ));
     }
     // The third failure imposes a wait: even the right passphrase is not checked now.
     let err = r.sign_in("Olive", PASSPHRASE).await.unwrap_err();
@@ -203,10 +300,12 @@ async fn the_audit_log_is_append_only_and_tampering_is_named() {
         let (_d, r, _team) = team_registry().await;
         let status = r.audit_chain().await.unwrap();
         assert!(status.intact && status.entries >= 5, "{status:?}");
-        assert!(sqlx::query("UPDATE audit_log SET detail = 'x' WHERE seq = 2")
-            .execute(r.pool())
-            .await
-            .is_err());
+        assert!(
+            sqlx::query("UPDATE audit_log SET detail = 'x' WHERE seq = 2")
+                .execute(r.pool())
+                .await
+                .is_err()
+        );
         assert!(sqlx::query("DELETE FROM audit_log WHERE seq = 2")
             .execute(r.pool())
             .await
@@ -215,7 +314,11 @@ async fn the_audit_log_is_append_only_and_tampering_is_named() {
         raw(&r, "DROP TRIGGER audit_log_no_delete").await;
         let problem = match tamper {
             "edit" => {
-                raw(&r, "UPDATE audit_log SET target = 'someone else' WHERE seq = 3").await;
+                raw(
+                    &r,
+                    "UPDATE audit_log SET target = 'someone else' WHERE seq = 3",
+                )
+                .await;
                 chain_problem(&r).await.unwrap()
             }
             "delete" => {

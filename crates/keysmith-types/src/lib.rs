@@ -57,6 +57,8 @@ pub enum ErrorCode {
     RemoveConfirmationMismatch,
     /// The audit log's hash chain is broken.
     AuditTampered,
+    /// The member must change their initial passphrase first.
+    PassphraseChangeRequired,
     /// The database could not be read or written.
     Storage,
     /// Anything else; the message says what.
@@ -175,6 +177,9 @@ pub struct SessionStatus {
     /// The signed-in member must change their initial passphrase before anything else.
     #[serde(default)]
     pub must_change_passphrase: bool,
+    /// The app locks after this many seconds without activity.
+    #[serde(default)]
+    pub idle_lock_secs: u64,
 }
 
 /// A passphrase on its way from the UI to the backend: redacted Debug, zeroized on drop.
