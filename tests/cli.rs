@@ -150,3 +150,220 @@ fn bad_input_gets_clear_errors() {
     let o = cli(d, &["--as", "Olive", "keys", "list", "--json"], None);
     assert_eq!(stdout(&o).trim(), "[]");
 }
+
+#[test]
+fn a_team_from_the_command_line() {
+    use keysmith_tests::cli_with;
+    require_secret_service();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    ok(cli(d, &["init", "--owner", "Olive"], None));
+    let initial = [("KEYSMITH_NEW_PASSPHRASE", "initial passphrase")];
+    ok(cli_with(
+        d,
+        &["--as", "Olive", "members", "add", "Ada", "--role", "admin"],
+        None,
+        &initial,
+    ));
+    // Ada must change the initial passphrase before anything else.
+    let as_ada_initial = [("KEYSMITH_PASSPHRASE", "initial passphrase")];
+    let o = cli_with(d, &["--as", "Ada", "keys", "list"], None, &as_ada_initial);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("must change the initial passphrase"));
+    let change = [
+        ("KEYSMITH_PASSPHRASE", "initial passphrase"),
+        ("KEYSMITH_NEW_PASSPHRASE", "ada's own passphrase"),
+    ];
+    ok(cli_with(d, &["--as", "Ada", "passphrase"], None, &change));
+    let as_ada = [("KEYSMITH_PASSPHRASE", "ada's own passphrase")];
+
+    // An Admin adds a Manager, but not another Admin.
+    let add = [
+        ("KEYSMITH_PASSPHRASE", "ada's own passphrase"),
+        ("KEYSMITH_NEW_PASSPHRASE", "initial passphrase"),
+    ];
+    let o = cli_with(
+        d,
+        &["--as", "Ada", "members", "add", "Bea", "--role", "admin"],
+        None,
+        &add,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("Not permitted"), "{}", stderr(&o));
+    let add_max = [
+        ("KEYSMITH_PASSPHRASE", "ada's own passphrase"),
+        ("KEYSMITH_NEW_PASSPHRASE", "initial passphrase"),
+    ];
+    ok(cli_with(
+        d,
+        &["--as", "Ada", "members", "add", "Max", "--role", "manager"],
+        None,
+        &add_max,
+    ));
+    let max_change = [
+        ("KEYSMITH_PASSPHRASE", "initial passphrase"),
+        ("KEYSMITH_NEW_PASSPHRASE", "max's own passphrase"),
+    ];
+    ok(cli_with(
+        d,
+        &["--as", "Max", "passphrase"],
+        None,
+        &max_change,
+    ));
+    let as_max = [("KEYSMITH_PASSPHRASE", "max's own passphrase")];
+    let key = ok(cli_with(
+        d,
+        &["--as", "Max", "keys", "create", "--name", "Max's CRM"],
+        None,
+        &as_max,
+    ))
+    .trim()
+    .to_owned();
+
+    // verify names the creator and the creator's current role; a role change shows at once.
+    let out = ok(cli(d, &["verify", &key], None));
+    assert!(out.contains("Max") && out.contains("(Manager)"), "{out}");
+    ok(cli(
+        d,
+        &["--as", "Olive", "members", "role", "Max", "author"],
+        None,
+    ));
+    let out = ok(cli(d, &["verify", &key], None));
+    assert!(out.contains("(Author)"), "{out}");
+
+    let list = ok(cli(
+        d,
+        &["--as", "Olive", "members", "list", "--json"],
+        None,
+    ));
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 3);
+
+    // Removing Max revokes his key and says which.
+    let o = cli(
+        d,
+        &[
+            "--as",
+            "Olive",
+            "members",
+            "remove",
+            "Max",
+            "--confirm",
+            "remove",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(cli(d, &["verify", &key], None).status.code(), Some(0));
+    let out = ok(cli(
+        d,
+        &[
+            "--as",
+            "Olive",
+            "members",
+            "remove",
+            "Max",
+            "--confirm",
+            "REMOVE",
+        ],
+        None,
+    ));
+    assert!(
+        out.contains("1 key(s) revoked") && out.contains("Max's CRM"),
+        "{out}"
+    );
+    assert_eq!(cli(d, &["verify", &key], None).status.code(), Some(1));
+
+    // Ownership moves; the old Owner is an Admin afterwards.
+    ok(cli(
+        d,
+        &["--as", "Olive", "members", "transfer-ownership", "Ada"],
+        None,
+    ));
+    let out = ok(cli_with(
+        d,
+        &["--as", "Ada", "members", "list"],
+        None,
+        &as_ada,
+    ));
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Ada") && l.contains("owner")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Olive") && l.contains("admin")),
+        "{out}"
+    );
+
+    // The audit log has it all, and its chain is intact.
+    let audit = ok(cli_with(
+        d,
+        &["--as", "Ada", "audit", "list", "--json"],
+        None,
+        &as_ada,
+    ));
+    let audit: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "member_added",
+        "passphrase_changed",
+        "key_generated",
+        "role_changed",
+        "key_revoked",
+        "member_removed",
+        "ownership_transferred",
+        "sign_in",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} missing from {actions:?}"
+        );
+    }
+    assert!(!serde_json::to_string(&audit).unwrap().contains(&key[4..]));
+    let out = ok(cli(d, &["audit", "verify"], None));
+    assert!(out.starts_with("intact:"), "{out}");
+}
+
+#[tokio::test]
+async fn audit_verify_exits_1_and_names_the_tampered_entry() {
+    require_secret_service();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(cli(d, &["init", "--owner", "Olive"], None).status.success());
+    for name in ["one", "two", "three"] {
+        assert!(cli(
+            d,
+            &["--as", "Olive", "keys", "create", "--name", name],
+            None
+        )
+        .status
+        .success());
+    }
+    assert_eq!(cli(d, &["audit", "verify"], None).status.code(), Some(0));
+    let pool = keysmith_core::store::open(&d.join("keysmith.sqlite3"))
+        .await
+        .unwrap();
+    sqlx::query("DROP TRIGGER audit_log_no_update")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET target = 'nothing to see' WHERE seq = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let o = cli(d, &["audit", "verify"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("entry 2"), "{}", stderr(&o));
+}

@@ -61,12 +61,23 @@ pub fn require_secret_service() {
 
 /// Runs `keysmith` with `args` on `data_dir`, feeding `stdin`, with the test passphrase.
 pub fn cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    cli_with(data_dir, args, stdin, &[])
+}
+
+/// As [`cli`], with extra environment variables (they override the test passphrase).
+pub fn cli_with(
+    data_dir: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> Output {
     use std::io::Write;
     let mut child = Command::new(built_binary("keysmith"))
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
         .env("KEYSMITH_PASSPHRASE", PASSPHRASE)
+        .envs(env.iter().copied())
         .env_remove("KEYSMITH_DATA_DIR")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -118,15 +129,18 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     found
 }
 
-/// tauri-driver (in front of WebKitWebDriver) on two free ports, stopped with SIGTERM on drop.
-/// The app it launches inherits `envs`; its output and the app's go to `log`.
+/// tauri-driver (in front of WebKitWebDriver) on two free ports, or WebKitWebDriver alone,
+/// stopped with SIGTERM on drop. The app it launches inherits `envs`; the drivers' output and
+/// the app's go to `log`.
 pub struct TauriDriver {
     child: Child,
     /// The WebDriver port (`http://127.0.0.1:{port}`).
     pub port: u16,
+    direct: bool,
 }
 
 impl TauriDriver {
+    /// tauri-driver, which starts WebKitWebDriver and translates `tauri:options`.
     pub fn start<K, V>(envs: &[(K, V)], log: &Path) -> TauriDriver
     where
         K: AsRef<OsStr>,
@@ -141,23 +155,66 @@ impl TauriDriver {
                 "--native-port",
                 &(port + 1).to_string(),
             ])
-            .args(["--native-driver", "/usr/bin/WebKitWebDriver"])
+            .args(["--native-driver", WEBKIT_WEBDRIVER])
             .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log_file.try_clone().unwrap()))
             .stderr(Stdio::from(log_file))
             .spawn()
             .expect("tauri-driver (cargo install tauri-driver; scripts/setup.sh does)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tauri-driver did not listen");
-            std::thread::sleep(Duration::from_millis(100));
+        // Ready once both tauri-driver and the WebKitWebDriver it starts listen: a session
+        // asked for before the latter is up fails with a connect error.
+        wait_listening(&[port, port + 1]);
+        TauriDriver {
+            child,
+            port,
+            direct: false,
         }
-        TauriDriver { child, port }
+    }
+
+    /// WebKitWebDriver alone, set up as tauri-driver sets it up, without the proxy in front:
+    /// each command then takes about a millisecond, where through tauri-driver some take 40 ms
+    /// more (its client to WebKitWebDriver does not set TCP_NODELAY). For timing.
+    pub fn start_direct<K, V>(envs: &[(K, V)], log: &Path) -> TauriDriver
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        let port = free_port_pair();
+        let child = Command::new(WEBKIT_WEBDRIVER)
+            .arg(format!("--port={port}"))
+            .arg("--host=127.0.0.1")
+            .envs(envs.iter().map(|(k, v)| (k, v)))
+            // What tauri-driver sets: wry then lets WebKit automate the webview.
+            .env("TAURI_AUTOMATION", "true")
+            .env("TAURI_WEBVIEW_AUTOMATION", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
+            .spawn()
+            .expect("WebKitWebDriver (package webkit2gtk-driver; scripts/setup.sh installs it)");
+        wait_listening(&[port]);
+        TauriDriver {
+            child,
+            port,
+            direct: true,
+        }
     }
 
     /// The URL a WebDriver client connects to.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The capability (name, value) that has the driver launch `app`.
+    pub fn app_capability(&self, app: &Path) -> (&'static str, serde_json::Value) {
+        let app = app.to_string_lossy();
+        if self.direct {
+            (
+                "webkitgtk:browserOptions",
+                serde_json::json!({ "binary": app, "args": [] }),
+            )
+        } else {
+            ("tauri:options", serde_json::json!({ "application": app }))
+        }
     }
 }
 
@@ -175,6 +232,21 @@ impl Drop for TauriDriver {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+const WEBKIT_WEBDRIVER: &str = "/usr/bin/WebKitWebDriver";
+
+fn wait_listening(ports: &[u16]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for &p in ports {
+        while TcpStream::connect(("127.0.0.1", p)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the WebDriver did not listen on {p}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use keysmith_core::{Error, OsKeyring, Registry};
-use keysmith_types::{ErrorCode, KeyStatus, KeySummary};
+use keysmith_types::{AuditFilter, ErrorCode, KeyStatus, KeySummary, Role};
 use zeroize::Zeroizing;
 
 /// Keysmith: generate, list, revoke and verify your team's API keys.
@@ -39,6 +39,14 @@ enum Command {
     /// Generate, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Add, list, re-role, remove members; transfer ownership.
+    #[command(subcommand)]
+    Members(MembersCommand),
+    /// Read the audit log, or check its hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Change your own passphrase (the new one from KEYSMITH_NEW_PASSPHRASE or a prompt).
+    Passphrase,
     /// Check a key: exit 0 valid, 1 unknown or revoked, 2 malformed.
     Verify {
         /// The key, or `-` (the default) to read it from standard input.
@@ -69,6 +77,53 @@ enum KeysCommand {
         #[arg(long, value_name = "REVOKE")]
         confirm: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum MembersCommand {
+    /// Add a member; their initial passphrase comes from KEYSMITH_NEW_PASSPHRASE or a prompt,
+    /// and they must change it at first sign-in.
+    Add {
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+    /// List members: name, role, keys, status.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a member another role.
+    Role {
+        name: String,
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
+    /// Remove a member and revoke every key they generated; prints the keys revoked.
+    Remove {
+        name: String,
+        /// Must be exactly REMOVE.
+        #[arg(long, value_name = "REMOVE")]
+        confirm: String,
+    },
+    /// Make another member the Owner (you become an Admin).
+    TransferOwnership { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// List audit entries, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Walk the hash chain: exit 0 intact, 1 tampered (naming the first bad entry).
+    Verify,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(&s.to_ascii_lowercase())
+        .ok_or_else(|| format!("unknown role {s:?}: owner, admin, manager, author or viewer"))
 }
 
 /// A failure with its exit code; the message never holds key material.
@@ -124,6 +179,57 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             println!("Created the account; {} is its Owner.", member.name);
         }
         Command::Verify { key } => verify(&registry, &key).await?,
+        Command::Audit(AuditCommand::Verify) => {
+            let status = registry.audit_chain().await?;
+            match status.problem {
+                None => println!("intact: {} entries", status.entries),
+                Some(problem) => {
+                    return Err(Failure {
+                        code: 1,
+                        message: format!("the audit log was tampered with: {problem}"),
+                    })
+                }
+            }
+        }
+        Command::Passphrase => {
+            let name = cli.as_member.as_deref().ok_or_else(needs_as)?;
+            let current = read_passphrase(&format!("Current passphrase for {name}: "))?;
+            let member = registry.sign_in(name, &current).await?;
+            let new = read_new_passphrase(&format!("New passphrase for {name}: "))?;
+            registry
+                .change_passphrase(&member.id, &current, &new)
+                .await?;
+            println!("Passphrase changed.");
+        }
+        Command::Members(cmd) => {
+            let actor = sign_in(&registry, cli.as_member.as_deref()).await?;
+            members(&registry, &actor, cmd).await?;
+        }
+        Command::Audit(AuditCommand::List { json }) => {
+            let actor = sign_in(&registry, cli.as_member.as_deref()).await?;
+            let entries = registry
+                .audit_entries(&actor, &AuditFilter::default())
+                .await?;
+            if json {
+                println!("{}", to_json(&entries)?);
+            } else {
+                for e in entries {
+                    println!(
+                        "{:>5}  {}  {:<16}  {:<22}  {}{}",
+                        e.seq,
+                        keysmith_core::clock::format_utc(e.at),
+                        truncate(&e.actor_name, 16),
+                        e.action,
+                        e.target,
+                        if e.detail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", e.detail)
+                        }
+                    );
+                }
+            }
+        }
         Command::Keys(cmd) => {
             let actor = sign_in(&registry, cli.as_member.as_deref()).await?;
             match cmd {
@@ -144,11 +250,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 KeysCommand::List { json } => {
                     let keys = registry.list_keys(&actor).await?;
                     if json {
-                        let text = serde_json::to_string_pretty(&keys).map_err(|e| Failure {
-                            code: 1,
-                            message: e.to_string(),
-                        })?;
-                        println!("{text}");
+                        println!("{}", to_json(&keys)?);
                     } else {
                         print_table(&keys);
                     }
@@ -199,14 +301,106 @@ async fn verify(registry: &Registry, arg: &str) -> Result<(), Failure> {
     }
 }
 
-/// Signs in as `--as NAME` and returns the member id.
-async fn sign_in(registry: &Registry, name: Option<&str>) -> Result<String, Failure> {
-    let name = name.ok_or_else(|| Failure {
+async fn members(registry: &Registry, actor: &str, cmd: MembersCommand) -> Result<(), Failure> {
+    match cmd {
+        MembersCommand::Add { name, role } => {
+            let initial = read_new_passphrase(&format!("Initial passphrase for {name}: "))?;
+            let m = registry.add_member(actor, &name, role, &initial).await?;
+            println!(
+                "Added {} as {}. They must change the initial passphrase at first sign-in.",
+                m.name, m.role
+            );
+        }
+        MembersCommand::List { json } => {
+            let list = registry.list_members(actor).await?;
+            if json {
+                println!("{}", to_json(&list)?);
+            } else {
+                println!(
+                    "{:<24}  {:<8}  {:>11}  STATUS",
+                    "NAME", "ROLE", "ACTIVE KEYS"
+                );
+                for m in list {
+                    let status = match (m.removed_at, m.must_change_passphrase) {
+                        (Some(_), _) => "removed",
+                        (None, true) => "must change passphrase",
+                        (None, false) => "active",
+                    };
+                    println!(
+                        "{:<24}  {:<8}  {:>11}  {status}",
+                        truncate(&m.member.name, 24),
+                        m.member.role.as_str(),
+                        m.active_keys
+                    );
+                }
+            }
+        }
+        MembersCommand::Role { name, role } => {
+            let target = registry.member_named(&name).await?;
+            let m = registry.change_role(actor, &target.id, role).await?;
+            println!("{} is now {}.", m.name, m.role);
+        }
+        MembersCommand::Remove { name, confirm } => {
+            let target = registry.member_named(&name).await?;
+            let revoked = registry.remove_member(actor, &target.id, &confirm).await?;
+            println!("Removed {}; {} key(s) revoked:", target.name, revoked.len());
+            for k in revoked {
+                println!("  {}  {}…  {}", k.id, k.start, k.name);
+            }
+        }
+        MembersCommand::TransferOwnership { name } => {
+            let target = registry.member_named(&name).await?;
+            let m = registry.transfer_ownership(actor, &target.id).await?;
+            println!("{} is now the Owner; you are an Admin.", m.name);
+        }
+    }
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Failure> {
+    serde_json::to_string_pretty(value).map_err(|e| Failure {
+        code: 1,
+        message: e.to_string(),
+    })
+}
+
+fn needs_as() -> Failure {
+    Failure {
         code: 2,
         message: "this command needs --as NAME (the member acting)".into(),
-    })?;
+    }
+}
+
+/// Signs in as `--as NAME` and returns the member id.
+async fn sign_in(registry: &Registry, name: Option<&str>) -> Result<String, Failure> {
+    let name = name.ok_or_else(needs_as)?;
     let pass = read_passphrase(&format!("Passphrase for {name}: "))?;
-    Ok(registry.sign_in(name, &pass).await?.id)
+    let member = registry.sign_in(name, &pass).await?;
+    if member.must_change_passphrase {
+        return Err(Failure {
+            code: 1,
+            message: format!(
+                "{name} must change the initial passphrase first: keysmith --as {name} passphrase"
+            ),
+        });
+    }
+    Ok(member.id)
+}
+
+/// A new passphrase from KEYSMITH_NEW_PASSPHRASE, else from a prompt (asked twice).
+fn read_new_passphrase(prompt: &str) -> Result<Zeroizing<String>, Failure> {
+    if let Some(p) = std::env::var_os("KEYSMITH_NEW_PASSPHRASE") {
+        return Ok(Zeroizing::new(p.to_string_lossy().into_owned()));
+    }
+    let first = read_passphrase_prompt(prompt)?;
+    let again = read_passphrase_prompt("Repeat it: ")?;
+    if first != again {
+        return Err(Failure {
+            code: 1,
+            message: "the two passphrases differ".into(),
+        });
+    }
+    Ok(first)
 }
 
 /// The passphrase from KEYSMITH_PASSPHRASE, else from a prompt on the terminal.
@@ -214,10 +408,14 @@ fn read_passphrase(prompt: &str) -> Result<Zeroizing<String>, Failure> {
     if let Some(p) = std::env::var_os("KEYSMITH_PASSPHRASE") {
         return Ok(Zeroizing::new(p.to_string_lossy().into_owned()));
     }
+    read_passphrase_prompt(prompt)
+}
+
+fn read_passphrase_prompt(prompt: &str) -> Result<Zeroizing<String>, Failure> {
     if !std::io::stdin().is_terminal() {
         return Err(Failure {
             code: 2,
-            message: "no passphrase: set KEYSMITH_PASSPHRASE or run from a terminal".into(),
+            message: "no passphrase: set KEYSMITH_PASSPHRASE (and KEYSMITH_NEW_PASSPHRASE for a new one) or run from a terminal".into(),
         });
     }
     rpassword::prompt_password(prompt)
