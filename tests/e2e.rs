@@ -13,80 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use keysmith_tests::ui::{by_id, clipboard, focused_id, gone, rows, shot};
 use keysmith_tests::{
     built_binary, cli, files_containing, keyring_dump, require_secret_service, TauriDriver,
     PASSPHRASE,
 };
 use thirtyfour::prelude::*;
-
-fn screenshots_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn shot(driver: &WebDriver, name: &str) {
-    // Let layout and fonts settle after the state we waited for.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    driver
-        .screenshot(&screenshots_dir().join(format!("{name}.png")))
-        .await
-        .unwrap();
-}
-
-async fn by_id(driver: &WebDriver, id: &str) -> WebElement {
-    driver
-        .query(By::Id(id))
-        .wait(Duration::from_secs(20), Duration::from_millis(50))
-        .first()
-        .await
-        .unwrap_or_else(|e| panic!("#{id} did not appear: {e}"))
-}
-
-async fn gone(driver: &WebDriver, id: &str) {
-    driver
-        .query(By::Id(id))
-        .wait(Duration::from_secs(20), Duration::from_millis(50))
-        .not_exists()
-        .await
-        .unwrap_or_else(|e| panic!("#{id} did not go away: {e}"));
-}
-
-async fn focused_id(driver: &WebDriver) -> String {
-    let ret = driver
-        .execute(
-            "return document.activeElement && document.activeElement.id;",
-            vec![],
-        )
-        .await
-        .unwrap();
-    ret.json().as_str().unwrap_or_default().to_owned()
-}
-
-async fn rows(driver: &WebDriver) -> Vec<(String, String, String, String)> {
-    // (id, name, start cell, status) of every row.
-    let ret = driver
-        .execute(
-            r#"return Array.from(document.querySelectorAll('#keys-table tbody tr')).map(tr => [
-                tr.dataset.keyId, tr.querySelector('.name').textContent,
-                tr.querySelector('.start').textContent, tr.querySelector('.status').textContent]);"#,
-            vec![],
-        )
-        .await
-        .unwrap();
-    serde_json::from_value(ret.json().clone()).unwrap()
-}
-
-fn clipboard() -> Option<String> {
-    let out = Command::new("xclip")
-        .args(["-o", "-selection", "clipboard"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-        .filter(|s| !s.is_empty())
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_desktop_flows_work_in_the_real_window() {
@@ -248,6 +180,15 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         Some(first_key.as_str()),
         "the clipboard holds the key"
     );
+    let targets = Command::new("xclip")
+        .args(["-o", "-selection", "clipboard", "-t", "TARGETS"])
+        .output()
+        .unwrap();
+    let targets = String::from_utf8_lossy(&targets.stdout);
+    assert!(
+        targets.contains("x-kde-passwordManagerHint"),
+        "clipboard managers are not told to skip the key: {targets}"
+    );
     by_id(driver, "reveal-done").await.click().await.unwrap();
     gone(driver, "reveal-dialog").await;
     // The key is gone from the page.
@@ -308,7 +249,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
 
     // Flow 5: revoke, with the wrong text first.
     let revoke = driver
-        .find(By::Css(&format!(
+        .find(By::Css(format!(
             "tr[data-key-id='{first_id}'] button.revoke"
         )))
         .await
@@ -363,7 +304,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(driver
-        .find_all(By::Css(&format!(
+        .find_all(By::Css(format!(
             "tr[data-key-id='{first_id}'] button.revoke"
         )))
         .await

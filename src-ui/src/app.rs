@@ -1,19 +1,22 @@
-//! The top level: first-run set-up, the unlock screen, or the keys page.
+//! The top level: first-run set-up, the unlock screen, the passphrase change a new member
+//! must make, or the signed-in frame.
 
 use keysmith_types::{MemberSummary, SessionStatus};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::dialogs::OpenDialogs;
 use crate::ipc;
-use crate::keys::KeysPage;
-use crate::sign_in::{SetupPage, UnlockPage};
+use crate::shell::MainView;
+use crate::sign_in::{ChangePassphrasePage, SetupPage, UnlockPage};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Screen {
     Loading,
     Setup,
     Unlock,
-    Keys(MemberSummary),
+    ChangePassphrase(MemberSummary),
+    Main(MemberSummary, u64),
     Failed(String),
 }
 
@@ -26,24 +29,37 @@ pub fn App() -> impl IntoView {
     let screen = RwSignal::new(Screen::Loading);
     let close_requested = CloseRequested(RwSignal::new(false));
     provide_context(close_requested);
+    provide_context(OpenDialogs(RwSignal::new(0)));
 
+    let refresh = move || {
+        spawn_local(async move {
+            screen.set(match ipc::session_status().await {
+                Ok(SessionStatus {
+                    initialized: false, ..
+                }) => Screen::Setup,
+                Ok(SessionStatus {
+                    signed_in: Some(m),
+                    must_change_passphrase: true,
+                    ..
+                }) => Screen::ChangePassphrase(m),
+                Ok(SessionStatus {
+                    signed_in: Some(m),
+                    idle_lock_secs,
+                    ..
+                }) => Screen::Main(m, idle_lock_secs),
+                Ok(_) => Screen::Unlock,
+                Err(e) => Screen::Failed(e.message),
+            });
+        })
+    };
     spawn_local(async move {
         if let Err(e) = ipc::on_close_requested(move || close_requested.0.set(true)).await {
             leptos::logging::warn!("close listener: {}", e.message);
         }
-        screen.set(match ipc::session_status().await {
-            Ok(SessionStatus {
-                initialized: false, ..
-            }) => Screen::Setup,
-            Ok(SessionStatus {
-                signed_in: Some(m), ..
-            }) => Screen::Keys(m),
-            Ok(_) => Screen::Unlock,
-            Err(e) => Screen::Failed(e.message),
-        });
     });
+    refresh();
 
-    let signed_in = move |m: MemberSummary| screen.set(Screen::Keys(m));
+    let signed_in = move |_m: MemberSummary| refresh();
     let locked = move |()| screen.set(Screen::Unlock);
 
     move || match screen.get() {
@@ -52,7 +68,12 @@ pub fn App() -> impl IntoView {
         }
         Screen::Setup => view! { <SetupPage on_done=signed_in /> }.into_any(),
         Screen::Unlock => view! { <UnlockPage on_done=signed_in /> }.into_any(),
-        Screen::Keys(member) => view! { <KeysPage member=member on_lock=locked /> }.into_any(),
+        Screen::ChangePassphrase(member) => {
+            view! { <ChangePassphrasePage member=member on_done=move |()| refresh() /> }.into_any()
+        }
+        Screen::Main(member, idle) => {
+            view! { <MainView member=member idle_lock_secs=idle on_lock=locked /> }.into_any()
+        }
         Screen::Failed(message) => view! {
             <main class="centered">
                 <div class="card">

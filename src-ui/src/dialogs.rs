@@ -15,14 +15,27 @@ use crate::app::CloseRequested;
 use crate::ipc;
 use crate::sign_in::focus_on_mount;
 
+/// How many dialogs are open; the page behind them is `inert` while any is.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenDialogs(pub RwSignal<u32>);
+
+/// Whether any dialog is open (for `inert` on the page behind).
+pub fn dialog_open() -> bool {
+    use_context::<OpenDialogs>().is_some_and(|d| d.0.get() > 0)
+}
+
 /// The overlay and box every dialog shares.
 #[component]
-fn Modal(
+pub fn Modal(
     id: &'static str,
     title_id: &'static str,
     #[prop(into)] on_escape: Callback<()>,
     children: Children,
 ) -> impl IntoView {
+    if let Some(OpenDialogs(count)) = use_context::<OpenDialogs>() {
+        count.update(|n| *n += 1);
+        on_cleanup(move || count.update(|n| *n = n.saturating_sub(1)));
+    }
     let keydown = move |ev: KeyboardEvent| {
         if ev.key() == "Escape" {
             ev.prevent_default();

@@ -2,8 +2,10 @@
 //! come back as the backend's `{code, message}`.
 
 use keysmith_types::{
+    AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, KeyReveal,
-    KeySummary, MemberSummary, RevealRequest, RevokeKeyRequest, SessionStatus, UnlockRequest,
+    KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
+    RevokeKeyRequest, SessionStatus, UnlockRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -97,6 +99,44 @@ pub async fn finish_reveal(id: &str) -> Result<(), IpcError> {
 
 pub async fn revoke_key(req: &RevokeKeyRequest) -> Result<KeySummary, IpcError> {
     call("revoke_key", with_request(req)?).await
+}
+
+pub async fn change_passphrase(req: &ChangePassphraseRequest) -> Result<(), IpcError> {
+    call("change_passphrase", with_request(req)?).await
+}
+
+pub async fn list_members() -> Result<Vec<MemberListing>, IpcError> {
+    call("list_members", no_args()).await
+}
+
+pub async fn add_member(req: &AddMemberRequest) -> Result<MemberSummary, IpcError> {
+    call("add_member", with_request(req)?).await
+}
+
+pub async fn change_role(req: &ChangeRoleRequest) -> Result<MemberSummary, IpcError> {
+    call("change_role", with_request(req)?).await
+}
+
+pub async fn removal_preview(member_id: &str) -> Result<Vec<KeySummary>, IpcError> {
+    let req = MemberRequest {
+        member_id: member_id.to_owned(),
+    };
+    call("removal_preview", with_request(&req)?).await
+}
+
+pub async fn remove_member(req: &RemoveMemberRequest) -> Result<Vec<KeySummary>, IpcError> {
+    call("remove_member", with_request(req)?).await
+}
+
+pub async fn transfer_ownership(member_id: &str) -> Result<MemberSummary, IpcError> {
+    let req = MemberRequest {
+        member_id: member_id.to_owned(),
+    };
+    call("transfer_ownership", with_request(&req)?).await
+}
+
+pub async fn audit_report(filter: &AuditFilter) -> Result<AuditReport, IpcError> {
+    call("audit_report", with_request(filter)?).await
 }
 
 pub async fn quit() -> Result<(), IpcError> {

@@ -4,10 +4,13 @@
 //! [`ipc`], which return `Result<T, IpcError>`.
 
 mod app;
+mod audit;
 mod dialogs;
 mod format;
 mod ipc;
 mod keys;
+mod members;
+mod shell;
 mod sign_in;
 
 fn main() {

@@ -1,6 +1,8 @@
 //! First-run set-up (the account's Owner) and the unlock screen.
 
-use keysmith_types::{CreateAccountRequest, MemberSummary, Passphrase, UnlockRequest};
+use keysmith_types::{
+    ChangePassphraseRequest, CreateAccountRequest, MemberSummary, Passphrase, UnlockRequest,
+};
 use leptos::ev::SubmitEvent;
 use leptos::html;
 use leptos::prelude::*;
@@ -122,6 +124,60 @@ pub fn UnlockPage(#[prop(into)] on_done: Callback<MemberSummary>) -> impl IntoVi
                 <button type="submit" class="primary" id="unlock-submit" disabled=move || busy.get()>
                     {move || if busy.get() { "Unlocking…" } else { "Unlock" }}
                 </button>
+            </form>
+        </main>
+    }
+}
+
+/// A new member's first sign-in: the initial passphrase must be replaced.
+#[component]
+pub fn ChangePassphrasePage(
+    member: MemberSummary,
+    #[prop(into)] on_done: Callback<()>,
+) -> impl IntoView {
+    let current = RwSignal::new(String::new());
+    let new = RwSignal::new(String::new());
+    let new2 = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let first = NodeRef::<html::Input>::new();
+    focus_on_mount(first);
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if new.get_untracked() != new2.get_untracked() {
+            error.set(Some("The two new passphrases differ.".into()));
+            return;
+        }
+        let req = ChangePassphraseRequest {
+            current: Passphrase::new(current.get_untracked()),
+            new: Passphrase::new(new.get_untracked()),
+        };
+        spawn_local(async move {
+            let result = ipc::change_passphrase(&req).await;
+            current.set(String::new());
+            new.set(String::new());
+            new2.set(String::new());
+            match result {
+                Ok(()) => on_done.run(()),
+                Err(e) => error.set(Some(e.message)),
+            }
+        });
+    };
+    view! {
+        <main class="centered">
+            <form class="card auth" on:submit=submit>
+                <div class="brand-mark" aria-hidden="true"></div>
+                <h1>{format!("Welcome, {}", member.name)}</h1>
+                <p class="muted">"Choose your own passphrase to replace the one you were given."</p>
+                <label for="change-current">"Initial passphrase"</label>
+                <input id="change-current" type="password" autocomplete="current-password" node_ref=first bind:value=current />
+                <label for="change-new">"New passphrase"</label>
+                <input id="change-new" type="password" autocomplete="new-password" bind:value=new />
+                <label for="change-new2">"Repeat new passphrase"</label>
+                <input id="change-new2" type="password" autocomplete="new-password" bind:value=new2 />
+                <Show when=move || error.get().is_some()>
+                    <p class="error" role="alert" id="change-error">{move || error.get()}</p>
+                </Show>
+                <button type="submit" class="primary" id="change-submit">"Save passphrase"</button>
             </form>
         </main>
     }

@@ -3,6 +3,8 @@
 //! present, and tauri-driver for driving the desktop app over WebDriver.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod ui;
+
 use std::ffi::OsStr;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -197,7 +197,10 @@ impl Registry {
                 .await?;
         }
         store::disable_member(&mut *tx, &target.id, now).await?;
-        let detail = format!("{} keys revoked", keys.len());
+        let detail = match keys.len() {
+            1 => "1 key revoked".to_owned(),
+            n => format!("{n} keys revoked"),
+        };
         self.audit(
             &mut tx,
             Some(&actor),

@@ -1,0 +1,274 @@
+//! A team of several roles in the real window (Xvfb, WebDriver): the Owner adds an Admin
+//! and a Manager; the Manager changes the initial passphrase, generates keys and cannot see
+//! the Owner's; the Admin sees the Manager's keys and revokes one with REVOKE; the Owner
+//! removes the Manager after the preview, which revokes the rest; the audit page shows it
+//! all with the chain intact. The CLI confirms every revoked key fails verification.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use keysmith_tests::ui::{by_id, click, gone, launch, rows, select, shot, type_into};
+use keysmith_tests::{cli, require_secret_service, PASSPHRASE};
+use thirtyfour::prelude::*;
+
+const INITIAL: &str = "initial passphrase";
+
+async fn unlock(d: &WebDriver, name: &str, pass: &str) {
+    type_into(d, "unlock-name", name).await;
+    type_into(d, "unlock-pass", pass).await;
+    click(d, "unlock-submit").await;
+}
+
+async fn lock(d: &WebDriver) {
+    click(d, "lock-button").await;
+    by_id(d, "unlock-name").await;
+}
+
+/// Generates a key named `name` and copies it; returns the key.
+async fn generate(d: &WebDriver, name: &str) -> String {
+    click(d, "create-key").await;
+    type_into(d, "key-name", name).await;
+    click(d, "generate-key").await;
+    let key = by_id(d, "revealed-key").await.text().await.unwrap();
+    click(d, "copy-key").await;
+    by_id(d, "copy-note").await;
+    click(d, "reveal-done").await;
+    gone(d, "reveal-dialog").await;
+    key
+}
+
+async fn add_member(d: &WebDriver, name: &str, role: &str) {
+    click(d, "add-member").await;
+    type_into(d, "member-name", name).await;
+    select(d, "member-role", role).await;
+    type_into(d, "member-pass", INITIAL).await;
+    click(d, "add-member-submit").await;
+    gone(d, "add-member-dialog").await;
+    d.query(By::Css(&format!("tr[data-member='{name}']")))
+        .wait(Duration::from_secs(10), Duration::from_millis(50))
+        .first()
+        .await
+        .unwrap();
+}
+
+async fn first_sign_in(d: &WebDriver, name: &str, own: &str) {
+    unlock(d, name, INITIAL).await;
+    type_into(d, "change-current", INITIAL).await;
+    type_into(d, "change-new", own).await;
+    type_into(d, "change-new2", own).await;
+    click(d, "change-submit").await;
+    by_id(d, "signed-in-as").await;
+}
+
+async fn wait_rows(d: &WebDriver, want: usize) -> Vec<(String, String, String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = rows(d).await;
+        if r.len() == want {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {want} rows, have {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_team_of_roles_in_the_real_window() {
+    require_secret_service();
+    let work = tempfile::tempdir().unwrap();
+    let data_dir = work.path().join("data");
+    let log = work.path().join("app.log");
+    let (driver, d) = launch(
+        &[
+            ("KEYSMITH_DATA_DIR", data_dir.as_os_str()),
+            ("KEYSMITH_CLIPBOARD_CLEAR_SECS", OsStr::new("3")),
+        ],
+        &log,
+    )
+    .await;
+    team(&d, &data_dir).await;
+    let _ = d.quit().await;
+    drop(driver);
+}
+
+async fn team(d: &WebDriver, data_dir: &Path) {
+    // The Owner sets up the account, generates a key, adds an Admin and a Manager.
+    type_into(d, "setup-name", "Olive Owner").await;
+    type_into(d, "setup-pass", PASSPHRASE).await;
+    type_into(d, "setup-pass2", PASSPHRASE).await;
+    click(d, "setup-submit").await;
+    let owner_key = generate(d, "Owner billing").await;
+    click(d, "tab-members").await;
+    add_member(d, "Ada Admin", "admin").await;
+    add_member(d, "Max Manager", "manager").await;
+    // A duplicate name is refused inline.
+    click(d, "add-member").await;
+    type_into(d, "member-name", "max manager").await;
+    type_into(d, "member-pass", INITIAL).await;
+    click(d, "add-member-submit").await;
+    let err = by_id(d, "add-member-error").await.text().await.unwrap();
+    assert!(err.contains("already called"), "{err}");
+    by_id(d, "member-name")
+        .await
+        .send_keys(Key::Escape)
+        .await
+        .unwrap();
+    gone(d, "add-member-dialog").await;
+    shot(d, "10-members").await;
+    lock(d).await;
+
+    // The Manager: first sign-in changes the passphrase; no Members tab; own keys only.
+    first_sign_in(d, "Max Manager", "max's own passphrase").await;
+    assert_eq!(
+        by_id(d, "signed-in-role").await.text().await.unwrap(),
+        "Manager"
+    );
+    assert!(d.find_all(By::Id("tab-members")).await.unwrap().is_empty());
+    by_id(d, "no-keys").await;
+    let max_first = generate(d, "Max CRM sync").await;
+    let max_second = generate(d, "Max webhooks").await;
+    let listed = wait_rows(d, 2).await;
+    assert!(listed.iter().all(|r| r.1.starts_with("Max")), "{listed:?}");
+    shot(d, "11-manager-keys").await;
+    lock(d).await;
+
+    // The Admin sees every key, filters by member, revokes one of Max's with REVOKE.
+    first_sign_in(d, "Ada Admin", "ada's own passphrase").await;
+    let listed = wait_rows(d, 3).await;
+    assert!(listed.iter().any(|r| r.1 == "Owner billing"));
+    let max_id = d
+        .execute(
+            "return Array.from(document.querySelectorAll('#key-filter option')).find(o => o.textContent === 'Max Manager').value;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .json()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    select(d, "key-filter", &max_id).await;
+    let only_max = wait_rows(d, 2).await;
+    let crm = only_max
+        .iter()
+        .find(|r| r.1 == "Max CRM sync")
+        .unwrap()
+        .0
+        .clone();
+    d.find(By::Css(&format!("tr[data-key-id='{crm}'] button.revoke")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    type_into(d, "revoke-confirm", "REVOKE").await;
+    click(d, "revoke-submit").await;
+    gone(d, "revoke-dialog").await;
+    shot(d, "12-admin-filtered").await;
+    assert_eq!(
+        cli(data_dir, &["verify", &max_first], None).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        cli(data_dir, &["verify", &max_second], None).status.code(),
+        Some(0)
+    );
+    lock(d).await;
+
+    // The Owner removes the Manager after the preview: the remaining key is revoked.
+    unlock(d, "Olive Owner", PASSPHRASE).await;
+    click(d, "tab-members").await;
+    d.query(By::Css("tr[data-member='Max Manager'] button.remove"))
+        .wait(Duration::from_secs(10), Duration::from_millis(50))
+        .first()
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let preview = by_id(d, "remove-preview").await.text().await.unwrap();
+    assert!(
+        preview.contains("Max webhooks") && !preview.contains("Max CRM sync"),
+        "{preview}"
+    );
+    assert!(!by_id(d, "remove-submit").await.is_enabled().await.unwrap());
+    type_into(d, "remove-confirm", "REMOVE").await;
+    shot(d, "13-remove-preview").await;
+    click(d, "remove-submit").await;
+    gone(d, "remove-member-dialog").await;
+    let notice = by_id(d, "members-notice").await.text().await.unwrap();
+    assert!(notice.contains("1 key(s) revoked"), "{notice}");
+    assert_eq!(
+        cli(data_dir, &["verify", &max_second], None).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        cli(data_dir, &["verify", &owner_key], None).status.code(),
+        Some(0)
+    );
+
+    // The audit page: chain intact, the removal and both revocations listed; filters work.
+    click(d, "tab-audit").await;
+    let status = by_id(d, "chain-status").await.text().await.unwrap();
+    assert!(status.contains("Chain intact"), "{status}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let actions: Vec<String> = d
+            .execute(
+                "return Array.from(document.querySelectorAll('#audit-table tbody tr')).map(r => r.dataset.action);",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .convert()
+            .unwrap();
+        let wanted = [
+            "member_added",
+            "key_generated",
+            "key_copied",
+            "key_revoked",
+            "member_removed",
+            "passphrase_changed",
+            "sign_in",
+        ];
+        if wanted.iter().all(|w| actions.iter().any(|a| a == w)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "audit page lacks entries: {actions:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shot(d, "14-audit").await;
+    select(d, "audit-action", "member_removed").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: usize = d
+            .execute(
+                "return document.querySelectorAll('#audit-table tbody tr').length;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .convert()
+            .unwrap();
+        if n == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the action filter shows {n} rows"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        cli(data_dir, &["audit", "verify"], None).status.code(),
+        Some(0)
+    );
+}
