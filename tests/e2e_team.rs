@@ -106,6 +106,7 @@ async fn team(d: &WebDriver, data_dir: &Path) {
     click(d, "tab-members").await;
     add_member(d, "Ada Admin", "admin").await;
     add_member(d, "Max Manager", "manager").await;
+    add_member(d, "Vic Viewer", "viewer").await;
     // A duplicate name is refused inline.
     click(d, "add-member").await;
     type_into(d, "member-name", "max manager").await;
@@ -121,6 +122,22 @@ async fn team(d: &WebDriver, data_dir: &Path) {
     gone(d, "add-member-dialog").await;
     shot(d, "10-members").await;
     lock(d).await;
+
+    // A Viewer gets a plain explanation instead of the keys page, and no other tab.
+    first_sign_in(d, "Vic Viewer", "vic's own passphrase").await;
+    let text = by_id(d, "no-keys-page").await.text().await.unwrap();
+    assert!(text.contains("can't generate or see API keys"), "{text}");
+    assert!(d.find_all(By::Id("create-key")).await.unwrap().is_empty());
+    assert!(d.find_all(By::Id("tab-audit")).await.unwrap().is_empty());
+    shot(d, "15-viewer").await;
+    // Ctrl+L locks from anywhere.
+    d.find(By::Tag("body"))
+        .await
+        .unwrap()
+        .send_keys(Key::Control + "l")
+        .await
+        .unwrap();
+    by_id(d, "unlock-name").await;
 
     // The Manager: first sign-in changes the passphrase; no Members tab; own keys only.
     first_sign_in(d, "Max Manager", "max's own passphrase").await;

@@ -55,6 +55,24 @@ pub fn MainView(
                 }
             });
         }
+        // Ctrl+L locks, wherever the focus is.
+        let ctrl_l = Closure::<dyn Fn(KeyboardEvent)>::new(move |ev: KeyboardEvent| {
+            if ev.ctrl_key() && ev.key().eq_ignore_ascii_case("l") {
+                ev.prevent_default();
+                lock();
+            }
+        });
+        let _ = w.add_event_listener_with_callback("keydown", ctrl_l.as_ref().unchecked_ref());
+        on_cleanup({
+            let w = w.clone();
+            let ctrl_l = send_wrapper::SendWrapper::new(ctrl_l);
+            move || {
+                let _ = w.remove_event_listener_with_callback(
+                    "keydown",
+                    ctrl_l.as_ref().unchecked_ref(),
+                );
+            }
+        });
         let limit_ms = (idle_lock_secs.max(10) * 1000) as f64;
         let tick = Closure::<dyn Fn()>::new(move || {
             if js_sys::Date::now() - last_activity.get_value() > limit_ms {
@@ -75,12 +93,6 @@ pub fn MainView(
             });
         }
     }
-    let keydown = move |ev: KeyboardEvent| {
-        if ev.ctrl_key() && ev.key().eq_ignore_ascii_case("l") {
-            ev.prevent_default();
-            lock();
-        }
-    };
 
     let tab_button = move |t: Tab, id: &'static str, label: &'static str| {
         view! {
@@ -99,7 +111,7 @@ pub fn MainView(
 
     let page_member = member.clone();
     view! {
-        <div class="shell" on:keydown=keydown>
+        <div class="shell">
             <header class="topbar" inert=dialog_open>
                 <div class="brand"><span class="brand-mark small" aria-hidden="true"></span>"Keysmith"</div>
                 {manages.then(|| view! {
