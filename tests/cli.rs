@@ -273,7 +273,7 @@ fn a_team_from_the_command_line() {
         None,
     ));
     assert!(
-        out.contains("1 key(s) revoked") && out.contains("Max's CRM"),
+        out.contains("1 key revoked") && out.contains("Max's CRM"),
         "{out}"
     );
     assert_eq!(cli(d, &["verify", &key], None).status.code(), Some(1));

@@ -180,7 +180,10 @@ pub fn MembersPage(me: MemberSummary) -> impl IntoView {
                 member=m
                 on_removed=move |(name, n): (String, usize)| {
                     removing.set(None);
-                    notice.set(Some(format!("Removed {name}; {n} key(s) revoked.")));
+                    notice.set(Some(match n {
+                        1 => format!("Removed {name}; 1 key revoked."),
+                        n => format!("Removed {name}; {n} keys revoked."),
+                    }));
                     reload();
                 }
                 on_cancel=move |()| removing.set(None)

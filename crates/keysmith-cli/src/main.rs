@@ -343,7 +343,11 @@ async fn members(registry: &Registry, actor: &str, cmd: MembersCommand) -> Resul
         MembersCommand::Remove { name, confirm } => {
             let target = registry.member_named(&name).await?;
             let revoked = registry.remove_member(actor, &target.id, &confirm).await?;
-            println!("Removed {}; {} key(s) revoked:", target.name, revoked.len());
+            match revoked.len() {
+                0 => println!("Removed {}; they had no active keys.", target.name),
+                1 => println!("Removed {}; 1 key revoked:", target.name),
+                n => println!("Removed {}; {n} keys revoked:", target.name),
+            }
             for k in revoked {
                 println!("  {}  {}…  {}", k.id, k.start, k.name);
             }

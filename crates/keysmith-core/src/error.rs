@@ -29,6 +29,8 @@ pub enum Error {
     MalformedKey(#[from] KeyFormatError),
     #[error("No {what} has the id {id:?}.")]
     NotFound { what: &'static str, id: String },
+    #[error("No member is called {0:?}.")]
+    UnknownMember(String),
     #[error("That API key is not known to this account.")]
     UnknownKey,
     #[error("That API key was revoked.")]
@@ -88,7 +90,7 @@ impl Error {
             Error::InvalidName(_) => ErrorCode::InvalidName,
             Error::InvalidPassphrase(_) => ErrorCode::InvalidPassphrase,
             Error::MalformedKey(_) => ErrorCode::MalformedKey,
-            Error::NotFound { .. } => ErrorCode::NotFound,
+            Error::NotFound { .. } | Error::UnknownMember(_) => ErrorCode::NotFound,
             Error::UnknownKey => ErrorCode::UnknownKey,
             Error::KeyRevoked => ErrorCode::KeyRevoked,
             Error::ConfirmationMismatch => ErrorCode::ConfirmationMismatch,

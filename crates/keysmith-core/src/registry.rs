@@ -331,10 +331,7 @@ impl Registry {
     pub async fn member_named(&self, name: &str) -> Result<Member> {
         match store::member_by_name(&self.pool, name).await? {
             Some(row) if row.disabled_at.is_none() => member_from_row(row),
-            _ => Err(Error::NotFound {
-                what: "member",
-                id: name.to_owned(),
-            }),
+            _ => Err(Error::UnknownMember(name.trim().to_owned())),
         }
     }
 
