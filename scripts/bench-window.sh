@@ -5,7 +5,9 @@
 #
 #   scripts/bench-window.sh            (KEYSMITH_BENCH_RUNS=N for other than 5 runs of each)
 #
-# Close other heavy work first: the machine's load skews launch times.
+# Other work on the machine skews launch times: before each launch the benchmark waits (up
+# to 5 min) for idle CPUs, and it launches again (up to 3 times) when other processes took
+# more than 10 % of the CPUs during a launch. Warm-up launches are not counted.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$KEYSMITH_ROOT"
@@ -20,7 +22,10 @@ step "UIs (trunk, release)"
 (cd bench/empty-window/ui && trunk build --release)
 
 step "apps (release; the UIs are embedded at compile time)"
-cargo build --release -p keysmith-app -p keysmith-empty-window
+# The packages scripts/test.sh builds plus the baseline, so that features unify the same way
+# (the same keysmith-app binary, no rebuild of tauri between the two scripts).
+cargo build --release --bins --tests --workspace \
+  --exclude keysmith-ui --exclude keysmith-empty-window-ui
 cargo bench --no-run -p keysmith-tests --bench window
 
 step "benchmark (private D-Bus session with gnome-keyring, on Xvfb)"
