@@ -13,11 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use keysmith_tests::ui::{by_id, clipboard, focused_id, gone, rows, shot};
-use keysmith_tests::{
-    built_binary, cli, files_containing, keyring_dump, require_secret_service, TauriDriver,
-    PASSPHRASE,
-};
+use keysmith_tests::ui::{by_id, clipboard, focused_id, gone, launch, rows, shot};
+use keysmith_tests::{cli, files_containing, keyring_dump, require_secret_service, PASSPHRASE};
 use thirtyfour::prelude::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -27,28 +24,18 @@ async fn the_desktop_flows_work_in_the_real_window() {
         std::env::var_os("DISPLAY").is_some(),
         "no DISPLAY: run through scripts/with-session.sh --display"
     );
-    let app = built_binary("keysmith-app");
     let work = tempfile::tempdir().unwrap();
     let data_dir = work.path().join("data");
     let log = work.path().join("app.log");
-    let tauri_driver = TauriDriver::start(
+    let (tauri_driver, driver) = launch(
         &[
             ("KEYSMITH_DATA_DIR", data_dir.as_os_str()),
             ("KEYSMITH_CLIPBOARD_CLEAR_SECS", OsStr::new("3")),
             ("KEYSMITH_LOG", OsStr::new("info")),
         ],
         &log,
-    );
-
-    let mut caps = thirtyfour::Capabilities::new();
-    caps.set(
-        "tauri:options",
-        serde_json::json!({ "application": app.to_string_lossy() }),
     )
-    .unwrap();
-    let driver = WebDriver::new(tauri_driver.url(), caps)
-        .await
-        .expect("a WebDriver session with the app");
+    .await;
 
     let result = flows(&driver, &data_dir).await;
     let _ = driver.quit().await;
