@@ -288,4 +288,45 @@ async fn team(d: &WebDriver, data_dir: &Path) {
         cli(data_dir, &["audit", "verify"], None).status.code(),
         Some(0)
     );
+
+    // Ownership moves only after a confirmation.
+    click(d, "tab-members").await;
+    let make_owner = "tr[data-member='Ada Admin'] button.transfer";
+    d.query(By::Css(make_owner))
+        .wait(Duration::from_secs(10), Duration::from_millis(50))
+        .first()
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    by_id(d, "transfer-cancel")
+        .await
+        .send_keys(Key::Escape)
+        .await
+        .unwrap();
+    gone(d, "transfer-dialog").await;
+    d.find(By::Css(make_owner))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click(d, "transfer-confirm").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let notice = by_id(d, "members-notice").await.text().await.unwrap();
+        if notice.contains("Ada Admin is now the Owner") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no transfer notice: {notice}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = cli(data_dir, &["--as", "Olive Owner", "members", "list"], None);
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Ada Admin") && l.contains("owner")),
+        "{out}"
+    );
 }

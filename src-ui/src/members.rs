@@ -31,6 +31,7 @@ pub fn MembersPage(me: MemberSummary) -> impl IntoView {
     let notice = RwSignal::new(None::<String>);
     let adding = RwSignal::new(false);
     let removing = RwSignal::new(None::<MemberSummary>);
+    let transferring = RwSignal::new(None::<MemberSummary>);
     let reload = move || {
         spawn_local(async move {
             match ipc::list_members().await {
@@ -58,6 +59,7 @@ pub fn MembersPage(me: MemberSummary) -> impl IntoView {
     };
     let transfer = move |m: MemberSummary| {
         spawn_local(async move {
+            transferring.set(None);
             match ipc::transfer_ownership(&m.id).await {
                 Ok(_) => {
                     notice.set(Some(format!(
@@ -147,7 +149,7 @@ pub fn MembersPage(me: MemberSummary) -> impl IntoView {
                                     </td>
                                     <td class="actions">
                                         {(is_owner && !removed && current != Role::Owner).then(|| view! {
-                                            <button class="ghost small transfer" on:click=move |_| transfer(for_transfer.clone())>
+                                            <button class="ghost small transfer" on:click=move |_| transferring.set(Some(for_transfer.clone()))>
                                                 "Make Owner"
                                             </button>
                                         })}
@@ -175,6 +177,28 @@ pub fn MembersPage(me: MemberSummary) -> impl IntoView {
                 on_cancel=move |()| adding.set(false)
             />
         </Show>
+        {move || transferring.get().map(|m| {
+            let target = m.clone();
+            let cancel = NodeRef::<html::Button>::new();
+            Effect::new(move |_| {
+                if let Some(el) = cancel.get() {
+                    let _ = el.focus();
+                }
+            });
+            view! {
+                <Modal id="transfer-dialog" title_id="transfer-title" on_escape=move |()| transferring.set(None)>
+                    <h2 id="transfer-title">{format!("Make {} the Owner?", m.name)}</h2>
+                    <p>{format!(
+                        "{} becomes the account's only Owner, and you become an Admin. Only the new Owner can give ownership back.",
+                        m.name
+                    )}</p>
+                    <div class="buttons">
+                        <button type="button" class="secondary" id="transfer-cancel" node_ref=cancel on:click=move |_| transferring.set(None)>"Cancel"</button>
+                        <button type="button" class="danger" id="transfer-confirm" on:click=move |_| transfer(target.clone())>"Transfer ownership"</button>
+                    </div>
+                </Modal>
+            }
+        })}
         {move || removing.get().map(|m| view! {
             <RemoveMemberDialog
                 member=m
