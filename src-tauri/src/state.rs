@@ -323,9 +323,7 @@ impl AppState {
 
     pub async fn audit_report(&self, filter: AuditFilter) -> Result<AuditReport, IpcError> {
         let actor = self.signed_in().await?;
-        let entries = self.registry.audit_entries(&actor.id, &filter).await?;
-        let chain = self.registry.audit_chain().await?;
-        Ok(AuditReport { entries, chain })
+        Ok(self.registry.audit_report(&actor.id, &filter).await?)
     }
 }
 
@@ -354,6 +352,18 @@ mod tests {
             Arc::new(keysmith_core::clock::SystemClock),
         );
         (dir, AppState::new(registry))
+    }
+
+    /// A state whose account exists, with its Owner (Olive) signed in.
+    async fn signed_in_owner() -> (tempfile::TempDir, AppState) {
+        let (dir, s) = state().await;
+        s.create_account(CreateAccountRequest {
+            owner_name: "Olive".into(),
+            passphrase: Passphrase::new(PASS),
+        })
+        .await
+        .unwrap();
+        (dir, s)
     }
 
     #[tokio::test]
@@ -401,13 +411,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_key_is_held_only_until_done_or_lock() {
-        let (_dir, s) = state().await;
-        s.create_account(CreateAccountRequest {
-            owner_name: "Olive".into(),
-            passphrase: Passphrase::new(PASS),
-        })
-        .await
-        .unwrap();
+        let (_dir, s) = signed_in_owner().await;
         let reveal = s
             .generate_key(GenerateKeyRequest { name: "CRM".into() })
             .await
@@ -433,13 +437,7 @@ mod tests {
 
     #[tokio::test]
     async fn revoke_checks_the_confirmation_again() {
-        let (_dir, s) = state().await;
-        s.create_account(CreateAccountRequest {
-            owner_name: "Olive".into(),
-            passphrase: Passphrase::new(PASS),
-        })
-        .await
-        .unwrap();
+        let (_dir, s) = signed_in_owner().await;
         let reveal = s
             .generate_key(GenerateKeyRequest { name: "CRM".into() })
             .await
@@ -570,13 +568,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_member_must_change_the_initial_passphrase_first() {
-        let (_dir, s) = state().await;
-        s.create_account(CreateAccountRequest {
-            owner_name: "Olive".into(),
-            passphrase: Passphrase::new(PASS),
-        })
-        .await
-        .unwrap();
+        let (_dir, s) = signed_in_owner().await;
         s.add_member(AddMemberRequest {
             name: "Max".into(),
             role: Role::Manager,

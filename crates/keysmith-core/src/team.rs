@@ -4,7 +4,8 @@
 //! its change and its audit entries in one `BEGIN IMMEDIATE` transaction.
 
 use keysmith_types::{
-    AuditEntry, AuditFilter, ChainStatus, KeySummary, MemberListing, Role, REMOVE_CONFIRMATION,
+    AuditEntry, AuditFilter, AuditReport, ChainStatus, KeySummary, MemberListing, Role,
+    REMOVE_CONFIRMATION,
 };
 
 use crate::audit::{self, AuditAction};
@@ -293,10 +294,20 @@ impl Registry {
         actor_id: &str,
         filter: &AuditFilter,
     ) -> Result<Vec<AuditEntry>> {
+        Ok(self.audit_report(actor_id, filter).await?.entries)
+    }
+
+    /// The audit page in one read of the log: the entries matching `filter` (newest first)
+    /// and the whole chain's status, for the Owner and Admins.
+    ///
+    /// # Errors
+    /// [`Error::NotPermitted`].
+    pub async fn audit_report(&self, actor_id: &str, filter: &AuditFilter) -> Result<AuditReport> {
         let actor = self.actor(actor_id).await?;
         authorize(actor.role, Action::SeeAudit)?;
         let rows = audit::all(&self.pool).await?;
-        Ok(rows
+        let chain = chain_status(&rows);
+        let entries = rows
             .into_iter()
             .rev()
             .filter(|r| {
@@ -317,7 +328,8 @@ impl Registry {
                 target: r.target,
                 detail: r.detail,
             })
-            .collect())
+            .collect();
+        Ok(AuditReport { entries, chain })
     }
 
     /// Walks the whole audit chain. Needs no member: anyone who can read the database can
@@ -326,18 +338,21 @@ impl Registry {
     /// # Errors
     /// [`Error::Storage`].
     pub async fn audit_chain(&self) -> Result<ChainStatus> {
-        let rows = audit::all(&self.pool).await?;
-        Ok(match audit::verify_chain(&rows) {
-            Ok(n) => ChainStatus {
-                intact: true,
-                entries: n as u64,
-                problem: None,
-            },
-            Err(b) => ChainStatus {
-                intact: false,
-                entries: rows.len() as u64,
-                problem: Some(b.to_string()),
-            },
-        })
+        Ok(chain_status(&audit::all(&self.pool).await?))
+    }
+}
+
+fn chain_status(rows: &[audit::AuditRow]) -> ChainStatus {
+    match audit::verify_chain(rows) {
+        Ok(n) => ChainStatus {
+            intact: true,
+            entries: n as u64,
+            problem: None,
+        },
+        Err(b) => ChainStatus {
+            intact: false,
+            entries: rows.len() as u64,
+            problem: Some(b.to_string()),
+        },
     }
 }
