@@ -11,9 +11,9 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use keysmith_tests::ui::{by_id, clipboard, focused_id, gone, launch, rows, shot};
+use keysmith_tests::ui::{by_id, clipboard, eventually, focused_id, gone, launch, rows, shot};
 use keysmith_tests::{cli, files_containing, keyring_dump, require_secret_service, PASSPHRASE};
 use thirtyfour::prelude::*;
 
@@ -185,11 +185,18 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         "the key is still in the page"
     );
     // The clipboard is cleared after the timeout (3 s in this test).
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while clipboard().as_deref() == Some(first_key.as_str()) {
-        assert!(Instant::now() < deadline, "the clipboard was not cleared");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let key = first_key.as_str();
+    eventually(
+        "the clipboard was not cleared",
+        Duration::from_secs(15),
+        || async move {
+            match clipboard() {
+                Some(held) if held == key => Err("it still holds the key"),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
 
     // Flow 4: the list shows name, first 4, dates, status; never more of the key.
     let listed = rows(driver).await;
@@ -278,18 +285,20 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     shot(driver, "07-revoke").await;
     submit.click().await.unwrap();
     gone(driver, "revoke-dialog").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = rows(driver).await;
-        if now.iter().any(|r| r.0 == first_id && r.3 == "Revoked") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the row never showed Revoked: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let id = first_id.as_str();
+    eventually(
+        "the row never showed Revoked",
+        Duration::from_secs(10),
+        || async move {
+            let now = rows(driver).await;
+            if now.iter().any(|r| r.0 == id && r.3 == "Revoked") {
+                Ok(())
+            } else {
+                Err(now)
+            }
+        },
+    )
+    .await;
     assert!(driver
         .find_all(By::Css(format!(
             "tr[data-key-id='{first_id}'] button.revoke"

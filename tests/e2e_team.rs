@@ -7,9 +7,9 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use keysmith_tests::ui::{by_id, click, gone, launch, rows, select, shot, type_into};
+use keysmith_tests::ui::{by_id, click, eventually, gone, launch, rows, select, shot, type_into};
 use keysmith_tests::{cli, require_secret_service, PASSPHRASE};
 use thirtyfour::prelude::*;
 
@@ -63,18 +63,16 @@ async fn first_sign_in(d: &WebDriver, name: &str, own: &str) {
 }
 
 async fn wait_rows(d: &WebDriver, want: usize) -> Vec<(String, String, String, String)> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("expected {want} rows");
+    eventually(&what, Duration::from_secs(10), || async move {
         let r = rows(d).await;
         if r.len() == want {
-            return r;
+            Ok(r)
+        } else {
+            Err(r)
         }
-        assert!(
-            Instant::now() < deadline,
-            "expected {want} rows, have {r:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -233,8 +231,7 @@ async fn team(d: &WebDriver, data_dir: &Path) {
     click(d, "tab-audit").await;
     let status = by_id(d, "chain-status").await.text().await.unwrap();
     assert!(status.contains("Chain intact"), "{status}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("audit page lacks entries", Duration::from_secs(10), || async move {
         let actions: Vec<String> = d
             .execute(
                 "return Array.from(document.querySelectorAll('#audit-table tbody tr')).map(r => r.dataset.action);",
@@ -254,36 +251,35 @@ async fn team(d: &WebDriver, data_dir: &Path) {
             "sign_in",
         ];
         if wanted.iter().all(|w| actions.iter().any(|a| a == w)) {
-            break;
+            Ok(())
+        } else {
+            Err(actions)
         }
-        assert!(
-            Instant::now() < deadline,
-            "audit page lacks entries: {actions:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     shot(d, "14-audit").await;
     select(d, "audit-action", "member_removed").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let n: usize = d
-            .execute(
-                "return document.querySelectorAll('#audit-table tbody tr').length;",
-                vec![],
-            )
-            .await
-            .unwrap()
-            .convert()
-            .unwrap();
-        if n == 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the action filter shows {n} rows"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "the action filter shows other than 1 row",
+        Duration::from_secs(10),
+        || async move {
+            let n: usize = d
+                .execute(
+                    "return document.querySelectorAll('#audit-table tbody tr').length;",
+                    vec![],
+                )
+                .await
+                .unwrap()
+                .convert()
+                .unwrap();
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(n)
+            }
+        },
+    )
+    .await;
     assert_eq!(
         cli(data_dir, &["audit", "verify"], None).status.code(),
         Some(0)
@@ -313,15 +309,19 @@ async fn team(d: &WebDriver, data_dir: &Path) {
         .await
         .unwrap();
     click(d, "transfer-confirm").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let notice = by_id(d, "members-notice").await.text().await.unwrap();
-        if notice.contains("Ada Admin is now the Owner") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no transfer notice: {notice}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        "no transfer notice",
+        Duration::from_secs(10),
+        || async move {
+            let notice = by_id(d, "members-notice").await.text().await.unwrap();
+            if notice.contains("Ada Admin is now the Owner") {
+                Ok(())
+            } else {
+                Err(notice)
+            }
+        },
+    )
+    .await;
     let out = cli(data_dir, &["--as", "Olive Owner", "members", "list"], None);
     let out = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -125,3 +125,23 @@ pub async fn launch(
         .expect("a WebDriver session with the app");
     (tauri_driver, driver)
 }
+
+/// Polls `probe` every 100 ms until it returns `Ok`, for at most `timeout`; then panics
+/// with `what` and the last `Err` the probe gave (the state it saw).
+pub async fn eventually<T, E, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    E: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) => {
+                assert!(std::time::Instant::now() < deadline, "{what}: {last:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
