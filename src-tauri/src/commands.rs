@@ -5,7 +5,7 @@ use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, GenerateKeyRequest, IpcError, KeyReveal, KeySummary,
     MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
-    RevokeKeyRequest, SessionStatus, UnlockRequest,
+    RevokeKeyRequest, RollKeyRequest, SessionStatus, UnlockRequest,
 };
 use tauri::State;
 
@@ -48,6 +48,14 @@ pub async fn generate_key(
     request: GenerateKeyRequest,
 ) -> Result<KeyReveal, IpcError> {
     state.generate_key(request).await
+}
+
+#[tauri::command]
+pub async fn roll_key(
+    state: State<'_, AppState>,
+    request: RollKeyRequest,
+) -> Result<KeyReveal, IpcError> {
+    state.roll_key(request).await
 }
 
 #[tauri::command]

@@ -46,6 +46,7 @@ pub fn run() {
             commands::copy_key,
             commands::finish_reveal,
             commands::revoke_key,
+            commands::roll_key,
             commands::quit,
             commands::change_passphrase,
             commands::list_members,

@@ -10,7 +10,7 @@ use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, KeyReveal,
     KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
-    RevealedKey, RevokeKeyRequest, SessionStatus, UnlockRequest,
+    RevealedKey, RevokeKeyRequest, RollKeyRequest, SessionStatus, UnlockRequest,
 };
 
 use crate::clipboard::{self, Clipboard};
@@ -39,6 +39,13 @@ pub struct AppState {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Seconds from the UI as milliseconds, refusing what does not fit.
+fn secs_to_ms(secs: i64) -> Result<i64, IpcError> {
+    secs.checked_mul(1000).ok_or_else(|| {
+        Error::InvalidDuration("That duration is far too long.".into()).to_ipc()
+    })
 }
 
 fn no_pending_reveal(id: &str) -> IpcError {
@@ -192,7 +199,27 @@ impl AppState {
     /// Generates a key and starts its one-time display (replacing any earlier one).
     pub async fn generate_key(&self, req: GenerateKeyRequest) -> Result<KeyReveal, IpcError> {
         let actor = self.signed_in().await?;
-        let generated = self.registry.generate_key(&actor.id, &req.name).await?;
+        let expires_in_ms = req.expires_in_secs.map(secs_to_ms).transpose()?;
+        let generated = self
+            .registry
+            .generate_key_expiring(&actor.id, &req.name, expires_in_ms)
+            .await?;
+        Ok(self.start_reveal(generated))
+    }
+
+    /// Rolls a key: its replacement starts its one-time display; the old key keeps working
+    /// for the grace period.
+    pub async fn roll_key(&self, req: RollKeyRequest) -> Result<KeyReveal, IpcError> {
+        let actor = self.signed_in().await?;
+        let grace_ms = secs_to_ms(req.grace_secs)?;
+        let generated = self
+            .registry
+            .roll_key(&actor.id, &req.id, grace_ms)
+            .await?;
+        Ok(self.start_reveal(generated))
+    }
+
+    fn start_reveal(&self, generated: keysmith_core::Generated) -> KeyReveal {
         let reveal = KeyReveal {
             key: generated.summary.clone(),
             secret: RevealedKey::new(generated.secret.expose().to_owned()),
@@ -202,7 +229,7 @@ impl AppState {
             secret: generated.secret,
             copied: false,
         });
-        Ok(reveal)
+        reveal
     }
 
     /// Copies the key on display to the clipboard, audits it, and schedules the clearing.
@@ -375,7 +402,7 @@ mod tests {
             s.list_keys().await.unwrap_err().code,
             ErrorCode::NotSignedIn
         );
-        let req = GenerateKeyRequest { name: "x".into() };
+        let req = GenerateKeyRequest { name: "x".into(), expires_in_secs: None };
         assert_eq!(
             s.generate_key(req).await.unwrap_err().code,
             ErrorCode::NotSignedIn
@@ -413,7 +440,7 @@ mod tests {
     async fn the_key_is_held_only_until_done_or_lock() {
         let (_dir, s) = signed_in_owner().await;
         let reveal = s
-            .generate_key(GenerateKeyRequest { name: "CRM".into() })
+            .generate_key(GenerateKeyRequest { name: "CRM".into(), expires_in_secs: None })
             .await
             .unwrap();
         let id = reveal.key.id.clone();
@@ -426,7 +453,7 @@ mod tests {
         assert_eq!(copy.unwrap_err().code, ErrorCode::NotFound);
 
         let second = s
-            .generate_key(GenerateKeyRequest { name: "ERP".into() })
+            .generate_key(GenerateKeyRequest { name: "ERP".into(), expires_in_secs: None })
             .await
             .unwrap();
         s.lock();
@@ -439,7 +466,7 @@ mod tests {
     async fn revoke_checks_the_confirmation_again() {
         let (_dir, s) = signed_in_owner().await;
         let reveal = s
-            .generate_key(GenerateKeyRequest { name: "CRM".into() })
+            .generate_key(GenerateKeyRequest { name: "CRM".into(), expires_in_secs: None })
             .await
             .unwrap();
         let wrong = RevokeKeyRequest {
@@ -477,7 +504,7 @@ mod tests {
         async fn generate_key(&self, name: &str) -> Result<(), ErrorCode> {
             code(
                 self.0
-                    .generate_key(GenerateKeyRequest { name: name.into() })
+                    .generate_key(GenerateKeyRequest { name: name.into(), expires_in_secs: None })
                     .await,
             )
         }

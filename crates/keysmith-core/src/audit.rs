@@ -19,6 +19,8 @@ pub enum AuditAction {
     KeyGenerated,
     KeyCopied,
     KeyRevoked,
+    KeyRolled,
+    PepperExported,
     MemberAdded,
     MemberRemoved,
     RoleChanged,
@@ -27,12 +29,14 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 10] = [
+    pub const ALL: [AuditAction; 12] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::KeyGenerated,
         AuditAction::KeyCopied,
         AuditAction::KeyRevoked,
+        AuditAction::KeyRolled,
+        AuditAction::PepperExported,
         AuditAction::MemberAdded,
         AuditAction::MemberRemoved,
         AuditAction::RoleChanged,
@@ -48,6 +52,8 @@ impl AuditAction {
             AuditAction::KeyGenerated => "key_generated",
             AuditAction::KeyCopied => "key_copied",
             AuditAction::KeyRevoked => "key_revoked",
+            AuditAction::KeyRolled => "key_rolled",
+            AuditAction::PepperExported => "pepper_exported",
             AuditAction::MemberAdded => "member_added",
             AuditAction::MemberRemoved => "member_removed",
             AuditAction::RoleChanged => "role_changed",

@@ -19,6 +19,19 @@ use crate::key::{ApiKeySecret, RandomnessError};
 /// Bytes in a pepper.
 pub const PEPPER_LEN: usize = 32;
 
+/// Why a pepper file cannot be used. Never carries the file's content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PepperFileError {
+    #[error("the pepper file {0} cannot be used: {1}")]
+    Io(String, String),
+    #[error("the pepper file {0} is not a regular file")]
+    NotAFile(String),
+    #[error("the pepper file {0} has mode {1:04o}: others may read it; run `chmod 600` on it")]
+    Mode(String, u32),
+    #[error("the pepper file {0} does not hold 64 hex digits (write it with `keysmith export-pepper`)")]
+    Content(String),
+}
+
 /// The HMAC secret (32 random bytes). Redacted Debug, zeroized on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct Pepper([u8; PEPPER_LEN]);
@@ -44,6 +57,61 @@ impl Pepper {
     /// The raw bytes, for writing to the keyring.
     pub fn as_bytes(&self) -> &[u8; PEPPER_LEN] {
         &self.0
+    }
+
+    /// Reads a pepper file written by [`Pepper::write_file`]: 64 hex digits (whitespace
+    /// around them ignored). Refused unless it is a regular file that only its owner may
+    /// read or write (mode 0600 or stricter), as for SSH private keys.
+    ///
+    /// # Errors
+    /// [`PepperFileError`] saying what is wrong (never the file's content).
+    pub fn read_file(path: &std::path::Path) -> Result<Pepper, PepperFileError> {
+        let shown = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|e| PepperFileError::Io(shown.clone(), e.to_string()))?;
+        if !meta.is_file() {
+            return Err(PepperFileError::NotAFile(shown));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(PepperFileError::Mode(shown, mode));
+            }
+        }
+        let mut text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| PepperFileError::Io(shown.clone(), e.to_string()))?,
+        );
+        let mut bytes = zeroize::Zeroizing::new([0u8; PEPPER_LEN]);
+        hex::decode_to_slice(text.trim(), &mut bytes[..])
+            .map_err(|_| PepperFileError::Content(shown))?;
+        text.zeroize();
+        Ok(Pepper(*bytes))
+    }
+
+    /// Writes the pepper as 64 hex digits to a new file created with mode 0600. Refuses to
+    /// overwrite an existing file.
+    ///
+    /// # Errors
+    /// [`PepperFileError::Io`].
+    pub fn write_file(&self, path: &std::path::Path) -> Result<(), PepperFileError> {
+        use std::io::Write;
+        let shown = path.display().to_string();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options
+            .open(path)
+            .map_err(|e| PepperFileError::Io(shown.clone(), e.to_string()))?;
+        let mut text = zeroize::Zeroizing::new(hex::encode(self.0));
+        text.push('\n');
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| PepperFileError::Io(shown, e.to_string()))
     }
 
     /// `HMAC-SHA-256(pepper, key)`.

@@ -35,6 +35,14 @@ pub enum Error {
     UnknownKey,
     #[error("That API key was revoked.")]
     KeyRevoked,
+    #[error("That API key has expired.")]
+    KeyExpired,
+    #[error("{0}")]
+    InvalidDuration(String),
+    #[error("That API key was already rolled: roll its replacement instead.")]
+    AlreadyReplaced,
+    #[error("{0}.")]
+    PepperFile(#[from] crate::digest::PepperFileError),
     #[error("Type REVOKE exactly (capital letters) to confirm.")]
     ConfirmationMismatch,
     #[error("That API key is already revoked.")]
@@ -93,6 +101,10 @@ impl Error {
             Error::NotFound { .. } | Error::UnknownMember(_) => ErrorCode::NotFound,
             Error::UnknownKey => ErrorCode::UnknownKey,
             Error::KeyRevoked => ErrorCode::KeyRevoked,
+            Error::KeyExpired => ErrorCode::KeyExpired,
+            Error::InvalidDuration(_) => ErrorCode::InvalidDuration,
+            Error::AlreadyReplaced => ErrorCode::AlreadyReplaced,
+            Error::PepperFile(_) => ErrorCode::PepperFile,
             Error::ConfirmationMismatch => ErrorCode::ConfirmationMismatch,
             Error::AlreadyRevoked => ErrorCode::AlreadyRevoked,
             Error::DuplicateName(_) => ErrorCode::DuplicateName,

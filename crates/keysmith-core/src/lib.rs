@@ -10,6 +10,7 @@ pub mod error;
 pub mod key;
 pub mod passphrase;
 pub mod permissions;
+pub mod policy;
 pub mod registry;
 pub mod secret_store;
 pub mod store;
@@ -17,6 +18,7 @@ mod team;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod validate;
+pub mod verifier;
 
 pub use error::{Error, Result};
 pub use key::ApiKeySecret;

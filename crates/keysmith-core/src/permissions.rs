@@ -10,6 +10,7 @@
 //! | add / remove members, change roles < Admin  | yes   | yes   | no      | no     | no     |
 //! | manage Admins, transfer ownership           | yes   | no    | no      | no     | no     |
 //! | see members and the audit log               | yes   | yes   | no      | no     | no     |
+//! | export the pepper (for a headless verifier) | yes   | no    | no      | no     | no     |
 //!
 //! Every core operation calls [`authorize`] with the signed-in member's *current* role
 //! before it reads or changes anything.
@@ -33,6 +34,8 @@ pub enum Action {
     SeeMembers,
     /// See the audit log.
     SeeAudit,
+    /// Write the account's pepper to a file, for a verifier on a machine with no keyring.
+    ExportPepper,
 }
 
 impl Action {
@@ -54,6 +57,7 @@ impl Action {
             Action::TransferOwnership => "only the Owner transfers ownership",
             Action::SeeMembers => "only the Owner and Admins see the member list",
             Action::SeeAudit => "only the Owner and Admins see the audit log",
+            Action::ExportPepper => "only the Owner exports the pepper",
         }
     }
 }
@@ -93,6 +97,7 @@ pub const TABLE: &[(Action, [bool; 5])] = &[
     ),
     (Action::SeeMembers, [true, true, false, false, false]),
     (Action::SeeAudit, [true, true, false, false, false]),
+    (Action::ExportPepper, [true, false, false, false, false]),
 ];
 
 /// Whether `role` may perform `action`, from [`TABLE`]. Anything not in the table is refused.
@@ -133,13 +138,13 @@ mod tests {
                 Admin => target < Admin,
                 _ => false,
             },
-            Action::TransferOwnership => role == Owner,
+            Action::TransferOwnership | Action::ExportPepper => role == Owner,
         }
     }
 
     #[test]
     fn the_table_matches_the_product_rules_in_every_cell() {
-        assert_eq!(TABLE.len(), 13);
+        assert_eq!(TABLE.len(), 14);
         for (action, _) in TABLE {
             for role in Role::ALL {
                 assert_eq!(

@@ -80,7 +80,24 @@ pub(crate) fn member_from_row(row: MemberRow) -> Result<Member> {
     })
 }
 
-pub(crate) fn summary_from_row(row: KeyRow) -> Result<KeySummary> {
+/// A key's status at `now`: revoked (also when its creator was removed), expired (past its
+/// expiry or its grace period after a roll), or active.
+pub fn key_status(
+    revoked_at: Option<i64>,
+    creator_disabled_at: Option<i64>,
+    expires_at: Option<i64>,
+    now: i64,
+) -> KeyStatus {
+    if revoked_at.is_some() || creator_disabled_at.is_some() {
+        KeyStatus::Revoked
+    } else if expires_at.is_some_and(|at| now >= at) {
+        KeyStatus::Expired
+    } else {
+        KeyStatus::Active
+    }
+}
+
+pub(crate) fn summary_from_row(row: KeyRow, now: i64) -> Result<KeySummary> {
     let role = Role::parse(&row.creator_role).ok_or_else(|| {
         Error::Internal(format!(
             "unknown role {:?} in the database",
@@ -88,11 +105,7 @@ pub(crate) fn summary_from_row(row: KeyRow) -> Result<KeySummary> {
         ))
     })?;
     Ok(KeySummary {
-        status: if row.revoked_at.is_some() {
-            KeyStatus::Revoked
-        } else {
-            KeyStatus::Active
-        },
+        status: key_status(row.revoked_at, row.creator_disabled_at, row.expires_at, now),
         id: row.id,
         name: row.name,
         start: row.start,
@@ -104,6 +117,8 @@ pub(crate) fn summary_from_row(row: KeyRow) -> Result<KeySummary> {
         },
         last_used_at: row.last_used_at,
         revoked_at: row.revoked_at,
+        expires_at: row.expires_at,
+        replaced_by: row.replaced_by,
     })
 }
 
@@ -344,52 +359,152 @@ impl Registry {
     /// [`Error::NotSignedIn`], [`Error::NotPermitted`] (Authors and Viewers),
     /// [`Error::InvalidName`], [`Error::PepperMissing`], [`Error::Keyring`].
     pub async fn generate_key(&self, actor_id: &str, name: &str) -> Result<Generated> {
+        self.generate_key_expiring(actor_id, name, None).await
+    }
+
+    /// [`Registry::generate_key`] with an optional lifetime: the key fails as expired
+    /// `expires_in_ms` milliseconds from now (1 minute to 10 years).
+    ///
+    /// # Errors
+    /// As [`Registry::generate_key`], and [`Error::InvalidDuration`].
+    pub async fn generate_key_expiring(
+        &self,
+        actor_id: &str,
+        name: &str,
+        expires_in_ms: Option<i64>,
+    ) -> Result<Generated> {
         let actor = self.actor(actor_id).await?;
         authorize(actor.role, Action::GenerateOwnKey)?;
         let name = validate::name(name, "key name")?;
-        let pepper = self.pepper().await?;
-        let secret = ApiKeySecret::generate()?;
-        let digest = pepper.digest(&secret);
-        let id = uuid::Uuid::now_v7().to_string();
-        let start = secret.start();
+        if let Some(ms) = expires_in_ms {
+            validate::lifetime_ms(ms)?;
+        }
         let now = self.clock.now_ms();
+        let expires_at = expires_in_ms.map(|ms| now + ms);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        store::insert_key(
-            &mut *tx,
-            &store::NewKey {
-                id: &id,
-                name: &name,
-                start: &start,
-                digest: digest.as_bytes(),
-                created_at: now,
-                created_by: &actor.id,
-            },
-        )
-        .await?;
-        let target = key_target(&name, &start, &id);
+        let generated = self
+            .insert_new_key(&mut tx, &actor, &name, expires_at, now)
+            .await?;
+        let target = key_target(&name, &generated.summary.start, &generated.summary.id);
+        let detail = expires_at
+            .map(|at| format!("expires {} UTC", crate::clock::format_utc(at)))
+            .unwrap_or_default();
         self.audit(
             &mut tx,
             Some(&actor),
             AuditAction::KeyGenerated,
             &target,
-            "",
+            &detail,
         )
         .await?;
         tx.commit().await?;
-        tracing::info!(key = %id, member = %actor.id, "API key generated");
+        tracing::info!(key = %generated.summary.id, member = %actor.id, "API key generated");
+        Ok(generated)
+    }
+
+    /// Draws a key, stores its digest inside `tx`, and returns it with its summary.
+    async fn insert_new_key(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        actor: &Member,
+        name: &str,
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> Result<Generated> {
+        let pepper = self.pepper().await?;
+        let secret = ApiKeySecret::generate()?;
+        let digest = pepper.digest(&secret);
+        let id = uuid::Uuid::now_v7().to_string();
+        let start = secret.start();
+        store::insert_key(
+            &mut *tx,
+            &store::NewKey {
+                id: &id,
+                name,
+                start: &start,
+                digest: digest.as_bytes(),
+                created_at: now,
+                created_by: &actor.id,
+                expires_at,
+            },
+        )
+        .await?;
         Ok(Generated {
             summary: KeySummary {
                 id,
-                name,
+                name: name.to_owned(),
                 start,
                 created_at: now,
                 created_by: actor.summary(),
                 last_used_at: None,
                 revoked_at: None,
+                expires_at,
+                replaced_by: None,
                 status: KeyStatus::Active,
             },
             secret,
         })
+    }
+
+    /// Rolls a key: generates its replacement (same name, same lifetime if it had one;
+    /// returned this once) and lets the old key keep working for `grace_ms` more (0 to 90
+    /// days; 0 ends it now), after which it fails as expired. Both in one transaction.
+    ///
+    /// Allowed to whoever may revoke the key and generate keys (the article: rotate by
+    /// issuing a new key before the old one stops working).
+    ///
+    /// # Errors
+    /// [`Error::NotSignedIn`], [`Error::NotFound`], [`Error::NotPermitted`],
+    /// [`Error::InvalidDuration`], [`Error::AlreadyRevoked`], [`Error::KeyExpired`],
+    /// [`Error::AlreadyReplaced`].
+    pub async fn roll_key(&self, actor_id: &str, key_id: &str, grace_ms: i64) -> Result<Generated> {
+        let actor = self.actor(actor_id).await?;
+        let key = store::key_by_id(&self.pool, key_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "API key",
+                id: key_id.to_owned(),
+            })?;
+        let own = key.created_by == actor.id;
+        authorize(
+            actor.role,
+            if own {
+                Action::RevokeOwnKey
+            } else {
+                Action::RevokeOthersKey
+            },
+        )?;
+        authorize(actor.role, Action::GenerateOwnKey)?;
+        validate::grace_ms(grace_ms)?;
+        let now = self.clock.now_ms();
+        if key.replaced_by.is_some() {
+            return Err(Error::AlreadyReplaced);
+        }
+        match key_status(key.revoked_at, key.creator_disabled_at, key.expires_at, now) {
+            KeyStatus::Revoked => return Err(Error::AlreadyRevoked),
+            KeyStatus::Expired => return Err(Error::KeyExpired),
+            KeyStatus::Active => {}
+        }
+        let lifetime = key.expires_at.map(|at| at - key.created_at);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let generated = self
+            .insert_new_key(&mut tx, &actor, &key.name, lifetime.map(|l| now + l), now)
+            .await?;
+        if !store::mark_rolled(&mut *tx, &key.id, &generated.summary.id, now + grace_ms).await? {
+            return Err(Error::AlreadyReplaced);
+        }
+        let target = key_target(&key.name, &key.start, &key.id);
+        let detail = format!(
+            "replaced by {}… ({}); old key works until {}",
+            generated.summary.start,
+            generated.summary.id,
+            crate::clock::format_utc(now + grace_ms)
+        );
+        self.audit(&mut tx, Some(&actor), AuditAction::KeyRolled, &target, &detail)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(key = %key.id, replacement = %generated.summary.id, member = %actor.id, "API key rolled");
+        Ok(generated)
     }
 
     /// Records that `actor_id` copied the key `key_id` to the clipboard during its one-time
@@ -426,7 +541,8 @@ impl Registry {
             authorize(actor.role, Action::SeeOwnKeys)?;
             store::list_keys(&self.pool, Some(&actor.id)).await?
         };
-        rows.into_iter().map(summary_from_row).collect()
+        let now = self.clock.now_ms();
+        rows.into_iter().map(|r| summary_from_row(r, now)).collect()
     }
 
     /// Revokes a key, irreversibly. `confirmation` must be exactly `REVOKE` (the article's
@@ -484,7 +600,7 @@ impl Registry {
         let row = store::key_by_id(&self.pool, key_id)
             .await?
             .ok_or_else(not_found)?;
-        summary_from_row(row)
+        summary_from_row(row, self.clock.now_ms())
     }
 
     /// Checks a presented key: format and checksum, then HMAC with the pepper, then lookup,
@@ -505,16 +621,58 @@ impl Registry {
             })
             .ok_or(Error::UnknownKey)?;
         let row = found.key;
-        if row.revoked_at.is_some() || row.creator_disabled_at.is_some() {
-            return Err(Error::KeyRevoked);
+        let now = self.clock.now_ms();
+        match key_status(row.revoked_at, row.creator_disabled_at, row.expires_at, now) {
+            KeyStatus::Revoked => return Err(Error::KeyRevoked),
+            KeyStatus::Expired => return Err(Error::KeyExpired),
+            KeyStatus::Active => {}
         }
-        store::touch_last_used(&self.pool, &row.id, self.clock.now_ms()).await?;
-        let summary = summary_from_row(row)?;
+        store::touch_last_used(&self.pool, &row.id, now).await?;
+        let summary = summary_from_row(row, now)?;
         Ok(Verified {
             key_id: summary.id,
             key_name: summary.name,
             creator: summary.created_by,
         })
+    }
+
+    /// Writes the account's pepper to a new file (mode 0600), for a verifier that runs where
+    /// no keyring is (`keysmith serve-verifier --pepper-file`). Owner only; audited. Whoever
+    /// holds the file and a copy of the database can confirm guessed keys, so keep it as
+    /// secret as the keyring entry.
+    ///
+    /// # Errors
+    /// [`Error::NotSignedIn`], [`Error::NotPermitted`], [`Error::PepperMissing`],
+    /// [`Error::PepperFile`] (the file exists or cannot be written).
+    pub async fn export_pepper(&self, actor_id: &str, to: &Path) -> Result<()> {
+        let actor = self.actor(actor_id).await?;
+        authorize(actor.role, Action::ExportPepper)?;
+        let pepper = self.pepper().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        self.audit(
+            &mut tx,
+            Some(&actor),
+            AuditAction::PepperExported,
+            &format!("file {}", to.display()),
+            "",
+        )
+        .await?;
+        pepper.write_file(to)?;
+        if let Err(e) = tx.commit().await {
+            // Unaudited, the export did not happen.
+            let _ = std::fs::remove_file(to);
+            return Err(e.into());
+        }
+        tracing::info!(member = %actor.id, "pepper exported");
+        Ok(())
+    }
+
+    /// The account's pepper, for a verifier in this process (read from the OS keyring).
+    ///
+    /// # Errors
+    /// [`Error::NotInitialized`], [`Error::PepperMissing`], [`Error::Keyring`].
+    pub async fn verifier_pepper(&self) -> Result<Pepper> {
+        self.pepper().await.cloned()
     }
 
     /// The account's pepper, read from the OS keyring once and then kept in memory.

@@ -68,6 +68,8 @@ pub struct KeyRow {
     pub creator_disabled_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub replaced_by: Option<String>,
 }
 
 /// A key row found by digest, for verification.
@@ -80,7 +82,7 @@ pub struct DigestMatch {
 
 const KEY_COLUMNS: &str = "k.id, k.name, k.start, k.created_at, k.created_by, \
      m.name AS creator_name, m.role AS creator_role, m.disabled_at AS creator_disabled_at, \
-     k.last_used_at, k.revoked_at \
+     k.last_used_at, k.revoked_at, k.expires_at, k.replaced_by \
      FROM api_keys k JOIN members m ON m.id = k.created_by";
 
 /// The account's id, if first-run set-up was done.
@@ -162,6 +164,8 @@ pub struct NewKey<'a> {
     pub digest: &'a [u8; 32],
     pub created_at: i64,
     pub created_by: &'a str,
+    /// Unix ms; `None` for a key that never expires.
+    pub expires_at: Option<i64>,
 }
 
 pub async fn insert_key<'e, E: Executor<'e, Database = Sqlite>>(
@@ -169,7 +173,8 @@ pub async fn insert_key<'e, E: Executor<'e, Database = Sqlite>>(
     k: &NewKey<'_>,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO api_keys (id, name, start, digest, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO api_keys (id, name, start, digest, created_at, created_by, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(k.id)
     .bind(k.name)
@@ -177,6 +182,7 @@ pub async fn insert_key<'e, E: Executor<'e, Database = Sqlite>>(
     .bind(&k.digest[..])
     .bind(k.created_at)
     .bind(k.created_by)
+    .bind(k.expires_at)
     .execute(ex)
     .await?;
     Ok(())
@@ -243,6 +249,26 @@ pub async fn revoke_key<'e, E: Executor<'e, Database = Sqlite>>(
             .bind(id)
             .execute(ex)
             .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends a rolled key's life at `expires_at` (never later than an expiry it already had) and
+/// points it at its replacement. Returns false if it was already replaced or revoked.
+pub async fn mark_rolled<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    id: &str,
+    replaced_by: &str,
+    expires_at: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE api_keys SET replaced_by = ?1, expires_at = min(coalesce(expires_at, ?3), ?3) \
+         WHERE id = ?2 AND replaced_by IS NULL AND revoked_at IS NULL",
+    )
+    .bind(replaced_by)
+    .bind(id)
+    .bind(expires_at)
+    .execute(ex)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 

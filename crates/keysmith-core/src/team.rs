@@ -153,10 +153,11 @@ impl Registry {
     ) -> Result<Vec<KeySummary>> {
         let actor = self.actor(actor_id).await?;
         let target = self.removable(&actor, member_id).await?;
+        let now = self.clock.now_ms();
         store::active_keys_of(&self.pool, &target.id)
             .await?
             .into_iter()
-            .map(summary_from_row)
+            .map(|k| summary_from_row(k, now))
             .collect()
     }
 
@@ -215,7 +216,7 @@ impl Registry {
         keys.into_iter()
             .map(|mut k| {
                 k.revoked_at = Some(now);
-                summary_from_row(k)
+                summary_from_row(k, now)
             })
             .collect()
     }

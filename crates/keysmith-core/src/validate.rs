@@ -54,6 +54,41 @@ pub fn new_passphrase(p: &str) -> Result<()> {
     Ok(())
 }
 
+/// Shortest key lifetime: one minute, in ms.
+pub const MIN_LIFETIME_MS: i64 = 60_000;
+/// Longest key lifetime: 10 years (3,650 days), in ms.
+pub const MAX_LIFETIME_MS: i64 = 3_650 * 86_400_000;
+/// Longest grace period after a roll: 90 days, in ms.
+pub const MAX_GRACE_MS: i64 = 90 * 86_400_000;
+
+/// Checks a key's lifetime (ms from generation to expiry): 1 minute to 10 years.
+///
+/// # Errors
+/// [`Error::InvalidDuration`].
+pub fn lifetime_ms(ms: i64) -> Result<()> {
+    if (MIN_LIFETIME_MS..=MAX_LIFETIME_MS).contains(&ms) {
+        Ok(())
+    } else {
+        Err(Error::InvalidDuration(
+            "A key's lifetime must be between 1 minute and 3650 days.".into(),
+        ))
+    }
+}
+
+/// Checks a roll's grace period (ms the old key keeps working): 0 to 90 days.
+///
+/// # Errors
+/// [`Error::InvalidDuration`].
+pub fn grace_ms(ms: i64) -> Result<()> {
+    if (0..=MAX_GRACE_MS).contains(&ms) {
+        Ok(())
+    } else {
+        Err(Error::InvalidDuration(
+            "The grace period must be between 0 (end the old key now) and 90 days.".into(),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

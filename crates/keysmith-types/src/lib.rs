@@ -59,6 +59,14 @@ pub enum ErrorCode {
     AuditTampered,
     /// The member must change their initial passphrase first.
     PassphraseChangeRequired,
+    /// The key's expiry (or its grace period after a roll) has passed.
+    KeyExpired,
+    /// An expiry or grace period is out of range or unreadable.
+    InvalidDuration,
+    /// The key was already rolled: roll its replacement instead.
+    AlreadyReplaced,
+    /// A pepper file cannot be used (missing, wrong mode, wrong content).
+    PepperFile,
     /// The database could not be read or written.
     Storage,
     /// Anything else; the message says what.
@@ -144,6 +152,8 @@ impl fmt::Display for Role {
 pub enum KeyStatus {
     Active,
     Revoked,
+    /// Past its expiry, or past the grace period after it was rolled.
+    Expired,
 }
 
 /// A member as others see them.
@@ -166,6 +176,13 @@ pub struct KeySummary {
     pub created_by: MemberSummary,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// When the key stops working (Unix ms); `None` for never. After a roll, the end of the
+    /// grace period.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// The id of the key that replaced this one when it was rolled.
+    #[serde(default)]
+    pub replaced_by: Option<String>,
     pub status: KeyStatus,
 }
 
@@ -220,7 +237,21 @@ pub struct UnlockRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GenerateKeyRequest {
     pub name: String,
+    /// Lifetime in seconds from now; `None` for a key that never expires.
+    #[serde(default)]
+    pub expires_in_secs: Option<i64>,
 }
+
+/// Roll a key: generate its replacement (shown once) and let the old key keep working for
+/// `grace_secs` more seconds (0 ends it now).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RollKeyRequest {
+    pub id: String,
+    pub grace_secs: i64,
+}
+
+/// The grace period a roll gives the old key unless another is chosen: 24 hours.
+pub const DEFAULT_ROLL_GRACE_SECS: i64 = 24 * 3600;
 
 /// Revoke a key; `confirmation` must be exactly `REVOKE`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,0 +1,458 @@
+//! The verifier: the check a receiving service runs on each request's API key.
+//!
+//! One function, [`Verifier::check`]: parse (prefix, length, alphabet, checksum) → HMAC-SHA-256
+//! with the pepper → lookup in an in-memory index → status (active, revoked, expired,
+//! unknown) → the creator's *current* role → the policy's answer for (method, path).
+//!
+//! The index holds every key's digest, so a check costs one HMAC and one hash lookup. It
+//! stays exact without polling: before answering, the verifier reads SQLite's
+//! `PRAGMA data_version` on a connection of its own, which changes whenever another
+//! connection (the desktop app, the CLI) commits. When it changed, the keys named in the
+//! `key_changes` log since the last look are reloaded, and the members table (roles,
+//! removals) is reloaded whole. So a key revoked in the app is refused on the very next
+//! request.
+//!
+//! Last use is not written per request: uses are collected in memory and written in one
+//! transaction by [`Verifier::flush_last_used`] (the HTTP service calls it every 2 s).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use keysmith_types::Role;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use subtle::ConstantTimeEq;
+
+use crate::clock::{Clock, SystemClock};
+use crate::digest::Pepper;
+use crate::key::{ApiKeySecret, KeyFormatError};
+use crate::policy::{request_path, PathError, Policy};
+
+/// The original request a key is presented for.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The HTTP method, as sent (`GET`).
+    pub method: &'a str,
+    /// The original request URI (`/v1/reports?x=1`), see [`request_path`].
+    pub uri: &'a str,
+}
+
+/// A key that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The key's id (a UUID), never the key.
+    pub key_id: String,
+    pub member_id: String,
+    pub member_name: String,
+    /// The creator's role at the time of the check.
+    pub role: Role,
+}
+
+/// Why a check refused. No variant carries key material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error("no API key was presented")]
+    MissingKey,
+    #[error("malformed API key: {0}")]
+    MalformedKey(KeyFormatError),
+    #[error("unknown API key")]
+    UnknownKey,
+    #[error("API key {key_id} is revoked")]
+    Revoked { key_id: String },
+    #[error("API key {key_id} has expired")]
+    Expired { key_id: String },
+    #[error("role {role} of API key {key_id} may not call this endpoint")]
+    RoleRefused { key_id: String, role: Role },
+    #[error("bad original request: {0}")]
+    BadRequest(PathError),
+    #[error("the verifier cannot read the key database")]
+    Unavailable,
+}
+
+impl Denial {
+    /// The HTTP status the forward-auth service answers with: 401 for no usable key, 403 for a
+    /// role the policy refuses, 400 for an unreadable original request, 503 when the database
+    /// cannot be read (fail closed).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Denial::MissingKey
+            | Denial::MalformedKey(_)
+            | Denial::UnknownKey
+            | Denial::Revoked { .. }
+            | Denial::Expired { .. } => 401,
+            Denial::RoleRefused { .. } => 403,
+            Denial::BadRequest(_) => 400,
+            Denial::Unavailable => 503,
+        }
+    }
+
+    /// The key id, when the key was found.
+    pub fn key_id(&self) -> Option<&str> {
+        match self {
+            Denial::Revoked { key_id }
+            | Denial::Expired { key_id }
+            | Denial::RoleRefused { key_id, .. } => Some(key_id),
+            _ => None,
+        }
+    }
+}
+
+/// Errors opening or refreshing the verifier.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifierError {
+    #[error("the key database could not be read: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("the key database has no Keysmith schema yet: open it once with the app or `keysmith init`")]
+    NoSchema,
+    #[error("the key database holds a value the verifier cannot read: {0}")]
+    BadRow(String),
+}
+
+/// One key in the index: everything a decision needs, nothing secret (the digest is
+/// HMAC output, and only compared).
+#[derive(Debug, Clone)]
+struct Entry {
+    digest: [u8; 32],
+    key_id: u128,
+    creator: u32,
+    revoked: bool,
+    /// Unix ms; `i64::MAX` when the key never expires.
+    expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+struct MemberInfo {
+    id: String,
+    name: String,
+    role: Role,
+    disabled: bool,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    /// Keyed by the digest's first 16 bytes; the whole digest is then compared in constant
+    /// time.
+    keys: HashMap<u128, Entry>,
+    members: Vec<MemberInfo>,
+    member_ix: HashMap<String, u32>,
+}
+
+struct Watch {
+    conn: Connection,
+    data_version: i64,
+    last_seq: i64,
+}
+
+/// Checks API keys against an in-memory index of one Keysmith database.
+pub struct Verifier {
+    pepper: Pepper,
+    policy: Option<Policy>,
+    clock: Arc<dyn Clock>,
+    index: RwLock<Index>,
+    watch: Mutex<Watch>,
+    /// Uses since the last flush: key id → latest use (Unix ms).
+    used: Mutex<HashMap<u128, i64>>,
+    db_path: std::path::PathBuf,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("db_path", &self.db_path)
+            .field("keys", &self.key_count())
+            .finish_non_exhaustive()
+    }
+}
+
+const KEY_SELECT: &str = "SELECT id, digest, created_by, revoked_at, expires_at FROM api_keys";
+
+impl Verifier {
+    /// Opens the database at `db_path` (which the app or CLI already created and migrated)
+    /// and loads every key into the index. `policy` is required for checks that name a
+    /// [`Target`].
+    ///
+    /// # Errors
+    /// [`VerifierError`].
+    pub fn open(
+        db_path: &Path,
+        pepper: Pepper,
+        policy: Option<Policy>,
+    ) -> Result<Verifier, VerifierError> {
+        Verifier::with_clock(db_path, pepper, policy, Arc::new(SystemClock))
+    }
+
+    /// [`Verifier::open`] with a clock of the caller's (tests of expiry).
+    ///
+    /// # Errors
+    /// [`VerifierError`].
+    pub fn with_clock(
+        db_path: &Path,
+        pepper: Pepper,
+        policy: Option<Policy>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Verifier, VerifierError> {
+        let conn = open_conn(db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let has_log: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'key_changes'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if has_log.is_none() {
+            return Err(VerifierError::NoSchema);
+        }
+        let mut watch = Watch {
+            conn,
+            data_version: 0,
+            last_seq: 0,
+        };
+        watch.data_version = data_version(&watch.conn)?;
+        // The log position first: a change committed while the keys load is then read again.
+        watch.last_seq = watch
+            .conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM key_changes", [], |r| {
+                r.get(0)
+            })?;
+        let mut index = Index {
+            keys: HashMap::new(),
+            ..Index::default()
+        };
+        load_members(&watch.conn, &mut index)?;
+        {
+            let mut stmt = watch.conn.prepare(KEY_SELECT)?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let entry = entry_from_row(row, &index)?;
+                index.keys.insert(prefix(&entry.digest), entry);
+            }
+        }
+        Ok(Verifier {
+            pepper,
+            policy,
+            clock,
+            index: RwLock::new(index),
+            watch: Mutex::new(watch),
+            used: Mutex::new(HashMap::new()),
+            db_path: db_path.to_owned(),
+        })
+    }
+
+    /// How many keys the index holds (revoked ones included).
+    pub fn key_count(&self) -> usize {
+        self.index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys
+            .len()
+    }
+
+    /// The one decision: is `presented` (the key as sent, or `None` when the request had
+    /// none) an active key, and — when `target` is given — may its creator's current role
+    /// call that method and path under the policy? Records the use for the next
+    /// [`Verifier::flush_last_used`].
+    ///
+    /// Sees every commit made before the call, by any process.
+    pub fn check(&self, presented: Option<&str>, target: Option<Target<'_>>) -> Result<Grant, Denial> {
+        let path = match target {
+            Some(t) => Some(request_path(t.uri).map_err(Denial::BadRequest)?),
+            None => None,
+        };
+        let presented = presented.ok_or(Denial::MissingKey)?;
+        let key = ApiKeySecret::parse(presented).map_err(Denial::MalformedKey)?;
+        let digest = self.pepper.digest(&key);
+        drop(key);
+        if self.catch_up().is_err() {
+            return Err(Denial::Unavailable);
+        }
+        let now = self.clock.now_ms();
+        let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+        let entry = index
+            .keys
+            .get(&prefix(digest.as_bytes()))
+            .filter(|e| bool::from(e.digest.ct_eq(digest.as_bytes())))
+            .ok_or(Denial::UnknownKey)?;
+        let key_id = || uuid::Uuid::from_u128(entry.key_id).to_string();
+        let member = index
+            .members
+            .get(entry.creator as usize)
+            .ok_or(Denial::Unavailable)?;
+        if entry.revoked || member.disabled {
+            return Err(Denial::Revoked { key_id: key_id() });
+        }
+        if now >= entry.expires_at {
+            return Err(Denial::Expired { key_id: key_id() });
+        }
+        if let (Some(t), Some(path)) = (target, path) {
+            let allowed = self
+                .policy
+                .as_ref()
+                .is_some_and(|p| p.allows(member.role, t.method, path));
+            if !allowed {
+                return Err(Denial::RoleRefused {
+                    key_id: key_id(),
+                    role: member.role,
+                });
+            }
+        }
+        let grant = Grant {
+            key_id: key_id(),
+            member_id: member.id.clone(),
+            member_name: member.name.clone(),
+            role: member.role,
+        };
+        let id = entry.key_id;
+        drop(index);
+        self.used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, now);
+        Ok(grant)
+    }
+
+    /// Brings the index up to date with every commit made so far, by any process.
+    fn catch_up(&self) -> Result<(), VerifierError> {
+        let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+        let version = data_version(&watch.conn)?;
+        if version == watch.data_version {
+            return Ok(());
+        }
+        // Read inside one transaction, so members and keys agree with each other.
+        let tx = watch.conn.unchecked_transaction()?;
+        let mut fresh = Index::default();
+        load_members(&tx, &mut fresh)?;
+        let changed: Vec<(i64, String)> = {
+            let mut stmt =
+                tx.prepare_cached("SELECT seq, key_id FROM key_changes WHERE seq > ? ORDER BY seq")?;
+            let rows = stmt.query_map([watch.last_seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut entries = Vec::with_capacity(changed.len());
+        {
+            let mut stmt = tx.prepare_cached(&format!("{KEY_SELECT} WHERE id = ?"))?;
+            for (_, id) in &changed {
+                if let Some(entry) = stmt
+                    .query_row([id], |row| {
+                        Ok(entry_from_row(row, &fresh).map_err(|e| e.to_string()))
+                    })
+                    .optional()?
+                {
+                    entries.push(entry.map_err(VerifierError::BadRow)?);
+                }
+            }
+        }
+        tx.finish()?;
+        let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+        index.members = fresh.members;
+        index.member_ix = fresh.member_ix;
+        for entry in entries {
+            index.keys.insert(prefix(&entry.digest), entry);
+        }
+        drop(index);
+        if let Some((seq, _)) = changed.last() {
+            watch.last_seq = *seq;
+        }
+        watch.data_version = version;
+        Ok(())
+    }
+
+    /// Writes the uses collected since the last flush as `last_used_at`, in one
+    /// transaction (never moving a time backwards). Returns how many keys were written.
+    ///
+    /// # Errors
+    /// [`VerifierError::Database`]; the uses are kept for the next attempt.
+    pub fn flush_last_used(&self) -> Result<usize, VerifierError> {
+        let batch = std::mem::take(&mut *self.used.lock().unwrap_or_else(PoisonError::into_inner));
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let result = (|| {
+            let mut conn = open_conn(&self.db_path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            {
+                let mut stmt = tx.prepare(
+                    "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 \
+                     AND (last_used_at IS NULL OR last_used_at < ?1)",
+                )?;
+                for (id, at) in &batch {
+                    stmt.execute(rusqlite::params![at, uuid::Uuid::from_u128(*id).to_string()])?;
+                }
+            }
+            tx.commit()?;
+            Ok::<_, VerifierError>(batch.len())
+        })();
+        if result.is_err() {
+            let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
+            for (id, at) in batch {
+                let slot = used.entry(id).or_insert(at);
+                *slot = (*slot).max(at);
+            }
+        }
+        result
+    }
+}
+
+fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection, VerifierError> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+fn data_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    conn.prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))
+}
+
+fn prefix(digest: &[u8; 32]) -> u128 {
+    let mut head = [0u8; 16];
+    head.copy_from_slice(&digest[..16]);
+    u128::from_le_bytes(head)
+}
+
+fn load_members(conn: &Connection, index: &mut Index) -> Result<(), VerifierError> {
+    let mut stmt = conn.prepare_cached("SELECT id, name, role, disabled_at FROM members ORDER BY rowid")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let role_name: String = row.get(2)?;
+        let role = Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == role_name)
+            .ok_or_else(|| VerifierError::BadRow(format!("unknown role {role_name:?}")))?;
+        let info = MemberInfo {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            role,
+            disabled: row.get::<_, Option<i64>>(3)?.is_some(),
+        };
+        let ix = u32::try_from(index.members.len())
+            .map_err(|_| VerifierError::BadRow("too many members".into()))?;
+        index.member_ix.insert(info.id.clone(), ix);
+        index.members.push(info);
+    }
+    Ok(())
+}
+
+fn entry_from_row(row: &rusqlite::Row<'_>, index: &Index) -> Result<Entry, VerifierError> {
+    let id: String = row.get(0)?;
+    let key_id = uuid::Uuid::parse_str(&id)
+        .map_err(|_| VerifierError::BadRow(format!("key id {id:?} is not a UUID")))?
+        .as_u128();
+    let digest_bytes: Vec<u8> = row.get(1)?;
+    let digest: [u8; 32] = digest_bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| VerifierError::BadRow(format!("key {id} has a digest of the wrong length")))?;
+    let creator_id: String = row.get(2)?;
+    let creator = *index
+        .member_ix
+        .get(&creator_id)
+        .ok_or_else(|| VerifierError::BadRow(format!("key {id} names an unknown creator")))?;
+    Ok(Entry {
+        digest,
+        key_id,
+        creator,
+        revoked: row.get::<_, Option<i64>>(3)?.is_some(),
+        expires_at: row.get::<_, Option<i64>>(4)?.unwrap_or(i64::MAX),
+    })
+}

@@ -1,0 +1,407 @@
+//! The verifier on a real SQLite file: every status × role × allowed/refused path, changes made
+//! through another connection seen on the very next check, expiry and rolling, batched
+//! last-used, and the pepper file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use keysmith_core::clock::{Clock, SystemClock};
+use keysmith_core::digest::{Pepper, PepperFileError};
+use keysmith_core::policy::Policy;
+use keysmith_core::testkit::{team_registry, Team};
+use keysmith_core::verifier::{Denial, Target, Verifier};
+use keysmith_core::{store, ApiKeySecret, Error, Registry};
+use keysmith_types::{KeyStatus, Role};
+
+const POLICY: &str = r#"
+[[allow]]
+role = "owner"
+methods = ["*"]
+paths = ["/**"]
+
+[[allow]]
+role = "admin"
+methods = ["*"]
+paths = ["/v1/**"]
+
+[[allow]]
+role = "manager"
+methods = ["GET"]
+paths = ["/v1/reports/**"]
+"#;
+
+/// A clock the test moves; starts at the system time.
+struct Settable(AtomicI64);
+impl Clock for Settable {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    registry: Registry,
+    team: Team,
+    clock: Arc<Settable>,
+    verifier: Verifier,
+}
+
+async fn fixture() -> Fixture {
+    let (dir, registry, team) = team_registry().await;
+    let clock = Arc::new(Settable(AtomicI64::new(SystemClock.now_ms())));
+    let verifier = Verifier::with_clock(
+        &dir.path().join(store::DB_FILE),
+        registry.verifier_pepper().await.unwrap(),
+        Some(Policy::parse(POLICY, "policy.toml").unwrap()),
+        clock.clone(),
+    )
+    .unwrap();
+    Fixture {
+        dir,
+        registry,
+        team,
+        clock,
+        verifier,
+    }
+}
+
+/// A key generated now by the first member of `role`, shown once.
+async fn key_of(f: &Fixture, role: Role) -> (String, String) {
+    let g = f
+        .registry
+        .generate_key(&f.team.get(role, false).id, "probe")
+        .await
+        .unwrap();
+    (g.secret.expose().to_owned(), g.summary.id)
+}
+
+fn get<'a>(uri: &'a str) -> Option<Target<'a>> {
+    Some(Target { method: "GET", uri })
+}
+
+#[tokio::test]
+async fn decision_table_status_by_role_by_path() {
+    let f = fixture().await;
+    let paths = [
+        ("GET", "/v1/reports/2026?page=2"),
+        ("POST", "/v1/reports/2026"),
+        ("GET", "/v1/keys"),
+        ("DELETE", "/admin"),
+    ];
+    let allowed = |role: Role, i: usize| match role {
+        Role::Owner => true,
+        Role::Admin => i < 3,
+        Role::Manager => i == 0,
+        _ => false,
+    };
+    let mut cells = 0;
+    for role in [Role::Owner, Role::Admin, Role::Manager] {
+        let (active, active_id) = key_of(&f, role).await;
+        let (revoked, revoked_id) = key_of(&f, role).await;
+        let owner = &f.team.get(Role::Owner, false).id;
+        f.registry
+            .revoke_key(owner, &revoked_id, "REVOKE")
+            .await
+            .unwrap();
+        let expiring = f
+            .registry
+            .generate_key_expiring(&f.team.get(role, false).id, "short", Some(60_000))
+            .await
+            .unwrap();
+        for (i, (method, uri)) in paths.iter().enumerate() {
+            let target = Some(Target { method, uri });
+            let got = f.verifier.check(Some(&active), target);
+            if allowed(role, i) {
+                let grant = got.unwrap();
+                assert_eq!(grant.key_id, active_id);
+                assert_eq!(grant.role, role);
+                assert_eq!(grant.member_id, f.team.get(role, false).id);
+            } else {
+                assert_eq!(
+                    got,
+                    Err(Denial::RoleRefused {
+                        key_id: active_id.clone(),
+                        role
+                    }),
+                    "{role:?} {method} {uri}"
+                );
+                assert_eq!(got.unwrap_err().http_status(), 403);
+            }
+            let got = f.verifier.check(Some(&revoked), target);
+            assert_eq!(
+                got,
+                Err(Denial::Revoked {
+                    key_id: revoked_id.clone()
+                })
+            );
+            assert_eq!(got.unwrap_err().http_status(), 401);
+            // Still inside its lifetime, then past it.
+            assert_eq!(
+                f.verifier.check(Some(expiring.secret.expose()), target).is_ok(),
+                allowed(role, i)
+            );
+            f.clock.0.fetch_add(61_000, Ordering::SeqCst);
+            let got = f.verifier.check(Some(expiring.secret.expose()), target);
+            assert_eq!(
+                got,
+                Err(Denial::Expired {
+                    key_id: expiring.summary.id.clone()
+                })
+            );
+            f.clock.0.fetch_sub(61_000, Ordering::SeqCst);
+            let stranger = ApiKeySecret::generate().unwrap();
+            assert_eq!(
+                f.verifier.check(Some(stranger.expose()), target),
+                Err(Denial::UnknownKey)
+            );
+            cells += 4;
+        }
+    }
+    // Keys of Authors and Viewers (generated while their creator was a Manager) follow the
+    // creator's current role: the policy gives those roles nothing.
+    let (key, id) = key_of(&f, Role::Manager).await;
+    let manager = &f.team.get(Role::Manager, false).id;
+    let owner = &f.team.get(Role::Owner, false).id;
+    f.registry
+        .change_role(owner, manager, Role::Author)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.verifier.check(Some(&key), get("/v1/reports/x")),
+        Err(Denial::RoleRefused {
+            key_id: id,
+            role: Role::Author
+        })
+    );
+    assert!(cells >= 48);
+}
+
+#[tokio::test]
+async fn missing_malformed_and_bad_requests_are_told_apart() {
+    let f = fixture().await;
+    let (key, _) = key_of(&f, Role::Owner).await;
+    assert_eq!(f.verifier.check(None, get("/")), Err(Denial::MissingKey));
+    let mut typo = key.clone();
+    typo.replace_range(10..11, if &key[10..11] == "a" { "b" } else { "a" });
+    for bad in ["", "ksk_short", "Bearer x", typo.as_str(), &key[..key.len() - 1]] {
+        let got = f.verifier.check(Some(bad), get("/"));
+        assert!(
+            matches!(got, Err(Denial::MalformedKey(_))),
+            "{got:?}"
+        );
+        assert_eq!(got.unwrap_err().http_status(), 401);
+    }
+    for uri in ["/v1/../admin", "relative", "/a%2Fb", ""] {
+        let got = f.verifier.check(Some(&key), get(uri));
+        assert!(matches!(got, Err(Denial::BadRequest(_))), "{uri}: {got:?}");
+        assert_eq!(got.unwrap_err().http_status(), 400);
+    }
+    // Without a target, only the key's status is checked.
+    assert!(f.verifier.check(Some(&key), None).is_ok());
+}
+
+#[tokio::test]
+async fn changes_by_another_connection_are_seen_on_the_next_check() {
+    let f = fixture().await;
+    let owner = f.team.get(Role::Owner, false).id.clone();
+    // A key generated after the verifier opened.
+    let (key, id) = key_of(&f, Role::Manager).await;
+    assert!(f.verifier.check(Some(&key), get("/v1/reports/a")).is_ok());
+    // Revoked through the app's pool: refused on the very next check.
+    f.registry.revoke_key(&owner, &id, "REVOKE").await.unwrap();
+    assert_eq!(
+        f.verifier.check(Some(&key), get("/v1/reports/a")),
+        Err(Denial::Revoked { key_id: id })
+    );
+    // A role change and a removal, likewise.
+    let (key, id) = key_of(&f, Role::Manager).await;
+    let manager = f.team.get(Role::Manager, false).id.clone();
+    f.registry
+        .change_role(&owner, &manager, Role::Admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.verifier.check(Some(&key), get("/v1/keys")).unwrap().role,
+        Role::Admin
+    );
+    let admin2 = f.team.get(Role::Admin, true).clone();
+    let admin2_key = f
+        .registry
+        .generate_key(&admin2.id, "doomed")
+        .await
+        .unwrap();
+    assert!(f
+        .verifier
+        .check(Some(admin2_key.secret.expose()), None)
+        .is_ok());
+    f.registry
+        .remove_member(&owner, &admin2.id, "REMOVE")
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.verifier.check(Some(admin2_key.secret.expose()), None),
+        Err(Denial::Revoked { .. })
+    ));
+    assert!(f.verifier.check(Some(&key), None).is_ok(), "{id}");
+    // A second verifier opened now agrees with the first.
+    let again = Verifier::open(
+        &f.dir.path().join(store::DB_FILE),
+        f.registry.verifier_pepper().await.unwrap(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(again.key_count(), f.verifier.key_count());
+}
+
+#[tokio::test]
+async fn rolled_key_works_through_the_grace_period_then_expires() {
+    let f = fixture().await;
+    let manager = f.team.get(Role::Manager, false).id.clone();
+    let old = f
+        .registry
+        .generate_key_expiring(&manager, "billing", Some(30 * 86_400_000))
+        .await
+        .unwrap();
+    let grace = 3_600_000;
+    let new = f
+        .registry
+        .roll_key(&manager, &old.summary.id, grace)
+        .await
+        .unwrap();
+    assert_eq!(new.summary.name, "billing");
+    let lifetime = new.summary.expires_at.unwrap() - new.summary.created_at;
+    assert_eq!(lifetime, 30 * 86_400_000, "the replacement keeps the lifetime");
+    let listed = f.registry.list_keys(&manager).await.unwrap();
+    let old_row = listed.iter().find(|k| k.id == old.summary.id).unwrap();
+    assert_eq!(old_row.replaced_by.as_deref(), Some(new.summary.id.as_str()));
+    assert_eq!(old_row.status, KeyStatus::Active);
+    let until = old_row.expires_at.unwrap();
+    assert!((until - (SystemClock.now_ms() + grace)).abs() < 10_000);
+
+    assert!(f.verifier.check(Some(old.secret.expose()), None).is_ok());
+    assert!(f.verifier.check(Some(new.secret.expose()), None).is_ok());
+    f.clock.0.store(until, Ordering::SeqCst);
+    assert_eq!(
+        f.verifier.check(Some(old.secret.expose()), None),
+        Err(Denial::Expired {
+            key_id: old.summary.id.clone()
+        })
+    );
+    assert!(f.verifier.check(Some(new.secret.expose()), None).is_ok());
+
+    // A key is rolled once; a grace period is 0 to 90 days.
+    assert!(matches!(
+        f.registry.roll_key(&manager, &old.summary.id, grace).await,
+        Err(Error::AlreadyReplaced)
+    ));
+    assert!(matches!(
+        f.registry
+            .roll_key(&manager, &new.summary.id, 91 * 86_400_000)
+            .await,
+        Err(Error::InvalidDuration(_))
+    ));
+    assert!(matches!(
+        f.registry.roll_key(&manager, &new.summary.id, -1).await,
+        Err(Error::InvalidDuration(_))
+    ));
+    // Grace 0 ends the old key now.
+    let third = f
+        .registry
+        .roll_key(&manager, &new.summary.id, 0)
+        .await
+        .unwrap();
+    f.clock.0.store(SystemClock.now_ms(), Ordering::SeqCst);
+    assert!(matches!(
+        f.verifier.check(Some(new.secret.expose()), None),
+        Err(Denial::Expired { .. })
+    ));
+    assert!(f.verifier.check(Some(third.secret.expose()), None).is_ok());
+    // Another Manager may not roll this one's key; lifetimes are bounded.
+    let other = f.team.get(Role::Manager, true).id.clone();
+    assert!(matches!(
+        f.registry.roll_key(&other, &third.summary.id, grace).await,
+        Err(Error::NotPermitted(_))
+    ));
+    assert!(matches!(
+        f.registry
+            .generate_key_expiring(&manager, "x", Some(59_000))
+            .await,
+        Err(Error::InvalidDuration(_))
+    ));
+}
+
+#[tokio::test]
+async fn last_use_is_written_in_batches() {
+    let f = fixture().await;
+    let (key, id) = key_of(&f, Role::Owner).await;
+    let owner = f.team.get(Role::Owner, false).id.clone();
+    let last_used = |keys: Vec<keysmith_types::KeySummary>| {
+        keys.into_iter().find(|k| k.id == id).unwrap().last_used_at
+    };
+    for _ in 0..100 {
+        f.verifier.check(Some(&key), None).unwrap();
+    }
+    assert_eq!(
+        last_used(f.registry.list_keys(&owner).await.unwrap()),
+        None,
+        "no write per check"
+    );
+    assert_eq!(f.verifier.flush_last_used().unwrap(), 1);
+    assert_eq!(
+        last_used(f.registry.list_keys(&owner).await.unwrap()),
+        Some(f.clock.now_ms())
+    );
+    assert_eq!(f.verifier.flush_last_used().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn pepper_file_is_owner_only_0600_and_round_trips() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture().await;
+    let file = f.dir.path().join("pepper");
+    let admin = f.team.get(Role::Admin, false).id.clone();
+    assert!(matches!(
+        f.registry.export_pepper(&admin, &file).await,
+        Err(Error::NotPermitted(_))
+    ));
+    assert!(!file.exists());
+    let owner = f.team.get(Role::Owner, false).id.clone();
+    f.registry.export_pepper(&owner, &file).await.unwrap();
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let read = Pepper::read_file(&file).unwrap();
+    assert_eq!(
+        read.as_bytes(),
+        f.registry.verifier_pepper().await.unwrap().as_bytes()
+    );
+    // Never overwritten; audited.
+    assert!(matches!(
+        f.registry.export_pepper(&owner, &file).await,
+        Err(Error::PepperFile(PepperFileError::Io(..)))
+    ));
+    let audit = f
+        .registry
+        .audit_entries(&owner, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "pepper_exported")
+            .count(),
+        1
+    );
+    // Readable by others: refused. Not hex: refused, without echoing the content.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(matches!(
+        Pepper::read_file(&file),
+        Err(PepperFileError::Mode(_, 0o644))
+    ));
+    let junk = f.dir.path().join("junk");
+    std::fs::write(&junk, "not-a-pepper-secretish").unwrap();
+    std::fs::set_permissions(&junk, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = Pepper::read_file(&junk).unwrap_err();
+    assert!(matches!(e, PepperFileError::Content(_)));
+    assert!(!e.to_string().contains("secretish"));
+}
