@@ -43,9 +43,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Seconds from the UI as milliseconds, refusing what does not fit.
 fn secs_to_ms(secs: i64) -> Result<i64, IpcError> {
-    secs.checked_mul(1000).ok_or_else(|| {
-        Error::InvalidDuration("That duration is far too long.".into()).to_ipc()
-    })
+    secs.checked_mul(1000)
+        .ok_or_else(|| Error::InvalidDuration("That duration is far too long.".into()).to_ipc())
 }
 
 fn no_pending_reveal(id: &str) -> IpcError {
@@ -212,10 +211,7 @@ impl AppState {
     pub async fn roll_key(&self, req: RollKeyRequest) -> Result<KeyReveal, IpcError> {
         let actor = self.signed_in().await?;
         let grace_ms = secs_to_ms(req.grace_secs)?;
-        let generated = self
-            .registry
-            .roll_key(&actor.id, &req.id, grace_ms)
-            .await?;
+        let generated = self.registry.roll_key(&actor.id, &req.id, grace_ms).await?;
         Ok(self.start_reveal(generated))
     }
 
@@ -402,7 +398,10 @@ mod tests {
             s.list_keys().await.unwrap_err().code,
             ErrorCode::NotSignedIn
         );
-        let req = GenerateKeyRequest { name: "x".into(), expires_in_secs: None };
+        let req = GenerateKeyRequest {
+            name: "x".into(),
+            expires_in_secs: None,
+        };
         assert_eq!(
             s.generate_key(req).await.unwrap_err().code,
             ErrorCode::NotSignedIn
@@ -440,7 +439,10 @@ mod tests {
     async fn the_key_is_held_only_until_done_or_lock() {
         let (_dir, s) = signed_in_owner().await;
         let reveal = s
-            .generate_key(GenerateKeyRequest { name: "CRM".into(), expires_in_secs: None })
+            .generate_key(GenerateKeyRequest {
+                name: "CRM".into(),
+                expires_in_secs: None,
+            })
             .await
             .unwrap();
         let id = reveal.key.id.clone();
@@ -453,7 +455,10 @@ mod tests {
         assert_eq!(copy.unwrap_err().code, ErrorCode::NotFound);
 
         let second = s
-            .generate_key(GenerateKeyRequest { name: "ERP".into(), expires_in_secs: None })
+            .generate_key(GenerateKeyRequest {
+                name: "ERP".into(),
+                expires_in_secs: None,
+            })
             .await
             .unwrap();
         s.lock();
@@ -466,7 +471,10 @@ mod tests {
     async fn revoke_checks_the_confirmation_again() {
         let (_dir, s) = signed_in_owner().await;
         let reveal = s
-            .generate_key(GenerateKeyRequest { name: "CRM".into(), expires_in_secs: None })
+            .generate_key(GenerateKeyRequest {
+                name: "CRM".into(),
+                expires_in_secs: None,
+            })
             .await
             .unwrap();
         let wrong = RevokeKeyRequest {
@@ -504,7 +512,10 @@ mod tests {
         async fn generate_key(&self, name: &str) -> Result<(), ErrorCode> {
             code(
                 self.0
-                    .generate_key(GenerateKeyRequest { name: name.into(), expires_in_secs: None })
+                    .generate_key(GenerateKeyRequest {
+                        name: name.into(),
+                        expires_in_secs: None,
+                    })
                     .await,
             )
         }

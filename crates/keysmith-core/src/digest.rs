@@ -28,7 +28,9 @@ pub enum PepperFileError {
     NotAFile(String),
     #[error("the pepper file {0} has mode {1:04o}: others may read it; run `chmod 600` on it")]
     Mode(String, u32),
-    #[error("the pepper file {0} does not hold 64 hex digits (write it with `keysmith export-pepper`)")]
+    #[error(
+        "the pepper file {0} does not hold 64 hex digits (write it with `keysmith export-pepper`)"
+    )]
     Content(String),
 }
 
@@ -67,7 +69,8 @@ impl Pepper {
     /// [`PepperFileError`] saying what is wrong (never the file's content).
     pub fn read_file(path: &std::path::Path) -> Result<Pepper, PepperFileError> {
         let shown = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|e| PepperFileError::Io(shown.clone(), e.to_string()))?;
+        let meta = std::fs::metadata(path)
+            .map_err(|e| PepperFileError::Io(shown.clone(), e.to_string()))?;
         if !meta.is_file() {
             return Err(PepperFileError::NotAFile(shown));
         }
@@ -80,7 +83,8 @@ impl Pepper {
             }
         }
         let mut text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| PepperFileError::Io(shown.clone(), e.to_string()))?,
+            std::fs::read_to_string(path)
+                .map_err(|e| PepperFileError::Io(shown.clone(), e.to_string()))?,
         );
         let mut bytes = zeroize::Zeroizing::new([0u8; PEPPER_LEN]);
         hex::decode_to_slice(text.trim(), &mut bytes[..])

@@ -41,10 +41,7 @@ const METHODS: [&str; 9] = [
 const ANY_METHOD: u16 = (1 << METHODS.len()) - 1;
 
 fn method_bit(method: &str) -> Option<u16> {
-    METHODS
-        .iter()
-        .position(|m| *m == method)
-        .map(|i| 1u16 << i)
+    METHODS.iter().position(|m| *m == method).map(|i| 1u16 << i)
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,7 +195,11 @@ fn role_index(role: Role) -> usize {
 
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 /// Why an original request's URI was refused.
@@ -246,7 +247,10 @@ pub fn request_path(uri: &str) -> Result<&str, PathError> {
         return Err(PathError::Ambiguous);
     }
     let lower = path.to_ascii_lowercase();
-    if ["%2f", "%2e", "%5c", "%00"].iter().any(|e| lower.contains(e)) {
+    if ["%2f", "%2e", "%5c", "%00"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
         return Err(PathError::Ambiguous);
     }
     // Segments after the leading "/"; only the last may be empty (a trailing slash).
@@ -356,7 +360,11 @@ paths = ["/v1/reports", "/v1/reports/**"]
         assert_eq!(request_path(""), Err(PathError::Length));
         assert_eq!(request_path("a/b"), Err(PathError::NotAbsolute));
         for bad in ["/a/../b", "/a/./b", "/..", "//a", "/a//b"] {
-            assert_eq!(request_path(bad), Err(PathError::DotOrEmptySegment), "{bad}");
+            assert_eq!(
+                request_path(bad),
+                Err(PathError::DotOrEmptySegment),
+                "{bad}"
+            );
         }
         for bad in ["/a%2Fb", "/a/%2e%2e/b", "/a\\b", "/a\tb", "/a%5cb"] {
             assert_eq!(request_path(bad), Err(PathError::Ambiguous), "{bad}");

@@ -500,8 +500,14 @@ impl Registry {
             generated.summary.id,
             crate::clock::format_utc(now + grace_ms)
         );
-        self.audit(&mut tx, Some(&actor), AuditAction::KeyRolled, &target, &detail)
-            .await?;
+        self.audit(
+            &mut tx,
+            Some(&actor),
+            AuditAction::KeyRolled,
+            &target,
+            &detail,
+        )
+        .await?;
         tx.commit().await?;
         tracing::info!(key = %key.id, replacement = %generated.summary.id, member = %actor.id, "API key rolled");
         Ok(generated)

@@ -103,7 +103,9 @@ impl Denial {
 pub enum VerifierError {
     #[error("the key database could not be read: {0}")]
     Database(#[from] rusqlite::Error),
-    #[error("the key database has no Keysmith schema yet: open it once with the app or `keysmith init`")]
+    #[error(
+        "the key database has no Keysmith schema yet: open it once with the app or `keysmith init`"
+    )]
     NoSchema,
     #[error("the key database holds a value the verifier cannot read: {0}")]
     BadRow(String),
@@ -210,11 +212,12 @@ impl Verifier {
         };
         watch.data_version = data_version(&watch.conn)?;
         // The log position first: a change committed while the keys load is then read again.
-        watch.last_seq = watch
-            .conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM key_changes", [], |r| {
-                r.get(0)
-            })?;
+        watch.last_seq =
+            watch
+                .conn
+                .query_row("SELECT coalesce(max(seq), 0) FROM key_changes", [], |r| {
+                    r.get(0)
+                })?;
         let mut index = Index {
             keys: HashMap::new(),
             ..Index::default()
@@ -254,7 +257,11 @@ impl Verifier {
     /// [`Verifier::flush_last_used`].
     ///
     /// Sees every commit made before the call, by any process.
-    pub fn check(&self, presented: Option<&str>, target: Option<Target<'_>>) -> Result<Grant, Denial> {
+    pub fn check(
+        &self,
+        presented: Option<&str>,
+        target: Option<Target<'_>>,
+    ) -> Result<Grant, Denial> {
         let path = match target {
             Some(t) => Some(request_path(t.uri).map_err(Denial::BadRequest)?),
             None => None,
@@ -323,8 +330,8 @@ impl Verifier {
         let mut fresh = Index::default();
         load_members(&tx, &mut fresh)?;
         let changed: Vec<(i64, String)> = {
-            let mut stmt =
-                tx.prepare_cached("SELECT seq, key_id FROM key_changes WHERE seq > ? ORDER BY seq")?;
+            let mut stmt = tx
+                .prepare_cached("SELECT seq, key_id FROM key_changes WHERE seq > ? ORDER BY seq")?;
             let rows = stmt.query_map([watch.last_seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<Result<_, _>>()?
         };
@@ -376,7 +383,10 @@ impl Verifier {
                      AND (last_used_at IS NULL OR last_used_at < ?1)",
                 )?;
                 for (id, at) in &batch {
-                    stmt.execute(rusqlite::params![at, uuid::Uuid::from_u128(*id).to_string()])?;
+                    stmt.execute(rusqlite::params![
+                        at,
+                        uuid::Uuid::from_u128(*id).to_string()
+                    ])?;
                 }
             }
             tx.commit()?;
@@ -411,7 +421,8 @@ fn prefix(digest: &[u8; 32]) -> u128 {
 }
 
 fn load_members(conn: &Connection, index: &mut Index) -> Result<(), VerifierError> {
-    let mut stmt = conn.prepare_cached("SELECT id, name, role, disabled_at FROM members ORDER BY rowid")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT id, name, role, disabled_at FROM members ORDER BY rowid")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let role_name: String = row.get(2)?;

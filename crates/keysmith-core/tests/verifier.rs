@@ -138,7 +138,9 @@ async fn decision_table_status_by_role_by_path() {
             assert_eq!(got.unwrap_err().http_status(), 401);
             // Still inside its lifetime, then past it.
             assert_eq!(
-                f.verifier.check(Some(expiring.secret.expose()), target).is_ok(),
+                f.verifier
+                    .check(Some(expiring.secret.expose()), target)
+                    .is_ok(),
                 allowed(role, i)
             );
             f.clock.0.fetch_add(61_000, Ordering::SeqCst);
@@ -184,12 +186,15 @@ async fn missing_malformed_and_bad_requests_are_told_apart() {
     assert_eq!(f.verifier.check(None, get("/")), Err(Denial::MissingKey));
     let mut typo = key.clone();
     typo.replace_range(10..11, if &key[10..11] == "a" { "b" } else { "a" });
-    for bad in ["", "ksk_short", "Bearer x", typo.as_str(), &key[..key.len() - 1]] {
+    for bad in [
+        "",
+        "ksk_short",
+        "Bearer x",
+        typo.as_str(),
+        &key[..key.len() - 1],
+    ] {
         let got = f.verifier.check(Some(bad), get("/"));
-        assert!(
-            matches!(got, Err(Denial::MalformedKey(_))),
-            "{got:?}"
-        );
+        assert!(matches!(got, Err(Denial::MalformedKey(_))), "{got:?}");
         assert_eq!(got.unwrap_err().http_status(), 401);
     }
     for uri in ["/v1/../admin", "relative", "/a%2Fb", ""] {
@@ -226,11 +231,7 @@ async fn changes_by_another_connection_are_seen_on_the_next_check() {
         Role::Admin
     );
     let admin2 = f.team.get(Role::Admin, true).clone();
-    let admin2_key = f
-        .registry
-        .generate_key(&admin2.id, "doomed")
-        .await
-        .unwrap();
+    let admin2_key = f.registry.generate_key(&admin2.id, "doomed").await.unwrap();
     assert!(f
         .verifier
         .check(Some(admin2_key.secret.expose()), None)
@@ -271,10 +272,17 @@ async fn rolled_key_works_through_the_grace_period_then_expires() {
         .unwrap();
     assert_eq!(new.summary.name, "billing");
     let lifetime = new.summary.expires_at.unwrap() - new.summary.created_at;
-    assert_eq!(lifetime, 30 * 86_400_000, "the replacement keeps the lifetime");
+    assert_eq!(
+        lifetime,
+        30 * 86_400_000,
+        "the replacement keeps the lifetime"
+    );
     let listed = f.registry.list_keys(&manager).await.unwrap();
     let old_row = listed.iter().find(|k| k.id == old.summary.id).unwrap();
-    assert_eq!(old_row.replaced_by.as_deref(), Some(new.summary.id.as_str()));
+    assert_eq!(
+        old_row.replaced_by.as_deref(),
+        Some(new.summary.id.as_str())
+    );
     assert_eq!(old_row.status, KeyStatus::Active);
     let until = old_row.expires_at.unwrap();
     assert!((until - (SystemClock.now_ms() + grace)).abs() < 10_000);

@@ -1,0 +1,302 @@
+//! Reading a forward-auth request's headers: the presented key and the original request.
+//!
+//! A pure function of the header map, so it is fuzzed on its own (`fuzz/`).
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use base64::Engine;
+use zeroize::Zeroizing;
+
+/// The longest credential header value read, in bytes (a key is 53 characters; Basic adds
+/// the user name and base64).
+pub const MAX_CREDENTIAL_LEN: usize = 1024;
+/// The longest method name read, in bytes.
+pub const MAX_METHOD_LEN: usize = 32;
+
+/// Header names, lowercase as the `http` crate keeps them.
+pub const X_API_KEY: &str = "x-api-key";
+pub const X_ORIGINAL_METHOD: &str = "x-original-method";
+pub const X_ORIGINAL_URI: &str = "x-original-uri";
+pub const X_FORWARDED_METHOD: &str = "x-forwarded-method";
+pub const X_FORWARDED_URI: &str = "x-forwarded-uri";
+
+/// What a forward-auth request carries.
+#[derive(PartialEq, Eq)]
+pub struct Extracted {
+    /// The presented key, if any (zeroized on drop; Debug redacts it).
+    pub key: Option<Zeroizing<String>>,
+    /// The original request's method (`GET`).
+    pub method: String,
+    /// The original request's URI (`/v1/reports?x=1`).
+    pub uri: String,
+}
+
+impl std::fmt::Debug for Extracted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extracted")
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("method", &self.method)
+            .field("uri", &self.uri)
+            .finish()
+    }
+}
+
+/// Why a request is refused before its key is looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtractError {
+    /// The request carries an `Origin` header: it comes from a browser page, and keys are
+    /// not for client-side use (the article: no CORS). 403.
+    CrossOrigin,
+    /// A header is repeated, too long, not visible ASCII, or unreadable; or the key is sent
+    /// in two different places. 400.
+    BadHeader(&'static str),
+    /// Neither `X-Original-Method`/`X-Original-URI` (nginx) nor `X-Forwarded-Method`/
+    /// `X-Forwarded-Uri` (Traefik) says what request to decide on. 400.
+    NoOriginalRequest,
+}
+
+impl ExtractError {
+    /// The HTTP status to answer with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ExtractError::CrossOrigin => 403,
+            ExtractError::BadHeader(_) | ExtractError::NoOriginalRequest => 400,
+        }
+    }
+}
+
+impl std::fmt::Display for ExtractError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExtractError::CrossOrigin => {
+                f.write_str("requests from browser pages (with an Origin header) are refused")
+            }
+            ExtractError::BadHeader(what) => write!(f, "bad header: {what}"),
+            ExtractError::NoOriginalRequest => f.write_str(
+                "the original request is missing: send X-Original-Method and X-Original-URI \
+                 (nginx) or X-Forwarded-Method and X-Forwarded-Uri (Traefik)",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ExtractError {}
+
+/// Reads the key and the original request from a forward-auth request's headers.
+///
+/// The key may come from `Authorization: Bearer KEY` (RFC 6750 §2.1), `Authorization: Basic`
+/// with the key as password and any user name (RFC 7617; the article's `anystring:KEY`), or
+/// `X-Api-Key: KEY`. Sent in more than one of these, it must be the same key.
+///
+/// # Errors
+/// [`ExtractError`]; `Origin` is checked first.
+pub fn extract(headers: &HeaderMap) -> Result<Extracted, ExtractError> {
+    if headers.contains_key(header::ORIGIN) {
+        return Err(ExtractError::CrossOrigin);
+    }
+    let mut key: Option<Zeroizing<String>> = None;
+    let mut offer = |k: Zeroizing<String>| -> Result<(), ExtractError> {
+        match &key {
+            Some(existing) if existing.as_str() != k.as_str() => Err(ExtractError::BadHeader(
+                "two different API keys in one request",
+            )),
+            _ => {
+                key = Some(k);
+                Ok(())
+            }
+        }
+    };
+    if let Some(value) = single(headers, header::AUTHORIZATION.as_str(), MAX_CREDENTIAL_LEN)? {
+        if let Some(k) = from_authorization(value)? {
+            offer(k)?;
+        }
+    }
+    if let Some(value) = single(headers, X_API_KEY, MAX_CREDENTIAL_LEN)? {
+        offer(Zeroizing::new(value.trim().to_owned()))?;
+    }
+    let (method, uri) = original_request(headers)?;
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
+        return Err(ExtractError::BadHeader(
+            "the original method is not an HTTP method",
+        ));
+    }
+    Ok(Extracted {
+        key,
+        method: method.to_owned(),
+        uri: uri.to_owned(),
+    })
+}
+
+fn original_request(headers: &HeaderMap) -> Result<(&str, &str), ExtractError> {
+    let limit = keysmith_core::policy::MAX_URI_LEN;
+    let nginx = (
+        single(headers, X_ORIGINAL_METHOD, MAX_METHOD_LEN)?,
+        single(headers, X_ORIGINAL_URI, limit)?,
+    );
+    let traefik = (
+        single(headers, X_FORWARDED_METHOD, MAX_METHOD_LEN)?,
+        single(headers, X_FORWARDED_URI, limit)?,
+    );
+    match (nginx, traefik) {
+        ((Some(m), Some(u)), (None, None)) | ((None, None), (Some(m), Some(u))) => Ok((m, u)),
+        ((Some(m), Some(u)), (Some(m2), Some(u2))) if m == m2 && u == u2 => Ok((m, u)),
+        ((None, None), (None, None)) => Err(ExtractError::NoOriginalRequest),
+        _ => Err(ExtractError::BadHeader(
+            "the original method and URI must come as one pair (X-Original-* or X-Forwarded-*)",
+        )),
+    }
+}
+
+/// The one value of header `name`, as visible ASCII of at most `limit` bytes.
+fn single<'h>(
+    headers: &'h HeaderMap,
+    name: &'static str,
+    limit: usize,
+) -> Result<Option<&'h str>, ExtractError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ExtractError::BadHeader(
+            "a header that must appear once is repeated",
+        ));
+    }
+    visible(first, limit).map(Some)
+}
+
+fn visible(value: &HeaderValue, limit: usize) -> Result<&str, ExtractError> {
+    if value.len() > limit {
+        return Err(ExtractError::BadHeader("a header value is too long"));
+    }
+    let text = value
+        .to_str()
+        .map_err(|_| ExtractError::BadHeader("a header value is not visible ASCII"))?;
+    if text.bytes().any(|b| b.is_ascii_control()) {
+        return Err(ExtractError::BadHeader(
+            "a header value holds a control character",
+        ));
+    }
+    Ok(text)
+}
+
+/// The key in an `Authorization` value, or `None` for a scheme that carries none.
+fn from_authorization(value: &str) -> Result<Option<Zeroizing<String>>, ExtractError> {
+    let value = value.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Some(Zeroizing::new(rest.to_owned())));
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .map_err(|_| ExtractError::BadHeader("Basic credentials are not base64"))?,
+        );
+        let text = std::str::from_utf8(&decoded)
+            .map_err(|_| ExtractError::BadHeader("Basic credentials are not UTF-8"))?;
+        let (_user, password) = text.split_once(':').ok_or(ExtractError::BadHeader(
+            "Basic credentials lack the ':' separator",
+        ))?;
+        return Ok(Some(Zeroizing::new(password.to_owned())));
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    const ORIG: [(&str, &str); 2] = [("x-original-method", "GET"), ("x-original-uri", "/a")];
+
+    #[test]
+    fn each_key_form_reads_the_same_key() {
+        let basic = base64::engine::general_purpose::STANDARD.encode("anystring:ksk_abc");
+        for form in [
+            ("authorization", "Bearer ksk_abc".to_owned()),
+            ("authorization", "bearer   ksk_abc ".to_owned()),
+            ("authorization", format!("Basic {basic}")),
+            ("x-api-key", "ksk_abc".to_owned()),
+        ] {
+            let mut pairs = ORIG.to_vec();
+            pairs.push((form.0, &form.1));
+            let e = extract(&headers(&pairs)).unwrap();
+            assert_eq!(
+                e.key.as_deref().map(String::as_str),
+                Some("ksk_abc"),
+                "{form:?}"
+            );
+            assert_eq!((e.method.as_str(), e.uri.as_str()), ("GET", "/a"));
+        }
+    }
+
+    #[test]
+    fn refusals() {
+        let with = |extra: &[(&'static str, &str)]| {
+            let mut pairs = ORIG.to_vec();
+            pairs.extend_from_slice(extra);
+            extract(&headers(&pairs))
+        };
+        assert_eq!(
+            with(&[("origin", "https://evil.example")]).unwrap_err(),
+            ExtractError::CrossOrigin
+        );
+        assert!(matches!(
+            with(&[("x-api-key", "ksk_a"), ("authorization", "Bearer ksk_b")]),
+            Err(ExtractError::BadHeader(_))
+        ));
+        assert!(matches!(
+            with(&[("x-api-key", "ksk_a"), ("x-api-key", "ksk_a")]),
+            Err(ExtractError::BadHeader(_))
+        ));
+        assert!(matches!(
+            with(&[("authorization", "Basic !!!")]),
+            Err(ExtractError::BadHeader(_))
+        ));
+        let long = "k".repeat(MAX_CREDENTIAL_LEN + 1);
+        assert!(matches!(
+            with(&[("x-api-key", &long)]),
+            Err(ExtractError::BadHeader(_))
+        ));
+        assert_eq!(
+            extract(&headers(&[("x-api-key", "ksk_a")])).unwrap_err(),
+            ExtractError::NoOriginalRequest
+        );
+        assert!(matches!(
+            extract(&headers(&[("x-original-method", "GET")])),
+            Err(ExtractError::BadHeader(_))
+        ));
+        assert!(matches!(
+            extract(&headers(&[
+                ("x-original-method", "G T"),
+                ("x-original-uri", "/")
+            ])),
+            Err(ExtractError::BadHeader(_))
+        ));
+        // Another scheme carries no key: the request is then keyless.
+        assert_eq!(with(&[("authorization", "Digest x")]).unwrap().key, None);
+        // Traefik's pair works alone.
+        let t = extract(&headers(&[
+            ("x-forwarded-method", "POST"),
+            ("x-forwarded-uri", "/b?c"),
+        ]))
+        .unwrap();
+        assert_eq!((t.method.as_str(), t.uri.as_str()), ("POST", "/b?c"));
+    }
+
+    #[test]
+    fn debug_redacts_the_key() {
+        let mut pairs = ORIG.to_vec();
+        pairs.push(("x-api-key", "ksk_secretvalue"));
+        let e = extract(&headers(&pairs)).unwrap();
+        assert!(!format!("{e:?}").contains("secretvalue"));
+    }
+}

@@ -1,0 +1,153 @@
+//! The forward-auth HTTP service: a reverse proxy (nginx `auth_request`, Traefik
+//! `ForwardAuth`) asks it about each request, and forwards the request only on a 2xx.
+//!
+//! Answers, for any path the proxy sends the sub-request to:
+//! - 204, with `X-Keysmith-Key-Id`, `X-Keysmith-Member` (the creator's member id) and
+//!   `X-Keysmith-Role`, when the key is active and the policy lets its creator's current
+//!   role call the original method and path;
+//! - 401 (with `WWW-Authenticate: Bearer`, RFC 6750 §3) for a missing, malformed, unknown,
+//!   revoked or expired key; 403 when the role may not call that endpoint, and for any
+//!   request carrying `Origin` (keys are not for browser pages; no CORS header is ever
+//!   sent); 400 for unreadable headers; 503 if the key database cannot be read.
+//!
+//! Logs (tracing) name the key id, never the key.
+
+pub mod extract;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use axum::Router;
+use keysmith_core::verifier::{Denial, Target, Verifier};
+
+pub use extract::{extract, ExtractError, Extracted};
+
+/// Response headers of an allowed request.
+pub const KEY_ID_HEADER: &str = "x-keysmith-key-id";
+pub const MEMBER_HEADER: &str = "x-keysmith-member";
+pub const ROLE_HEADER: &str = "x-keysmith-role";
+
+/// The service for one verifier: every path and method answers the same way.
+pub fn router(verifier: Arc<Verifier>) -> Router {
+    Router::new().fallback(check).with_state(verifier)
+}
+
+async fn check(State(verifier): State<Arc<Verifier>>, headers: HeaderMap) -> Response<Body> {
+    let request = match extract(&headers) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(status = e.http_status(), reason = %e, "refused");
+            return plain(e.http_status(), &e.to_string());
+        }
+    };
+    let decision = verifier.check(
+        request.key.as_deref().map(String::as_str),
+        Some(Target {
+            method: &request.method,
+            uri: &request.uri,
+        }),
+    );
+    drop(request.key);
+    match decision {
+        Ok(grant) => {
+            tracing::debug!(key = %grant.key_id, role = %grant.role, method = %request.method, "allowed");
+            let mut response = empty(StatusCode::NO_CONTENT);
+            let h = response.headers_mut();
+            for (name, value) in [
+                (KEY_ID_HEADER, grant.key_id.as_str()),
+                (MEMBER_HEADER, grant.member_id.as_str()),
+                (ROLE_HEADER, grant.role.as_str()),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    h.insert(name, v);
+                }
+            }
+            response
+        }
+        Err(denial) => {
+            let status = denial.http_status();
+            tracing::info!(
+                status,
+                key = denial.key_id().unwrap_or("-"),
+                method = %request.method,
+                reason = %denial,
+                "refused"
+            );
+            let mut response = plain(status, &denial.to_string());
+            if status == 401 {
+                let challenge = match denial {
+                    Denial::MissingKey => "Bearer realm=\"keysmith\"",
+                    _ => "Bearer realm=\"keysmith\", error=\"invalid_token\"",
+                };
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+            response
+        }
+    }
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn plain(status: u16, message: &str) -> Response<Body> {
+    let mut response = empty(StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN));
+    *response.body_mut() = Body::from(format!("{message}\n"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// Serves `verifier` on `listener` until `shutdown` completes, writing last-used times every
+/// `flush_every` (and once more at shutdown).
+///
+/// # Errors
+/// The listener's I/O error.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    verifier: Arc<Verifier>,
+    flush_every: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let flusher = {
+        let verifier = Arc::clone(&verifier);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(flush_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                flush(&verifier).await;
+            }
+        })
+    };
+    let result = axum::serve(listener, router(Arc::clone(&verifier)))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    flusher.abort();
+    flush(&verifier).await;
+    result
+}
+
+async fn flush(verifier: &Arc<Verifier>) {
+    let v = Arc::clone(verifier);
+    match tokio::task::spawn_blocking(move || v.flush_last_used()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::debug!(keys = n, "last-used times written"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not write last-used times; will retry"),
+        Err(e) => tracing::warn!(error = %e, "last-used writer stopped"),
+    }
+}
