@@ -10,6 +10,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use keysmith_core::digest::Pepper;
+use keysmith_core::policy::Policy;
+use keysmith_core::verifier::Verifier;
 use keysmith_core::{Error, OsKeyring, Registry};
 use keysmith_types::{AuditFilter, ErrorCode, KeyStatus, KeySummary, Role};
 use zeroize::Zeroizing;
@@ -47,11 +50,36 @@ enum Command {
     Audit(AuditCommand),
     /// Change your own passphrase (the new one from KEYSMITH_NEW_PASSPHRASE or a prompt).
     Passphrase,
-    /// Check a key: exit 0 valid, 1 unknown or revoked, 2 malformed.
+    /// Check a key: exit 0 valid, 1 unknown, revoked or expired, 2 malformed.
     Verify {
         /// The key, or `-` (the default) to read it from standard input.
         #[arg(value_name = "KEY|-", default_value = "-")]
         key: String,
+    },
+    /// Run the forward-auth verifier (nginx auth_request, Traefik ForwardAuth) on loopback.
+    ServeVerifier {
+        /// Address to listen on; keep it on loopback or a private network.
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9181")]
+        listen: std::net::SocketAddr,
+        /// The policy file: which methods and paths each role's keys may call.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+        /// Read the pepper from this file (mode 0600, from `keysmith export-pepper`) instead
+        /// of the OS keyring.
+        #[arg(long, value_name = "FILE")]
+        pepper_file: Option<PathBuf>,
+        /// How often last-used times are written to the database, in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 2)]
+        flush_secs: u64,
+        /// Log one JSON object per line instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Write the account's pepper to a new file (mode 0600) for a verifier without a
+    /// keyring. Owner only; audited.
+    ExportPepper {
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
     },
 }
 
@@ -62,6 +90,18 @@ enum KeysCommand {
         /// A descriptive name: which integration uses this key (1 to 64 characters).
         #[arg(long, value_name = "TEXT")]
         name: String,
+        /// Make the key expire after this long (`30d`, `12h`, `90min`; 1 minute to 3650 days).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
+        expires_in: Option<i64>,
+    },
+    /// Replace a key: standard output gets the new key alone, this once; the old key keeps
+    /// working for the grace period, then fails as expired.
+    Roll {
+        /// The key's id (from `keys list`).
+        id: String,
+        /// How long the old key keeps working (`24h` by default; `0s` ends it now).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms, default_value = "24h")]
+        grace: i64,
     },
     /// List keys: name, first 4 characters, dates, status. Never the key.
     List {
@@ -121,6 +161,11 @@ enum AuditCommand {
     Verify,
 }
 
+fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (try 30d, 12h or 90min)"))?;
+    i64::try_from(d.as_millis()).map_err(|_| "that duration is far too long".to_owned())
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(&s.to_ascii_lowercase())
         .ok_or_else(|| format!("unknown role {s:?}: owner, admin, manager, author or viewer"))
@@ -142,18 +187,30 @@ impl From<Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KEYSMITH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The verifier logs its decisions (info); other commands only warnings.
+    let (serving, json) = match &cli.command {
+        Command::ServeVerifier { log_json, .. } => (true, *log_json),
+        _ => (false, false),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYSMITH_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(if serving { "info" } else { "warn" })
+    });
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    let mut builder = if serving {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("keysmith: cannot start: {e}");
@@ -179,6 +236,31 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             println!("Created the account; {} is its Owner.", member.name);
         }
         Command::Verify { key } => verify(&registry, &key).await?,
+        Command::ExportPepper { to } => {
+            let actor = sign_in(&registry, cli.as_member.as_deref()).await?;
+            registry.export_pepper(&actor, &to).await?;
+            println!(
+                "Wrote the pepper to {} (mode 0600). Keep it as secret as the keyring entry.",
+                to.display()
+            );
+        }
+        Command::ServeVerifier {
+            listen,
+            policy,
+            pepper_file,
+            flush_secs,
+            log_json: _,
+        } => {
+            serve_verifier(
+                &registry,
+                &dir,
+                listen,
+                &policy,
+                pepper_file.as_deref(),
+                flush_secs,
+            )
+            .await?;
+        }
         Command::Audit(AuditCommand::Verify) => {
             let status = registry.audit_chain().await?;
             match status.problem {
@@ -233,17 +315,27 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Keys(cmd) => {
             let actor = sign_in(&registry, cli.as_member.as_deref()).await?;
             match cmd {
-                KeysCommand::Create { name } => {
-                    let generated = registry.generate_key(&actor, &name).await?;
-                    let mut out = std::io::stdout().lock();
-                    writeln!(out, "{}", generated.secret.expose())
-                        .and_then(|()| out.flush())
-                        .map_err(|e| Failure {
-                            code: 1,
-                            message: format!("cannot write the key to standard output: {e}"),
-                        })?;
+                KeysCommand::Create { name, expires_in } => {
+                    let generated = registry
+                        .generate_key_expiring(&actor, &name, expires_in)
+                        .await?;
+                    print_once(&generated)?;
+                    let expiry = generated.summary.expires_at.map_or_else(String::new, |at| {
+                        format!(" It expires {} UTC.", keysmith_core::clock::format_utc(at))
+                    });
                     eprintln!(
-                        "Generated \"{}\" (id {}). This is the only time the key is shown: store it now.",
+                        "Generated \"{}\" (id {}).{expiry} This is the only time the key is shown: store it now.",
+                        generated.summary.name, generated.summary.id
+                    );
+                }
+                KeysCommand::Roll { id, grace } => {
+                    let generated = registry.roll_key(&actor, &id, grace).await?;
+                    print_once(&generated)?;
+                    let until = keysmith_core::clock::format_utc(
+                        generated.summary.created_at.saturating_add(grace),
+                    );
+                    eprintln!(
+                        "Rolled \"{}\": the new key (id {}) is shown this once; the old key works until {until} UTC.",
                         generated.summary.name, generated.summary.id
                     );
                 }
@@ -266,6 +358,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Prints a new key alone on standard output, so it can be piped into a secret store.
+fn print_once(generated: &keysmith_core::Generated) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", generated.secret.expose())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot write the key to standard output: {e}"),
+        })
 }
 
 async fn verify(registry: &Registry, arg: &str) -> Result<(), Failure> {
@@ -436,16 +539,21 @@ fn print_table(keys: &[KeySummary]) {
         return;
     }
     println!(
-        "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}",
-        "ID", "NAME", "KEY", "STATUS", "CREATED BY", "CREATED", "LAST USED"
+        "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<16}",
+        "ID", "NAME", "KEY", "STATUS", "CREATED BY", "CREATED", "LAST USED", "EXPIRES"
     );
     for k in keys {
         let status = match k.status {
             KeyStatus::Active => "active",
             KeyStatus::Revoked => "revoked",
+            KeyStatus::Expired => "expired",
+        };
+        let expires = match (&k.replaced_by, k.expires_at) {
+            (Some(_), Some(at)) => format!("{} (rolled)", format_time(Some(at))),
+            (_, at) => format_time(at),
         };
         println!(
-            "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}",
+            "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<16}",
             k.id,
             truncate(&k.name, 24),
             format!("{}…", k.start),
@@ -453,6 +561,7 @@ fn print_table(keys: &[KeySummary]) {
             truncate(&k.created_by.name, 16),
             format_time(Some(k.created_at)),
             format_time(k.last_used_at),
+            expires,
         );
     }
 }
@@ -472,5 +581,65 @@ fn format_time(ms: Option<i64>) -> String {
     match ms {
         None => "never".into(),
         Some(ms) => keysmith_core::clock::format_utc(ms),
+    }
+}
+
+/// Loads the policy and the pepper, builds the index and serves until Ctrl+C or SIGTERM.
+async fn serve_verifier(
+    registry: &Registry,
+    dir: &std::path::Path,
+    listen: std::net::SocketAddr,
+    policy: &std::path::Path,
+    pepper_file: Option<&std::path::Path>,
+    flush_secs: u64,
+) -> Result<(), Failure> {
+    let fail = |message: String| Failure { code: 1, message };
+    let policy = Policy::load(policy).map_err(|e| fail(format!("policy refused: {e}")))?;
+    let pepper = match pepper_file {
+        Some(path) => Pepper::read_file(path).map_err(|e| fail(e.to_string()))?,
+        None => registry.verifier_pepper().await?,
+    };
+    let db = dir.join(keysmith_core::store::DB_FILE);
+    let rules = policy.rule_count();
+    let verifier = tokio::task::spawn_blocking(move || Verifier::open(&db, pepper, Some(policy)))
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| fail(format!("cannot listen on {listen}: {e}")))?;
+    let bound = listener.local_addr().map_err(|e| fail(e.to_string()))?;
+    tracing::info!(listen = %bound, keys = verifier.key_count(), rules, "verifier ready");
+    keysmith_verifier::serve(
+        listener,
+        Arc::new(verifier),
+        std::time::Duration::from_secs(flush_secs.max(1)),
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| fail(format!("the verifier stopped: {e}")))?;
+    tracing::info!("verifier stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }
