@@ -1,0 +1,409 @@
+//! The verifier behind a real nginx (Debian's package), with `auth_request` in front of a
+//! small upstream, all on loopback: keys generated and revoked with the real CLI, the pepper
+//! from the real Secret Service.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use keysmith_tests::{
+    built_binary, cli, cli_with, free_port, http, require_secret_service, wait_for_port, Running,
+    PASSPHRASE,
+};
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+const POLICY: &str = r#"
+[[allow]]
+role = "owner"
+methods = ["*"]
+paths = ["/**"]
+
+[[allow]]
+role = "manager"
+methods = ["GET"]
+paths = ["/api/reports/**"]
+"#;
+
+/// The configuration the README documents, with this test's ports and folders.
+fn nginx_conf(dir: &Path, front: u16, upstream: u16, verifier: u16) -> String {
+    let d = dir.display();
+    let user = if is_root() { "user root;" } else { "" };
+    format!(
+        r#"{user}
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+
+    # The small upstream: echoes what it was asked and who the verifier said was calling.
+    server {{
+        listen 127.0.0.1:{upstream};
+        location / {{
+            return 200 "upstream saw $request_method $request_uri for $http_x_keysmith_member\n";
+        }}
+    }}
+
+    server {{
+        listen 127.0.0.1:{front};
+
+        location / {{
+            auth_request /_keysmith;
+            auth_request_set $keysmith_member $upstream_http_x_keysmith_member;
+            auth_request_set $keysmith_role $upstream_http_x_keysmith_role;
+            proxy_set_header X-Keysmith-Member $keysmith_member;
+            proxy_set_header X-Keysmith-Role $keysmith_role;
+            proxy_pass http://127.0.0.1:{upstream};
+        }}
+
+        location = /_keysmith {{
+            internal;
+            proxy_pass http://127.0.0.1:{verifier};
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Original-URI $request_uri;
+        }}
+    }}
+}}
+"#
+    )
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn out(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+fn key_id(d: &Path, name: &str) -> String {
+    let o = cli(d, &["--as", "Olive", "keys", "list", "--json"], None);
+    let keys: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    keys.as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == name)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn nginx_accepts_and_refuses_by_policy_and_sees_revocations_at_once() {
+    require_secret_service();
+    assert!(
+        Path::new(NGINX).is_file(),
+        "nginx is missing: scripts/setup.sh installs Debian's nginx-light"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // An Owner and a Manager, each with a key, through the real CLI.
+    assert!(cli(d, &["init", "--owner", "Olive"], None).status.success());
+    let initial = "initial passphrase 1";
+    let o = cli_with(
+        d,
+        &[
+            "--as", "Olive", "members", "add", "Mia", "--role", "manager",
+        ],
+        None,
+        &[("KEYSMITH_NEW_PASSPHRASE", initial)],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = cli_with(
+        d,
+        &["--as", "Mia", "passphrase"],
+        None,
+        &[
+            ("KEYSMITH_PASSPHRASE", initial),
+            ("KEYSMITH_NEW_PASSPHRASE", PASSPHRASE),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let owner_key = out(&cli(
+        d,
+        &["--as", "Olive", "keys", "create", "--name", "ops"],
+        None,
+    ));
+    let manager_key = out(&cli(
+        d,
+        &["--as", "Mia", "keys", "create", "--name", "reports"],
+        None,
+    ));
+    assert_eq!(manager_key.len(), 53);
+
+    let policy = d.join("policy.toml");
+    std::fs::write(&policy, POLICY).unwrap();
+    let (front, upstream, verifier_port) = (free_port(), free_port(), free_port());
+    let log = std::fs::File::create(d.join("verifier.log")).unwrap();
+    let mut verifier = Running(
+        Command::new(built_binary("keysmith"))
+            .arg("--data-dir")
+            .arg(d)
+            .args(["serve-verifier", "--listen"])
+            .arg(format!("127.0.0.1:{verifier_port}"))
+            .arg("--policy")
+            .arg(&policy)
+            .args(["--flush-secs", "1"])
+            .env("KEYSMITH_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(verifier_port, &mut verifier.0, "keysmith serve-verifier");
+
+    let conf = d.join("nginx.conf");
+    std::fs::write(&conf, nginx_conf(d, front, upstream, verifier_port)).unwrap();
+    let mut nginx = Running(
+        Command::new(NGINX)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-p")
+            .arg(d)
+            .arg("-e")
+            .arg(d.join("error.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(front, &mut nginx.0, "nginx");
+
+    let bearer = |k: &str| format!("Bearer {k}");
+    // Allowed: the upstream answers, and hears who called.
+    let r = http(
+        front,
+        "GET",
+        "/api/orders?page=2",
+        &[("Authorization", &bearer(&owner_key))],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body
+            .starts_with("upstream saw GET /api/orders?page=2 for "),
+        "{r:?}"
+    );
+    let r = http(
+        front,
+        "GET",
+        "/api/reports/2026",
+        &[("X-Api-Key", &manager_key)],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("anystring:{manager_key}"));
+    let r = http(
+        front,
+        "GET",
+        "/api/reports/2026/11",
+        &[("Authorization", &format!("Basic {basic}"))],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // Refused by the policy: the Manager's role may not call these.
+    for (method, path) in [("POST", "/api/reports/2026"), ("GET", "/api/orders")] {
+        let r = http(front, method, path, &[("X-Api-Key", &manager_key)]);
+        assert_eq!(r.status, 403, "{method} {path}: {r:?}");
+        assert!(!r.body.contains("upstream saw"));
+    }
+    // No key; a browser page (Origin); a malformed key.
+    let r = http(front, "GET", "/api/orders", &[]);
+    assert_eq!(r.status, 401, "{r:?}");
+    let r = http(
+        front,
+        "GET",
+        "/api/orders",
+        &[
+            ("Authorization", &bearer(&owner_key)),
+            ("Origin", "https://app.example"),
+        ],
+    );
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(!r
+        .headers
+        .iter()
+        .any(|(k, _)| k.starts_with("access-control-")));
+    let r = http(front, "GET", "/api/orders", &[("X-Api-Key", "ksk_nope")]);
+    assert_eq!(r.status, 401, "{r:?}");
+
+    // Revoked in the database between two requests: the second is refused.
+    let r = http(
+        front,
+        "GET",
+        "/api/reports/x",
+        &[("X-Api-Key", &manager_key)],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let id = key_id(d, "reports");
+    let o = cli(
+        d,
+        &[
+            "--as",
+            "Olive",
+            "keys",
+            "revoke",
+            &id,
+            "--confirm",
+            "REVOKE",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = http(
+        front,
+        "GET",
+        "/api/reports/x",
+        &[("X-Api-Key", &manager_key)],
+    );
+    assert_eq!(r.status, 401, "revoked key still accepted: {r:?}");
+
+    // Last use reaches the database within a few seconds, without a write per request.
+    let ops = key_id(d, "ops");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = cli(d, &["--as", "Olive", "keys", "list", "--json"], None);
+        let keys: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let used = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == ops.as_str())
+            .map(|k| !k["last_used_at"].is_null());
+        if used == Some(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "last use never written");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The logs name key ids, never a key.
+    drop(nginx);
+    drop(verifier);
+    let logs = std::fs::read_to_string(d.join("verifier.log")).unwrap();
+    assert!(logs.contains(&id), "the refusal names the key id");
+    for k in [&owner_key, &manager_key] {
+        assert!(!logs.contains(&k[4..]), "a key reached the verifier's log");
+    }
+}
+
+#[test]
+fn serve_verifier_refuses_a_bad_policy_and_a_readable_pepper_file() {
+    use std::os::unix::fs::PermissionsExt;
+    require_secret_service();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(cli(d, &["init", "--owner", "Olive"], None).status.success());
+    let policy = d.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[allow]]\nrole = \"owner\"\nmethods = [\"GET\"]\npaths = [\"/\"]\n\n[[allow]]\nrole = \"boss\"\nmethods = [\"GET\"]\npaths = [\"/\"]\n",
+    )
+    .unwrap();
+    let o = cli(
+        d,
+        &["serve-verifier", "--policy", policy.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("policy.toml:7:") && err.contains("unknown role"),
+        "{err}"
+    );
+
+    // Only the Owner exports the pepper; the file is 0600; readable by others it is refused.
+    let pepper = d.join("pepper");
+    let o = cli(
+        d,
+        &[
+            "--as",
+            "Olive",
+            "export-pepper",
+            "--to",
+            pepper.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mode = std::fs::metadata(&pepper).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    std::fs::set_permissions(&pepper, std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::write(&policy, POLICY).unwrap();
+    let o = cli(
+        d,
+        &[
+            "serve-verifier",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--pepper-file",
+            pepper.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("chmod 600"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // With the file at 0600 the verifier runs without any keyring (no session bus at all).
+    std::fs::set_permissions(&pepper, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key = out(&cli(
+        d,
+        &["--as", "Olive", "keys", "create", "--name", "headless"],
+        None,
+    ));
+    let port = free_port();
+    let mut verifier = Running(
+        Command::new(built_binary("keysmith"))
+            .arg("--data-dir")
+            .arg(d)
+            .args(["serve-verifier", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--policy")
+            .arg(&policy)
+            .arg("--pepper-file")
+            .arg(&pepper)
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(
+        port,
+        &mut verifier.0,
+        "keysmith serve-verifier --pepper-file",
+    );
+    let r = http(
+        port,
+        "GET",
+        "/auth",
+        &[
+            ("X-Api-Key", &key),
+            ("X-Forwarded-Method", "GET"),
+            ("X-Forwarded-Uri", "/anything"),
+        ],
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    assert_eq!(r.header("x-keysmith-role"), Some("owner"));
+}
