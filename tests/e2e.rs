@@ -13,8 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use keysmith_tests::ui::{by_id, clipboard, eventually, focused_id, gone, launch, rows, shot};
-use keysmith_tests::{cli, files_containing, keyring_dump, require_secret_service, PASSPHRASE};
+use keysmith_tests::ui::{
+    by_id, clipboard, eventually, focused_id, gone, launch, rows, select, shot,
+};
+use keysmith_tests::{
+    built_binary, cli, files_containing, free_port, http, keyring_dump, require_secret_service,
+    wait_for_port, Running, PASSPHRASE,
+};
 use thirtyfour::prelude::*;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -317,6 +322,8 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         Some(0)
     );
 
+    let billing_keys = expiry_and_roll(driver, data_dir).await;
+
     // Lock, a wrong passphrase, then unlock.
     by_id(driver, "lock-button").await.click().await.unwrap();
     let name = by_id(driver, "unlock-name").await;
@@ -334,7 +341,160 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         .unwrap();
     by_id(driver, "unlock-submit").await.click().await.unwrap();
     by_id(driver, "keys-table").await;
-    assert_eq!(rows(driver).await.len(), 2);
+    assert_eq!(rows(driver).await.len(), 4);
 
-    vec![first_key, second_key]
+    let mut keys = vec![first_key, second_key];
+    keys.extend(billing_keys);
+    keys
+}
+
+/// The text of cell `class` in the row of key `id`.
+async fn cell(driver: &WebDriver, id: &str, class: &str) -> String {
+    driver
+        .find(By::Css(format!("tr[data-key-id='{id}'] .{class}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A key with an expiry, rolled with a grace period; then used through the verifier, and its
+/// last use shows in the list without reopening the page.
+async fn expiry_and_roll(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
+    by_id(driver, "create-key").await.click().await.unwrap();
+    by_id(driver, "key-name")
+        .await
+        .send_keys("Billing export")
+        .await
+        .unwrap();
+    select(driver, "key-expiry", "30").await;
+    by_id(driver, "generate-key").await.click().await.unwrap();
+    let old_key = by_id(driver, "revealed-key").await.text().await.unwrap();
+    by_id(driver, "copy-key").await.click().await.unwrap();
+    by_id(driver, "copy-note").await;
+    by_id(driver, "reveal-done").await.click().await.unwrap();
+    gone(driver, "reveal-dialog").await;
+    let old_id = eventually(
+        "the new key never listed",
+        Duration::from_secs(10),
+        || async {
+            let now = rows(driver).await;
+            now.iter()
+                .find(|r| r.1 == "Billing export")
+                .map(|r| r.0.clone())
+                .ok_or(now)
+        },
+    )
+    .await;
+    let expires = cell(driver, &old_id, "expires").await;
+    assert_ne!(expires, "Never", "a 30-day key shows its expiry");
+
+    // Roll: choose the grace period, the replacement is shown once.
+    driver
+        .find(By::Css(format!("tr[data-key-id='{old_id}'] button.roll")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    by_id(driver, "roll-dialog").await;
+    assert_eq!(focused_id(driver).await, "roll-grace");
+    select(driver, "roll-grace", "3600").await;
+    shot(driver, "16-roll").await;
+    by_id(driver, "roll-submit").await.click().await.unwrap();
+    let new_key = by_id(driver, "revealed-key").await.text().await.unwrap();
+    assert_ne!(new_key, old_key);
+    assert_eq!(new_key.len(), 53);
+    by_id(driver, "copy-key").await.click().await.unwrap();
+    by_id(driver, "copy-note").await;
+    by_id(driver, "reveal-done").await.click().await.unwrap();
+    gone(driver, "reveal-dialog").await;
+    let old = old_id.as_str();
+    eventually(
+        "the old key never showed its grace period",
+        Duration::from_secs(10),
+        || async move {
+            let now = rows(driver).await;
+            let status = now.iter().find(|r| r.0 == old).map(|r| r.3.clone());
+            if status.as_deref() == Some("Grace period") && now.len() == 4 {
+                Ok(())
+            } else {
+                Err(now)
+            }
+        },
+    )
+    .await;
+    assert!(cell(driver, old, "expires").await.contains("(rolled)"));
+    assert!(
+        driver
+            .find_all(By::Css(format!("tr[data-key-id='{old}'] button.roll")))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a rolled key is not rolled again"
+    );
+    // During the grace period both keys verify.
+    for key in [&old_key, &new_key] {
+        assert_eq!(cli(data_dir, &["verify", key], None).status.code(), Some(0));
+    }
+
+    // A service checks the new key through the forward-auth verifier; the list shows the
+    // use within a few seconds, by itself.
+    let new_id = rows(driver)
+        .await
+        .into_iter()
+        .find(|r| r.1 == "Billing export" && r.0 != old_id)
+        .unwrap()
+        .0;
+    assert_eq!(cell(driver, &new_id, "last-used").await, "Never");
+    let policy = data_dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[allow]]\nrole = \"owner\"\nmethods = [\"GET\"]\npaths = [\"/**\"]\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let mut verifier = Running(
+        Command::new(built_binary("keysmith"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["serve-verifier", "--flush-secs", "1", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--policy")
+            .arg(&policy)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, &mut verifier.0, "keysmith serve-verifier");
+    let r = http(
+        port,
+        "GET",
+        "/auth",
+        &[
+            ("Authorization", &format!("Bearer {new_key}")),
+            ("X-Original-Method", "GET"),
+            ("X-Original-URI", "/v1/invoices"),
+        ],
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    let id = new_id.as_str();
+    eventually(
+        "last use never showed in the list",
+        Duration::from_secs(15),
+        || async move {
+            let used = cell(driver, id, "last-used").await;
+            if used == "Never" {
+                Err(used)
+            } else {
+                Ok(())
+            }
+        },
+    )
+    .await;
+    drop(verifier);
+    shot(driver, "17-rolled").await;
+    vec![old_key, new_key]
 }

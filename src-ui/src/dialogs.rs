@@ -1,10 +1,11 @@
-//! The three dialogs of the key lifecycle: name a key, show it once, revoke it.
+//! The dialogs of the key lifecycle: name a key, show it once, roll it, revoke it.
 //!
 //! Each dialog puts focus inside itself when it opens, closes on Escape (asking first where
 //! something would be lost), and the page behind it is `inert` while it is open.
 
 use keysmith_types::{
-    GenerateKeyRequest, KeyReveal, KeySummary, RevokeKeyRequest, REVOKE_CONFIRMATION,
+    GenerateKeyRequest, KeyReveal, KeySummary, RevokeKeyRequest, RollKeyRequest,
+    DEFAULT_ROLL_GRACE_SECS, REVOKE_CONFIRMATION,
 };
 use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::html;
@@ -22,6 +23,11 @@ pub struct OpenDialogs(pub RwSignal<u32>);
 /// Whether any dialog is open (for `inert` on the page behind).
 pub fn dialog_open() -> bool {
     use_context::<OpenDialogs>().is_some_and(|d| d.0.get() > 0)
+}
+
+/// [`dialog_open`] without subscribing (for timers).
+pub fn dialog_open_untracked() -> bool {
+    use_context::<OpenDialogs>().is_some_and(|d| d.0.get_untracked() > 0)
 }
 
 /// The overlay and box every dialog shares.
@@ -58,6 +64,8 @@ pub fn CreateKeyDialog(
     #[prop(into)] on_cancel: Callback<()>,
 ) -> impl IntoView {
     let name = RwSignal::new(String::new());
+    // Lifetime in days; "" = never expires.
+    let expiry = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let input = NodeRef::<html::Input>::new();
@@ -71,6 +79,11 @@ pub fn CreateKeyDialog(
         busy.set(true);
         let req = GenerateKeyRequest {
             name: name.get_untracked(),
+            expires_in_secs: expiry
+                .get_untracked()
+                .parse::<i64>()
+                .ok()
+                .map(|days| days * 86_400),
         };
         spawn_local(async move {
             let result = ipc::generate_key(&req).await;
@@ -111,6 +124,15 @@ pub fn CreateKeyDialog(
                 <Show when=move || error.get().is_some()>
                     <p class="error" role="alert" id="key-name-error">{move || error.get()}</p>
                 </Show>
+                <label for="key-expiry">"Expires"</label>
+                <select id="key-expiry" on:change=move |ev| expiry.set(event_target_value(&ev))>
+                    <option value="" selected=true>"Never"</option>
+                    <option value="7">"In 7 days"</option>
+                    <option value="30">"In 30 days"</option>
+                    <option value="90">"In 90 days"</option>
+                    <option value="365">"In 1 year"</option>
+                </select>
+                <p class="hint">"An expired key stops working by itself. Roll a key before it expires to replace it."</p>
                 <div class="buttons">
                     <button type="button" class="secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
                     <button type="submit" class="primary" id="generate-key" disabled=move || busy.get()>
@@ -237,6 +259,81 @@ pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) ->
                     </div>
                 </div>
             </Show>
+        </Modal>
+    }
+}
+
+/// Grace periods offered when rolling a key, in seconds, with their labels.
+const GRACE_CHOICES: [(i64, &str); 4] = [
+    (0, "End the old key now"),
+    (3_600, "1 hour"),
+    (DEFAULT_ROLL_GRACE_SECS, "24 hours"),
+    (7 * 86_400, "7 days"),
+];
+
+#[component]
+pub fn RollDialog(
+    key: KeySummary,
+    #[prop(into)] on_rolled: Callback<KeyReveal>,
+    #[prop(into)] on_cancel: Callback<()>,
+) -> impl IntoView {
+    let grace = RwSignal::new(DEFAULT_ROLL_GRACE_SECS);
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let select = NodeRef::<html::Select>::new();
+    Effect::new(move |_| {
+        if let Some(el) = select.get() {
+            let _ = el.focus();
+        }
+    });
+    let key_id = StoredValue::new(key.id.clone());
+
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        busy.set(true);
+        let req = RollKeyRequest {
+            id: key_id.get_value(),
+            grace_secs: grace.get_untracked(),
+        };
+        spawn_local(async move {
+            let result = ipc::roll_key(&req).await;
+            busy.set(false);
+            match result {
+                Ok(reveal) => on_rolled.run(reveal),
+                Err(e) => error.set(Some(e.message)),
+            }
+        });
+    };
+
+    view! {
+        <Modal id="roll-dialog" title_id="roll-title" on_escape=on_cancel>
+            <form on:submit=submit>
+                <h2 id="roll-title">"Roll API key"</h2>
+                <p>
+                    "Generate a replacement for "<strong>{key.name.clone()}</strong>" ("<code>{format!("{}…", key.start)}</code>"). "
+                    "The new key is shown once. Give the old key time to keep working while you update the integration that uses it."
+                </p>
+                <label for="roll-grace">"The old key keeps working for"</label>
+                <select id="roll-grace" node_ref=select
+                    on:change=move |ev| grace.set(event_target_value(&ev).parse().unwrap_or(DEFAULT_ROLL_GRACE_SECS))>
+                    {GRACE_CHOICES.into_iter().map(|(secs, label)| view! {
+                        <option value=secs.to_string() selected=secs == DEFAULT_ROLL_GRACE_SECS>{label}</option>
+                    }).collect_view()}
+                </select>
+                <p class="hint">"After that it fails as expired. You can still revoke it at any time."</p>
+                <Show when=move || error.get().is_some()>
+                    <p class="error" role="alert" id="roll-error">{move || error.get()}</p>
+                </Show>
+                <div class="buttons">
+                    <button type="button" class="secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
+                    <button type="submit" class="primary" id="roll-submit" disabled=move || busy.get()>
+                        {move || if busy.get() { "Rolling…" } else { "Roll key" }}
+                    </button>
+                </div>
+            </form>
         </Modal>
     }
 }

@@ -5,7 +5,7 @@ use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, KeyReveal,
     KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
-    RevokeKeyRequest, SessionStatus, UnlockRequest,
+    RevokeKeyRequest, RollKeyRequest, SessionStatus, UnlockRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -95,6 +95,10 @@ pub async fn finish_reveal(id: &str) -> Result<(), IpcError> {
         with_request(&RevealRequest { id: id.to_owned() })?,
     )
     .await
+}
+
+pub async fn roll_key(req: &RollKeyRequest) -> Result<KeyReveal, IpcError> {
+    call("roll_key", with_request(req)?).await
 }
 
 pub async fn revoke_key(req: &RevokeKeyRequest) -> Result<KeySummary, IpcError> {

@@ -4,7 +4,9 @@ use keysmith_types::{KeyReveal, KeyStatus, KeySummary, MemberSummary, Role};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::dialogs::{dialog_open, CreateKeyDialog, RevealDialog, RevokeDialog};
+use crate::dialogs::{
+    dialog_open, dialog_open_untracked, CreateKeyDialog, RevealDialog, RevokeDialog, RollDialog,
+};
 use crate::{format, ipc};
 
 #[component]
@@ -15,6 +17,7 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
     let creating = RwSignal::new(false);
     let reveal = RwSignal::new(None::<KeyReveal>);
     let revoking = RwSignal::new(None::<KeySummary>);
+    let rolling = RwSignal::new(None::<KeySummary>);
     let sees_others = matches!(member.role, Role::Owner | Role::Admin);
 
     let reload = move || {
@@ -30,6 +33,18 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
         })
     };
     reload();
+    // Keep "Last used" and "Status" current while the page is open: a verifier writes last
+    // use every few seconds, and expiries pass. Not while a dialog is open.
+    if let Ok(handle) = set_interval_with_handle(
+        move || {
+            if !dialog_open_untracked() {
+                reload();
+            }
+        },
+        std::time::Duration::from_secs(5),
+    ) {
+        on_cleanup(move || handle.clear());
+    }
 
     // "" = every member (Owner and Admins only).
     let filter = RwSignal::new(String::new());
@@ -59,6 +74,11 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
     let on_reveal_closed = move |()| reveal.set(None);
     let on_revoked = move |()| {
         revoking.set(None);
+        reload();
+    };
+    let on_rolled = move |r: KeyReveal| {
+        rolling.set(None);
+        reveal.set(Some(r));
         reload();
     };
 
@@ -106,6 +126,7 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                                 {sees_others.then(|| view! { <th scope="col">"Created by"</th> })}
                                 <th scope="col">"Created"</th>
                                 <th scope="col">"Last used"</th>
+                                <th scope="col">"Expires"</th>
                                 <th scope="col">"Status"</th>
                                 <th scope="col"><span class="sr-only">"Actions"</span></th>
                             </tr>
@@ -113,10 +134,12 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                         <tbody>
                             <For
                                 each=shown
-                                key=|k| (k.id.clone(), k.revoked_at, k.last_used_at)
+                                key=|k| (k.id.clone(), k.revoked_at, k.last_used_at, k.expires_at, k.replaced_by.clone(), k.status)
                                 let:key
                             >
-                                <KeyRow key=key sees_others=sees_others on_revoke=move |k| revoking.set(Some(k)) />
+                                <KeyRow key=key sees_others=sees_others
+                                    on_revoke=move |k| revoking.set(Some(k))
+                                    on_roll=move |k| rolling.set(Some(k)) />
                             </For>
                         </tbody>
                     </table>
@@ -129,6 +152,9 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
         {move || revoking.get().map(|k| view! {
             <RevokeDialog key=k on_revoked=on_revoked on_cancel=move |()| revoking.set(None) />
         })}
+        {move || rolling.get().map(|k| view! {
+            <RollDialog key=k on_rolled=on_rolled on_cancel=move |()| rolling.set(None) />
+        })}
     }
 }
 
@@ -137,24 +163,42 @@ fn KeyRow(
     key: KeySummary,
     sees_others: bool,
     #[prop(into)] on_revoke: Callback<KeySummary>,
+    #[prop(into)] on_roll: Callback<KeySummary>,
 ) -> impl IntoView {
     let revoked = key.status == KeyStatus::Revoked;
+    let active = key.status == KeyStatus::Active;
+    let rolled = key.replaced_by.is_some();
     let for_revoke = key.clone();
+    let for_roll = key.clone();
+    let expires = match (key.expires_at, rolled) {
+        (None, _) => "Never".to_owned(),
+        (Some(at), true) => format!("{} (rolled)", format::when(Some(at))),
+        (Some(at), false) => format::when(Some(at)),
+    };
+    let expires_title = rolled
+        .then(|| "Replaced by a newer key; works until the end of its grace period".to_owned());
+    let status = match key.status {
+        KeyStatus::Revoked => view! {
+            <span class="status revoked" title=format!("Revoked {}", format::when(key.revoked_at))>"Revoked"</span>
+        }
+        .into_any(),
+        KeyStatus::Expired => view! { <span class="status expired">"Expired"</span> }.into_any(),
+        KeyStatus::Active if rolled => view! { <span class="status grace">"Grace period"</span> }.into_any(),
+        KeyStatus::Active => view! { <span class="status active">"Active"</span> }.into_any(),
+    };
     view! {
-        <tr class:revoked=revoked data-key-id=key.id.clone()>
+        <tr class:revoked=!active data-key-id=key.id.clone()>
             <td class="name">{key.name.clone()}</td>
             <td><code class="start">{format!("{}…", key.start)}</code></td>
             {sees_others.then(|| view! { <td>{key.created_by.name.clone()}</td> })}
             <td>{format::when(Some(key.created_at))}</td>
-            <td>{format::when(key.last_used_at)}</td>
-            <td>
-                {if revoked {
-                    view! { <span class="status revoked" title=format!("Revoked {}", format::when(key.revoked_at))>"Revoked"</span> }.into_any()
-                } else {
-                    view! { <span class="status active">"Active"</span> }.into_any()
-                }}
-            </td>
+            <td class="last-used">{format::when(key.last_used_at)}</td>
+            <td class="expires" title=expires_title>{expires}</td>
+            <td>{status}</td>
             <td class="actions">
+                {(active && !rolled).then(|| view! {
+                    <button class="ghost roll" on:click=move |_| on_roll.run(for_roll.clone())>"Roll"</button>
+                })}
                 {(!revoked).then(|| view! {
                     <button class="danger-ghost revoke" on:click=move |_| on_revoke.run(for_revoke.clone())>
                         "Revoke"
