@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use keysmith_core::clock::{Clock, SystemClock};
+use keysmith_core::clock::SystemClock;
 use keysmith_core::digest::Pepper;
-use keysmith_core::{store, ApiKeySecret, MemoryStore, Registry, SecretStore};
+use keysmith_core::{store, testkit, ApiKeySecret, MemoryStore, Registry, SecretStore};
 use tokio::runtime::Runtime;
 
 /// Keys stored for the verification benchmark.
@@ -71,38 +71,10 @@ async fn pepper_of(f: &Fixture) -> Pepper {
     Pepper::from_bytes(&bytes).unwrap()
 }
 
-/// Stores `n` keys the way `generate_key` does (same digest, same row), but in one
-/// transaction so set-up takes seconds, not minutes. Returns every `keep_every`-th key.
+/// Stores `n` keys (see [`testkit::bulk_keys`]); returns every `keep_every`-th key.
 async fn fill(f: &Fixture, n: usize, keep_every: usize) -> Vec<String> {
     let pepper = pepper_of(f).await;
-    let now = SystemClock.now_ms();
-    let mut kept = Vec::with_capacity(n / keep_every + 1);
-    let mut tx = f.registry.pool().begin().await.unwrap();
-    for i in 0..n {
-        let secret = ApiKeySecret::generate().unwrap();
-        let digest = pepper.digest(&secret);
-        let id = format!("bench-{i:07}");
-        let name = format!("bench key {i}");
-        let start = secret.start();
-        store::insert_key(
-            &mut *tx,
-            &store::NewKey {
-                id: &id,
-                name: &name,
-                start: &start,
-                digest: digest.as_bytes(),
-                created_at: now,
-                created_by: &f.owner_id,
-            },
-        )
-        .await
-        .unwrap();
-        if i % keep_every == 0 {
-            kept.push(secret.expose().to_owned());
-        }
-    }
-    tx.commit().await.unwrap();
-    kept
+    testkit::bulk_keys(f.registry.pool(), &pepper, &f.owner_id, n, keep_every).await
 }
 
 fn runtime() -> Runtime {

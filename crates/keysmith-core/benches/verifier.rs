@@ -1,0 +1,158 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The verifier's in-process decision with 1,000,000 keys stored (issue 5's goal: p50 ≤ 2 µs,
+//! p99 ≤ 10 µs), and the index's memory per key.
+//!
+//! Set-up stores the keys in a real SQLite file (one transaction), then opens a
+//! [`Verifier`] with a policy. Each of `SAMPLES` calls of [`Verifier::check`] (a known key,
+//! a method and a path the policy allows) is timed on its own; the order of keys is
+//! shuffled. The same for unknown keys and policy refusals. Each call includes its
+//! `PRAGMA data_version` look at the database, as in service.
+//!
+//! Memory per key: the growth of the process's resident set while the index loads, divided
+//! by the number of keys.
+//!
+//! Run with `cargo bench -p keysmith-core --bench verifier` (`KEYSMITH_BENCH_KEYS` to change
+//! the key count).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keysmith_core::clock::SystemClock;
+use keysmith_core::digest::Pepper;
+use keysmith_core::policy::Policy;
+use keysmith_core::verifier::{Target, Verifier};
+use keysmith_core::{store, testkit, ApiKeySecret, MemoryStore, Registry, SecretStore};
+use rand::seq::SliceRandom;
+
+const SAMPLES: usize = 1_000_000;
+
+const POLICY: &str = r#"
+[[allow]]
+role = "owner"
+methods = ["GET", "POST"]
+paths = ["/v1/reports/**", "/v1/orders"]
+"#;
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn report(what: &str, mut samples: Vec<Duration>) {
+    samples.sort_unstable();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "{what:<34} n={:<8} p50 {:>6.2} µs  p99 {:>6.2} µs  p99.9 {:>6.2} µs  max {:>8.1} µs",
+        samples.len(),
+        us(percentile(&samples, 0.50)),
+        us(percentile(&samples, 0.99)),
+        us(percentile(&samples, 0.999)),
+        us(*samples.last().unwrap()),
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other argument is a filter we do not use.
+    let n: usize = std::env::var("KEYSMITH_BENCH_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join(store::DB_FILE);
+    let started = Instant::now();
+    let (pepper, kept) = rt.block_on(async {
+        let pool = store::open(&db).await.unwrap();
+        let secrets = Arc::new(MemoryStore::new());
+        let registry = Registry::with_parts(pool, secrets.clone(), Arc::new(SystemClock));
+        let owner = registry
+            .create_account("Owner", "correct horse battery")
+            .await
+            .unwrap();
+        let account = store::account_id(registry.pool()).await.unwrap().unwrap();
+        let bytes = secrets.get(&format!("pepper/{account}")).unwrap().unwrap();
+        let pepper = Pepper::from_bytes(&bytes).unwrap();
+        let kept = testkit::bulk_keys(registry.pool(), &pepper, &owner.id, n, 100).await;
+        registry.pool().close().await;
+        (pepper, kept)
+    });
+    println!(
+        "stored {n} keys in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let policy = Policy::parse(POLICY, "bench.toml").unwrap();
+    let before = rss_bytes();
+    let opened = Instant::now();
+    let verifier = Verifier::open(&db, pepper, Some(policy)).unwrap();
+    let load = opened.elapsed();
+    let grown = rss_bytes().saturating_sub(before);
+    println!(
+        "index: {} keys loaded in {:.2} s; resident set grew {:.1} MB = {:.0} bytes per key",
+        verifier.key_count(),
+        load.as_secs_f64(),
+        grown as f64 / 1e6,
+        grown as f64 / n as f64
+    );
+
+    let mut rng = rand::rng();
+    let mut order: Vec<usize> = (0..SAMPLES).map(|i| i % kept.len()).collect();
+    order.shuffle(&mut rng);
+    let allowed = Target {
+        method: "GET",
+        uri: "/v1/reports/2026/11?page=2",
+    };
+    // Warm-up.
+    for i in order.iter().take(10_000) {
+        verifier.check(Some(&kept[*i]), Some(allowed)).unwrap();
+    }
+    let mut samples = Vec::with_capacity(SAMPLES);
+    for i in &order {
+        let key = kept[*i].as_str();
+        let t = Instant::now();
+        let r = verifier.check(Some(key), Some(allowed));
+        samples.push(t.elapsed());
+        assert!(r.is_ok());
+    }
+    report("allowed (known key, policy allows)", samples);
+
+    let refused = Target {
+        method: "DELETE",
+        uri: "/v1/orders",
+    };
+    let mut samples = Vec::with_capacity(SAMPLES / 10);
+    for i in order.iter().take(SAMPLES / 10) {
+        let t = Instant::now();
+        let r = verifier.check(Some(&kept[*i]), Some(refused));
+        samples.push(t.elapsed());
+        assert!(r.is_err());
+    }
+    report("refused by policy (403)", samples);
+
+    let strangers: Vec<String> = (0..1000)
+        .map(|_| ApiKeySecret::generate().unwrap().expose().to_owned())
+        .collect();
+    let mut samples = Vec::with_capacity(SAMPLES / 10);
+    for i in 0..SAMPLES / 10 {
+        let t = Instant::now();
+        let r = verifier.check(Some(&strangers[i % strangers.len()]), Some(allowed));
+        samples.push(t.elapsed());
+        assert!(r.is_err());
+    }
+    report("unknown key (401)", samples);
+    let flushed = verifier.flush_last_used().unwrap();
+    println!("last-used flush wrote {flushed} keys in one transaction");
+}
