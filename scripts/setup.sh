@@ -9,6 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 TRUNK_VERSION=0.21.14
 WASM_BINDGEN_VERSION=0.2.130     # must equal the wasm-bindgen crate in Cargo.lock
 TAURI_DRIVER_VERSION=2.1.0
+CARGO_FUZZ_VERSION=0.13.2        # runs on stable Rust with `--sanitizer none`
 
 APT_PACKAGES=(
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libsoup-3.0-dev
@@ -41,6 +42,8 @@ have_version() { command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null |
 have_version trunk "$TRUNK_VERSION" || cargo install --locked "trunk@$TRUNK_VERSION"
 have_version wasm-bindgen "$WASM_BINDGEN_VERSION" || cargo install --force "wasm-bindgen-cli@$WASM_BINDGEN_VERSION"
 have_version tauri-driver "$TAURI_DRIVER_VERSION" || cargo install --locked "tauri-driver@$TAURI_DRIVER_VERSION"
+cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION" \
+  || cargo install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION"
 
 # npm tools: the Tauri CLI and binaryen's wasm-opt, pinned in package.json/package-lock.json.
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -30,3 +30,6 @@ cargo build --release --bins --tests
 
 step "tests (inside a private D-Bus session with gnome-keyring, on Xvfb)"
 scripts/with-session.sh --display -- cargo test --release --no-fail-fast
+
+step "fuzz (short run of each target on its corpus)"
+scripts/fuzz.sh 20

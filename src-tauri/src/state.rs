@@ -359,7 +359,7 @@ mod tests {
     use keysmith_types::{
         AddMemberRequest, AuditFilter, ChangePassphraseRequest, ChangeRoleRequest,
         CreateAccountRequest, ErrorCode, GenerateKeyRequest, MemberRequest, Passphrase,
-        RemoveMemberRequest, RevealRequest, RevokeKeyRequest, Role, UnlockRequest,
+        RemoveMemberRequest, RevealRequest, RevokeKeyRequest, Role, RollKeyRequest, UnlockRequest,
     };
 
     use super::AppState;
@@ -528,6 +528,16 @@ mod tests {
                     .revoke_key(RevokeKeyRequest {
                         id: key_id.into(),
                         confirmation: "REVOKE".into(),
+                    })
+                    .await,
+            )
+        }
+        async fn roll_key(&self, key_id: &str) -> Result<(), ErrorCode> {
+            code(
+                self.0
+                    .roll_key(RollKeyRequest {
+                        id: key_id.into(),
+                        grace_secs: 3600,
                     })
                     .await,
             )

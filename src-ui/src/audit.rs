@@ -8,12 +8,14 @@ use wasm_bindgen::JsValue;
 
 use crate::{format, ipc};
 
-const ACTIONS: [(&str, &str); 10] = [
+const ACTIONS: [(&str, &str); 12] = [
     ("sign_in", "Signed in"),
     ("sign_in_failed", "Failed sign-in"),
     ("key_generated", "Key generated"),
     ("key_copied", "Key copied"),
     ("key_revoked", "Key revoked"),
+    ("key_rolled", "Key rolled"),
+    ("pepper_exported", "Pepper exported"),
     ("member_added", "Member added"),
     ("member_removed", "Member removed"),
     ("role_changed", "Role changed"),

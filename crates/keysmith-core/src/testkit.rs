@@ -168,6 +168,8 @@ pub trait Surface {
     async fn generate_key(&self, name: &str) -> Result<(), ErrorCode>;
     async fn list_keys(&self) -> Result<Vec<KeySummary>, ErrorCode>;
     async fn revoke_key(&self, key_id: &str) -> Result<(), ErrorCode>;
+    /// Rolls the key with a 1-hour grace period.
+    async fn roll_key(&self, key_id: &str) -> Result<(), ErrorCode>;
     async fn add_member(&self, name: &str, role: Role) -> Result<(), ErrorCode>;
     async fn change_role(&self, member_id: &str, role: Role) -> Result<(), ErrorCode>;
     async fn remove_member(&self, member_id: &str) -> Result<(), ErrorCode>;
@@ -182,6 +184,8 @@ enum Op {
     List,
     RevokeOwn,
     RevokeOf(Role),
+    RollOwn,
+    RollOf(Role),
     Add(Role),
     ChangeRole(Role, Role),
     Remove(Role),
@@ -198,8 +202,13 @@ fn cells(actor: Role) -> Vec<(Op, bool)> {
         (Op::Members, permits(actor, Action::SeeMembers)),
         (Op::Audit, permits(actor, Action::SeeAudit)),
     ];
+    let generates = permits(actor, Action::GenerateOwnKey);
     if actor >= Role::Manager {
         cells.push((Op::RevokeOwn, permits(actor, Action::RevokeOwnKey)));
+        cells.push((
+            Op::RollOwn,
+            permits(actor, Action::RevokeOwnKey) && generates,
+        ));
     }
     for target in Role::ALL {
         let is_self = target == Role::Owner && actor == Role::Owner;
@@ -207,6 +216,10 @@ fn cells(actor: Role) -> Vec<(Op, bool)> {
             cells.push((
                 Op::RevokeOf(target),
                 permits(actor, Action::RevokeOthersKey),
+            ));
+            cells.push((
+                Op::RollOf(target),
+                permits(actor, Action::RevokeOthersKey) && generates,
             ));
         }
         cells.push((Op::Add(target), manage(target)));
@@ -253,6 +266,11 @@ pub async fn walk_role_table<S: Surface>(surface: impl Fn(Registry) -> S) -> usi
                 Op::RevokeOf(t) => {
                     let key = team.get(*t, true).key_id.clone().unwrap();
                     s.revoke_key(&key).await
+                }
+                Op::RollOwn => s.roll_key(actor.key_id.as_deref().unwrap()).await,
+                Op::RollOf(t) => {
+                    let key = team.get(*t, true).key_id.clone().unwrap();
+                    s.roll_key(&key).await
                 }
                 Op::Add(t) => s.add_member("Newcomer", *t).await,
                 Op::ChangeRole(t, to) => s.change_role(&team.get(*t, true).id, *to).await,

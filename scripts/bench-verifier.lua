@@ -1,0 +1,21 @@
+-- wrk script for scripts/bench-verifier.sh: each request presents one key from KEYS_FILE
+-- (round robin, as Authorization: Bearer) for METHOD and URI_PATH, as nginx auth_request would.
+local keys = {}
+local i = 0
+local method = os.getenv("METHOD") or "GET"
+local path = os.getenv("URI_PATH") or "/v1/reports/2026"
+
+function init(args)
+  for line in io.lines(os.getenv("KEYS_FILE")) do
+    keys[#keys + 1] = line
+  end
+end
+
+function request()
+  i = i % #keys + 1
+  return wrk.format("GET", "/auth", {
+    ["Authorization"] = "Bearer " .. keys[i],
+    ["X-Original-Method"] = method,
+    ["X-Original-URI"] = path,
+  })
+end
