@@ -1,7 +1,9 @@
 //! The key parser on arbitrary input: never panics; accepts only `ksk_` + 49 letters and digits
-//! with a matching checksum; never echoes the input in its error or Debug output.
+//! with a matching checksum; a refusal names the right defect (its type holds no text of the
+//! input, so it cannot echo it); an accepted key's Debug and Display are redacted.
 #![no_main]
 
+use keysmith_core::key::KeyFormatError;
 use keysmith_core::ApiKeySecret;
 use libfuzzer_sys::fuzz_target;
 
@@ -20,8 +22,20 @@ fuzz_target!(|data: &[u8]| {
             assert!(!format!("{key:?}{key}").contains(&text[4..]));
         }
         Err(e) => {
-            if text.len() > 12 {
-                assert!(!e.to_string().contains(&text[4..]));
+            let text = text.trim();
+            match e {
+                KeyFormatError::WrongPrefix => assert!(!text.starts_with("ksk_")),
+                KeyFormatError::WrongLength { found } => {
+                    assert_eq!(found, text.chars().count());
+                    assert!(text.len() != 53 || found != 53);
+                }
+                KeyFormatError::BadCharacter { position } => {
+                    assert!((5..=53).contains(&position));
+                    assert!(!text.as_bytes()[position - 1].is_ascii_alphanumeric());
+                }
+                KeyFormatError::ChecksumMismatch => {
+                    assert!(text[4..].bytes().all(|b| b.is_ascii_alphanumeric()));
+                }
             }
         }
     }
