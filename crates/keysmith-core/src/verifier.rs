@@ -7,7 +7,9 @@
 //! The index holds every key's digest, so a check costs one HMAC and one hash lookup. It
 //! stays exact without polling: before answering, the verifier reads SQLite's
 //! `PRAGMA data_version` on a connection of its own, which changes whenever another
-//! connection (the desktop app, the CLI) commits. When it changed, the keys named in the
+//! connection (the desktop app, the CLI) commits. On Linux it first reads its inotify queue
+//! for the database's folder (non-blocking): with no event queued nothing was written, and
+//! the SQLite look is skipped. When it changed, the keys named in the
 //! `key_changes` log since the last look are reloaded, and the members table (roles,
 //! removals) is reloaded whole. So a key revoked in the app is refused on the very next
 //! request.
@@ -144,6 +146,54 @@ struct Watch {
     conn: Connection,
     data_version: i64,
     last_seq: i64,
+    /// Linux: events on the database's folder. A commit by any process writes the `-wal`
+    /// file (or, outside WAL mode, the database and its journal), which queues an event
+    /// before that write returns; so "no event queued" proves "nothing committed since the
+    /// last look", for the cost of one non-blocking read instead of a SQLite transaction.
+    #[cfg(target_os = "linux")]
+    notify: Option<Notify>,
+}
+
+#[cfg(target_os = "linux")]
+struct Notify {
+    inotify: inotify::Inotify,
+    buffer: Box<[u8; 4096]>,
+}
+
+#[cfg(target_os = "linux")]
+impl Notify {
+    /// Watches the folder holding `db` for writes, creations, deletions and renames.
+    fn watch(db: &Path) -> Option<Notify> {
+        use inotify::{Inotify, WatchMask};
+        let folder = db.parent()?;
+        let inotify = Inotify::init().ok()?;
+        inotify
+            .watches()
+            .add(
+                folder,
+                WatchMask::MODIFY
+                    | WatchMask::CREATE
+                    | WatchMask::DELETE
+                    | WatchMask::MOVED_TO
+                    | WatchMask::MOVED_FROM
+                    | WatchMask::CLOSE_WRITE,
+            )
+            .ok()?;
+        Some(Notify {
+            inotify,
+            buffer: Box::new([0; 4096]),
+        })
+    }
+
+    /// Whether anything may have changed since the last call: false only when the kernel
+    /// has no event queued.
+    fn changed(&mut self) -> bool {
+        match self.inotify.read_events(&mut self.buffer[..]) {
+            Ok(mut events) => events.next().is_some(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(_) => true,
+        }
+    }
 }
 
 /// Checks API keys against an in-memory index of one Keysmith database.
@@ -194,6 +244,9 @@ impl Verifier {
         policy: Option<Policy>,
         clock: Arc<dyn Clock>,
     ) -> Result<Verifier, VerifierError> {
+        // Watch first: a commit made while the index loads then shows as an event.
+        #[cfg(target_os = "linux")]
+        let notify = Notify::watch(db_path);
         let conn = open_conn(db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let has_log: Option<i64> = conn
             .query_row(
@@ -209,6 +262,8 @@ impl Verifier {
             conn,
             data_version: 0,
             last_seq: 0,
+            #[cfg(target_os = "linux")]
+            notify,
         };
         watch.data_version = data_version(&watch.conn)?;
         // The log position first: a change committed while the keys load is then read again.
@@ -240,6 +295,20 @@ impl Verifier {
             used: Mutex::new(HashMap::new()),
             db_path: db_path.to_owned(),
         })
+    }
+
+    /// Stops using inotify, so every check asks SQLite's `data_version` (what the verifier
+    /// does where inotify does not exist). For tests of that path.
+    #[doc(hidden)]
+    pub fn without_change_notification(self) -> Verifier {
+        #[cfg(target_os = "linux")]
+        {
+            self.watch
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .notify = None;
+        }
+        self
     }
 
     /// How many keys the index holds (revoked ones included).
@@ -321,6 +390,12 @@ impl Verifier {
     /// Brings the index up to date with every commit made so far, by any process.
     fn catch_up(&self) -> Result<(), VerifierError> {
         let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+        #[cfg(target_os = "linux")]
+        if let Some(notify) = watch.notify.as_mut() {
+            if !notify.changed() {
+                return Ok(());
+            }
+        }
         let version = data_version(&watch.conn)?;
         if version == watch.data_version {
             return Ok(());

@@ -256,6 +256,28 @@ async fn changes_by_another_connection_are_seen_on_the_next_check() {
 }
 
 #[tokio::test]
+async fn without_inotify_data_version_alone_sees_every_commit() {
+    let mut f = fixture().await;
+    f.verifier = Verifier::open(
+        &f.dir.path().join(store::DB_FILE),
+        f.registry.verifier_pepper().await.unwrap(),
+        None,
+    )
+    .unwrap()
+    .without_change_notification();
+    let owner = f.team.get(Role::Owner, false).id.clone();
+    for _ in 0..3 {
+        let (key, id) = key_of(&f, Role::Admin).await;
+        assert!(f.verifier.check(Some(&key), None).is_ok());
+        f.registry.revoke_key(&owner, &id, "REVOKE").await.unwrap();
+        assert_eq!(
+            f.verifier.check(Some(&key), None),
+            Err(Denial::Revoked { key_id: id })
+        );
+    }
+}
+
+#[tokio::test]
 async fn rolled_key_works_through_the_grace_period_then_expires() {
     let f = fixture().await;
     let manager = f.team.get(Role::Manager, false).id.clone();
