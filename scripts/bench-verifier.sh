@@ -27,10 +27,12 @@ trap cleanup EXIT
 cp examples/policy.toml "$work/policy.toml"
 cat "$work/revoked.keys" "$work/unknown.keys" > "$work/refused.keys"
 VP=19181; BP=19190
+WORKERS=${WORKERS:-$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))}
+echo "server threads: $WORKERS (both servers; serve-verifier's default; WORKERS=N to change)"
 KEYSMITH_LOG=warn "$BIN/keysmith" --data-dir "$work" serve-verifier --listen "127.0.0.1:$VP" \
-  --policy "$work/policy.toml" --pepper-file "$work/pepper" 2>"$work/verifier.log" &
+  --policy "$work/policy.toml" --pepper-file "$work/pepper" --workers "$WORKERS" 2>"$work/verifier.log" &
 vpid=$!; pids+=("$vpid")
-"$BIN/examples/bare_204" "127.0.0.1:$BP" & pids+=("$!")
+"$BIN/examples/bare_204" "127.0.0.1:$BP" "$WORKERS" & pids+=("$!")
 for port in $VP $BP; do
   for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
@@ -57,6 +59,8 @@ done
 awk -v a="${vr[*]}" -v b="${br[*]}" 'BEGIN { split(a, x, " "); split(b, y, " ");
   printf "ratio verifier/bare: %.3f\n", (x[1] + x[2]) / (y[1] + y[2]) }'
 
+PHASES=${PHASES:-123}
+[[ "$PHASES" == *2* || "$PHASES" == *3* ]] || exit 0
 echo "== 2. saturation (verifier, 10 s per step)"
 best=0; sat=0
 for c in 2 4 8 16 32 64 128; do

@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     match extract(&headers) {
         Ok(request) => {
             assert!(!has_origin);
-            if let Ok(path) = request_path(&request.uri) {
+            if let Ok(path) = request_path(request.uri) {
                 assert!(path.starts_with('/'));
                 assert!(!path.contains('?'));
                 assert!(!path.split('/').any(|s| s == ".." || s == "."));

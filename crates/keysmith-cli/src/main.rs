@@ -74,6 +74,11 @@ enum Command {
         /// Log one JSON object per line instead of text.
         #[arg(long)]
         log_json: bool,
+        /// Threads answering requests. Default: half the CPU cores (at least 1), leaving the
+        /// rest to the proxy and the API beside it; one thread answers tens of thousands of
+        /// checks a second.
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
     },
     /// Write the account's pepper to a new file (mode 0600) for a verifier without a
     /// keyring. Owner only; audited.
@@ -189,9 +194,11 @@ impl From<Error> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The verifier logs its decisions (info); other commands only warnings.
-    let (serving, json) = match &cli.command {
-        Command::ServeVerifier { log_json, .. } => (true, *log_json),
-        _ => (false, false),
+    let (serving, json, workers) = match &cli.command {
+        Command::ServeVerifier {
+            log_json, workers, ..
+        } => (true, *log_json, *workers),
+        _ => (false, false, None),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYSMITH_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(if serving { "info" } else { "warn" })
@@ -206,7 +213,10 @@ fn main() -> ExitCode {
         logs.init();
     }
     let mut builder = if serving {
-        tokio::runtime::Builder::new_multi_thread()
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        b.worker_threads(workers.unwrap_or(cores / 2).max(1));
+        b
     } else {
         tokio::runtime::Builder::new_current_thread()
     };
@@ -250,6 +260,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             pepper_file,
             flush_secs,
             log_json: _,
+            workers: _,
         } => {
             serve_verifier(
                 &registry,

@@ -246,22 +246,23 @@ pub fn request_path(uri: &str) -> Result<&str, PathError> {
     if path.bytes().any(|b| b.is_ascii_control() || b == b'\\') {
         return Err(PathError::Ambiguous);
     }
-    let lower = path.to_ascii_lowercase();
-    if ["%2f", "%2e", "%5c", "%00"]
-        .iter()
-        .any(|e| lower.contains(e))
-    {
+    let encoded = path.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'f') | (b'2', b'e') | (b'5', b'c') | (b'0', b'0')
+            )
+    });
+    if encoded {
         return Err(PathError::Ambiguous);
     }
     // Segments after the leading "/"; only the last may be empty (a trailing slash).
-    let segments: Vec<&str> = path[1..].split('/').collect();
-    let last = segments.len() - 1;
-    let bad_segment = segments
-        .iter()
-        .enumerate()
-        .any(|(i, seg)| *seg == "." || *seg == ".." || (seg.is_empty() && i != last));
-    if bad_segment {
-        return Err(PathError::DotOrEmptySegment);
+    let mut segments = path[1..].split('/').peekable();
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
+        if seg == "." || seg == ".." || (seg.is_empty() && !last) {
+            return Err(PathError::DotOrEmptySegment);
+        }
     }
     Ok(path)
 }

@@ -116,7 +116,7 @@ async fn decision_table_status_by_role_by_path() {
                 let grant = got.unwrap();
                 assert_eq!(grant.key_id, active_id);
                 assert_eq!(grant.role, role);
-                assert_eq!(grant.member_id, f.team.get(role, false).id);
+                assert_eq!(&*grant.member_id, f.team.get(role, false).id.as_str());
             } else {
                 assert_eq!(
                     got,

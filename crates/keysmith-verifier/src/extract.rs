@@ -19,18 +19,41 @@ pub const X_ORIGINAL_URI: &str = "x-original-uri";
 pub const X_FORWARDED_METHOD: &str = "x-forwarded-method";
 pub const X_FORWARDED_URI: &str = "x-forwarded-uri";
 
-/// What a forward-auth request carries.
+/// A presented key: a slice of its header, or decoded from HTTP Basic (then zeroized on
+/// drop). Debug redacts it.
 #[derive(PartialEq, Eq)]
-pub struct Extracted {
-    /// The presented key, if any (zeroized on drop; Debug redacts it).
-    pub key: Option<Zeroizing<String>>,
-    /// The original request's method (`GET`).
-    pub method: String,
-    /// The original request's URI (`/v1/reports?x=1`).
-    pub uri: String,
+pub enum PresentedKey<'h> {
+    Header(&'h str),
+    Decoded(Zeroizing<String>),
 }
 
-impl std::fmt::Debug for Extracted {
+impl PresentedKey<'_> {
+    pub fn as_str(&self) -> &str {
+        match self {
+            PresentedKey::Header(k) => k,
+            PresentedKey::Decoded(k) => k.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PresentedKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// What a forward-auth request carries, borrowed from its headers.
+#[derive(PartialEq, Eq)]
+pub struct Extracted<'h> {
+    /// The presented key, if any.
+    pub key: Option<PresentedKey<'h>>,
+    /// The original request's method (`GET`).
+    pub method: &'h str,
+    /// The original request's URI (`/v1/reports?x=1`).
+    pub uri: &'h str,
+}
+
+impl std::fmt::Debug for Extracted<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Extracted")
             .field("key", &self.key.as_ref().map(|_| "<redacted>"))
@@ -89,12 +112,12 @@ impl std::error::Error for ExtractError {}
 ///
 /// # Errors
 /// [`ExtractError`]; `Origin` is checked first.
-pub fn extract(headers: &HeaderMap) -> Result<Extracted, ExtractError> {
+pub fn extract<'a>(headers: &'a HeaderMap) -> Result<Extracted<'a>, ExtractError> {
     if headers.contains_key(header::ORIGIN) {
         return Err(ExtractError::CrossOrigin);
     }
-    let mut key: Option<Zeroizing<String>> = None;
-    let mut offer = |k: Zeroizing<String>| -> Result<(), ExtractError> {
+    let mut key: Option<PresentedKey<'a>> = None;
+    let mut offer = |k: PresentedKey<'a>| -> Result<(), ExtractError> {
         match &key {
             Some(existing) if existing.as_str() != k.as_str() => Err(ExtractError::BadHeader(
                 "two different API keys in one request",
@@ -111,7 +134,7 @@ pub fn extract(headers: &HeaderMap) -> Result<Extracted, ExtractError> {
         }
     }
     if let Some(value) = single(headers, X_API_KEY, MAX_CREDENTIAL_LEN)? {
-        offer(Zeroizing::new(value.trim().to_owned()))?;
+        offer(PresentedKey::Header(value.trim()))?;
     }
     let (method, uri) = original_request(headers)?;
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
@@ -119,11 +142,7 @@ pub fn extract(headers: &HeaderMap) -> Result<Extracted, ExtractError> {
             "the original method is not an HTTP method",
         ));
     }
-    Ok(Extracted {
-        key,
-        method: method.to_owned(),
-        uri: uri.to_owned(),
-    })
+    Ok(Extracted { key, method, uri })
 }
 
 fn original_request(headers: &HeaderMap) -> Result<(&str, &str), ExtractError> {
@@ -180,12 +199,12 @@ fn visible(value: &HeaderValue, limit: usize) -> Result<&str, ExtractError> {
 }
 
 /// The key in an `Authorization` value, or `None` for a scheme that carries none.
-fn from_authorization(value: &str) -> Result<Option<Zeroizing<String>>, ExtractError> {
+fn from_authorization(value: &str) -> Result<Option<PresentedKey<'_>>, ExtractError> {
     let value = value.trim();
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(Some(Zeroizing::new(rest.to_owned())));
+        return Ok(Some(PresentedKey::Header(rest)));
     }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = Zeroizing::new(
@@ -198,7 +217,9 @@ fn from_authorization(value: &str) -> Result<Option<Zeroizing<String>>, ExtractE
         let (_user, password) = text.split_once(':').ok_or(ExtractError::BadHeader(
             "Basic credentials lack the ':' separator",
         ))?;
-        return Ok(Some(Zeroizing::new(password.to_owned())));
+        return Ok(Some(PresentedKey::Decoded(Zeroizing::new(
+            password.to_owned(),
+        ))));
     }
     Ok(None)
 }
@@ -228,13 +249,14 @@ mod tests {
         ] {
             let mut pairs = ORIG.to_vec();
             pairs.push((form.0, &form.1));
-            let e = extract(&headers(&pairs)).unwrap();
+            let h = headers(&pairs);
+            let e = extract(&h).unwrap();
             assert_eq!(
-                e.key.as_deref().map(String::as_str),
+                e.key.as_ref().map(PresentedKey::as_str),
                 Some("ksk_abc"),
                 "{form:?}"
             );
-            assert_eq!((e.method.as_str(), e.uri.as_str()), ("GET", "/a"));
+            assert_eq!((e.method, e.uri), ("GET", "/a"));
         }
     }
 
@@ -243,7 +265,8 @@ mod tests {
         let with = |extra: &[(&'static str, &str)]| {
             let mut pairs = ORIG.to_vec();
             pairs.extend_from_slice(extra);
-            extract(&headers(&pairs))
+            let h = headers(&pairs);
+            extract(&h).map(|e| e.key.map(|k| k.as_str().to_owned()))
         };
         assert_eq!(
             with(&[("origin", "https://evil.example")]).unwrap_err(),
@@ -282,21 +305,19 @@ mod tests {
             Err(ExtractError::BadHeader(_))
         ));
         // Another scheme carries no key: the request is then keyless.
-        assert_eq!(with(&[("authorization", "Digest x")]).unwrap().key, None);
+        assert_eq!(with(&[("authorization", "Digest x")]).unwrap(), None);
         // Traefik's pair works alone.
-        let t = extract(&headers(&[
-            ("x-forwarded-method", "POST"),
-            ("x-forwarded-uri", "/b?c"),
-        ]))
-        .unwrap();
-        assert_eq!((t.method.as_str(), t.uri.as_str()), ("POST", "/b?c"));
+        let h = headers(&[("x-forwarded-method", "POST"), ("x-forwarded-uri", "/b?c")]);
+        let t = extract(&h).unwrap();
+        assert_eq!((t.method, t.uri), ("POST", "/b?c"));
     }
 
     #[test]
     fn debug_redacts_the_key() {
         let mut pairs = ORIG.to_vec();
         pairs.push(("x-api-key", "ksk_secretvalue"));
-        let e = extract(&headers(&pairs)).unwrap();
+        let h = headers(&pairs);
+        let e = extract(&h).unwrap();
         assert!(!format!("{e:?}").contains("secretvalue"));
     }
 }

@@ -19,12 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Response, StatusCode};
 use axum::Router;
 use keysmith_core::verifier::{Denial, Target, Verifier};
 
-pub use extract::{extract, ExtractError, Extracted};
+pub use extract::{extract, ExtractError, Extracted, PresentedKey};
 
 /// Response headers of an allowed request.
 pub const KEY_ID_HEADER: &str = "x-keysmith-key-id";
@@ -36,8 +36,10 @@ pub fn router(verifier: Arc<Verifier>) -> Router {
     Router::new().fallback(check).with_state(verifier)
 }
 
-async fn check(State(verifier): State<Arc<Verifier>>, headers: HeaderMap) -> Response<Body> {
-    let request = match extract(&headers) {
+async fn check(State(verifier): State<Arc<Verifier>>, request: Request) -> Response<Body> {
+    // The whole request, not the `HeaderMap` extractor: that one clones every header.
+    let headers = request.headers();
+    let request = match extract(headers) {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(status = e.http_status(), reason = %e, "refused");
@@ -45,26 +47,23 @@ async fn check(State(verifier): State<Arc<Verifier>>, headers: HeaderMap) -> Res
         }
     };
     let decision = verifier.check(
-        request.key.as_deref().map(String::as_str),
+        request.key.as_ref().map(extract::PresentedKey::as_str),
         Some(Target {
-            method: &request.method,
-            uri: &request.uri,
+            method: request.method,
+            uri: request.uri,
         }),
     );
-    drop(request.key);
     match decision {
         Ok(grant) => {
             tracing::debug!(key = %grant.key_id, role = %grant.role, method = %request.method, "allowed");
             let mut response = empty(StatusCode::NO_CONTENT);
             let h = response.headers_mut();
-            for (name, value) in [
-                (KEY_ID_HEADER, grant.key_id.as_str()),
-                (MEMBER_HEADER, grant.member_id.as_str()),
-                (ROLE_HEADER, grant.role.as_str()),
-            ] {
-                if let Ok(v) = HeaderValue::from_str(value) {
-                    h.insert(name, v);
-                }
+            h.insert(ROLE_HEADER, HeaderValue::from_static(grant.role.as_str()));
+            if let Ok(v) = HeaderValue::from_str(&grant.member_id) {
+                h.insert(MEMBER_HEADER, v);
+            }
+            if let Ok(v) = HeaderValue::from_maybe_shared(axum::body::Bytes::from(grant.key_id)) {
+                h.insert(KEY_ID_HEADER, v);
             }
             response
         }
