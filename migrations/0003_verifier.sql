@@ -6,6 +6,10 @@ ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
 -- The key that replaced this one when it was rolled.
 ALTER TABLE api_keys ADD COLUMN replaced_by TEXT REFERENCES api_keys (id);
 
+-- HMAC-SHA-256(pepper, "keysmith pepper check v1"): lets a verifier given a pepper file tell
+-- at start-up whether that pepper belongs to this database. Reveals nothing of the pepper.
+ALTER TABLE account ADD COLUMN pepper_check BLOB CHECK (pepper_check IS NULL OR length(pepper_check) = 32);
+
 -- An expiry can be brought forward (rolling), never pushed back or removed.
 CREATE TRIGGER api_keys_expiry_only_sooner
 BEFORE UPDATE OF expires_at ON api_keys

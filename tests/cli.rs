@@ -367,3 +367,32 @@ async fn audit_verify_exits_1_and_names_the_tampered_entry() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("entry 2"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_closed_output_pipe_ends_the_command_quietly() {
+    use std::process::{Command, Stdio};
+    require_secret_service();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(cli(d, &["init", "--owner", "Olive"], None).status.success());
+    for _ in 0..3 {
+        assert!(cli(d, &["--as", "Olive", "keys", "list"], None)
+            .status
+            .success());
+    }
+    // `keysmith … | head -0`: the reader is gone before anything is written.
+    let mut child = Command::new(keysmith_tests::built_binary("keysmith"))
+        .arg("--data-dir")
+        .arg(d)
+        .args(["--as", "Olive", "audit", "list"])
+        .env("KEYSMITH_PASSPHRASE", keysmith_tests::PASSPHRASE)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

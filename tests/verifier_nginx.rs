@@ -365,6 +365,28 @@ fn serve_verifier_refuses_a_bad_policy_and_a_readable_pepper_file() {
         String::from_utf8_lossy(&o.stderr)
     );
 
+    // A pepper of another account is refused at start-up.
+    let stranger = d.join("stranger-pepper");
+    std::fs::write(&stranger, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(&stranger, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = cli(
+        d,
+        &[
+            "serve-verifier",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--pepper-file",
+            stranger.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("does not belong"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
     // With the file at 0600 the verifier runs without any keyring (no session bus at all).
     std::fs::set_permissions(&pepper, std::fs::Permissions::from_mode(0o600)).unwrap();
     let key = out(&cli(

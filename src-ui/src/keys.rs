@@ -124,7 +124,6 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                                 <th scope="col">"Name"</th>
                                 <th scope="col">"Key"</th>
                                 {sees_others.then(|| view! { <th scope="col">"Created by"</th> })}
-                                <th scope="col">"Created"</th>
                                 <th scope="col">"Last used"</th>
                                 <th scope="col">"Expires"</th>
                                 <th scope="col">"Status"</th>
@@ -188,10 +187,12 @@ fn KeyRow(
     };
     view! {
         <tr class:revoked=!active data-key-id=key.id.clone()>
-            <td class="name">{key.name.clone()}</td>
+            <td class="name-cell">
+                <span class="name">{key.name.clone()}</span>
+                <span class="created">{format!("Created {}", format::when(Some(key.created_at)))}</span>
+            </td>
             <td><code class="start">{format!("{}…", key.start)}</code></td>
             {sees_others.then(|| view! { <td>{key.created_by.name.clone()}</td> })}
-            <td>{format::when(Some(key.created_at))}</td>
             <td class="last-used">{format::when(key.last_used_at)}</td>
             <td class="expires" title=expires_title>{expires}</td>
             <td>{status}</td>

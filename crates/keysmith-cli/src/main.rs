@@ -1,8 +1,9 @@
 //! `keysmith`: the command line over keysmith-core. It parses, signs in, calls the
 //! [`Registry`], and prints. It runs no SQL and decides no permission itself.
 //!
-//! Exit codes: 0 success; 1 refused or failed (for `verify`: unknown or revoked key);
-//! 2 usage error (for `verify`: malformed key).
+//! Exit codes: 0 success; 1 refused or failed (for `verify`: unknown, revoked or expired
+//! key); 2 usage error (for `verify`: malformed key); 3 (`verify` only) the key could not be
+//! checked (no account, keyring or database).
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -16,6 +17,17 @@ use keysmith_core::verifier::Verifier;
 use keysmith_core::{Error, OsKeyring, Registry};
 use keysmith_types::{AuditFilter, ErrorCode, KeyStatus, KeySummary, Role};
 use zeroize::Zeroizing;
+
+/// `println!` that ends the program quietly when standard output is closed (`keysmith … |
+/// head`), instead of panicking on the broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let mut stdout = std::io::stdout().lock();
+        if writeln!(stdout, $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
 
 /// Keysmith: generate, list, revoke and verify your team's API keys.
 #[derive(Debug, Parser)]
@@ -50,7 +62,8 @@ enum Command {
     Audit(AuditCommand),
     /// Change your own passphrase (the new one from KEYSMITH_NEW_PASSPHRASE or a prompt).
     Passphrase,
-    /// Check a key: exit 0 valid, 1 unknown, revoked or expired, 2 malformed.
+    /// Check a key: exit 0 valid, 1 unknown, revoked or expired, 2 malformed, 3 cannot check
+    /// (no account, keyring or database).
     Verify {
         /// The key, or `-` (the default) to read it from standard input.
         #[arg(value_name = "KEY|-", default_value = "-")]
@@ -237,19 +250,26 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
-    let dir = keysmith_core::data_dir::resolve(cli.data_dir)?;
-    let registry = Registry::open(&dir, Arc::new(OsKeyring)).await?;
+    let verifying = matches!(cli.command, Command::Verify { .. });
+    let setup_failure = |e: Error| Failure {
+        code: if verifying { 3 } else { 1 },
+        message: e.to_ipc().message,
+    };
+    let dir = keysmith_core::data_dir::resolve(cli.data_dir).map_err(setup_failure)?;
+    let registry = Registry::open(&dir, Arc::new(OsKeyring))
+        .await
+        .map_err(setup_failure)?;
     match cli.command {
         Command::Init { owner } => {
             let pass = read_passphrase(&format!("New passphrase for {owner}: "))?;
             let member = registry.create_account(&owner, &pass).await?;
-            println!("Created the account; {} is its Owner.", member.name);
+            out!("Created the account; {} is its Owner.", member.name);
         }
         Command::Verify { key } => verify(&registry, &key).await?,
         Command::ExportPepper { to } => {
             let actor = sign_in(&registry, cli.as_member.as_deref()).await?;
             registry.export_pepper(&actor, &to).await?;
-            println!(
+            out!(
                 "Wrote the pepper to {} (mode 0600). Keep it as secret as the keyring entry.",
                 to.display()
             );
@@ -275,7 +295,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Audit(AuditCommand::Verify) => {
             let status = registry.audit_chain().await?;
             match status.problem {
-                None => println!("intact: {} entries", status.entries),
+                None => out!("intact: {} entries", status.entries),
                 Some(problem) => {
                     return Err(Failure {
                         code: 1,
@@ -292,7 +312,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             registry
                 .change_passphrase(&member.id, &current, &new)
                 .await?;
-            println!("Passphrase changed.");
+            out!("Passphrase changed.");
         }
         Command::Members(cmd) => {
             let actor = sign_in(&registry, cli.as_member.as_deref()).await?;
@@ -304,10 +324,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .audit_entries(&actor, &AuditFilter::default())
                 .await?;
             if json {
-                println!("{}", to_json(&entries)?);
+                out!("{}", to_json(&entries)?);
             } else {
                 for e in entries {
-                    println!(
+                    out!(
                         "{:>5}  {}  {:<16}  {:<22}  {}{}",
                         e.seq,
                         keysmith_core::clock::format_utc(e.at),
@@ -353,16 +373,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 KeysCommand::List { json } => {
                     let keys = registry.list_keys(&actor).await?;
                     if json {
-                        println!("{}", to_json(&keys)?);
+                        out!("{}", to_json(&keys)?);
                     } else {
                         print_table(&keys);
                     }
                 }
                 KeysCommand::Revoke { id, confirm } => {
                     let key = registry.revoke_key(&actor, &id, &confirm).await?;
-                    println!(
+                    out!(
                         "Revoked \"{}\" ({}…). It can never be used again.",
-                        key.name, key.start
+                        key.name,
+                        key.start
                     );
                 }
             }
@@ -398,17 +419,21 @@ async fn verify(registry: &Registry, arg: &str) -> Result<(), Failure> {
     };
     match registry.verify(&presented).await {
         Ok(v) => {
-            println!(
+            out!(
                 "valid: key {} (\"{}\") of {} ({})",
-                v.key_id, v.key_name, v.creator.name, v.creator.role
+                v.key_id,
+                v.key_name,
+                v.creator.name,
+                v.creator.role
             );
             Ok(())
         }
         Err(e) => Err(Failure {
-            code: if e.code() == ErrorCode::MalformedKey {
-                2
-            } else {
-                1
+            code: match e.code() {
+                ErrorCode::MalformedKey => 2,
+                ErrorCode::UnknownKey | ErrorCode::KeyRevoked | ErrorCode::KeyExpired => 1,
+                // No account, no keyring, no database: the key could not be checked at all.
+                _ => 3,
             },
             message: e.to_ipc().message,
         }),
@@ -420,19 +445,22 @@ async fn members(registry: &Registry, actor: &str, cmd: MembersCommand) -> Resul
         MembersCommand::Add { name, role } => {
             let initial = read_new_passphrase(&format!("Initial passphrase for {name}: "))?;
             let m = registry.add_member(actor, &name, role, &initial).await?;
-            println!(
+            out!(
                 "Added {} as {}. They must change the initial passphrase at first sign-in.",
-                m.name, m.role
+                m.name,
+                m.role
             );
         }
         MembersCommand::List { json } => {
             let list = registry.list_members(actor).await?;
             if json {
-                println!("{}", to_json(&list)?);
+                out!("{}", to_json(&list)?);
             } else {
-                println!(
+                out!(
                     "{:<24}  {:<8}  {:>11}  STATUS",
-                    "NAME", "ROLE", "ACTIVE KEYS"
+                    "NAME",
+                    "ROLE",
+                    "ACTIVE KEYS"
                 );
                 for m in list {
                     let status = match (m.removed_at, m.must_change_passphrase) {
@@ -440,7 +468,7 @@ async fn members(registry: &Registry, actor: &str, cmd: MembersCommand) -> Resul
                         (None, true) => "must change passphrase",
                         (None, false) => "active",
                     };
-                    println!(
+                    out!(
                         "{:<24}  {:<8}  {:>11}  {status}",
                         truncate(&m.member.name, 24),
                         m.member.role.as_str(),
@@ -452,24 +480,24 @@ async fn members(registry: &Registry, actor: &str, cmd: MembersCommand) -> Resul
         MembersCommand::Role { name, role } => {
             let target = registry.member_named(&name).await?;
             let m = registry.change_role(actor, &target.id, role).await?;
-            println!("{} is now {}.", m.name, m.role);
+            out!("{} is now {}.", m.name, m.role);
         }
         MembersCommand::Remove { name, confirm } => {
             let target = registry.member_named(&name).await?;
             let revoked = registry.remove_member(actor, &target.id, &confirm).await?;
             match revoked.len() {
-                0 => println!("Removed {}; they had no active keys.", target.name),
-                1 => println!("Removed {}; 1 key revoked:", target.name),
-                n => println!("Removed {}; {n} keys revoked:", target.name),
+                0 => out!("Removed {}; they had no active keys.", target.name),
+                1 => out!("Removed {}; 1 key revoked:", target.name),
+                n => out!("Removed {}; {n} keys revoked:", target.name),
             }
             for k in revoked {
-                println!("  {}  {}…  {}", k.id, k.start, k.name);
+                out!("  {}  {}…  {}", k.id, k.start, k.name);
             }
         }
         MembersCommand::TransferOwnership { name } => {
             let target = registry.member_named(&name).await?;
             let m = registry.transfer_ownership(actor, &target.id).await?;
-            println!("{} is now the Owner; you are an Admin.", m.name);
+            out!("{} is now the Owner; you are an Admin.", m.name);
         }
     }
     Ok(())
@@ -546,15 +574,23 @@ fn read_passphrase_prompt(prompt: &str) -> Result<Zeroizing<String>, Failure> {
 
 fn print_table(keys: &[KeySummary]) {
     if keys.is_empty() {
-        println!("No API keys yet. Create one with `keysmith --as NAME keys create --name TEXT`.");
+        out!("No API keys yet. Create one with `keysmith --as NAME keys create --name TEXT`.");
         return;
     }
-    println!(
+    out!(
         "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<16}",
-        "ID", "NAME", "KEY", "STATUS", "CREATED BY", "CREATED", "LAST USED", "EXPIRES"
+        "ID",
+        "NAME",
+        "KEY",
+        "STATUS",
+        "CREATED BY",
+        "CREATED",
+        "LAST USED",
+        "EXPIRES"
     );
     for k in keys {
         let status = match k.status {
+            KeyStatus::Active if k.replaced_by.is_some() => "grace",
             KeyStatus::Active => "active",
             KeyStatus::Revoked => "revoked",
             KeyStatus::Expired => "expired",
@@ -563,7 +599,7 @@ fn print_table(keys: &[KeySummary]) {
             (Some(_), Some(at)) => format!("{} (rolled)", format_time(Some(at))),
             (_, at) => format_time(at),
         };
-        println!(
+        out!(
             "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<16}",
             k.id,
             truncate(&k.name, 24),
@@ -620,6 +656,13 @@ async fn serve_verifier(
         .await
         .map_err(|e| fail(format!("cannot listen on {listen}: {e}")))?;
     let bound = listener.local_addr().map_err(|e| fail(e.to_string()))?;
+    if !bound.ip().is_loopback() {
+        tracing::warn!(
+            listen = %bound,
+            "listening beyond loopback: anyone who can reach this port can test keys; \
+             keep it behind a firewall or on a private network"
+        );
+    }
     tracing::info!(listen = %bound, keys = verifier.key_count(), rules, "verifier ready");
     keysmith_verifier::serve(
         listener,

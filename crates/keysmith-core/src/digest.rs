@@ -138,6 +138,17 @@ impl Pepper {
             .map_err(|e| PepperFileError::Io(shown, e.to_string()))
     }
 
+    /// `HMAC-SHA-256(pepper, "keysmith pepper check v1")`, kept in the database so a pepper
+    /// read from a file can be matched to its account without revealing it.
+    pub fn check_value(&self) -> [u8; 32] {
+        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.0) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC takes keys of any length"),
+        };
+        mac.update(b"keysmith pepper check v1");
+        mac.finalize().into_bytes().into()
+    }
+
     /// An HMAC already keyed with this pepper, for many digests in a row (the verifier):
     /// each [`Digester::digest`] then skips the key schedule.
     pub fn digester(&self) -> Digester {

@@ -61,6 +61,8 @@ pub enum Error {
     Keyring(#[from] SecretStoreError),
     #[error("The account's pepper is missing from the OS keyring (entry \"{entry}\" of service \"keysmith\"). Without it no key can be generated or verified; restore the keyring, or the keys of this account cannot be checked.")]
     PepperMissing { entry: String },
+    #[error("The pepper in the OS keyring does not belong to this database: the keyring entry was replaced, or the database comes from another machine. Keys of this account cannot be checked with it.")]
+    WrongPepper,
     #[error("{0}")]
     Randomness(#[from] RandomnessError),
     #[error("The database could not be read or written.")]
@@ -113,7 +115,7 @@ impl Error {
             Error::RemoveConfirmationMismatch => ErrorCode::RemoveConfirmationMismatch,
             Error::AuditTampered(_) => ErrorCode::AuditTampered,
             Error::Keyring(_) => ErrorCode::KeyringUnavailable,
-            Error::PepperMissing { .. } => ErrorCode::PepperMissing,
+            Error::PepperMissing { .. } | Error::WrongPepper => ErrorCode::PepperMissing,
             Error::Storage(_) | Error::Migration(_) | Error::DataDir { .. } => ErrorCode::Storage,
             Error::Randomness(_) | Error::Internal(_) => ErrorCode::Internal,
         }

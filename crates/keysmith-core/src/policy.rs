@@ -26,13 +26,24 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// Why a policy file was refused. `line` is 1-based; 0 when the file could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {message}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyError {
     pub file: String,
     pub line: usize,
     pub message: String,
 }
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
 
 /// The HTTP methods a rule may name (RFC 9110 §9 and RFC 5789 for PATCH).
 const METHODS: [&str; 9] = [
@@ -119,7 +130,10 @@ impl Policy {
                     )
                 })?;
             if spec.methods.is_empty() {
-                return Err(err(rule_start, "`methods` lists no method".into()));
+                return Err(err(
+                    rule_start,
+                    "this rule's `methods` lists no method".into(),
+                ));
             }
             let mut methods = 0u16;
             for m in &spec.methods {
@@ -140,7 +154,10 @@ impl Policy {
                 methods |= bit;
             }
             if spec.paths.is_empty() {
-                return Err(err(rule_start, "`paths` lists no pattern".into()));
+                return Err(err(
+                    rule_start,
+                    "this rule's `paths` lists no pattern".into(),
+                ));
             }
             let mut set = GlobSetBuilder::new();
             for p in &spec.paths {
@@ -168,6 +185,13 @@ impl Policy {
                 .map_err(|e| err(rule_start, format!("bad path patterns: {e}")))?;
             policy.rules[role_index(role)].push(Rule { methods, paths });
             policy.rule_count += 1;
+        }
+        if policy.rule_count == 0 {
+            return Err(err(
+                0,
+                "no [[allow]] rule: every request would be refused (see examples/policy.toml)"
+                    .into(),
+            ));
         }
         Ok(policy)
     }
@@ -342,6 +366,7 @@ paths = ["/v1/reports", "/v1/reports/**"]
                 "unknown field",
             ),
             ("[[allow]\n", 1, ""),
+            ("# nothing\n", 1, "no [[allow]] rule"),
         ];
         for (text, line, needle) in cases {
             let e = Policy::parse(text, "p.toml").unwrap_err();

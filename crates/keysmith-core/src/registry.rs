@@ -189,6 +189,7 @@ impl Registry {
             next_sign_in_at: None,
         };
         let pepper = Pepper::generate()?;
+        let check = pepper.check_value();
         let entry = pepper_entry(&account_id);
         self.keyring(move |s| s.set(&entry, pepper.as_bytes()))
             .await?;
@@ -196,6 +197,7 @@ impl Registry {
         let written = async {
             let mut tx = self.pool.begin().await?;
             store::insert_account(&mut *tx, &account_id, now).await?;
+            store::set_pepper_check(&mut *tx, &check).await?;
             store::insert_member(&mut *tx, &owner).await?;
             tx.commit().await?;
             Ok::<_, Error>(())
@@ -694,7 +696,21 @@ impl Registry {
                 let bytes = bytes.ok_or_else(|| Error::PepperMissing {
                     entry: entry.clone(),
                 })?;
-                Pepper::from_bytes(&bytes).ok_or(Error::PepperMissing { entry })
+                let pepper = Pepper::from_bytes(&bytes).ok_or(Error::PepperMissing { entry })?;
+                let check = pepper.check_value();
+                match store::pepper_check(&self.pool).await? {
+                    // Accounts made before the check value existed get it now.
+                    None => store::set_pepper_check(&self.pool, &check).await?,
+                    Some(recorded) => {
+                        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                            recorded.as_slice(),
+                            &check[..],
+                        )) {
+                            return Err(Error::WrongPepper);
+                        }
+                    }
+                }
+                Ok::<_, Error>(pepper)
             })
             .await
     }

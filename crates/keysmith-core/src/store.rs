@@ -92,6 +92,28 @@ pub async fn account_id<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result
         .await?)
 }
 
+/// The account's pepper check value, if recorded (see `Pepper::check_value`).
+pub async fn pepper_check<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+) -> Result<Option<Vec<u8>>> {
+    Ok(sqlx::query_scalar("SELECT pepper_check FROM account")
+        .fetch_optional(ex)
+        .await?
+        .flatten())
+}
+
+/// Records the pepper check value when none is recorded yet.
+pub async fn set_pepper_check<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    check: &[u8; 32],
+) -> Result<()> {
+    sqlx::query("UPDATE account SET pepper_check = ? WHERE pepper_check IS NULL")
+        .bind(&check[..])
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
 pub async fn insert_account<'e, E: Executor<'e, Database = Sqlite>>(
     ex: E,
     id: &str,

@@ -113,6 +113,8 @@ pub enum VerifierError {
     NoSchema,
     #[error("the key database holds a value the verifier cannot read: {0}")]
     BadRow(String),
+    #[error("this pepper does not belong to this key database (is the pepper file from another server?)")]
+    WrongPepper,
 }
 
 /// One key in the index: everything a decision needs, nothing secret (the digest is
@@ -259,6 +261,15 @@ impl Verifier {
             .optional()?;
         if has_log.is_none() {
             return Err(VerifierError::NoSchema);
+        }
+        let recorded: Option<Vec<u8>> = conn
+            .query_row("SELECT pepper_check FROM account", [], |r| r.get(0))
+            .optional()?
+            .flatten();
+        if let Some(recorded) = recorded {
+            if !bool::from(recorded.as_slice().ct_eq(&pepper.check_value())) {
+                return Err(VerifierError::WrongPepper);
+            }
         }
         let mut watch = Watch {
             conn,

@@ -434,4 +434,13 @@ async fn pepper_file_is_owner_only_0600_and_round_trips() {
     let e = Pepper::read_file(&junk).unwrap_err();
     assert!(matches!(e, PepperFileError::Content(_)));
     assert!(!e.to_string().contains("secretish"));
+    // A pepper of another account is refused at open, not key by key.
+    assert!(matches!(
+        Verifier::open(
+            &f.dir.path().join(store::DB_FILE),
+            Pepper::generate().unwrap(),
+            None
+        ),
+        Err(keysmith_core::verifier::VerifierError::WrongPepper)
+    ));
 }
