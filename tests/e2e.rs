@@ -348,15 +348,21 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     keys
 }
 
-/// The text of cell `class` in the row of key `id`.
+/// The text of cell `class` in the row of key `id`, read in one script call (the list
+/// re-renders rows every few seconds, so a found element can go stale before it is read).
 async fn cell(driver: &WebDriver, id: &str, class: &str) -> String {
-    driver
-        .find(By::Css(format!("tr[data-key-id='{id}'] .{class}")))
+    let ret = driver
+        .execute(
+            "const c = document.querySelector(`tr[data-key-id='${arguments[0]}'] .${arguments[1]}`);
+             return c ? c.textContent : null;",
+            vec![serde_json::json!(id), serde_json::json!(class)],
+        )
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+        .unwrap();
+    ret.json()
+        .as_str()
+        .unwrap_or_else(|| panic!("no .{class} cell in the row of {id}"))
+        .to_owned()
 }
 
 /// A key with an expiry, rolled with a grace period; then used through the verifier, and its
@@ -390,14 +396,22 @@ async fn expiry_and_roll(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     let expires = cell(driver, &old_id, "expires").await;
     assert_ne!(expires, "Never", "a 30-day key shows its expiry");
 
-    // Roll: choose the grace period, the replacement is shown once.
-    driver
-        .find(By::Css(format!("tr[data-key-id='{old_id}'] button.roll")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    // Roll: choose the grace period, the replacement is shown once. (The list re-renders
+    // a row when it changes, so a found button may go stale: find it again then.)
+    let roll = format!("tr[data-key-id='{old_id}'] button.roll");
+    let roll = roll.as_str();
+    eventually(
+        "the Roll button never took a click",
+        Duration::from_secs(10),
+        || async move {
+            let button = driver
+                .find(By::Css(roll))
+                .await
+                .map_err(|e| e.to_string())?;
+            button.click().await.map_err(|e| e.to_string())
+        },
+    )
+    .await;
     by_id(driver, "roll-dialog").await;
     assert_eq!(focused_id(driver).await, "roll-grace");
     select(driver, "roll-grace", "3600").await;
