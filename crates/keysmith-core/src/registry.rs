@@ -461,21 +461,7 @@ impl Registry {
     /// [`Error::AlreadyReplaced`].
     pub async fn roll_key(&self, actor_id: &str, key_id: &str, grace_ms: i64) -> Result<Generated> {
         let actor = self.actor(actor_id).await?;
-        let key = store::key_by_id(&self.pool, key_id)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                what: "API key",
-                id: key_id.to_owned(),
-            })?;
-        let own = key.created_by == actor.id;
-        authorize(
-            actor.role,
-            if own {
-                Action::RevokeOwnKey
-            } else {
-                Action::RevokeOthersKey
-            },
-        )?;
+        let key = self.revocable_key(&actor, key_id).await?;
         authorize(actor.role, Action::GenerateOwnKey)?;
         validate::grace_ms(grace_ms)?;
         let now = self.clock.now_ms();
@@ -566,22 +552,7 @@ impl Registry {
         confirmation: &str,
     ) -> Result<KeySummary> {
         let actor = self.actor(actor_id).await?;
-        let not_found = || Error::NotFound {
-            what: "API key",
-            id: key_id.to_owned(),
-        };
-        let key = store::key_by_id(&self.pool, key_id)
-            .await?
-            .ok_or_else(not_found)?;
-        let own = key.created_by == actor.id;
-        authorize(
-            actor.role,
-            if own {
-                Action::RevokeOwnKey
-            } else {
-                Action::RevokeOthersKey
-            },
-        )?;
+        let mut key = self.revocable_key(&actor, key_id).await?;
         if confirmation != REVOKE_CONFIRMATION {
             return Err(Error::ConfirmationMismatch);
         }
@@ -605,10 +576,32 @@ impl Registry {
         .await?;
         tx.commit().await?;
         tracing::info!(key = %key_id, member = %actor.id, "API key revoked");
-        let row = store::key_by_id(&self.pool, key_id)
+        key.revoked_at = Some(now);
+        summary_from_row(key, now)
+    }
+
+    /// The key `key_id`, once `actor` is allowed to revoke it (their own, or anyone's for
+    /// the Owner and Admins). Revoking and rolling both start here.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::NotPermitted`].
+    async fn revocable_key(&self, actor: &Member, key_id: &str) -> Result<KeyRow> {
+        let key = store::key_by_id(&self.pool, key_id)
             .await?
-            .ok_or_else(not_found)?;
-        summary_from_row(row, self.clock.now_ms())
+            .ok_or_else(|| Error::NotFound {
+                what: "API key",
+                id: key_id.to_owned(),
+            })?;
+        let own = key.created_by == actor.id;
+        authorize(
+            actor.role,
+            if own {
+                Action::RevokeOwnKey
+            } else {
+                Action::RevokeOthersKey
+            },
+        )?;
+        Ok(key)
     }
 
     /// Checks a presented key: format and checksum, then HMAC with the pepper, then lookup,
