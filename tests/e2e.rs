@@ -17,8 +17,7 @@ use keysmith_tests::ui::{
     by_id, clipboard, eventually, focused_id, gone, launch, rows, select, shot,
 };
 use keysmith_tests::{
-    built_binary, cli, files_containing, free_port, http, keyring_dump, require_secret_service,
-    wait_for_port, Running, PASSPHRASE,
+    cli, files_containing, http, keyring_dump, require_secret_service, start_verifier, PASSPHRASE,
 };
 use thirtyfour::prelude::*;
 
@@ -468,21 +467,13 @@ async fn expiry_and_roll(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         "[[allow]]\nrole = \"owner\"\nmethods = [\"GET\"]\npaths = [\"/**\"]\n",
     )
     .unwrap();
-    let port = free_port();
-    let mut verifier = Running(
-        Command::new(built_binary("keysmith"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["serve-verifier", "--flush-secs", "1", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--policy")
-            .arg(&policy)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (verifier, port) = start_verifier(
+        data_dir,
+        &policy,
+        &["--flush-secs", "1"],
+        &[],
+        std::process::Stdio::null(),
     );
-    wait_for_port(port, &mut verifier.0, "keysmith serve-verifier");
     let r = http(
         port,
         "GET",

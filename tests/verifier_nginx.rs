@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use keysmith_tests::{
-    built_binary, cli, cli_with, free_port, http, require_secret_service, wait_for_port, Running,
+    cli, cli_with, free_port, http, require_secret_service, start_verifier, wait_for_port, Running,
     PASSPHRASE,
 };
 
@@ -151,24 +151,15 @@ fn nginx_accepts_and_refuses_by_policy_and_sees_revocations_at_once() {
 
     let policy = d.join("policy.toml");
     std::fs::write(&policy, POLICY).unwrap();
-    let (front, upstream, verifier_port) = (free_port(), free_port(), free_port());
+    let (front, upstream) = (free_port(), free_port());
     let log = std::fs::File::create(d.join("verifier.log")).unwrap();
-    let mut verifier = Running(
-        Command::new(built_binary("keysmith"))
-            .arg("--data-dir")
-            .arg(d)
-            .args(["serve-verifier", "--listen"])
-            .arg(format!("127.0.0.1:{verifier_port}"))
-            .arg("--policy")
-            .arg(&policy)
-            .args(["--flush-secs", "1"])
-            .env("KEYSMITH_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
+    let (verifier, verifier_port) = start_verifier(
+        d,
+        &policy,
+        &["--flush-secs", "1"],
+        &[("KEYSMITH_LOG", "debug")],
+        log.into(),
     );
-    wait_for_port(verifier_port, &mut verifier.0, "keysmith serve-verifier");
 
     let conf = d.join("nginx.conf");
     std::fs::write(&conf, nginx_conf(d, front, upstream, verifier_port)).unwrap();
@@ -394,27 +385,13 @@ fn serve_verifier_refuses_a_bad_policy_and_a_readable_pepper_file() {
         &["--as", "Olive", "keys", "create", "--name", "headless"],
         None,
     ));
-    let port = free_port();
-    let mut verifier = Running(
-        Command::new(built_binary("keysmith"))
-            .arg("--data-dir")
-            .arg(d)
-            .args(["serve-verifier", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--policy")
-            .arg(&policy)
-            .arg("--pepper-file")
-            .arg(&pepper)
-            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(
-        port,
-        &mut verifier.0,
-        "keysmith serve-verifier --pepper-file",
+    // No session bus at all: the verifier must not need the keyring.
+    let (_verifier, port) = start_verifier(
+        d,
+        &policy,
+        &["--pepper-file", pepper.to_str().unwrap()],
+        &[("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")],
+        Stdio::null(),
     );
     let r = http(
         port,

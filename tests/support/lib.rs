@@ -355,3 +355,34 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Ht
         body: body.to_owned(),
     }
 }
+
+/// Starts `keysmith serve-verifier` for `data_dir` with `policy` on a free loopback port,
+/// with `extra` arguments and `env`, its log going to `log`, and waits until it listens.
+/// Returns the running verifier and its port.
+pub fn start_verifier(
+    data_dir: &Path,
+    policy: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    log: Stdio,
+) -> (Running, u16) {
+    let port = free_port();
+    let mut verifier = Running(
+        Command::new(built_binary("keysmith"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("serve-verifier")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--policy")
+            .arg(policy)
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, &mut verifier.0, "keysmith serve-verifier");
+    (verifier, port)
+}

@@ -286,10 +286,7 @@ impl Verifier {
                 .query_row("SELECT coalesce(max(seq), 0) FROM key_changes", [], |r| {
                     r.get(0)
                 })?;
-        let mut index = Index {
-            keys: HashMap::new(),
-            ..Index::default()
-        };
+        let mut index = Index::default();
         load_members(&watch.conn, &mut index)?;
         {
             let mut stmt = watch.conn.prepare(KEY_SELECT)?;
