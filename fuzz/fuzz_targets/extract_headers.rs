@@ -5,7 +5,7 @@
 #![no_main]
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use keysmith_core::policy::request_path;
+use keysmith_core::policy::{decoded_path, request_path};
 use keysmith_verifier::{extract, ExtractError};
 use libfuzzer_sys::fuzz_target;
 
@@ -26,8 +26,13 @@ fuzz_target!(|data: &[u8]| {
             assert!(!has_origin);
             if let Ok(path) = request_path(request.uri) {
                 assert!(path.starts_with('/'));
-                assert!(!path.contains('?'));
-                assert!(!path.split('/').any(|s| s == ".." || s == "."));
+                assert!(!path.contains(['?', '#', ';', '\\']));
+                // What an upstream routes on: the same segments, none of them a dot
+                // segment, nothing structural decoded into them, nothing left to decode.
+                let decoded = decoded_path(path);
+                assert_eq!(decoded.matches('/').count(), path.matches('/').count());
+                assert!(!decoded.contains(['%', ';', '\\', '?', '#']));
+                assert!(!decoded[1..].split('/').any(|s| !s.is_empty() && s.chars().all(|c| c == '.' || c == ' ')));
             }
         }
         Err(e) => {

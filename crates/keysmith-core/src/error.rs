@@ -69,6 +69,8 @@ pub enum Error {
     Storage(#[source] sqlx::Error),
     #[error("The database schema could not be brought up to date.")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("This database was updated by a newer Keysmith (it has schema version {0}, which this version does not know): use that newer version.")]
+    SchemaTooNew(i64),
     #[error("The data directory {path} cannot be used: {source}")]
     DataDir {
         path: String,
@@ -116,7 +118,10 @@ impl Error {
             Error::AuditTampered(_) => ErrorCode::AuditTampered,
             Error::Keyring(_) => ErrorCode::KeyringUnavailable,
             Error::PepperMissing { .. } | Error::WrongPepper => ErrorCode::PepperMissing,
-            Error::Storage(_) | Error::Migration(_) | Error::DataDir { .. } => ErrorCode::Storage,
+            Error::Storage(_)
+            | Error::Migration(_)
+            | Error::SchemaTooNew(_)
+            | Error::DataDir { .. } => ErrorCode::Storage,
             Error::Randomness(_) | Error::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -124,8 +129,10 @@ impl Error {
     /// The `{code, message}` form for IPC and the CLI. Database errors are logged in full
     /// (they hold no key material) and shown only as a plain sentence.
     pub fn to_ipc(&self) -> IpcError {
-        if let Error::Storage(inner) = self {
-            tracing::error!(error = %inner, "database error");
+        match self {
+            Error::Storage(inner) => tracing::error!(error = %inner, "database error"),
+            Error::Migration(inner) => tracing::error!(error = %inner, "migration error"),
+            _ => {}
         }
         IpcError {
             code: self.code(),

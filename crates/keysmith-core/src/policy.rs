@@ -162,12 +162,7 @@ impl Policy {
             let mut set = GlobSetBuilder::new();
             for p in &spec.paths {
                 let pattern = p.get_ref();
-                if !pattern.starts_with('/') {
-                    return Err(err(
-                        p.span().start,
-                        format!("path pattern {pattern:?} must start with \"/\""),
-                    ));
-                }
+                check_pattern(pattern).map_err(|m| err(p.span().start, m))?;
                 let glob = GlobBuilder::new(pattern)
                     .literal_separator(true)
                     .backslash_escape(true)
@@ -226,69 +221,241 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// Why an original request's URI was refused.
+/// Why an original request's target was refused. Describes the defect, never the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
-    #[error("the request URI is empty or longer than 8192 bytes")]
+    #[error("the request target is empty or longer than 8192 bytes")]
     Length,
-    #[error("the request path must start with \"/\"")]
-    NotAbsolute,
-    #[error("the request path holds a control character, a backslash or an encoded slash, dot or backslash")]
-    Ambiguous,
-    #[error("the request path holds an empty, \".\" or \"..\" segment")]
+    #[error(
+        "the request target must be a path starting with \"/\" (origin-form, RFC 9112 §3.2.1)"
+    )]
+    NotOriginForm,
+    #[error("the request target holds a character outside the accepted grammar (byte {0}): no \";\", \"#\", \"\\\", space, control or non-ASCII character")]
+    Character(usize),
+    #[error("the request target holds a percent-escape that is malformed or not accepted (byte {0}): letters, digits, \"-._~\", \"/\", \"\\\", \"%\", \";\", \"?\", \"#\", control and non-ASCII bytes are never percent-encoded in a path")]
+    Escape(usize),
+    #[error(
+        "the request path holds an empty segment, or one of only dots and spaces (\".\", \"..\")"
+    )]
     DotOrEmptySegment,
+    #[error(
+        "the request's query asks for another method (a method-override parameter such as _method)"
+    )]
+    MethodOverride,
 }
 
-/// The longest original URI accepted, in bytes.
+/// The longest original target accepted, in bytes.
 pub const MAX_URI_LEN: usize = 8192;
 
-/// The path a policy is matched against, from an original request URI (`/a/b?x=1`, or an
-/// absolute `http://host/a/b`): the query and fragment are dropped.
+/// RFC 3986 §2.3 unreserved characters: never percent-encoded (§6.2.2.2 would decode them).
+fn unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// The other characters a path segment may hold as they are: RFC 3986 sub-delims without
+/// ";" (servlet containers cut a segment's `;parameters` off before routing), ":" and "@".
+fn segment_extra(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b'=' | b':' | b'@'
+    )
+}
+
+/// The bytes a path may carry percent-encoded: printable ASCII that is not unreserved and
+/// that no upstream reads as structure once decoded (not "/", "\", "%", ";", "?", "#").
+/// A decoded path therefore has exactly the raw path's segments, and decoding it again
+/// changes nothing (no "%" survives the first decoding).
+fn encodable_in_path(b: u8) -> bool {
+    (0x20..0x7f).contains(&b)
+        && !unreserved(b)
+        && !matches!(b, b'/' | b'\\' | b'%' | b';' | b'?' | b'#')
+}
+
+/// Query parameter names that ask frameworks to dispatch on another method (Rails, Laravel,
+/// Symfony `_method`; the header names some accept as parameters), compared lowercased.
+const METHOD_OVERRIDE_PARAMS: [&str; 4] = [
+    "_method",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The byte of the percent-escape starting at `at`, if `bytes[at..]` starts with `%XX`.
+fn escape_at(bytes: &[u8], at: usize) -> Option<u8> {
+    match bytes.get(at..at + 3) {
+        Some([b'%', h, l]) => Some(hex(*h)? << 4 | hex(*l)?),
+        _ => None,
+    }
+}
+
+/// The path a policy is matched against, from an original request target (`/a/b?x=1`).
 ///
-/// Paths that an upstream might read differently from the verifier are refused rather than
-/// normalised (OWASP Authorization Cheat Sheet: validate, deny by default): dot segments
-/// and empty segments (RFC 3986 §5.2.4 would rewrite them), percent-encoded `/`, `.` or
-/// `\`, backslashes and control characters.
+/// An allowlist, not a denylist (OWASP Authorization Cheat Sheet: validate, deny by
+/// default): the verifier and whatever serves the request behind the proxy must read the
+/// same path, so only targets that every common upstream reads one way are accepted, and
+/// everything else is refused rather than interpreted:
+///
+/// - origin-form only (RFC 9112 §3.2.1): `/` path, then optionally `?` query; no fragment
+///   (`#`), no absolute-form, no `*`;
+/// - path segments of RFC 3986 unreserved characters, `!$&'()*+,=:@`, and percent-escapes
+///   of the other printable ASCII characters except `/ \ % ; ? #` ([`encodable_in_path`]);
+///   so no `;parameters`, no double encoding (`%25`), no encoded `/`, `\` or dot, no
+///   encoded unreserved character (`%73` for `s`), no control, non-ASCII or overlong byte;
+/// - no empty segment except a trailing slash, and no segment of only dots and spaces;
+/// - a query of the same characters plus `/` and `?`, in which any escape but one of an
+///   unreserved character may appear (the query is never matched), with no method-override
+///   parameter (`_method=DELETE`).
+///
+/// Every path accepted decodes, segment by segment, to a path with the same segments, and
+/// a rule of unreserved literals, `*` and `**` matches the raw path exactly when it matches
+/// the decoded one (`tests/differential.rs` checks this against real upstream servers).
 ///
 /// # Errors
-/// [`PathError`].
-pub fn request_path(uri: &str) -> Result<&str, PathError> {
-    if uri.is_empty() || uri.len() > MAX_URI_LEN {
+/// [`PathError`] naming the defect.
+pub fn request_path(target: &str) -> Result<&str, PathError> {
+    if target.is_empty() || target.len() > MAX_URI_LEN {
         return Err(PathError::Length);
     }
-    let mut rest = uri;
-    for scheme in ["http://", "https://"] {
-        if let Some(after) = uri.strip_prefix(scheme) {
-            rest = after.find('/').map_or("/", |i| &after[i..]);
+    let bytes = target.as_bytes();
+    if bytes[0] != b'/' {
+        return Err(PathError::NotOriginForm);
+    }
+    let path_end = target.find('?').unwrap_or(target.len());
+    check_path(&bytes[..path_end])?;
+    if path_end < bytes.len() {
+        check_query(bytes, path_end + 1)?;
+    }
+    Ok(&target[..path_end])
+}
+
+fn check_path(path: &[u8]) -> Result<(), PathError> {
+    let mut i = 0;
+    // Each segment: bytes after a "/" up to the next one.
+    while i < path.len() {
+        debug_assert_eq!(path[i], b'/');
+        let start = i + 1;
+        let mut j = start;
+        let mut only_dots_and_spaces = true;
+        while j < path.len() && path[j] != b'/' {
+            let b = path[j];
+            if b == b'%' {
+                let decoded = escape_at(path, j).ok_or(PathError::Escape(j))?;
+                if !encodable_in_path(decoded) {
+                    return Err(PathError::Escape(j));
+                }
+                only_dots_and_spaces &= decoded == b' ';
+                j += 3;
+            } else if unreserved(b) || segment_extra(b) {
+                only_dots_and_spaces &= b == b'.';
+                j += 1;
+            } else {
+                return Err(PathError::Character(j));
+            }
         }
-    }
-    let end = rest.find(['?', '#']).unwrap_or(rest.len());
-    let path = &rest[..end];
-    if !path.starts_with('/') {
-        return Err(PathError::NotAbsolute);
-    }
-    if path.bytes().any(|b| b.is_ascii_control() || b == b'\\') {
-        return Err(PathError::Ambiguous);
-    }
-    let encoded = path.as_bytes().windows(3).any(|w| {
-        w[0] == b'%'
-            && matches!(
-                (w[1], w[2].to_ascii_lowercase()),
-                (b'2', b'f') | (b'2', b'e') | (b'5', b'c') | (b'0', b'0')
-            )
-    });
-    if encoded {
-        return Err(PathError::Ambiguous);
-    }
-    // Segments after the leading "/"; only the last may be empty (a trailing slash).
-    let mut segments = path[1..].split('/').peekable();
-    while let Some(seg) = segments.next() {
-        let last = segments.peek().is_none();
-        if seg == "." || seg == ".." || (seg.is_empty() && !last) {
+        let empty = j == start;
+        let last = j == path.len();
+        if (empty && !last) || (!empty && only_dots_and_spaces) {
             return Err(PathError::DotOrEmptySegment);
         }
+        i = j;
     }
-    Ok(path)
+    Ok(())
+}
+
+fn check_query(bytes: &[u8], from: usize) -> Result<(), PathError> {
+    let mut i = from;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let decoded = escape_at(bytes, i).ok_or(PathError::Escape(i))?;
+            if unreserved(decoded) {
+                return Err(PathError::Escape(i));
+            }
+            i += 3;
+        } else if unreserved(b) || segment_extra(b) || b == b'/' || b == b'?' {
+            i += 1;
+        } else {
+            return Err(PathError::Character(i));
+        }
+    }
+    // Unreserved characters are never encoded here, so an override parameter cannot hide.
+    let query = &bytes[from..];
+    for pair in query.split(|b| *b == b'&') {
+        let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
+        let name = name.to_ascii_lowercase();
+        if METHOD_OVERRIDE_PARAMS
+            .iter()
+            .any(|p| name.starts_with(p.as_bytes()))
+        {
+            return Err(PathError::MethodOverride);
+        }
+    }
+    Ok(())
+}
+
+/// The path as an upstream that percent-decodes it reads it (`/a%20b` → `/a b`), for a path
+/// [`request_path`] accepted: each escape there stands for one printable ASCII character.
+/// Tests compare what real upstream servers saw with this.
+pub fn decoded_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match escape_at(bytes, i) {
+            Some(b) => {
+                out.push(char::from(b));
+                i += 3;
+            }
+            None => {
+                out.push(char::from(bytes[i]));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Checks a rule's path pattern before it is compiled: it starts with "/", and its literal
+/// parts are characters a path holds as they are, so the pattern cannot name a form the
+/// verifier refuses or an upstream decodes differently (`%`, `;`, `#`, `\`, space,
+/// non-ASCII).
+fn check_pattern(pattern: &str) -> Result<(), String> {
+    if !pattern.starts_with('/') {
+        return Err(format!("path pattern {pattern:?} must start with \"/\""));
+    }
+    // Glob syntax: * ** ? [..] {a,b}, and "!" / "^" / "-" inside classes.
+    let glob = |b: u8| {
+        matches!(
+            b,
+            b'*' | b'?' | b'[' | b']' | b'{' | b'}' | b',' | b'!' | b'^' | b'-'
+        )
+    };
+    if let Some(bad) = pattern
+        .bytes()
+        .find(|b| !(unreserved(*b) || segment_extra(*b) || *b == b'/' || glob(*b)))
+    {
+        return Err(format!(
+            "path pattern {pattern:?} holds {:?}, which a request path never carries as it is (write patterns with letters, digits, -._~ and !$&'()+,=:@ between the slashes)",
+            char::from(bad)
+        ));
+    }
+    if pattern[1..].split('/').enumerate().any(|(i, seg)| {
+        seg == "." || seg == ".." || (seg.is_empty() && i + 1 < pattern[1..].split('/').count())
+    }) {
+        return Err(format!(
+            "path pattern {pattern:?} holds an empty, \".\" or \"..\" segment, which requests never match"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -378,23 +545,166 @@ paths = ["/v1/reports", "/v1/reports/**"]
 
     #[test]
     fn request_paths() {
-        assert_eq!(request_path("/a/b?x=1#f"), Ok("/a/b"));
-        assert_eq!(request_path("/"), Ok("/"));
-        assert_eq!(request_path("/a/b/"), Ok("/a/b/"));
-        assert_eq!(request_path("http://h.example/a?q"), Ok("/a"));
-        assert_eq!(request_path("https://h.example"), Ok("/"));
-        assert_eq!(request_path(""), Err(PathError::Length));
-        assert_eq!(request_path("a/b"), Err(PathError::NotAbsolute));
-        for bad in ["/a/../b", "/a/./b", "/..", "//a", "/a//b"] {
-            assert_eq!(
-                request_path(bad),
-                Err(PathError::DotOrEmptySegment),
-                "{bad}"
-            );
+        for (target, path) in [
+            ("/a/b?x=1", "/a/b"),
+            ("/", "/"),
+            ("/a/b/", "/a/b/"),
+            ("/v1/reports/2026/11", "/v1/reports/2026/11"),
+            ("/v1/reports/a%20b", "/v1/reports/a%20b"),
+            ("/v1/files/c%2B%2B", "/v1/files/c%2B%2B"),
+            ("/v1/x:y@z!$&'()*+,=", "/v1/x:y@z!$&'()*+,="),
+            ("/v1/reports/v1.2", "/v1/reports/v1.2"),
+            ("/v1/reports/.well", "/v1/reports/.well"),
+            ("/a?q=caf%C3%A9&r=%2F%25&s=/?", "/a"),
+            ("/a?", "/a"),
+        ] {
+            assert_eq!(request_path(target), Ok(path), "{target}");
         }
-        for bad in ["/a%2Fb", "/a/%2e%2e/b", "/a\\b", "/a\tb", "/a%5cb"] {
-            assert_eq!(request_path(bad), Err(PathError::Ambiguous), "{bad}");
+        use PathError::*;
+        for (target, error) in [
+            ("", Length),
+            ("a/b", NotOriginForm),
+            ("*", NotOriginForm),
+            ("http://h.example/a?q", NotOriginForm),
+            // The issue's inputs: each reached the upstream as another path.
+            ("/v1/reports/..;/admin", Character(14)),
+            ("/v1/reports#/../../admin", Character(11)),
+            ("/v1/reports/%252e%252e/admin", Escape(12)),
+            // Dot and empty segments, also encoded or padded.
+            ("/a/../b", DotOrEmptySegment),
+            ("/a/./b", DotOrEmptySegment),
+            ("/..", DotOrEmptySegment),
+            ("/a/...", DotOrEmptySegment),
+            ("/a/..%20/b", DotOrEmptySegment),
+            ("//a", DotOrEmptySegment),
+            ("/a//b", DotOrEmptySegment),
+            ("/a/%2e%2e/b", Escape(3)),
+            ("/a/.%2E/b", Escape(4)),
+            ("/a%2Fb", Escape(2)),
+            ("/a%2fb", Escape(2)),
+            ("/a%5cb", Escape(2)),
+            ("/a\\b", Character(2)),
+            ("/a\tb", Character(2)),
+            ("/a b", Character(2)),
+            ("/a;jsessionid=1", Character(2)),
+            ("/a%3Bb", Escape(2)),
+            ("/a%3Fb", Escape(2)),
+            ("/a%23b", Escape(2)),
+            ("/a%00", Escape(2)),
+            ("/a%7F", Escape(2)),
+            ("/a%C0%AE", Escape(2)),
+            ("/a%e0%80%ae", Escape(2)),
+            ("/a%u002e", Escape(2)),
+            ("/a%", Escape(2)),
+            ("/a%4", Escape(2)),
+            ("/a%zz", Escape(2)),
+            ("/v1/report%73", Escape(10)),
+            ("/v1/%7Ex", Escape(4)),
+            ("/caf\u{e9}", Character(4)),
+            ("/a?x#f", Character(4)),
+            ("/a?x;y", Character(4)),
+            ("/a?%61", Escape(3)),
+            ("/a?_method=DELETE", MethodOverride),
+            ("/a?x=1&_METHOD=put", MethodOverride),
+            ("/a?_method[]=put", Character(10)),
+            ("/a?x-http-method-override=PUT", MethodOverride),
+        ] {
+            assert_eq!(request_path(target), Err(error), "{target}");
         }
-        assert_eq!(request_path(&"/a".repeat(5000)), Err(PathError::Length));
+        assert_eq!(request_path(&"/a".repeat(5000)), Err(Length));
+    }
+
+    #[test]
+    fn patterns_use_only_what_paths_carry_as_they_are() {
+        for bad in [
+            "/v1/a%20b",
+            "/v1/a;b",
+            "/v1/a b",
+            "/v1/caf\u{e9}",
+            "/v1/a\\*",
+            "/v1/../x",
+            "/v1//x",
+            "v1/x",
+        ] {
+            let text =
+                format!("[[allow]]\nrole = \"admin\"\nmethods = [\"GET\"]\npaths = [{bad:?}]\n");
+            let e = Policy::parse(&text, "p.toml").unwrap_err();
+            assert_eq!(e.line, 4, "{bad}: {e}");
+        }
+        for good in [
+            "/v1/**",
+            "/v1/items/*",
+            "/v1/{a,b}/[0-9]?",
+            "/v1/x:y@z",
+            "/v1/reports/",
+        ] {
+            let text =
+                format!("[[allow]]\nrole = \"admin\"\nmethods = [\"GET\"]\npaths = [{good:?}]\n");
+            assert!(Policy::parse(&text, "p.toml").is_ok(), "{good}");
+        }
+    }
+
+    /// Pieces an attacker combines into request targets.
+    const PIECES: [&str; 40] = [
+        "/", "/", "/", "a", "v1", "reports", "admin", ".", "..", "...", "%2e", "%2E", "%252e",
+        "%2f", "%2F", "%5c", "\\", ";", "%3b", "#", "?", "&", "=", "_method", "%20", "%41", "%7e",
+        "%25", "%", "%c0%ae", "%C3%A9", "\u{e9}", "*", "~", "-", "x:y", "@", "+", "%2B", " ",
+    ];
+
+    fn pattern_set() -> Vec<(&'static str, GlobSet)> {
+        [
+            "/v1/reports/**",
+            "/v1/reports",
+            "/v1/*",
+            "/v1/*/admin",
+            "/a/**",
+            "/a/*",
+            "/**/admin",
+            "/reports*",
+            "/a/*/*",
+        ]
+        .into_iter()
+        .map(|p| {
+            let glob = GlobBuilder::new(p)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .unwrap();
+            let mut set = GlobSetBuilder::new();
+            set.add(glob);
+            (p, set.build().unwrap())
+        })
+        .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        /// Whatever pieces a target is made of: an accepted path decodes to a path with the
+        /// same segments, nothing structural inside them, nothing left to decode, and every
+        /// pattern of literals and wildcards matches the raw path exactly when it matches
+        /// the decoded one (what an upstream routes on).
+        #[test]
+        fn accepted_paths_read_one_way(picks in proptest::collection::vec(0..PIECES.len(), 1..12)) {
+            let target: String = std::iter::once("/").chain(picks.iter().map(|i| PIECES[*i])).collect();
+            if let Ok(path) = request_path(&target) {
+                let decoded = decoded_path(path);
+                proptest::prop_assert_eq!(decoded.matches('/').count(), path.matches('/').count());
+                proptest::prop_assert!(!decoded.contains(['%', ';', '\\', '?', '#']));
+                proptest::prop_assert!(decoded.chars().all(|c| (' '..='~').contains(&c)));
+                let segments: Vec<&str> = decoded[1..].split('/').collect();
+                for (i, seg) in segments.iter().enumerate() {
+                    proptest::prop_assert!(!seg.is_empty() || i + 1 == segments.len(), "{target}");
+                    proptest::prop_assert!(seg.is_empty() || !seg.chars().all(|c| c == '.' || c == ' '), "{target}");
+                }
+                proptest::prop_assert_eq!(decoded_path(&decoded), decoded.clone());
+                for (pattern, set) in pattern_set() {
+                    proptest::prop_assert_eq!(
+                        set.is_match(path),
+                        set.is_match(&decoded),
+                        "{} on {} / {}", pattern, target, decoded
+                    );
+                }
+            }
+        }
     }
 }

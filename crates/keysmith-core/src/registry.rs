@@ -181,12 +181,10 @@ impl Registry {
             id: uuid::Uuid::now_v7().to_string(),
             name,
             role: Role::Owner.as_str().to_owned(),
-            passphrase_hash: passphrase::hash(pass)?,
+            passphrase_hash: passphrase::hash_off_executor(pass).await?,
             must_change_passphrase: false,
             created_at: now,
             disabled_at: None,
-            failed_sign_ins: 0,
-            next_sign_in_at: None,
         };
         let pepper = Pepper::generate()?;
         let check = pepper.check_value();
@@ -195,7 +193,10 @@ impl Registry {
             .await?;
 
         let written = async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
+            if store::account_id(&mut *tx).await?.is_some() {
+                return Err(Error::AlreadyInitialized);
+            }
             store::insert_account(&mut *tx, &account_id, now).await?;
             store::set_pepper_check(&mut *tx, &check).await?;
             store::insert_member(&mut *tx, &owner).await?;
@@ -221,37 +222,59 @@ impl Registry {
 
     /// Signs a member in by name and passphrase.
     ///
-    /// Unknown names cost the same Argon2 work as wrong passphrases, so timing does not tell
-    /// which members exist (OWASP Authentication Cheat Sheet).
+    /// Each attempt is counted against the name typed before its passphrase is checked, in
+    /// the same write transaction that checks the throttle: parallel attempts each count, and
+    /// none slips past a delay another one set. Unknown names are counted and slowed down
+    /// exactly like members' names, and cost the same Argon2 work, so neither the answer nor
+    /// its timing tells which members exist (OWASP Authentication Cheat Sheet).
     ///
     /// # Errors
-    /// [`Error::NotInitialized`], [`Error::BadCredentials`].
+    /// [`Error::NotInitialized`], [`Error::BadCredentials`], [`Error::TooManyAttempts`].
     pub async fn sign_in(&self, name: &str, pass: &str) -> Result<Member> {
         if !self.is_initialized().await? {
             return Err(Error::NotInitialized);
         }
+        let name_key = validate::name_key(name);
         let now = self.clock.now_ms();
-        let row = store::member_by_name(&self.pool, name)
-            .await?
-            .filter(|r| r.disabled_at.is_none());
-        if let Some(next) = row.as_ref().and_then(|r| r.next_sign_in_at) {
-            if next > now {
+        let (attempt, row) = {
+            let mut tx = self.begin_write().await?;
+            store::prune_attempts(&mut *tx, now - ATTEMPTS_KEPT_MS).await?;
+            let mut attempts = store::attempts(&mut *tx, &name_key).await?;
+            attempts.failed += 1;
+            if let Some(next) = attempts.next_at.filter(|next| *next > now) {
+                store::set_attempts(&mut *tx, &name_key, attempts, now).await?;
+                tx.commit().await?;
                 return Err(Error::TooManyAttempts {
                     retry_after_secs: (next - now + 999) / 1000,
                 });
             }
-        }
+            attempts.next_at = sign_in_delay_ms(attempts.failed).map(|d| now + d);
+            store::set_attempts(&mut *tx, &name_key, attempts, now).await?;
+            let row = store::member_by_name(&mut *tx, name)
+                .await?
+                .filter(|r| r.disabled_at.is_none());
+            tx.commit().await?;
+            (attempts.failed, row)
+        };
         let hash = row
             .as_ref()
             .map_or_else(|| dummy_hash().to_owned(), |r| r.passphrase_hash.clone());
+        let checked_hash = hash.clone();
         let pass = zeroize::Zeroizing::new(pass.to_owned());
         let ok = tokio::task::spawn_blocking(move || passphrase::verify(&pass, &hash))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let outcome = match row {
+        let mut tx = self.begin_write().await?;
+        // The member as they are now: removed, or given another passphrase, while Argon2 ran.
+        let current = match &row {
+            Some(r) => store::member_by_id(&mut *tx, &r.id)
+                .await?
+                .filter(|now| now.disabled_at.is_none() && now.passphrase_hash == checked_hash),
+            None => None,
+        };
+        let outcome = match current {
             Some(r) if ok => {
-                store::set_sign_in_throttle(&mut *tx, &r.id, 0, None).await?;
+                store::clear_attempts(&mut *tx, &name_key).await?;
                 let member = member_from_row(r)?;
                 self.audit(
                     &mut tx,
@@ -264,47 +287,40 @@ impl Registry {
                 tracing::info!(member = %member.id, "signed in");
                 Ok(member)
             }
-            Some(r) => {
-                let failed = r.failed_sign_ins + 1;
-                let delay = sign_in_delay_ms(failed);
-                store::set_sign_in_throttle(&mut *tx, &r.id, failed, delay.map(|d| now + d))
-                    .await?;
-                let detail = format!("failed attempt {failed}");
+            _ => {
+                let detail = match &row {
+                    Some(_) => format!("failed attempt {attempt}"),
+                    None => format!("unknown member; failed attempt {attempt}"),
+                };
+                let typed: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+                let (actor_id, actor_name) = match &row {
+                    Some(r) => (Some(r.id.as_str()), r.name.as_str()),
+                    None => (None, typed.as_str()),
+                };
                 audit::append(
                     &mut tx,
                     &audit::NewEntry {
                         at: now,
-                        actor_id: Some(&r.id),
-                        actor_name: &r.name,
+                        actor_id,
+                        actor_name,
                         action: AuditAction::SignInFailed,
-                        target: &r.name,
+                        target: actor_name,
                         detail: &detail,
                     },
                 )
                 .await?;
-                tracing::info!(member = %r.id, failed, "failed sign-in");
-                Err(Error::BadCredentials)
-            }
-            None => {
-                let typed: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
-                audit::append(
-                    &mut tx,
-                    &audit::NewEntry {
-                        at: now,
-                        actor_id: None,
-                        actor_name: &typed,
-                        action: AuditAction::SignInFailed,
-                        target: &typed,
-                        detail: "unknown member",
-                    },
-                )
-                .await?;
-                tracing::info!("failed sign-in for an unknown member");
+                tracing::info!(member = actor_id.unwrap_or("-"), attempt, "failed sign-in");
                 Err(Error::BadCredentials)
             }
         };
         tx.commit().await?;
         outcome
+    }
+
+    /// Opens a write transaction (`BEGIN IMMEDIATE`): from here to its commit no other writer
+    /// commits, so what it reads (the actor's role, the key's status) is what it acts on.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// Appends an audit entry for `actor` inside `tx`.
@@ -336,6 +352,23 @@ impl Registry {
     /// [`Error::NotSignedIn`] for an unknown or disabled member.
     pub async fn actor(&self, member_id: &str) -> Result<Member> {
         match store::member_by_id(&self.pool, member_id).await? {
+            Some(row) if row.disabled_at.is_none() => member_from_row(row),
+            _ => Err(Error::NotSignedIn),
+        }
+    }
+
+    /// The member with this id as they are inside `tx` (see [`Registry::actor`]); every
+    /// operation reads its actor here, in the transaction that acts, so a role changed or a
+    /// member removed a moment before is what the permission check sees.
+    ///
+    /// # Errors
+    /// [`Error::NotSignedIn`] for an unknown or disabled member.
+    pub(crate) async fn actor_in(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        member_id: &str,
+    ) -> Result<Member> {
+        match store::member_by_id(&mut *tx, member_id).await? {
             Some(row) if row.disabled_at.is_none() => member_from_row(row),
             _ => Err(Error::NotSignedIn),
         }
@@ -375,18 +408,19 @@ impl Registry {
         name: &str,
         expires_in_ms: Option<i64>,
     ) -> Result<Generated> {
-        let actor = self.actor(actor_id).await?;
-        authorize(actor.role, Action::GenerateOwnKey)?;
         let name = validate::name(name, "key name")?;
         if let Some(ms) = expires_in_ms {
             validate::lifetime_ms(ms)?;
         }
+        // The keyring is read before the write lock is taken: it may prompt or be slow.
+        let pepper = self.pepper().await?;
+        let mut tx = self.begin_write().await?;
+        let actor = self.actor_in(&mut tx, actor_id).await?;
+        authorize(actor.role, Action::GenerateOwnKey)?;
         let now = self.clock.now_ms();
         let expires_at = expires_in_ms.map(|ms| now + ms);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let generated = self
-            .insert_new_key(&mut tx, &actor, &name, expires_at, now)
-            .await?;
+        let generated =
+            insert_new_key(&mut tx, pepper, &actor.summary(), &name, expires_at, now).await?;
         let target = key_target(&name, &generated.summary.start, &generated.summary.id);
         let detail = expires_at
             .map(|at| format!("expires {} UTC", crate::clock::format_utc(at)))
@@ -404,66 +438,35 @@ impl Registry {
         Ok(generated)
     }
 
-    /// Draws a key, stores its digest inside `tx`, and returns it with its summary.
-    async fn insert_new_key(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        actor: &Member,
-        name: &str,
-        expires_at: Option<i64>,
-        now: i64,
-    ) -> Result<Generated> {
-        let pepper = self.pepper().await?;
-        let secret = ApiKeySecret::generate()?;
-        let digest = pepper.digest(&secret);
-        let id = uuid::Uuid::now_v7().to_string();
-        let start = secret.start();
-        store::insert_key(
-            &mut *tx,
-            &store::NewKey {
-                id: &id,
-                name,
-                start: &start,
-                digest: digest.as_bytes(),
-                created_at: now,
-                created_by: &actor.id,
-                expires_at,
-            },
-        )
-        .await?;
-        Ok(Generated {
-            summary: KeySummary {
-                id,
-                name: name.to_owned(),
-                start,
-                created_at: now,
-                created_by: actor.summary(),
-                last_used_at: None,
-                revoked_at: None,
-                expires_at,
-                replaced_by: None,
-                status: KeyStatus::Active,
-            },
-            secret,
-        })
-    }
-
-    /// Rolls a key: generates its replacement (same name, same lifetime if it had one;
-    /// returned this once) and lets the old key keep working for `grace_ms` more (0 to 90
-    /// days; 0 ends it now), after which it fails as expired. Both in one transaction.
+    /// Rolls a key: generates its replacement (returned this once) and lets the old key keep
+    /// working for `grace_ms` more (0 to 90 days; 0 ends it now), after which it fails as
+    /// expired. Both in one transaction.
     ///
-    /// Allowed to whoever may revoke the key and generate keys (the article: rotate by
-    /// issuing a new key before the old one stops working).
+    /// The replacement is derived from the old key and keeps what limits it (PRODUCT.md,
+    /// "whatever derives from a key keeps its creator and limits"): the same creator, whoever
+    /// rolls it (so it acts with the creator's role, shows in the creator's list, and is
+    /// revoked when the creator is removed), the same name, and the same expiry: a roll
+    /// replaces the secret, it never extends a key's life. Allowed to whoever may revoke the
+    /// key (the article: rotate by issuing a new key before the old one stops working), while
+    /// the creator's role may still generate keys.
     ///
     /// # Errors
     /// [`Error::NotSignedIn`], [`Error::NotFound`], [`Error::NotPermitted`],
     /// [`Error::InvalidDuration`], [`Error::AlreadyRevoked`], [`Error::KeyExpired`],
     /// [`Error::AlreadyReplaced`].
     pub async fn roll_key(&self, actor_id: &str, key_id: &str, grace_ms: i64) -> Result<Generated> {
-        let actor = self.actor(actor_id).await?;
-        let key = self.revocable_key(&actor, key_id).await?;
-        authorize(actor.role, Action::GenerateOwnKey)?;
         validate::grace_ms(grace_ms)?;
+        let pepper = self.pepper().await?;
+        let mut tx = self.begin_write().await?;
+        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let key = revocable_key(&mut tx, &actor, key_id).await?;
+        authorize(actor.role, Action::GenerateOwnKey)?;
+        let creator = creator_of(&key)?;
+        if !permits(creator.role, Action::GenerateOwnKey) {
+            return Err(Error::NotPermitted(
+                "the key's creator is now a role that cannot generate API keys; revoke it instead",
+            ));
+        }
         let now = self.clock.now_ms();
         if key.replaced_by.is_some() {
             return Err(Error::AlreadyReplaced);
@@ -473,20 +476,21 @@ impl Registry {
             KeyStatus::Expired => return Err(Error::KeyExpired),
             KeyStatus::Active => {}
         }
-        let lifetime = key.expires_at.map(|at| at - key.created_at);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let generated = self
-            .insert_new_key(&mut tx, &actor, &key.name, lifetime.map(|l| now + l), now)
-            .await?;
+        let generated =
+            insert_new_key(&mut tx, pepper, &creator, &key.name, key.expires_at, now).await?;
         if !store::mark_rolled(&mut *tx, &key.id, &generated.summary.id, now + grace_ms).await? {
             return Err(Error::AlreadyReplaced);
         }
+        let old_until = key
+            .expires_at
+            .map_or(now + grace_ms, |at| at.min(now + grace_ms));
         let target = key_target(&key.name, &key.start, &key.id);
         let detail = format!(
-            "replaced by {}… ({}); old key works until {}",
+            "replaced by {}… ({}) for {}; old key works until {}",
             generated.summary.start,
             generated.summary.id,
-            crate::clock::format_utc(now + grace_ms)
+            creator.name,
+            crate::clock::format_utc(old_until)
         );
         self.audit(
             &mut tx,
@@ -507,14 +511,14 @@ impl Registry {
     /// # Errors
     /// [`Error::NotSignedIn`], [`Error::NotFound`].
     pub async fn record_copy(&self, actor_id: &str, key_id: &str) -> Result<()> {
-        let actor = self.actor(actor_id).await?;
-        let key = store::key_by_id(&self.pool, key_id)
+        let mut tx = self.begin_write().await?;
+        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let key = store::key_by_id(&mut *tx, key_id)
             .await?
             .ok_or_else(|| Error::NotFound {
                 what: "API key",
                 id: key_id.to_owned(),
             })?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let target = key_target(&key.name, &key.start, &key.id);
         self.audit(&mut tx, Some(&actor), AuditAction::KeyCopied, &target, "")
             .await?;
@@ -551,8 +555,9 @@ impl Registry {
         key_id: &str,
         confirmation: &str,
     ) -> Result<KeySummary> {
-        let actor = self.actor(actor_id).await?;
-        let mut key = self.revocable_key(&actor, key_id).await?;
+        let mut tx = self.begin_write().await?;
+        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let mut key = revocable_key(&mut tx, &actor, key_id).await?;
         if confirmation != REVOKE_CONFIRMATION {
             return Err(Error::ConfirmationMismatch);
         }
@@ -560,7 +565,6 @@ impl Registry {
             return Err(Error::AlreadyRevoked);
         }
         let now = self.clock.now_ms();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         if !store::revoke_key(&mut *tx, key_id, now).await? {
             return Err(Error::AlreadyRevoked);
         }
@@ -578,30 +582,6 @@ impl Registry {
         tracing::info!(key = %key_id, member = %actor.id, "API key revoked");
         key.revoked_at = Some(now);
         summary_from_row(key, now)
-    }
-
-    /// The key `key_id`, once `actor` is allowed to revoke it (their own, or anyone's for
-    /// the Owner and Admins). Revoking and rolling both start here.
-    ///
-    /// # Errors
-    /// [`Error::NotFound`], [`Error::NotPermitted`].
-    async fn revocable_key(&self, actor: &Member, key_id: &str) -> Result<KeyRow> {
-        let key = store::key_by_id(&self.pool, key_id)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                what: "API key",
-                id: key_id.to_owned(),
-            })?;
-        let own = key.created_by == actor.id;
-        authorize(
-            actor.role,
-            if own {
-                Action::RevokeOwnKey
-            } else {
-                Action::RevokeOthersKey
-            },
-        )?;
-        Ok(key)
     }
 
     /// Checks a presented key: format and checksum, then HMAC with the pepper, then lookup,
@@ -646,10 +626,10 @@ impl Registry {
     /// [`Error::NotSignedIn`], [`Error::NotPermitted`], [`Error::PepperMissing`],
     /// [`Error::PepperFile`] (the file exists or cannot be written).
     pub async fn export_pepper(&self, actor_id: &str, to: &Path) -> Result<()> {
-        let actor = self.actor(actor_id).await?;
-        authorize(actor.role, Action::ExportPepper)?;
         let pepper = self.pepper().await?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
+        let actor = self.actor_in(&mut tx, actor_id).await?;
+        authorize(actor.role, Action::ExportPepper)?;
         self.audit(
             &mut tx,
             Some(&actor),
@@ -724,10 +704,99 @@ impl Registry {
     }
 }
 
+/// Draws a key for `creator`, stores its digest inside `tx`, and returns it with its summary.
+async fn insert_new_key(
+    tx: &mut sqlx::SqliteConnection,
+    pepper: &Pepper,
+    creator: &MemberSummary,
+    name: &str,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<Generated> {
+    let secret = ApiKeySecret::generate()?;
+    let digest = pepper.digest(&secret);
+    let id = uuid::Uuid::now_v7().to_string();
+    let start = secret.start();
+    store::insert_key(
+        &mut *tx,
+        &store::NewKey {
+            id: &id,
+            name,
+            start: &start,
+            digest: digest.as_bytes(),
+            created_at: now,
+            created_by: &creator.id,
+            expires_at,
+        },
+    )
+    .await?;
+    Ok(Generated {
+        summary: KeySummary {
+            id,
+            name: name.to_owned(),
+            start,
+            created_at: now,
+            created_by: creator.clone(),
+            last_used_at: None,
+            revoked_at: None,
+            expires_at,
+            replaced_by: None,
+            status: KeyStatus::Active,
+        },
+        secret,
+    })
+}
+
+/// The key `key_id` read inside `tx`, once `actor` is allowed to revoke it (their own, or
+/// anyone's for the Owner and Admins). Revoking and rolling both start here.
+///
+/// # Errors
+/// [`Error::NotFound`], [`Error::NotPermitted`].
+async fn revocable_key(
+    tx: &mut sqlx::SqliteConnection,
+    actor: &Member,
+    key_id: &str,
+) -> Result<KeyRow> {
+    let key = store::key_by_id(&mut *tx, key_id)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: "API key",
+            id: key_id.to_owned(),
+        })?;
+    let own = key.created_by == actor.id;
+    authorize(
+        actor.role,
+        if own {
+            Action::RevokeOwnKey
+        } else {
+            Action::RevokeOthersKey
+        },
+    )?;
+    Ok(key)
+}
+
+/// The member who generated `key`, with their role as read with the key.
+fn creator_of(key: &KeyRow) -> Result<MemberSummary> {
+    let role = Role::parse(&key.creator_role).ok_or_else(|| {
+        Error::Internal(format!(
+            "unknown role {:?} in the database",
+            key.creator_role
+        ))
+    })?;
+    Ok(MemberSummary {
+        id: key.created_by.clone(),
+        name: key.creator_name.clone(),
+        role,
+    })
+}
+
 /// How an audit entry names a key: name, first 4 characters, id. Never more of the key.
 pub(crate) fn key_target(name: &str, start: &str, id: &str) -> String {
     format!("key \"{name}\" ({start}…, {id})")
 }
+
+/// How long an idle name's attempt counter is kept (1 day, far beyond the longest delay).
+const ATTEMPTS_KEPT_MS: i64 = 86_400_000;
 
 /// The wait imposed after `failed` consecutive failed sign-ins: none for the first two, then
 /// 1 s, 2 s, 4 s, … up to 5 minutes (OWASP Authentication Cheat Sheet: throttle, don't lock out).

@@ -21,9 +21,21 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 /// timeout of 5 s for writers in other processes (the CLI beside the app), and every
 /// migration applied.
 ///
+/// Safe from many processes at once (the app, the CLI, the verifier, several `keysmith init`):
+/// the database file is created and migrated while holding an exclusive lock on
+/// `keysmith.sqlite3.lock` beside it, so one process applies a migration and the others find
+/// it applied. The database is created with mode 0600 (SQLite gives its `-wal` and `-shm` the
+/// database's mode), and files left group- or world-readable by an older version are made
+/// 0600 again.
+///
 /// # Errors
-/// [`crate::Error::Storage`] or [`crate::Error::Migration`].
+/// [`crate::Error::DataDir`], [`crate::Error::Storage`], [`crate::Error::Migration`],
+/// [`crate::Error::SchemaTooNew`].
 pub async fn open(path: &Path) -> Result<SqlitePool> {
+    let owned = path.to_owned();
+    let lock = tokio::task::spawn_blocking(move || crate::data_dir::lock_and_create(&owned))
+        .await
+        .map_err(|e| crate::Error::Internal(e.to_string()))??;
     let options = SqliteConnectOptions::from_str("sqlite:")?
         .filename(path)
         .create_if_missing(true)
@@ -35,7 +47,13 @@ pub async fn open(path: &Path) -> Result<SqlitePool> {
         .max_connections(4)
         .connect_with(options)
         .await?;
-    MIGRATOR.run(&pool).await?;
+    MIGRATOR.run(&pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::VersionMissing(v) => crate::Error::SchemaTooNew(v),
+        other => crate::Error::Migration(other),
+    })?;
+    // The -wal and -shm exist now; an older version may have left them readable by others.
+    crate::data_dir::restrict_files(path)?;
+    drop(lock);
     Ok(pool)
 }
 
@@ -49,10 +67,6 @@ pub struct MemberRow {
     pub must_change_passphrase: bool,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
-    /// Failed sign-ins since the last successful one.
-    pub failed_sign_ins: i64,
-    /// No sign-in attempt is checked before this time (growing delay after failures).
-    pub next_sign_in_at: Option<i64>,
 }
 
 /// A key row joined with its creator, as lists show it.
@@ -138,7 +152,7 @@ pub async fn insert_member<'e, E: Executor<'e, Database = Sqlite>>(
     )
     .bind(&m.id)
     .bind(&m.name)
-    .bind(m.name.to_lowercase())
+    .bind(crate::validate::name_key(&m.name))
     .bind(&m.role)
     .bind(&m.passphrase_hash)
     .bind(m.must_change_passphrase)
@@ -149,17 +163,17 @@ pub async fn insert_member<'e, E: Executor<'e, Database = Sqlite>>(
 }
 
 const MEMBER_COLUMNS: &str =
-    "id, name, role, passphrase_hash, must_change_passphrase, created_at, \
-     disabled_at, failed_sign_ins, next_sign_in_at FROM members";
+    "id, name, role, passphrase_hash, must_change_passphrase, created_at, disabled_at FROM members";
 
-/// The member with this name, compared case-insensitively.
+/// The member with this name, compared as [`crate::validate::name_key`] does (trimmed, NFC,
+/// case-insensitive).
 pub async fn member_by_name<'e, E: Executor<'e, Database = Sqlite>>(
     ex: E,
     name: &str,
 ) -> Result<Option<MemberRow>> {
     Ok(
         sqlx::query_as(&format!("SELECT {MEMBER_COLUMNS} WHERE name_key = ?"))
-            .bind(name.trim().to_lowercase())
+            .bind(crate::validate::name_key(name))
             .fetch_optional(ex)
             .await?,
     )
@@ -364,17 +378,68 @@ pub async fn set_passphrase<'e, E: Executor<'e, Database = Sqlite>>(
     Ok(())
 }
 
-/// Records the sign-in throttle state of a member.
-pub async fn set_sign_in_throttle<'e, E: Executor<'e, Database = Sqlite>>(
+/// Sign-in attempts for one typed name: how many since the last success, and the earliest
+/// time the next one is checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Attempts {
+    pub failed: i64,
+    pub next_at: Option<i64>,
+}
+
+/// The attempts counted against `name_key`; zero when none are recorded.
+pub async fn attempts<'e, E: Executor<'e, Database = Sqlite>>(
     ex: E,
-    id: &str,
-    failed: i64,
-    next_at: Option<i64>,
+    name_key: &str,
+) -> Result<Attempts> {
+    Ok(
+        sqlx::query_as("SELECT failed, next_at FROM sign_in_attempts WHERE name_key = ?")
+            .bind(name_key)
+            .fetch_optional(ex)
+            .await?
+            .unwrap_or_default(),
+    )
+}
+
+/// Records the attempts counted against `name_key` at `now`.
+pub async fn set_attempts<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    name_key: &str,
+    a: Attempts,
+    now: i64,
 ) -> Result<()> {
-    sqlx::query("UPDATE members SET failed_sign_ins = ?, next_sign_in_at = ? WHERE id = ?")
-        .bind(failed)
-        .bind(next_at)
-        .bind(id)
+    sqlx::query(
+        "INSERT INTO sign_in_attempts (name_key, failed, next_at, last_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (name_key) DO UPDATE SET failed = ?2, next_at = ?3, last_at = ?4",
+    )
+    .bind(name_key)
+    .bind(a.failed)
+    .bind(a.next_at)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Forgets the attempts counted against `name_key` (after a successful sign-in).
+pub async fn clear_attempts<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    name_key: &str,
+) -> Result<()> {
+    sqlx::query("DELETE FROM sign_in_attempts WHERE name_key = ?")
+        .bind(name_key)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Forgets attempt counters idle since before `before` (their delay is long over), so
+/// guessed names do not pile up.
+pub async fn prune_attempts<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    before: i64,
+) -> Result<()> {
+    sqlx::query("DELETE FROM sign_in_attempts WHERE last_at < ?")
+        .bind(before)
         .execute(ex)
         .await?;
     Ok(())

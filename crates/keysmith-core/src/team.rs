@@ -22,15 +22,29 @@ fn unknown_member(id: &str) -> Error {
     }
 }
 
-impl Registry {
-    /// An active member by id, for an operation on them.
-    async fn target(&self, member_id: &str) -> Result<Member> {
-        match store::member_by_id(&self.pool, member_id).await? {
-            Some(row) if row.disabled_at.is_none() => member_from_row(row),
-            _ => Err(unknown_member(member_id)),
-        }
+/// An active member by id, read inside `tx`, for an operation on them.
+async fn target(tx: &mut sqlx::SqliteConnection, member_id: &str) -> Result<Member> {
+    match store::member_by_id(&mut *tx, member_id).await? {
+        Some(row) if row.disabled_at.is_none() => member_from_row(row),
+        _ => Err(unknown_member(member_id)),
     }
+}
 
+/// The member `member_id`, read inside `tx`, once `actor` may remove them.
+async fn removable(
+    tx: &mut sqlx::SqliteConnection,
+    actor: &Member,
+    member_id: &str,
+) -> Result<Member> {
+    let target = target(tx, member_id).await?;
+    if target.id == actor.id {
+        return Err(Error::InvalidTarget("You cannot remove yourself."));
+    }
+    authorize(actor.role, Action::ManageMember(target.role))?;
+    Ok(target)
+}
+
+impl Registry {
     /// Every member (removed ones last), for the Owner and Admins.
     ///
     /// # Errors
@@ -74,25 +88,23 @@ impl Registry {
         role: Role,
         initial_passphrase: &str,
     ) -> Result<Member> {
-        let actor = self.actor(actor_id).await?;
-        authorize(actor.role, Action::ManageMember(role))?;
         let name = validate::name(name, "member name")?;
         validate::new_passphrase(initial_passphrase)?;
-        if store::member_by_name(&self.pool, &name).await?.is_some() {
-            return Err(Error::DuplicateName(name));
-        }
         let row = MemberRow {
             id: uuid::Uuid::now_v7().to_string(),
             name,
             role: role.as_str().to_owned(),
-            passphrase_hash: passphrase::hash(initial_passphrase)?,
+            passphrase_hash: passphrase::hash_off_executor(initial_passphrase).await?,
             must_change_passphrase: true,
             created_at: self.clock.now_ms(),
             disabled_at: None,
-            failed_sign_ins: 0,
-            next_sign_in_at: None,
         };
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
+        let actor = self.actor_in(&mut tx, actor_id).await?;
+        authorize(actor.role, Action::ManageMember(role))?;
+        if store::member_by_name(&mut *tx, &row.name).await?.is_some() {
+            return Err(Error::DuplicateName(row.name));
+        }
         if let Err(e) = store::insert_member(&mut *tx, &row).await {
             return Err(match e {
                 Error::Storage(sqlx::Error::Database(db)) if db.is_unique_violation() => {
@@ -120,14 +132,14 @@ impl Registry {
     /// # Errors
     /// [`Error::NotPermitted`], [`Error::InvalidTarget`], [`Error::NotFound`].
     pub async fn change_role(&self, actor_id: &str, member_id: &str, role: Role) -> Result<Member> {
-        let actor = self.actor(actor_id).await?;
-        let target = self.target(member_id).await?;
+        let mut tx = self.begin_write().await?;
+        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let target = target(&mut tx, member_id).await?;
         if target.id == actor.id {
             return Err(Error::InvalidTarget("You cannot change your own role."));
         }
         authorize(actor.role, Action::ManageMember(target.role))?;
         authorize(actor.role, Action::ManageMember(role))?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         store::set_role(&mut *tx, &target.id, role.as_str()).await?;
         let detail = format!("{} → {}", target.role.as_str(), role.as_str());
         self.audit(
@@ -151,23 +163,15 @@ impl Registry {
         actor_id: &str,
         member_id: &str,
     ) -> Result<Vec<KeySummary>> {
-        let actor = self.actor(actor_id).await?;
-        let target = self.removable(&actor, member_id).await?;
+        let mut conn = self.pool.acquire().await?;
+        let actor = self.actor_in(&mut conn, actor_id).await?;
+        let target = removable(&mut conn, &actor, member_id).await?;
         let now = self.clock.now_ms();
-        store::active_keys_of(&self.pool, &target.id)
+        store::active_keys_of(&mut *conn, &target.id)
             .await?
             .into_iter()
             .map(|k| summary_from_row(k, now))
             .collect()
-    }
-
-    async fn removable(&self, actor: &Member, member_id: &str) -> Result<Member> {
-        let target = self.target(member_id).await?;
-        if target.id == actor.id {
-            return Err(Error::InvalidTarget("You cannot remove yourself."));
-        }
-        authorize(actor.role, Action::ManageMember(target.role))?;
-        Ok(target)
     }
 
     /// Removes a member: disables them and revokes every key they generated, with an audit
@@ -183,13 +187,13 @@ impl Registry {
         member_id: &str,
         confirmation: &str,
     ) -> Result<Vec<KeySummary>> {
-        let actor = self.actor(actor_id).await?;
-        let target = self.removable(&actor, member_id).await?;
+        let mut tx = self.begin_write().await?;
+        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let target = removable(&mut tx, &actor, member_id).await?;
         if confirmation != REMOVE_CONFIRMATION {
             return Err(Error::RemoveConfirmationMismatch);
         }
         let now = self.clock.now_ms();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let keys = store::active_keys_of(&mut *tx, &target.id).await?;
         for key in &keys {
             store::revoke_key(&mut *tx, &key.id, now).await?;
@@ -227,13 +231,13 @@ impl Registry {
     /// [`Error::NotPermitted`] (only the Owner), [`Error::InvalidTarget`] (yourself),
     /// [`Error::NotFound`].
     pub async fn transfer_ownership(&self, actor_id: &str, member_id: &str) -> Result<Member> {
-        let actor = self.actor(actor_id).await?;
+        let mut tx = self.begin_write().await?;
+        let actor = self.actor_in(&mut tx, actor_id).await?;
         authorize(actor.role, Action::TransferOwnership)?;
-        let target = self.target(member_id).await?;
+        let target = target(&mut tx, member_id).await?;
         if target.id == actor.id {
             return Err(Error::InvalidTarget("You already own this account."));
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         // Demote first: the schema holds exactly one Owner at every statement.
         store::set_role(&mut *tx, &actor.id, Role::Admin.as_str()).await?;
         store::set_role(&mut *tx, &target.id, Role::Owner.as_str()).await?;
@@ -262,17 +266,44 @@ impl Registry {
         let row = store::member_by_id(&self.pool, &actor.id)
             .await?
             .ok_or(Error::NotSignedIn)?;
-        if !passphrase::verify(current, &row.passphrase_hash) {
+        validate::new_passphrase(new)?;
+        let checked_hash = row.passphrase_hash.clone();
+        let (ok, phc) = {
+            let current = zeroize::Zeroizing::new(current.to_owned());
+            let new = zeroize::Zeroizing::new(new.to_owned());
+            tokio::task::spawn_blocking(move || {
+                let ok = passphrase::verify(&current, &checked_hash);
+                let same = passphrase::same_text(&current, &new);
+                let phc = if ok && !same {
+                    Some(passphrase::hash(&new))
+                } else {
+                    None
+                };
+                (ok, (same, phc))
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+        };
+        if !ok {
             return Err(Error::BadCredentials);
         }
-        validate::new_passphrase(new)?;
-        if new == current {
-            return Err(Error::InvalidPassphrase(
-                "The new passphrase must differ from the current one.".into(),
-            ));
+        let phc = match phc {
+            (true, _) | (false, None) => {
+                return Err(Error::InvalidPassphrase(
+                    "The new passphrase must differ from the current one.".into(),
+                ))
+            }
+            (false, Some(phc)) => phc?,
+        };
+        let mut tx = self.begin_write().await?;
+        let actor = self.actor_in(&mut tx, actor_id).await?;
+        // Checked against the passphrase as it is now: not one changed meanwhile.
+        let now = store::member_by_id(&mut *tx, &actor.id)
+            .await?
+            .ok_or(Error::NotSignedIn)?;
+        if now.passphrase_hash != row.passphrase_hash {
+            return Err(Error::BadCredentials);
         }
-        let phc = passphrase::hash(new)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         store::set_passphrase(&mut *tx, &actor.id, &phc, false).await?;
         self.audit(
             &mut tx,

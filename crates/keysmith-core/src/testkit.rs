@@ -75,8 +75,6 @@ pub async fn team_registry() -> (tempfile::TempDir, Registry, Team) {
                     must_change_passphrase: false,
                     created_at: 0,
                     disabled_at: None,
-                    failed_sign_ins: 0,
-                    next_sign_in_at: None,
                 },
             )
             .await

@@ -1,5 +1,7 @@
 //! Checks on what people type: key names, member names and passphrases.
 
+use unicode_normalization::UnicodeNormalization;
+
 use crate::error::{Error, Result};
 
 /// Longest key or member name, in characters (Unicode scalar values).
@@ -10,14 +12,17 @@ pub const MIN_PASSPHRASE_CHARS: usize = 10;
 /// Longest passphrase, in characters (argon2 takes any length; this bounds the work).
 pub const MAX_PASSPHRASE_CHARS: usize = 1024;
 
-/// Trims `raw` and checks it as a name: 1 to 64 characters, no control characters.
+/// Trims `raw`, puts it in Unicode Normalization Form C (so "é" typed as one code point or
+/// as "e" + combining accent is one name), and checks it as a name: 1 to 64 characters, no
+/// control characters.
 ///
 /// `what` names the field in the error ("key name", "member name").
 ///
 /// # Errors
 /// [`Error::InvalidName`] saying what is wrong.
 pub fn name(raw: &str, what: &'static str) -> Result<String> {
-    let trimmed = raw.trim();
+    let normalized: String = raw.trim().nfc().collect();
+    let trimmed = normalized.as_str();
     if trimmed.is_empty() {
         return Err(Error::InvalidName(format!("The {what} cannot be empty.")));
     }
@@ -32,15 +37,28 @@ pub fn name(raw: &str, what: &'static str) -> Result<String> {
             "The {what} cannot contain control characters such as tabs or line breaks."
         )));
     }
+    if trimmed.contains(char::REPLACEMENT_CHARACTER) {
+        return Err(Error::InvalidName(format!(
+            "The {what} contains U+FFFD (\u{FFFD}), the mark of text that could not be read: type it again."
+        )));
+    }
     Ok(trimmed.to_owned())
 }
 
-/// Checks a new passphrase's length.
+/// The form in which member names are compared and kept unique: trimmed, NFC, lowercase.
+pub fn name_key(name: &str) -> String {
+    name.trim().nfc().collect::<String>().to_lowercase()
+}
+
+/// Checks a new passphrase: 10 to 1024 characters (counted in NFC, the form it is hashed
+/// in), no control characters, and no U+FFFD (the replacement character a lossy conversion
+/// leaves where bytes were not UTF-8: two different unreadable passphrases would otherwise
+/// become the same one).
 ///
 /// # Errors
-/// [`Error::InvalidPassphrase`] when shorter than 10 or longer than 1024 characters.
+/// [`Error::InvalidPassphrase`] saying what is wrong.
 pub fn new_passphrase(p: &str) -> Result<()> {
-    let chars = p.chars().count();
+    let chars = p.nfc().count();
     if chars < MIN_PASSPHRASE_CHARS {
         return Err(Error::InvalidPassphrase(format!(
             "The passphrase must have at least {MIN_PASSPHRASE_CHARS} characters."
@@ -50,6 +68,16 @@ pub fn new_passphrase(p: &str) -> Result<()> {
         return Err(Error::InvalidPassphrase(format!(
             "The passphrase can have at most {MAX_PASSPHRASE_CHARS} characters."
         )));
+    }
+    if p.chars().any(char::is_control) {
+        return Err(Error::InvalidPassphrase(
+            "The passphrase cannot contain control characters such as tabs or line breaks.".into(),
+        ));
+    }
+    if p.contains(char::REPLACEMENT_CHARACTER) {
+        return Err(Error::InvalidPassphrase(
+            "The passphrase contains \u{FFFD}, the mark of bytes that were not valid text (UTF-8): it cannot be told apart from other unreadable text. Type it again.".into(),
+        ));
     }
     Ok(())
 }

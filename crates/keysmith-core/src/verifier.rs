@@ -5,14 +5,16 @@
 //! unknown) → the creator's *current* role → the policy's answer for (method, path).
 //!
 //! The index holds every key's digest, so a check costs one HMAC and one hash lookup. It
-//! stays exact without polling: before answering, the verifier reads SQLite's
-//! `PRAGMA data_version` on a connection of its own, which changes whenever another
-//! connection (the desktop app, the CLI) commits. On Linux it first reads its inotify queue
-//! for the database's folder (non-blocking): with no event queued nothing was written, and
-//! the SQLite look is skipped. When it changed, the keys named in the
-//! `key_changes` log since the last look are reloaded, and the members table (roles,
-//! removals) is reloaded whole. So a key revoked in the app is refused on the very next
-//! request.
+//! stays exact without polling: before answering, the verifier reads the header of the
+//! database's WAL index (the `-shm` file, 96 bytes with one `pread`). In WAL mode a commit
+//! becomes visible to readers exactly when its writer rewrites that header, before the
+//! writer's `COMMIT` returns, whatever its `synchronous` setting; so an unchanged header
+//! proves that nothing was committed since the last look. When it changed, the verifier asks
+//! SQLite's `PRAGMA data_version` on its own connection and, if that moved, reloads the keys
+//! named in the `key_changes` log since the last look and the members table (roles,
+//! removals) whole. So a key revoked by the app, the CLI or a `sqlite3` shell is refused on
+//! the very next request. Where there is no WAL index (another journal mode) every check
+//! asks `data_version`.
 //!
 //! Last use is not written per request: uses are collected in memory and written in one
 //! transaction by [`Verifier::flush_last_used`] (the HTTP service calls it every 2 s).
@@ -150,52 +152,59 @@ struct Watch {
     conn: Connection,
     data_version: i64,
     last_seq: i64,
-    /// Linux: events on the database's folder. A commit by any process writes the `-wal`
-    /// file (or, outside WAL mode, the database and its journal), which queues an event
-    /// before that write returns; so "no event queued" proves "nothing committed since the
-    /// last look", for the cost of one non-blocking read instead of a SQLite transaction.
-    #[cfg(target_os = "linux")]
-    notify: Option<Notify>,
+    /// The WAL index header as last read; `None` where there is no `-shm` to read.
+    wal_index: Option<WalIndex>,
 }
 
-#[cfg(target_os = "linux")]
-struct Notify {
-    inotify: inotify::Inotify,
-    buffer: Box<[u8; 4096]>,
+/// The database's WAL index (`<db>-shm`), read, never mapped. SQLite keeps two copies of a
+/// 48-byte header at its start (the WAL-index format of sqlite.org/walformat.html); a
+/// writer's commit rewrites both before its `COMMIT` returns, and readers take their
+/// snapshot from it, so it is the one place where "a commit became visible" can be seen.
+/// The file is shared memory for SQLite, and the page cache makes `pread` see what the
+/// writers' mappings hold. SQLite never deletes it while a connection (this verifier's)
+/// has the database open.
+struct WalIndex {
+    file: std::fs::File,
+    header: [u8; WAL_INDEX_HEADER_LEN],
 }
 
-#[cfg(target_os = "linux")]
-impl Notify {
-    /// Watches the folder holding `db` for writes, creations, deletions and renames.
-    fn watch(db: &Path) -> Option<Notify> {
-        use inotify::{Inotify, WatchMask};
-        let folder = db.parent()?;
-        let inotify = Inotify::init().ok()?;
-        inotify
-            .watches()
-            .add(
-                folder,
-                WatchMask::MODIFY
-                    | WatchMask::CREATE
-                    | WatchMask::DELETE
-                    | WatchMask::MOVED_TO
-                    | WatchMask::MOVED_FROM
-                    | WatchMask::CLOSE_WRITE,
-            )
-            .ok()?;
-        Some(Notify {
-            inotify,
-            buffer: Box::new([0; 4096]),
-        })
+/// Both copies of the WAL-index header, in bytes.
+const WAL_INDEX_HEADER_LEN: usize = 96;
+
+impl WalIndex {
+    fn open(db: &Path) -> Option<WalIndex> {
+        let mut name = db.as_os_str().to_owned();
+        name.push("-shm");
+        let file = std::fs::File::open(std::path::PathBuf::from(name)).ok()?;
+        let mut index = WalIndex {
+            file,
+            header: [0; WAL_INDEX_HEADER_LEN],
+        };
+        index.header = index.read()?;
+        Some(index)
     }
 
-    /// Whether anything may have changed since the last call: false only when the kernel
-    /// has no event queued.
+    fn read(&self) -> Option<[u8; WAL_INDEX_HEADER_LEN]> {
+        let mut buf = [0u8; WAL_INDEX_HEADER_LEN];
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(&self.file, &mut buf, 0).ok()?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(&self.file, &mut buf, 0).ok()?;
+        #[cfg(not(any(unix, windows)))]
+        let n = 0;
+        (n == WAL_INDEX_HEADER_LEN).then_some(buf)
+    }
+
+    /// Whether anything may have been committed since the last call: false only when the
+    /// header reads back byte for byte as before.
     fn changed(&mut self) -> bool {
-        match self.inotify.read_events(&mut self.buffer[..]) {
-            Ok(mut events) => events.next().is_some(),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
-            Err(_) => true,
+        match self.read() {
+            Some(now) if now == self.header => false,
+            Some(now) => {
+                self.header = now;
+                true
+            }
+            None => true,
         }
     }
 }
@@ -248,9 +257,6 @@ impl Verifier {
         policy: Option<Policy>,
         clock: Arc<dyn Clock>,
     ) -> Result<Verifier, VerifierError> {
-        // Watch first: a commit made while the index loads then shows as an event.
-        #[cfg(target_os = "linux")]
-        let notify = Notify::watch(db_path);
         let conn = open_conn(db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         let has_log: Option<i64> = conn
             .query_row(
@@ -271,12 +277,13 @@ impl Verifier {
                 return Err(VerifierError::WrongPepper);
             }
         }
+        // The connection has opened the WAL index by now. Its header is read before anything
+        // is loaded: a commit made while the index loads then shows as a change.
         let mut watch = Watch {
             conn,
             data_version: 0,
             last_seq: 0,
-            #[cfg(target_os = "linux")]
-            notify,
+            wal_index: WalIndex::open(db_path),
         };
         watch.data_version = data_version(&watch.conn)?;
         // The log position first: a change committed while the keys load is then read again.
@@ -307,14 +314,11 @@ impl Verifier {
         })
     }
 
-    /// Stops using inotify, so every check asks SQLite's `data_version` (what the verifier
-    /// does where inotify does not exist). For tests of that path.
+    /// Stops reading the WAL index header, so every check asks SQLite's `data_version` (what
+    /// the verifier does outside WAL mode). For tests of that path.
     #[doc(hidden)]
     pub fn without_change_notification(self) -> Verifier {
-        #[cfg(target_os = "linux")]
-        {
-            self.watch.lock().notify = None;
-        }
+        self.watch.lock().wal_index = None;
         self
     }
 
@@ -388,16 +392,15 @@ impl Verifier {
     }
 
     /// Brings the index up to date with every commit made so far, by any process. Every
-    /// [`Verifier::check`] calls it first; costs one non-blocking read on Linux when nothing
-    /// changed.
+    /// [`Verifier::check`] calls it first; costs one `pread` of the WAL index header when
+    /// nothing changed.
     ///
     /// # Errors
     /// [`VerifierError`] when the database cannot be read.
     pub fn catch_up(&self) -> Result<(), VerifierError> {
         let mut watch = self.watch.lock();
-        #[cfg(target_os = "linux")]
-        if let Some(notify) = watch.notify.as_mut() {
-            if !notify.changed() {
+        if let Some(index) = watch.wal_index.as_mut() {
+            if !index.changed() {
                 return Ok(());
             }
         }

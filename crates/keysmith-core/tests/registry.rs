@@ -59,8 +59,6 @@ async fn insert_member(f: &Fixture, name: &str, role: Role) -> String {
             must_change_passphrase: false,
             created_at: 0,
             disabled_at: None,
-            failed_sign_ins: 0,
-            next_sign_in_at: None,
         },
     )
     .await
@@ -325,8 +323,6 @@ async fn the_schema_holds_exactly_one_owner() {
             must_change_passphrase: false,
             created_at: 0,
             disabled_at: None,
-            failed_sign_ins: 0,
-            next_sign_in_at: None,
         },
     )
     .await

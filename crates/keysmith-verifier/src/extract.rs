@@ -19,6 +19,16 @@ pub const X_ORIGINAL_URI: &str = "x-original-uri";
 pub const X_FORWARDED_METHOD: &str = "x-forwarded-method";
 pub const X_FORWARDED_URI: &str = "x-forwarded-uri";
 
+/// Headers with which clients ask frameworks to run another method than the request's
+/// (ASP.NET, Express's method-override, Spring's HiddenHttpMethodFilter variants, Google
+/// APIs): an allowed `GET` carrying `X-HTTP-Method-Override: DELETE` would run a DELETE the
+/// policy never allowed. Their presence is refused outright (400).
+pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 /// A presented key: a slice of its header, or decoded from HTTP Basic (then zeroized on
 /// drop). Debug redacts it.
 #[derive(PartialEq, Eq)]
@@ -75,6 +85,9 @@ pub enum ExtractError {
     /// Neither `X-Original-Method`/`X-Original-URI` (nginx) nor `X-Forwarded-Method`/
     /// `X-Forwarded-Uri` (Traefik) says what request to decide on. 400.
     NoOriginalRequest,
+    /// A method-override header ([`METHOD_OVERRIDE_HEADERS`]) asks the upstream to run
+    /// another method than the one the policy is asked about. 400.
+    MethodOverride,
 }
 
 impl ExtractError {
@@ -82,7 +95,9 @@ impl ExtractError {
     pub fn http_status(self) -> u16 {
         match self {
             ExtractError::CrossOrigin => 403,
-            ExtractError::BadHeader(_) | ExtractError::NoOriginalRequest => 400,
+            ExtractError::BadHeader(_)
+            | ExtractError::NoOriginalRequest
+            | ExtractError::MethodOverride => 400,
         }
     }
 }
@@ -97,6 +112,10 @@ impl std::fmt::Display for ExtractError {
             ExtractError::NoOriginalRequest => f.write_str(
                 "the original request is missing: send X-Original-Method and X-Original-URI \
                  (nginx) or X-Forwarded-Method and X-Forwarded-Uri (Traefik)",
+            ),
+            ExtractError::MethodOverride => f.write_str(
+                "method-override headers (X-HTTP-Method-Override, X-HTTP-Method, \
+                 X-Method-Override) are refused: the policy decides on the request's own method",
             ),
         }
     }
@@ -115,6 +134,12 @@ impl std::error::Error for ExtractError {}
 pub fn extract<'a>(headers: &'a HeaderMap) -> Result<Extracted<'a>, ExtractError> {
     if headers.contains_key(header::ORIGIN) {
         return Err(ExtractError::CrossOrigin);
+    }
+    if METHOD_OVERRIDE_HEADERS
+        .iter()
+        .any(|name| headers.contains_key(*name))
+    {
+        return Err(ExtractError::MethodOverride);
     }
     let mut key: Option<PresentedKey<'a>> = None;
     let mut offer = |k: PresentedKey<'a>| -> Result<(), ExtractError> {
@@ -304,6 +329,24 @@ mod tests {
             ])),
             Err(ExtractError::BadHeader(_))
         ));
+        // Every method-override header on an otherwise good request (HTTP lowercases names).
+        for name in [
+            "x-http-method-override",
+            "x-http-method",
+            "x-method-override",
+        ] {
+            let h = headers(&[
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/a"),
+                ("x-api-key", "ksk_a"),
+                (name, "DELETE"),
+            ]);
+            assert_eq!(
+                extract(&h).unwrap_err(),
+                ExtractError::MethodOverride,
+                "{name}"
+            );
+        }
         // Another scheme carries no key: the request is then keyless.
         assert_eq!(with(&[("authorization", "Digest x")]).unwrap(), None);
         // Traefik's pair works alone.

@@ -1,0 +1,650 @@
+//! The gate holds (issue "a gate that holds"): derived keys keep their creator and limits,
+//! security counters and permission checks are atomic under concurrency, passphrases are the
+//! text the person typed, opening the store is safe from many openers at once, and the data
+//! directory is private. Each issue input is a test with its right value; each kind gets a
+//! table or many members of the kind.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use keysmith_core::policy::Policy;
+use keysmith_core::testkit::{team_registry, Person, Team, PASSPHRASE};
+use keysmith_core::verifier::{Denial, Target, Verifier};
+use keysmith_core::{store, Error, MemoryStore, Registry};
+use keysmith_types::{ErrorCode, Role, REMOVE_CONFIRMATION, REVOKE_CONFIRMATION};
+
+const POLICY: &str = r#"
+[[allow]]
+role = "owner"
+methods = ["*"]
+paths = ["/**"]
+
+[[allow]]
+role = "manager"
+methods = ["GET", "HEAD"]
+paths = ["/v1/reports", "/v1/reports/**"]
+"#;
+
+fn verifier_for(dir: &tempfile::TempDir, pepper: keysmith_core::digest::Pepper) -> Verifier {
+    Verifier::open(
+        &dir.path().join(store::DB_FILE),
+        pepper,
+        Some(Policy::parse(POLICY, "policy.toml").unwrap()),
+    )
+    .unwrap()
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, Error>) -> Result<T, ErrorCode> {
+    r.map_err(|e| e.code())
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. A rolled key keeps its creator (and name, and expiry ceiling).
+
+/// The issue's input: an Owner rolls a Manager's key. The replacement is the Manager's:
+/// it acts as a Manager (403 on DELETE /v1/orders/1), shows in the Manager's list, and is
+/// revoked with the Manager.
+#[tokio::test]
+async fn an_owner_rolling_a_managers_key_makes_a_managers_key() {
+    let (dir, registry, team) = team_registry().await;
+    let owner = team.get(Role::Owner, false).clone();
+    let manager = team.get(Role::Manager, false).clone();
+    let old = manager.key_id.clone().unwrap();
+    let new = registry.roll_key(&owner.id, &old, 3_600_000).await.unwrap();
+    assert_eq!(new.summary.created_by.id, manager.id);
+    assert_eq!(new.summary.created_by.role, Role::Manager);
+
+    let verifier = verifier_for(&dir, registry.verifier_pepper().await.unwrap());
+    let delete = Target {
+        method: "DELETE",
+        uri: "/v1/orders/1",
+    };
+    assert_eq!(
+        verifier.check(Some(new.secret.expose()), Some(delete)),
+        Err(Denial::RoleRefused {
+            key_id: new.summary.id.clone(),
+            role: Role::Manager
+        })
+    );
+    let grant = verifier
+        .check(
+            Some(new.secret.expose()),
+            Some(Target {
+                method: "GET",
+                uri: "/v1/reports/1",
+            }),
+        )
+        .unwrap();
+    assert_eq!(grant.role, Role::Manager);
+    assert_eq!(&*grant.member_id, manager.id.as_str());
+
+    let mine = registry.list_keys(&manager.id).await.unwrap();
+    assert!(
+        mine.iter().any(|k| k.id == new.summary.id),
+        "in the Manager's list"
+    );
+
+    registry
+        .remove_member(&owner.id, &manager.id, REMOVE_CONFIRMATION)
+        .await
+        .unwrap();
+    assert!(matches!(
+        verifier.check(Some(new.secret.expose()), None),
+        Err(Denial::Revoked { .. })
+    ));
+}
+
+/// The kind: whoever rolls whichever key (every permitted actor × creator pair), the
+/// replacement keeps the old key's creator, name and expiry, and acts with the creator's
+/// role; the one who rolled it gains nothing.
+#[tokio::test]
+async fn every_roll_keeps_the_creator_name_and_expiry() {
+    // (actor, creator, the creator is the second member of that role): own keys, other
+    // members' keys of every role a roller may reach.
+    let pairs = [
+        (Role::Owner, Role::Owner, false),
+        (Role::Owner, Role::Admin, false),
+        (Role::Owner, Role::Manager, false),
+        (Role::Admin, Role::Owner, false),
+        (Role::Admin, Role::Admin, false),
+        (Role::Admin, Role::Admin, true),
+        (Role::Admin, Role::Manager, false),
+        (Role::Manager, Role::Manager, false),
+    ];
+    let (_dir, registry, team) = team_registry().await;
+    for (actor_role, creator_role, second) in pairs {
+        let actor = team.get(actor_role, false);
+        let creator = team.get(creator_role, second);
+        for lifetime in [None, Some(30 * 86_400_000_i64)] {
+            let old = registry
+                .generate_key_expiring(&creator.id, "integration", lifetime)
+                .await
+                .unwrap();
+            let new = registry
+                .roll_key(&actor.id, &old.summary.id, 60_000)
+                .await
+                .unwrap();
+            let case =
+                format!("{actor_role:?} rolls {creator_role:?}'s key (lifetime {lifetime:?})");
+            assert_eq!(new.summary.created_by.id, creator.id, "{case}");
+            assert_eq!(new.summary.name, old.summary.name, "{case}");
+            assert_eq!(new.summary.expires_at, old.summary.expires_at, "{case}");
+            let verified = registry.verify(new.secret.expose()).await.unwrap();
+            assert_eq!(verified.creator.id, creator.id, "{case}");
+            assert_eq!(verified.creator.role, creator_role, "{case}");
+        }
+    }
+}
+
+/// A key whose creator can no longer generate keys is not rolled (the replacement would be
+/// a key of a role that may not have one); nothing changes.
+#[tokio::test]
+async fn a_key_of_a_demoted_creator_is_not_rolled() {
+    let (_dir, registry, team) = team_registry().await;
+    let owner = team.get(Role::Owner, false);
+    let manager = team.get(Role::Manager, false);
+    registry
+        .change_role(&owner.id, &manager.id, Role::Viewer)
+        .await
+        .unwrap();
+    let before = keysmith_core::testkit::fingerprint(registry.pool()).await;
+    assert_eq!(
+        code(
+            registry
+                .roll_key(&owner.id, manager.key_id.as_deref().unwrap(), 0)
+                .await
+        )
+        .unwrap_err(),
+        ErrorCode::NotPermitted
+    );
+    assert_eq!(
+        keysmith_core::testkit::fingerprint(registry.pool()).await,
+        before
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Security counters and checks are atomic.
+
+fn person<'a>(team: &'a Team, role: Role) -> &'a Person {
+    team.get(role, false)
+}
+
+/// The issue's input: 20 wrong sign-ins for one member in parallel. Each counts (20), and
+/// the next attempt, even with the right passphrase, is throttled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_wrong_sign_ins_each_count() {
+    let (_dir, registry, team) = team_registry().await;
+    let registry = Arc::new(registry);
+    for name in [
+        person(&team, Role::Manager).name.clone(),
+        "Nobody Here".to_owned(),
+    ] {
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let r = Arc::clone(&registry);
+                let n = name.clone();
+                tokio::spawn(async move { r.sign_in(&n, "wrong passphrase!").await.map(|_| ()) })
+            })
+            .collect();
+        for t in tasks {
+            let code = t.await.unwrap().unwrap_err().code();
+            assert!(
+                [ErrorCode::BadCredentials, ErrorCode::TooManyAttempts].contains(&code),
+                "{name}: {code:?}"
+            );
+        }
+        let key = keysmith_core::validate::name_key(&name);
+        let attempts = store::attempts(registry.pool(), &key).await.unwrap();
+        assert_eq!(attempts.failed, 20, "{name}: every attempt counted");
+        assert_eq!(
+            code(registry.sign_in(&name, PASSPHRASE).await).unwrap_err(),
+            ErrorCode::TooManyAttempts,
+            "{name}: the next attempt is throttled"
+        );
+    }
+}
+
+/// Unknown names are counted and slowed down exactly as members' names: the same answers,
+/// attempt after attempt, so the answers do not tell who is a member.
+#[tokio::test]
+async fn unknown_names_are_throttled_like_members() {
+    let (_dir, registry, team) = team_registry().await;
+    let member = person(&team, Role::Author).name.clone();
+    let answers = |name: String| {
+        let r = &registry;
+        async move {
+            let mut codes = Vec::new();
+            for _ in 0..5 {
+                codes.push(
+                    r.sign_in(&name, "wrong passphrase!")
+                        .await
+                        .unwrap_err()
+                        .code(),
+                );
+            }
+            codes
+        }
+    };
+    let known = answers(member).await;
+    let unknown = answers("Mallory".to_owned()).await;
+    assert_eq!(known, unknown);
+    assert_eq!(
+        known,
+        [
+            ErrorCode::BadCredentials,
+            ErrorCode::BadCredentials,
+            ErrorCode::BadCredentials,
+            ErrorCode::TooManyAttempts,
+            ErrorCode::TooManyAttempts
+        ]
+    );
+    // A member's successful sign-in starts their count afresh.
+    let admin = person(&team, Role::Admin).name.clone();
+    registry
+        .sign_in(&admin, "wrong passphrase!")
+        .await
+        .unwrap_err();
+    registry.sign_in(&admin, PASSPHRASE).await.unwrap();
+    let key = keysmith_core::validate::name_key(&admin);
+    assert_eq!(
+        store::attempts(registry.pool(), &key).await.unwrap().failed,
+        0
+    );
+}
+
+/// Many actors at once on the same objects: each check happens in the transaction that acts
+/// on it, so exactly one of many parallel revokes or rolls of one key wins, and a member
+/// demoted (or removed) while acting can do nothing after the demotion's commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_operations_act_once_and_on_current_permissions() {
+    let (_dir, registry, team) = team_registry().await;
+    let registry = Arc::new(registry);
+    let owner = person(&team, Role::Owner).id.clone();
+    let manager = person(&team, Role::Manager).id.clone();
+
+    // Ten revokes of one key: one wins, one audit entry.
+    let key = registry
+        .generate_key(&manager, "contested")
+        .await
+        .unwrap()
+        .summary
+        .id;
+    let results = join_all((0..10).map(|_| {
+        let (r, o, k) = (Arc::clone(&registry), owner.clone(), key.clone());
+        async move { code(r.revoke_key(&o, &k, REVOKE_CONFIRMATION).await.map(|_| ())) }
+    }))
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results
+        .iter()
+        .all(|r| r.is_ok() || *r == Err(ErrorCode::AlreadyRevoked)));
+    assert_eq!(audit_count(&registry, "key_revoked", &key).await, 1);
+
+    // Ten rolls of one key: one replacement.
+    let key = registry
+        .generate_key(&manager, "rolled")
+        .await
+        .unwrap()
+        .summary
+        .id;
+    let results = join_all((0..10).map(|_| {
+        let (r, o, k) = (Arc::clone(&registry), owner.clone(), key.clone());
+        async move { code(r.roll_key(&o, &k, 60_000).await.map(|_| ())) }
+    }))
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    let named: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE name = 'rolled'")
+        .fetch_one(registry.pool())
+        .await
+        .unwrap();
+    assert_eq!(named, 2, "the key and exactly one replacement");
+
+    // An Admin revoking others' keys while the Owner demotes them: no revoke by the Admin is
+    // recorded after the demotion.
+    let admin = person(&team, Role::Admin).id.clone();
+    let mut keys = Vec::new();
+    for i in 0..30 {
+        keys.push(
+            registry
+                .generate_key(&manager, &format!("bulk {i}"))
+                .await
+                .unwrap()
+                .summary
+                .id,
+        );
+    }
+    let revoker = {
+        let (r, a) = (Arc::clone(&registry), admin.clone());
+        tokio::spawn(async move {
+            for k in keys {
+                let _ = r.revoke_key(&a, &k, REVOKE_CONFIRMATION).await;
+            }
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    registry
+        .change_role(&owner, &admin, Role::Viewer)
+        .await
+        .unwrap();
+    revoker.await.unwrap();
+    let rows = keysmith_core::audit::all(registry.pool()).await.unwrap();
+    let demoted_at = rows
+        .iter()
+        .find(|r| r.action == "role_changed")
+        .map(|r| r.seq)
+        .unwrap();
+    assert!(
+        !rows.iter().any(|r| r.action == "key_revoked"
+            && r.actor_id.as_deref() == Some(admin.as_str())
+            && r.seq > demoted_at),
+        "a revoke was acted on with the role from before the demotion"
+    );
+
+    // A member generating keys while being removed: no active key of a removed member.
+    let other = team.get(Role::Manager, true).id.clone();
+    let generator = {
+        let (r, m) = (Arc::clone(&registry), other.clone());
+        tokio::spawn(async move {
+            for i in 0..30 {
+                let _ = r.generate_key(&m, &format!("late {i}")).await;
+            }
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    registry
+        .remove_member(&owner, &other, REMOVE_CONFIRMATION)
+        .await
+        .unwrap();
+    generator.await.unwrap();
+    let active: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_keys WHERE created_by = ? AND revoked_at IS NULL",
+    )
+    .bind(&other)
+    .fetch_one(registry.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        active, 0,
+        "a key was generated for a member after their removal"
+    );
+}
+
+async fn join_all<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+async fn audit_count(registry: &Registry, action: &str, key_id: &str) -> usize {
+    keysmith_core::audit::all(registry.pool())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.action == action && r.target.contains(key_id))
+        .count()
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Passphrases are the text the person typed.
+
+/// The issue's input: set with "é" as one code point, sign in with "e" + combining accent.
+#[tokio::test]
+async fn a_passphrase_typed_composed_or_decomposed_is_one_passphrase() {
+    let (_dir, registry, team) = team_registry().await;
+    let owner = person(&team, Role::Owner).id.clone();
+    let nfc = "pr\u{e9}f\u{e9}r\u{e9} caf\u{e9}";
+    let nfd = "pre\u{301}fe\u{301}re\u{301} cafe\u{301}";
+    let m = registry
+        .add_member(&owner, "Zo\u{e9}", Role::Manager, nfc)
+        .await
+        .unwrap();
+    assert_eq!(registry.sign_in("Zoe\u{301}", nfd).await.unwrap().id, m.id);
+    registry
+        .change_passphrase(&m.id, nfd, "nouvelle phrase \u{e0} retenir")
+        .await
+        .unwrap();
+    assert!(registry
+        .sign_in("zo\u{e9}", "nouvelle phrase a\u{300} retenir")
+        .await
+        .is_ok());
+    // Equal text is not a new passphrase, however it was composed.
+    assert_eq!(
+        code(
+            registry
+                .change_passphrase(
+                    &m.id,
+                    "nouvelle phrase \u{e0} retenir",
+                    "nouvelle phrase a\u{300} retenir"
+                )
+                .await
+        )
+        .unwrap_err(),
+        ErrorCode::InvalidPassphrase
+    );
+}
+
+/// Text that lost bytes on its way (U+FFFD, what a lossy UTF-8 conversion leaves) or holds
+/// control characters is refused as a new passphrase, and nothing is created.
+#[tokio::test]
+async fn unreadable_passphrases_are_refused() {
+    let (_dir, registry, team) = team_registry().await;
+    let owner = person(&team, Role::Owner).id.clone();
+    let before = keysmith_core::testkit::fingerprint(registry.pool()).await;
+    for bad in [
+        "\u{fffd}".repeat(10),
+        format!("good start{}", '\u{fffd}'),
+        "tab\tinside passphrase".to_owned(),
+        "line\nbreak passphrase".to_owned(),
+        "nul\0 inside passphrase".to_owned(),
+    ] {
+        assert_eq!(
+            code(registry.add_member(&owner, "Eve", Role::Viewer, &bad).await).unwrap_err(),
+            ErrorCode::InvalidPassphrase,
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        keysmith_core::testkit::fingerprint(registry.pool()).await,
+        before
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+    /// Any text made of letters that compose (base letters, combining marks, precomposed
+    /// forms): hashed in one normalisation form, it verifies in the other, and a different
+    /// text does not.
+    #[test]
+    fn canonically_equivalent_passphrases_verify(
+        picks in proptest::collection::vec(0..16usize, 10..24)
+    ) {
+        use unicode_normalization::UnicodeNormalization;
+        const PARTS: [&str; 16] = [
+            "a", "e", "o", "u", "n", " ", "\u{e9}", "\u{f1}", "\u{fc}", "\u{c5}",
+            "\u{301}", "\u{300}", "\u{308}", "\u{303}", "\u{1e09}", "\u{212b}",
+        ];
+        let text: String = picks.iter().map(|i| PARTS[*i]).collect();
+        let nfc: String = text.nfc().collect();
+        let nfd: String = text.nfd().collect();
+        let phc = keysmith_core::passphrase::hash(&nfd).unwrap();
+        proptest::prop_assert!(keysmith_core::passphrase::verify(&nfc, &phc));
+        proptest::prop_assert!(keysmith_core::passphrase::verify(&text, &phc));
+        let other = format!("{nfc}x");
+        proptest::prop_assert!(!keysmith_core::passphrase::verify(&other, &phc));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Opening the store is safe from many openers at once.
+
+async fn open_registry(dir: std::path::PathBuf) -> Result<Registry, Error> {
+    Registry::open(&dir, Arc::new(MemoryStore::new())).await
+}
+
+/// The issue's input: six first-run set-ups of one empty data directory at once. One wins;
+/// the five others say the account already exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn six_set_ups_at_once_one_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = join_all((0..6).map(|i| {
+        let d = dir.path().join("data");
+        async move {
+            let registry = open_registry(d).await?;
+            registry
+                .create_account(&format!("Owner{i}"), PASSPHRASE)
+                .await
+                .map(|_| ())
+        }
+    }))
+    .await;
+    let codes: Vec<_> = results.into_iter().map(code).collect();
+    assert_eq!(codes.iter().filter(|c| c.is_ok()).count(), 1, "{codes:?}");
+    assert_eq!(
+        codes
+            .iter()
+            .filter(|c| **c == Err(ErrorCode::AlreadyInitialized))
+            .count(),
+        5,
+        "{codes:?}"
+    );
+}
+
+/// The kind, after an upgrade: a database at every earlier schema version, opened by six
+/// openers at once (the app, the CLI, a verifier after an upgrade that adds migrations):
+/// all open it, the schema ends at the latest version, each migration applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn openers_racing_on_an_older_schema_all_succeed() {
+    let all = store::MIGRATOR.migrations.len();
+    for applied in 0..all {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        keysmith_core::data_dir::ensure(&data).unwrap();
+        {
+            let older = sqlx::migrate::Migrator {
+                migrations: std::borrow::Cow::Owned(store::MIGRATOR.migrations[..applied].to_vec()),
+                ..sqlx::migrate::Migrator::DEFAULT
+            };
+            let pool = sqlx::SqlitePool::connect_with(
+                sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(data.join(store::DB_FILE))
+                    .create_if_missing(true)
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal),
+            )
+            .await
+            .unwrap();
+            older.run(&pool).await.unwrap();
+            pool.close().await;
+        }
+        let results = join_all((0..6).map(|_| {
+            let d = data.clone();
+            async move { open_registry(d).await.map(|_| ()) }
+        }))
+        .await;
+        for r in &results {
+            assert!(r.is_ok(), "from version {applied}: {r:?}");
+        }
+        let registry = open_registry(data).await.unwrap();
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(registry.pool())
+                .await
+                .unwrap();
+        assert_eq!(versions.len(), all, "from version {applied}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Files.
+
+#[cfg(unix)]
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// The issue's input: a data directory that exists with 0755. Keysmith makes it 0700, and
+/// the database, its -wal and -shm are 0600; files an older version left 0644 are fixed.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let registry = open_registry(data.clone()).await.unwrap();
+    registry.create_account("Olive", PASSPHRASE).await.unwrap();
+    assert_eq!(mode(&data), 0o700);
+    for f in [
+        "keysmith.sqlite3",
+        "keysmith.sqlite3-wal",
+        "keysmith.sqlite3-shm",
+        "keysmith.sqlite3.lock",
+    ] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+    registry.pool().close().await;
+    for f in [
+        "keysmith.sqlite3",
+        "keysmith.sqlite3-wal",
+        "keysmith.sqlite3-shm",
+    ] {
+        let p = data.join(f);
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let registry = open_registry(data.clone()).await.unwrap();
+    assert!(registry.is_initialized().await.unwrap());
+    assert_eq!(mode(&data), 0o700);
+    for f in [
+        "keysmith.sqlite3",
+        "keysmith.sqlite3-wal",
+        "keysmith.sqlite3-shm",
+    ] {
+        assert_eq!(mode(&data.join(f)), 0o600, "{f}");
+    }
+}
+
+/// A data directory that belongs to another user is refused, not used (run as root, the
+/// test hands it to `nobody`; as another user it uses a directory root owns).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_data_directory_of_another_user_is_refused() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let me = std::fs::metadata(&data).unwrap().uid();
+    let foreign = if me == 0 {
+        let status = std::process::Command::new("chown")
+            .args(["65534", data.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        data.clone()
+    } else {
+        std::path::PathBuf::from("/")
+    };
+    let err = open_registry(foreign).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Storage);
+    assert!(err.to_string().contains("another user"), "{err}");
+}
