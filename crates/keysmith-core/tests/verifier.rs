@@ -256,7 +256,7 @@ async fn changes_by_another_connection_are_seen_on_the_next_check() {
 }
 
 #[tokio::test]
-async fn without_inotify_data_version_alone_sees_every_commit() {
+async fn without_the_wal_index_data_version_alone_sees_every_commit() {
     let mut f = fixture().await;
     f.verifier = Verifier::open(
         &f.dir.path().join(store::DB_FILE),
@@ -441,4 +441,110 @@ async fn pepper_file_is_owner_only_0600_and_round_trips() {
         ),
         Err(keysmith_core::verifier::VerifierError::WrongPepper)
     ));
+}
+
+/// How a revocation reaches the database in [`zero_staleness_for_every_writer`].
+#[derive(Debug, Clone, Copy)]
+enum Writer {
+    /// The app's and the CLI's path: the registry's sqlx pool (synchronous = NORMAL).
+    Registry,
+    /// Another program's connection with the given `synchronous` setting.
+    Rusqlite(&'static str),
+    /// A `sqlite3` shell (Debian's package), with the given `synchronous` setting.
+    Shell(&'static str),
+}
+
+/// The input: a writer committing with synchronous = FULL made the verifier miss the
+/// commit (the change was announced before it became visible). The kind: any writer, any
+/// durability setting, while checks run concurrently: once the revoking write has returned,
+/// no check allows the key, and a key inserted by any writer is allowed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_staleness_for_every_writer() {
+    let f = fixture().await;
+    let verifier = Arc::new(f.verifier);
+    let db = f.dir.path().join(store::DB_FILE);
+    let owner = f.team.get(Role::Owner, false).id.clone();
+    // A second verifier keeps checking an unrelated key all the time, so commits land while
+    // checks (and their change detection) are in flight.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (busy_key, _) = {
+        let g = f.registry.generate_key(&owner, "busy").await.unwrap();
+        (g.secret.expose().to_owned(), g.summary.id)
+    };
+    let hammer = {
+        let (v, stop, key) = (Arc::clone(&verifier), Arc::clone(&stop), busy_key.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let _ = v.check(Some(&key), None);
+                n += 1;
+            }
+            n
+        })
+    };
+    let writers = [
+        Writer::Registry,
+        Writer::Rusqlite("FULL"),
+        Writer::Rusqlite("NORMAL"),
+        Writer::Rusqlite("EXTRA"),
+        Writer::Shell("FULL"),
+        Writer::Shell("NORMAL"),
+    ];
+    let mut stale = Vec::new();
+    for writer in writers {
+        for round in 0..25 {
+            let g = f.registry.generate_key(&owner, "probe").await.unwrap();
+            let key = g.secret.expose().to_owned();
+            if verifier.check(Some(&key), None).is_err() {
+                stale.push(format!("{writer:?} round {round}: a new key was refused"));
+            }
+            let now = SystemClock.now_ms();
+            match writer {
+                Writer::Registry => {
+                    f.registry
+                        .revoke_key(&owner, &g.summary.id, "REVOKE")
+                        .await
+                        .unwrap();
+                }
+                Writer::Rusqlite(sync) => {
+                    let conn = rusqlite::Connection::open(&db).unwrap();
+                    conn.busy_timeout(std::time::Duration::from_secs(5))
+                        .unwrap();
+                    conn.execute_batch(&format!("PRAGMA synchronous = {sync};"))
+                        .unwrap();
+                    conn.execute(
+                        "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2",
+                        rusqlite::params![now, g.summary.id],
+                    )
+                    .unwrap();
+                }
+                Writer::Shell(sync) => {
+                    let out = std::process::Command::new("sqlite3")
+                        .args(["-bail", "-cmd", ".timeout 5000"])
+                        .arg(&db)
+                        .arg(format!(
+                            "PRAGMA synchronous = {sync}; UPDATE api_keys SET revoked_at = {now} WHERE id = '{}';",
+                            g.summary.id
+                        ))
+                        .output()
+                        .expect("sqlite3 (Debian package sqlite3; scripts/setup.sh installs it)");
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+            // The write has returned: the very next check refuses the key.
+            if verifier.check(Some(&key), None).is_ok() {
+                stale.push(format!(
+                    "{writer:?} round {round}: a revoked key was allowed"
+                ));
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let checks = hammer.join().unwrap();
+    assert!(checks > 100, "the concurrent checker ran ({checks} checks)");
+    assert!(stale.is_empty(), "stale answers:\n{}", stale.join("\n"));
 }
