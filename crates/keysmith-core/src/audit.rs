@@ -1,15 +1,22 @@
 //! The tamper-evident audit log: who generated, copied, revoked or removed what, and when.
 //!
-//! Each entry's `hash = SHA-256(previous hash ‖ canonical encoding of the entry)`; the first
-//! entry's previous hash is 32 zero bytes. The canonical encoding is every field in a fixed
-//! order, each as an 8-byte big-endian length followed by its UTF-8 bytes, so no two different
-//! entries encode alike. Triggers refuse UPDATE and DELETE; `prev_hash` is UNIQUE so the chain
-//! cannot fork. [`verify_chain`] names the first entry that was edited, removed or reordered.
+//! Each entry's `hash = HMAC-SHA-256(audit key, "keysmith audit v2" ‖ previous hash ‖
+//! canonical encoding of the entry)`, the audit key being a secret in the OS keyring, never
+//! in the database (see `integrity.rs`); the first entry's previous hash is 32 zero bytes.
+//! The canonical encoding is every field in a fixed order, each as an 8-byte big-endian
+//! length followed by its bytes, so no two different entries encode alike. Entries written
+//! before keyed chains (schema version 4 and older) keep their plain SHA-256 hash; the first
+//! keyed entry seals them. Triggers refuse UPDATE and DELETE; `prev_hash` is UNIQUE so the
+//! chain cannot fork. [`verify_chain`] names the first entry that was edited, removed or
+//! reordered; the keyring's anchor (checked by the registry) catches entries cut off the end.
 
+use hmac::Mac;
 use sha2::{Digest, Sha256};
 use sqlx::{Executor, Sqlite, SqliteConnection};
+use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
+use crate::integrity::{put as put_mac, AuditKey, Head};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,10 +33,13 @@ pub enum AuditAction {
     RoleChanged,
     OwnershipTransferred,
     PassphraseChanged,
+    AccountCreated,
+    RowsSealed,
+    TamperDetected,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 12] = [
+    pub const ALL: [AuditAction; 15] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::KeyGenerated,
@@ -42,6 +52,9 @@ impl AuditAction {
         AuditAction::RoleChanged,
         AuditAction::OwnershipTransferred,
         AuditAction::PassphraseChanged,
+        AuditAction::AccountCreated,
+        AuditAction::RowsSealed,
+        AuditAction::TamperDetected,
     ];
 
     /// The stored name (`key_generated`, …).
@@ -59,6 +72,9 @@ impl AuditAction {
             AuditAction::RoleChanged => "role_changed",
             AuditAction::OwnershipTransferred => "ownership_transferred",
             AuditAction::PassphraseChanged => "passphrase_changed",
+            AuditAction::AccountCreated => "account_created",
+            AuditAction::RowsSealed => "rows_sealed",
+            AuditAction::TamperDetected => "tamper_detected",
         }
     }
 
@@ -68,7 +84,8 @@ impl AuditAction {
 }
 
 /// An entry to append. `target` names what was acted on (a key or member id and name);
-/// `detail` adds context (a new role, a count). Neither ever holds key material.
+/// `detail` adds context (a new role, a count). Neither ever holds key material. `subject`
+/// and `state` name the row the action changed and its MAC afterwards.
 #[derive(Debug, Clone)]
 pub struct NewEntry<'a> {
     pub at: i64,
@@ -77,6 +94,14 @@ pub struct NewEntry<'a> {
     pub action: AuditAction,
     pub target: &'a str,
     pub detail: &'a str,
+    pub subject: Option<Subject<'a>>,
+}
+
+/// The row an entry changed (`member:<id>` or `key:<id>`) and its MAC after the change.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub row: &'a str,
+    pub state: [u8; 32],
 }
 
 /// A stored entry.
@@ -91,6 +116,9 @@ pub struct AuditRow {
     pub detail: String,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
+    pub keyed: bool,
+    pub subject: Option<String>,
+    pub state: Option<Vec<u8>>,
 }
 
 fn put(h: &mut Sha256, field: &[u8]) {
@@ -123,22 +151,70 @@ pub fn entry_hash(
     h.finalize().into()
 }
 
+/// `HMAC-SHA-256(audit key, "keysmith audit v2" ‖ prev ‖ seq ‖ at ‖ actor_id ‖ actor_name ‖
+/// action ‖ target ‖ detail ‖ subject ‖ state)`, each field after `prev` length-prefixed.
+#[allow(clippy::too_many_arguments)]
+pub fn keyed_entry_hash(
+    key: &AuditKey,
+    prev: &[u8],
+    seq: i64,
+    at: i64,
+    actor_id: Option<&str>,
+    actor_name: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+    subject: Option<&str>,
+    state: Option<&[u8]>,
+) -> [u8; 32] {
+    let mut mac = key.hmac();
+    put_mac(&mut mac, b"keysmith audit v2");
+    put_mac(&mut mac, prev);
+    put_mac(&mut mac, seq.to_string().as_bytes());
+    put_mac(&mut mac, at.to_string().as_bytes());
+    put_mac(&mut mac, actor_id.unwrap_or("").as_bytes());
+    put_mac(&mut mac, actor_name.as_bytes());
+    put_mac(&mut mac, action.as_bytes());
+    put_mac(&mut mac, target.as_bytes());
+    put_mac(&mut mac, detail.as_bytes());
+    put_mac(&mut mac, subject.unwrap_or("").as_bytes());
+    put_mac(&mut mac, state.unwrap_or(&[]));
+    mac.finalize().into_bytes().into()
+}
+
+/// The chain's last entry, or [`Head::GENESIS`] when the log is empty.
+///
+/// # Errors
+/// [`Error::Storage`]; [`Error::AuditTampered`] for a stored hash of the wrong length.
+pub async fn head<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<Head> {
+    let last: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(ex)
+            .await?;
+    match last {
+        None => Ok(Head::GENESIS),
+        Some((seq, hash)) => Ok(Head {
+            seq,
+            hash: hash
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::AuditTampered(format!("entry {seq} has a malformed hash")))?,
+        }),
+    }
+}
+
 /// Appends an entry at the end of the chain. Call it inside the transaction of the action
 /// it records (opened with `BEGIN IMMEDIATE`), so both land or neither does.
 ///
 /// # Errors
 /// [`Error::Storage`].
-pub async fn append(conn: &mut SqliteConnection, e: &NewEntry<'_>) -> Result<()> {
-    let last: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *conn)
-            .await?;
-    let (seq, prev) = match last {
-        Some((seq, hash)) => (seq + 1, hash),
-        None => (1, vec![0u8; 32]),
-    };
-    let hash = entry_hash(
-        &prev,
+pub async fn append(conn: &mut SqliteConnection, key: &AuditKey, e: &NewEntry<'_>) -> Result<Head> {
+    let last = head(&mut *conn).await?;
+    let seq = last.seq + 1;
+    let state = e.subject.map(|s| s.state);
+    let hash = keyed_entry_hash(
+        key,
+        &last.hash,
         seq,
         e.at,
         e.actor_id,
@@ -146,10 +222,12 @@ pub async fn append(conn: &mut SqliteConnection, e: &NewEntry<'_>) -> Result<()>
         e.action.as_str(),
         e.target,
         e.detail,
+        e.subject.map(|s| s.row),
+        state.as_ref().map(|s| &s[..]),
     );
     sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash, keyed, subject, state) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
     )
     .bind(seq)
     .bind(e.at)
@@ -158,18 +236,52 @@ pub async fn append(conn: &mut SqliteConnection, e: &NewEntry<'_>) -> Result<()>
     .bind(e.action.as_str())
     .bind(e.target)
     .bind(e.detail)
-    .bind(&prev)
+    .bind(&last.hash[..])
     .bind(&hash[..])
+    .bind(e.subject.map(|s| s.row))
+    .bind(state.as_ref().map(|s| &s[..]))
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(Head { seq, hash })
+}
+
+/// Whether any entry is keyed (the log was started or upgraded by a keyed Keysmith).
+pub async fn has_keyed_entries<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM audit_log WHERE keyed = 1)")
+            .fetch_one(ex)
+            .await?,
+    )
+}
+
+/// The hash of entry `seq`, if there is one.
+pub async fn hash_at<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    seq: i64,
+) -> Result<Option<[u8; 32]>> {
+    let hash: Option<Vec<u8>> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = ?")
+        .bind(seq)
+        .fetch_optional(ex)
+        .await?;
+    Ok(hash.and_then(|h| h.as_slice().try_into().ok()))
+}
+
+/// The newest entry's action and target.
+pub async fn last_action<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+) -> Result<Option<(String, String)>> {
+    Ok(
+        sqlx::query_as("SELECT action, target FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(ex)
+            .await?,
+    )
 }
 
 /// Every entry, in chain order.
 pub async fn all<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<Vec<AuditRow>> {
     Ok(sqlx::query_as(
-        "SELECT seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash \
-         FROM audit_log ORDER BY seq",
+        "SELECT seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash, \
+         keyed, subject, state FROM audit_log ORDER BY seq",
     )
     .fetch_all(ex)
     .await?)
@@ -184,6 +296,8 @@ pub enum ChainBreak {
     Broken { seq: i64, expected_seq: i64 },
     /// The entry does not follow the hash of the one before it (removed or reordered).
     Unlinked { seq: i64 },
+    /// An entry after the first keyed one is not keyed, or one before it is (rewritten).
+    Unkeyed { seq: i64 },
 }
 
 impl std::fmt::Display for ChainBreak {
@@ -198,12 +312,21 @@ impl std::fmt::Display for ChainBreak {
                 f,
                 "entry {seq} does not follow the entry before it (an entry was removed or reordered)"
             ),
+            ChainBreak::Unkeyed { seq } => write!(
+                f,
+                "entry {seq} was rewritten without the audit key"
+            ),
         }
     }
 }
 
-/// Walks the chain; `Ok(n)` with the number of intact entries, or the first break.
-pub fn verify_chain(rows: &[AuditRow]) -> std::result::Result<usize, ChainBreak> {
+/// Walks the chain; `Ok(n)` with the number of intact entries, or the first break. Entries
+/// from `keyed_from` on must be keyed and verify under `key`; earlier ones are plain SHA-256.
+pub fn verify_chain(
+    rows: &[AuditRow],
+    key: &AuditKey,
+    keyed_from: i64,
+) -> std::result::Result<usize, ChainBreak> {
     let mut prev = vec![0u8; 32];
     for (i, r) in rows.iter().enumerate() {
         let expected_seq = i as i64 + 1;
@@ -213,17 +336,36 @@ pub fn verify_chain(rows: &[AuditRow]) -> std::result::Result<usize, ChainBreak>
                 expected_seq,
             });
         }
-        let recomputed = entry_hash(
-            &r.prev_hash,
-            r.seq,
-            r.at,
-            r.actor_id.as_deref(),
-            &r.actor_name,
-            &r.action,
-            &r.target,
-            &r.detail,
-        );
-        if recomputed[..] != r.hash[..] {
+        if r.keyed != (r.seq >= keyed_from) {
+            return Err(ChainBreak::Unkeyed { seq: r.seq });
+        }
+        let recomputed = if r.keyed {
+            keyed_entry_hash(
+                key,
+                &r.prev_hash,
+                r.seq,
+                r.at,
+                r.actor_id.as_deref(),
+                &r.actor_name,
+                &r.action,
+                &r.target,
+                &r.detail,
+                r.subject.as_deref(),
+                r.state.as_deref(),
+            )
+        } else {
+            entry_hash(
+                &r.prev_hash,
+                r.seq,
+                r.at,
+                r.actor_id.as_deref(),
+                &r.actor_name,
+                &r.action,
+                &r.target,
+                &r.detail,
+            )
+        };
+        if !bool::from(recomputed[..].ct_eq(&r.hash[..])) {
             return Err(ChainBreak::Edited { seq: r.seq });
         }
         if r.prev_hash != prev {

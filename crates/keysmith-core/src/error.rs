@@ -61,6 +61,14 @@ pub enum Error {
     Keyring(#[from] SecretStoreError),
     #[error("The account's pepper is missing from the OS keyring (entry \"{entry}\" of service \"keysmith\"). Without it no key can be generated or verified; restore the keyring, or the keys of this account cannot be checked.")]
     PepperMissing { entry: String },
+    #[error("The audit log's key is missing from the OS keyring (entry \"{entry}\" of service \"keysmith\"): the log cannot be checked or extended. Restore the keyring.")]
+    AuditKeyMissing { entry: String },
+    #[error("The store was changed outside Keysmith: {what}. Keysmith will not act on it. Restore the database from a backup made with Keysmith or `sqlite3 … .backup` (see the README, \"If the store was changed outside Keysmith\").")]
+    StoreTampered {
+        /// The row concerned (`member:<id>`, `key:<id>`), when one is.
+        subject: Option<String>,
+        what: String,
+    },
     #[error("The pepper in the OS keyring does not belong to this database: the keyring entry was replaced, or the database comes from another machine. Keys of this account cannot be checked with it.")]
     WrongPepper,
     #[error("{0}")]
@@ -117,7 +125,10 @@ impl Error {
             Error::RemoveConfirmationMismatch => ErrorCode::RemoveConfirmationMismatch,
             Error::AuditTampered(_) => ErrorCode::AuditTampered,
             Error::Keyring(_) => ErrorCode::KeyringUnavailable,
-            Error::PepperMissing { .. } | Error::WrongPepper => ErrorCode::PepperMissing,
+            Error::PepperMissing { .. } | Error::WrongPepper | Error::AuditKeyMissing { .. } => {
+                ErrorCode::PepperMissing
+            }
+            Error::StoreTampered { .. } => ErrorCode::StoreTampered,
             Error::Storage(_)
             | Error::Migration(_)
             | Error::SchemaTooNew(_)

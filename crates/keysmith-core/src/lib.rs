@@ -7,6 +7,7 @@ pub mod clock;
 pub mod data_dir;
 pub mod digest;
 pub mod error;
+pub mod integrity;
 pub mod key;
 pub mod passphrase;
 pub mod permissions;
@@ -19,6 +20,7 @@ mod team;
 pub mod testkit;
 pub mod validate;
 pub mod verifier;
+mod write;
 
 pub use error::{Error, Result};
 pub use key::ApiKeySecret;

@@ -10,14 +10,18 @@ use keysmith_types::{KeyStatus, KeySummary, MemberSummary, Role, REVOKE_CONFIRMA
 use sqlx::SqlitePool;
 use tokio::sync::OnceCell;
 
-use crate::audit::{self, AuditAction};
+use crate::audit::{self, AuditAction, Subject};
 use crate::clock::{Clock, SystemClock};
 use crate::digest::Pepper;
 use crate::error::{Error, Result};
+use crate::integrity::{Anchor, AuditKey, KeyFields, MemberFields, RowKey};
 use crate::key::ApiKeySecret;
 use crate::permissions::{authorize, permits, Action};
 use crate::secret_store::SecretStore;
 use crate::store::{self, KeyRow, MemberRow};
+use crate::write::{
+    anchor_entry, audit_key_entry, key_subject, member_subject, pepper_entry, Keys, WriteTx,
+};
 use crate::{data_dir, passphrase, validate};
 
 /// A member, as the core sees them at the moment of a call.
@@ -60,7 +64,7 @@ pub struct Registry {
     pub(crate) pool: SqlitePool,
     secrets: Arc<dyn SecretStore>,
     pub(crate) clock: Arc<dyn Clock>,
-    pepper: OnceCell<Pepper>,
+    pub(crate) keys: OnceCell<Keys>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -122,10 +126,6 @@ pub(crate) fn summary_from_row(row: KeyRow, now: i64) -> Result<KeySummary> {
     })
 }
 
-fn pepper_entry(account_id: &str) -> String {
-    format!("pepper/{account_id}")
-}
-
 impl Registry {
     /// Opens the registry in `dir` (created 0700 if missing) with the system clock.
     ///
@@ -147,7 +147,7 @@ impl Registry {
             pool,
             secrets,
             clock,
-            pepper: OnceCell::new(),
+            keys: OnceCell::new(),
         }
     }
 
@@ -161,10 +161,11 @@ impl Registry {
         Ok(store::account_id(&self.pool).await?.is_some())
     }
 
-    /// First run: creates the account, its pepper in the OS keyring, and its Owner.
+    /// First run: creates the account, its pepper and audit key in the OS keyring, and its
+    /// Owner, and starts the keyed audit chain with "account_created".
     ///
-    /// The pepper is written first; if the database then refuses, the keyring entry is
-    /// removed again, so a failed set-up leaves nothing behind.
+    /// The secrets are written first; if the database then refuses (another set-up won),
+    /// the keyring entries are removed again, so a failed set-up leaves nothing behind.
     ///
     /// # Errors
     /// [`Error::AlreadyInitialized`], [`Error::InvalidName`], [`Error::InvalidPassphrase`],
@@ -177,37 +178,82 @@ impl Registry {
         }
         let now = self.clock.now_ms();
         let account_id = uuid::Uuid::now_v7().to_string();
-        let owner = MemberRow {
+        let pepper = Pepper::generate()?;
+        let rows = RowKey::derive(&pepper);
+        let audit_key = AuditKey::generate()?;
+        let mut owner = MemberRow {
             id: uuid::Uuid::now_v7().to_string(),
+            name_key: validate::name_key(&name),
             name,
             role: Role::Owner.as_str().to_owned(),
             passphrase_hash: passphrase::hash_off_executor(pass).await?,
             must_change_passphrase: false,
             created_at: now,
             disabled_at: None,
+            mac: None,
         };
-        let pepper = Pepper::generate()?;
+        let owner_mac = rows.member_mac(MemberFields::from(&owner));
+        owner.mac = Some(owner_mac.to_vec());
         let check = pepper.check_value();
-        let entry = pepper_entry(&account_id);
-        self.keyring(move |s| s.set(&entry, pepper.as_bytes()))
-            .await?;
+        for (entry, secret) in [
+            (pepper_entry(&account_id), pepper.as_bytes().to_vec()),
+            (audit_key_entry(&account_id), audit_key.as_bytes().to_vec()),
+        ] {
+            let secret = zeroize::Zeroizing::new(secret);
+            self.keyring(move |s| s.set(&entry, &secret)).await?;
+        }
 
         let written = async {
-            let mut tx = self.begin_write().await?;
+            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
             if store::account_id(&mut *tx).await?.is_some() {
                 return Err(Error::AlreadyInitialized);
             }
             store::insert_account(&mut *tx, &account_id, now).await?;
             store::set_pepper_check(&mut *tx, &check).await?;
             store::insert_member(&mut *tx, &owner).await?;
+            let start = audit::head(&mut *tx).await?;
+            let subject = member_subject(&owner.id);
+            let end = audit::append(
+                &mut tx,
+                &audit_key,
+                &audit::NewEntry {
+                    at: now,
+                    actor_id: Some(&owner.id),
+                    actor_name: &owner.name,
+                    action: AuditAction::AccountCreated,
+                    target: &owner.name,
+                    detail: "owner",
+                    subject: Some(Subject {
+                        row: &subject,
+                        state: owner_mac,
+                    }),
+                },
+            )
+            .await?;
+            let keyed_from = start.seq + 1;
+            self.write_anchor(
+                &account_id,
+                Anchor {
+                    keyed_from,
+                    head: start,
+                    pending: Some(end),
+                },
+            )
+            .await?;
             tx.commit().await?;
+            self.settle_anchor(&account_id, keyed_from, end).await;
             Ok::<_, Error>(())
         }
         .await;
         if let Err(e) = written {
-            let entry = pepper_entry(&account_id);
-            if let Err(cleanup) = self.keyring(move |s| s.delete(&entry)).await {
-                tracing::warn!(error = %cleanup, "could not remove the pepper of a failed set-up");
+            for entry in [
+                pepper_entry(&account_id),
+                audit_key_entry(&account_id),
+                anchor_entry(&account_id),
+            ] {
+                if let Err(cleanup) = self.keyring(move |s| s.delete(&entry)).await {
+                    tracing::warn!(error = %cleanup, "could not remove a secret of a failed set-up");
+                }
             }
             return Err(match e {
                 Error::Storage(sqlx::Error::Database(db)) if db.is_unique_violation() => {
@@ -236,24 +282,35 @@ impl Registry {
         }
         let name_key = validate::name_key(name);
         let now = self.clock.now_ms();
+        self.noting_tamper(self.sign_in_checked(name, &name_key, pass, now))
+            .await
+    }
+
+    async fn sign_in_checked(
+        &self,
+        name: &str,
+        name_key: &str,
+        pass: &str,
+        now: i64,
+    ) -> Result<Member> {
         let (attempt, row) = {
             let mut tx = self.begin_write().await?;
             store::prune_attempts(&mut *tx, now - ATTEMPTS_KEPT_MS).await?;
-            let mut attempts = store::attempts(&mut *tx, &name_key).await?;
+            let mut attempts = store::attempts(&mut *tx, name_key).await?;
             attempts.failed += 1;
             if let Some(next) = attempts.next_at.filter(|next| *next > now) {
-                store::set_attempts(&mut *tx, &name_key, attempts, now).await?;
-                tx.commit().await?;
+                store::set_attempts(&mut *tx, name_key, attempts, now).await?;
+                self.commit(tx).await?;
                 return Err(Error::TooManyAttempts {
                     retry_after_secs: (next - now + 999) / 1000,
                 });
             }
             attempts.next_at = sign_in_delay_ms(attempts.failed).map(|d| now + d);
-            store::set_attempts(&mut *tx, &name_key, attempts, now).await?;
+            store::set_attempts(&mut *tx, name_key, attempts, now).await?;
             let row = store::member_by_name(&mut *tx, name)
                 .await?
                 .filter(|r| r.disabled_at.is_none());
-            tx.commit().await?;
+            self.commit(tx).await?;
             (attempts.failed, row)
         };
         let hash = row
@@ -274,7 +331,8 @@ impl Registry {
         };
         let outcome = match current {
             Some(r) if ok => {
-                store::clear_attempts(&mut *tx, &name_key).await?;
+                let r = self.checked_member(r).await?;
+                store::clear_attempts(&mut *tx, name_key).await?;
                 let member = member_from_row(r)?;
                 self.audit(
                     &mut tx,
@@ -282,6 +340,7 @@ impl Registry {
                     AuditAction::SignIn,
                     &member.name,
                     "",
+                    None,
                 )
                 .await?;
                 tracing::info!(member = %member.id, "signed in");
@@ -297,53 +356,22 @@ impl Registry {
                     Some(r) => (Some(r.id.as_str()), r.name.as_str()),
                     None => (None, typed.as_str()),
                 };
-                audit::append(
+                self.audit_as(
                     &mut tx,
-                    &audit::NewEntry {
-                        at: now,
-                        actor_id,
-                        actor_name,
-                        action: AuditAction::SignInFailed,
-                        target: actor_name,
-                        detail: &detail,
-                    },
+                    actor_id,
+                    actor_name,
+                    AuditAction::SignInFailed,
+                    actor_name,
+                    &detail,
+                    None,
                 )
                 .await?;
                 tracing::info!(member = actor_id.unwrap_or("-"), attempt, "failed sign-in");
                 Err(Error::BadCredentials)
             }
         };
-        tx.commit().await?;
+        self.commit(tx).await?;
         outcome
-    }
-
-    /// Opens a write transaction (`BEGIN IMMEDIATE`): from here to its commit no other writer
-    /// commits, so what it reads (the actor's role, the key's status) is what it acts on.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
-    /// Appends an audit entry for `actor` inside `tx`.
-    pub(crate) async fn audit(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        actor: Option<&Member>,
-        action: AuditAction,
-        target: &str,
-        detail: &str,
-    ) -> Result<()> {
-        audit::append(
-            tx,
-            &audit::NewEntry {
-                at: self.clock.now_ms(),
-                actor_id: actor.map(|a| a.id.as_str()),
-                actor_name: actor.map_or("", |a| a.name.as_str()),
-                action,
-                target,
-                detail,
-            },
-        )
-        .await
     }
 
     /// The member with this id as they are now; a removed member is no longer signed in.
@@ -351,8 +379,11 @@ impl Registry {
     /// # Errors
     /// [`Error::NotSignedIn`] for an unknown or disabled member.
     pub async fn actor(&self, member_id: &str) -> Result<Member> {
+        self.keys().await?;
         match store::member_by_id(&self.pool, member_id).await? {
-            Some(row) if row.disabled_at.is_none() => member_from_row(row),
+            Some(row) if row.disabled_at.is_none() => {
+                member_from_row(self.checked_member(row).await?)
+            }
             _ => Err(Error::NotSignedIn),
         }
     }
@@ -369,7 +400,9 @@ impl Registry {
         member_id: &str,
     ) -> Result<Member> {
         match store::member_by_id(&mut *tx, member_id).await? {
-            Some(row) if row.disabled_at.is_none() => member_from_row(row),
+            Some(row) if row.disabled_at.is_none() => {
+                member_from_row(self.checked_member(row).await?)
+            }
             _ => Err(Error::NotSignedIn),
         }
     }
@@ -412,28 +445,41 @@ impl Registry {
         if let Some(ms) = expires_in_ms {
             validate::lifetime_ms(ms)?;
         }
-        // The keyring is read before the write lock is taken: it may prompt or be slow.
-        let pepper = self.pepper().await?;
+        self.noting_tamper(self.generate_checked(actor_id, &name, expires_in_ms))
+            .await
+    }
+
+    async fn generate_checked(
+        &self,
+        actor_id: &str,
+        name: &str,
+        expires_in_ms: Option<i64>,
+    ) -> Result<Generated> {
         let mut tx = self.begin_write().await?;
         let actor = self.actor_in(&mut tx, actor_id).await?;
         authorize(actor.role, Action::GenerateOwnKey)?;
         let now = self.clock.now_ms();
         let expires_at = expires_in_ms.map(|ms| now + ms);
-        let generated =
-            insert_new_key(&mut tx, pepper, &actor.summary(), &name, expires_at, now).await?;
-        let target = key_target(&name, &generated.summary.start, &generated.summary.id);
+        let (generated, mac) =
+            insert_new_key(&mut tx, &actor.summary(), name, expires_at, now).await?;
+        let target = key_target(name, &generated.summary.start, &generated.summary.id);
         let detail = expires_at
             .map(|at| format!("expires {} UTC", crate::clock::format_utc(at)))
             .unwrap_or_default();
+        let subject = key_subject(&generated.summary.id);
         self.audit(
             &mut tx,
             Some(&actor),
             AuditAction::KeyGenerated,
             &target,
             &detail,
+            Some(Subject {
+                row: &subject,
+                state: mac,
+            }),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         tracing::info!(key = %generated.summary.id, member = %actor.id, "API key generated");
         Ok(generated)
     }
@@ -456,12 +502,20 @@ impl Registry {
     /// [`Error::AlreadyReplaced`].
     pub async fn roll_key(&self, actor_id: &str, key_id: &str, grace_ms: i64) -> Result<Generated> {
         validate::grace_ms(grace_ms)?;
-        let pepper = self.pepper().await?;
+        self.noting_tamper(self.roll_checked(actor_id, key_id, grace_ms))
+            .await
+    }
+
+    async fn roll_checked(&self, actor_id: &str, key_id: &str, grace_ms: i64) -> Result<Generated> {
         let mut tx = self.begin_write().await?;
         let actor = self.actor_in(&mut tx, actor_id).await?;
-        let key = revocable_key(&mut tx, &actor, key_id).await?;
+        let key = self.revocable_key(&mut tx, &actor, key_id).await?;
+        let key = self.checked_key(key).await?;
         authorize(actor.role, Action::GenerateOwnKey)?;
-        let creator = creator_of(&key)?;
+        let creator_row = store::member_by_id(&mut *tx, &key.created_by)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("key {} has no creator", key.id)))?;
+        let creator = member_from_row(self.checked_member(creator_row).await?)?.summary();
         if !permits(creator.role, Action::GenerateOwnKey) {
             return Err(Error::NotPermitted(
                 "the key's creator is now a role that cannot generate API keys; revoke it instead",
@@ -472,15 +526,16 @@ impl Registry {
             return Err(Error::AlreadyReplaced);
         }
         match key_status(key.revoked_at, key.creator_disabled_at, key.expires_at, now) {
-            KeyStatus::Revoked => return Err(Error::AlreadyRevoked),
+            KeyStatus::Revoked | KeyStatus::Tampered => return Err(Error::AlreadyRevoked),
             KeyStatus::Expired => return Err(Error::KeyExpired),
             KeyStatus::Active => {}
         }
-        let generated =
-            insert_new_key(&mut tx, pepper, &creator, &key.name, key.expires_at, now).await?;
+        let (generated, new_mac) =
+            insert_new_key(&mut tx, &creator, &key.name, key.expires_at, now).await?;
         if !store::mark_rolled(&mut *tx, &key.id, &generated.summary.id, now + grace_ms).await? {
             return Err(Error::AlreadyReplaced);
         }
+        let old_mac = self.reseal_key(&mut tx, &key.id).await?;
         let old_until = key
             .expires_at
             .map_or(now + grace_ms, |at| at.min(now + grace_ms));
@@ -492,15 +547,34 @@ impl Registry {
             creator.name,
             crate::clock::format_utc(old_until)
         );
+        let new_subject = key_subject(&generated.summary.id);
+        let new_target = key_target(&key.name, &generated.summary.start, &generated.summary.id);
+        self.audit(
+            &mut tx,
+            Some(&actor),
+            AuditAction::KeyGenerated,
+            &new_target,
+            &format!("replacement of {}… for {}", key.start, creator.name),
+            Some(Subject {
+                row: &new_subject,
+                state: new_mac,
+            }),
+        )
+        .await?;
+        let old_subject = key_subject(&key.id);
         self.audit(
             &mut tx,
             Some(&actor),
             AuditAction::KeyRolled,
             &target,
             &detail,
+            Some(Subject {
+                row: &old_subject,
+                state: old_mac,
+            }),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         tracing::info!(key = %key.id, replacement = %generated.summary.id, member = %actor.id, "API key rolled");
         Ok(generated)
     }
@@ -520,9 +594,16 @@ impl Registry {
                 id: key_id.to_owned(),
             })?;
         let target = key_target(&key.name, &key.start, &key.id);
-        self.audit(&mut tx, Some(&actor), AuditAction::KeyCopied, &target, "")
-            .await?;
-        tx.commit().await?;
+        self.audit(
+            &mut tx,
+            Some(&actor),
+            AuditAction::KeyCopied,
+            &target,
+            "",
+            None,
+        )
+        .await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -540,7 +621,16 @@ impl Registry {
             store::list_keys(&self.pool, Some(&actor.id)).await?
         };
         let now = self.clock.now_ms();
-        rows.into_iter().map(|r| summary_from_row(r, now)).collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let sealed = self.key_sealed(&r).await?;
+            let mut summary = summary_from_row(r, now)?;
+            if !sealed {
+                summary.status = KeyStatus::Tampered;
+            }
+            out.push(summary);
+        }
+        Ok(out)
     }
 
     /// Revokes a key, irreversibly. `confirmation` must be exactly `REVOKE` (the article's
@@ -555,9 +645,21 @@ impl Registry {
         key_id: &str,
         confirmation: &str,
     ) -> Result<KeySummary> {
+        self.noting_tamper(self.revoke_checked(actor_id, key_id, confirmation))
+            .await
+    }
+
+    async fn revoke_checked(
+        &self,
+        actor_id: &str,
+        key_id: &str,
+        confirmation: &str,
+    ) -> Result<KeySummary> {
         let mut tx = self.begin_write().await?;
         let actor = self.actor_in(&mut tx, actor_id).await?;
-        let mut key = revocable_key(&mut tx, &actor, key_id).await?;
+        // A key whose row was changed outside Keysmith may still be revoked: revoking only
+        // ever takes access away, and seals the row as revoked.
+        let mut key = self.revocable_key(&mut tx, &actor, key_id).await?;
         if confirmation != REVOKE_CONFIRMATION {
             return Err(Error::ConfirmationMismatch);
         }
@@ -568,17 +670,23 @@ impl Registry {
         if !store::revoke_key(&mut *tx, key_id, now).await? {
             return Err(Error::AlreadyRevoked);
         }
+        let mac = self.reseal_key(&mut tx, key_id).await?;
         let target = key_target(&key.name, &key.start, &key.id);
         let detail = format!("key of {}", key.creator_name);
+        let subject = key_subject(&key.id);
         self.audit(
             &mut tx,
             Some(&actor),
             AuditAction::KeyRevoked,
             &target,
             &detail,
+            Some(Subject {
+                row: &subject,
+                state: mac,
+            }),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         tracing::info!(key = %key_id, member = %actor.id, "API key revoked");
         key.revoked_at = Some(now);
         summary_from_row(key, now)
@@ -592,6 +700,10 @@ impl Registry {
     /// [`Error::KeyRevoked`] (also for keys of removed members), [`Error::PepperMissing`].
     pub async fn verify(&self, presented: &str) -> Result<Verified> {
         let key = ApiKeySecret::parse(presented)?;
+        self.noting_tamper(self.verify_checked(key)).await
+    }
+
+    async fn verify_checked(&self, key: ApiKeySecret) -> Result<Verified> {
         let pepper = self.pepper().await?;
         let digest = pepper.digest(&key);
         drop(key);
@@ -601,10 +713,15 @@ impl Registry {
                 crate::digest::KeyDigest::from_slice(&m.digest).is_some_and(|d| d == digest)
             })
             .ok_or(Error::UnknownKey)?;
-        let row = found.key;
+        let row = self.checked_key(found).await?;
+        // The creator's row decides what the key may do: it must carry the seal too.
+        let creator = store::member_by_id(&self.pool, &row.created_by)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("key {} has no creator", row.id)))?;
+        self.checked_member(creator).await?;
         let now = self.clock.now_ms();
         match key_status(row.revoked_at, row.creator_disabled_at, row.expires_at, now) {
-            KeyStatus::Revoked => return Err(Error::KeyRevoked),
+            KeyStatus::Revoked | KeyStatus::Tampered => return Err(Error::KeyRevoked),
             KeyStatus::Expired => return Err(Error::KeyExpired),
             KeyStatus::Active => {}
         }
@@ -626,6 +743,10 @@ impl Registry {
     /// [`Error::NotSignedIn`], [`Error::NotPermitted`], [`Error::PepperMissing`],
     /// [`Error::PepperFile`] (the file exists or cannot be written).
     pub async fn export_pepper(&self, actor_id: &str, to: &Path) -> Result<()> {
+        self.noting_tamper(self.export_checked(actor_id, to)).await
+    }
+
+    async fn export_checked(&self, actor_id: &str, to: &Path) -> Result<()> {
         let pepper = self.pepper().await?;
         let mut tx = self.begin_write().await?;
         let actor = self.actor_in(&mut tx, actor_id).await?;
@@ -636,13 +757,14 @@ impl Registry {
             AuditAction::PepperExported,
             &format!("file {}", to.display()),
             "",
+            None,
         )
         .await?;
         pepper.write_file(to)?;
-        if let Err(e) = tx.commit().await {
+        if let Err(e) = self.commit(tx).await {
             // Unaudited, the export did not happen.
             let _ = std::fs::remove_file(to);
-            return Err(e.into());
+            return Err(e);
         }
         tracing::info!(member = %actor.id, "pepper exported");
         Ok(())
@@ -658,38 +780,33 @@ impl Registry {
 
     /// The account's pepper, read from the OS keyring once and then kept in memory.
     async fn pepper(&self) -> Result<&Pepper> {
-        self.pepper
-            .get_or_try_init(|| async {
-                let account_id = store::account_id(&self.pool)
-                    .await?
-                    .ok_or(Error::NotInitialized)?;
-                let entry = pepper_entry(&account_id);
-                let lookup = entry.clone();
-                let bytes = self.keyring(move |s| s.get(&lookup)).await?;
-                let bytes = bytes.ok_or_else(|| Error::PepperMissing {
-                    entry: entry.clone(),
-                })?;
-                let pepper = Pepper::from_bytes(&bytes).ok_or(Error::PepperMissing { entry })?;
-                let check = pepper.check_value();
-                match store::pepper_check(&self.pool).await? {
-                    // Accounts made before the check value existed get it now.
-                    None => store::set_pepper_check(&self.pool, &check).await?,
-                    Some(recorded) => {
-                        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-                            recorded.as_slice(),
-                            &check[..],
-                        )) {
-                            return Err(Error::WrongPepper);
-                        }
-                    }
-                }
-                Ok::<_, Error>(pepper)
-            })
-            .await
+        Ok(&self.keys().await?.pepper)
+    }
+
+    /// Appends an audit entry for `actor` inside `tx` (see [`Registry::audit_as`]).
+    pub(crate) async fn audit(
+        &self,
+        tx: &mut WriteTx<'_>,
+        actor: Option<&Member>,
+        action: AuditAction,
+        target: &str,
+        detail: &str,
+        subject: Option<Subject<'_>>,
+    ) -> Result<()> {
+        self.audit_as(
+            tx,
+            actor.map(|a| a.id.as_str()),
+            actor.map_or("", |a| a.name.as_str()),
+            action,
+            target,
+            detail,
+            subject,
+        )
+        .await
     }
 
     /// Runs a blocking keyring call off the async executor.
-    async fn keyring<T, F>(&self, f: F) -> Result<T>
+    pub(crate) async fn keyring<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&dyn SecretStore) -> Result<T, crate::secret_store::SecretStoreError>
@@ -704,21 +821,30 @@ impl Registry {
     }
 }
 
-/// Draws a key for `creator`, stores its digest inside `tx`, and returns it with its summary.
+/// Draws a key for `creator`, stores its digest and row MAC inside `tx`, and returns it with
+/// its summary and MAC.
 async fn insert_new_key(
-    tx: &mut sqlx::SqliteConnection,
-    pepper: &Pepper,
+    tx: &mut WriteTx<'_>,
     creator: &MemberSummary,
     name: &str,
     expires_at: Option<i64>,
     now: i64,
-) -> Result<Generated> {
+) -> Result<(Generated, [u8; 32])> {
     let secret = ApiKeySecret::generate()?;
-    let digest = pepper.digest(&secret);
+    let digest = tx.keys().pepper.digest(&secret);
     let id = uuid::Uuid::now_v7().to_string();
     let start = secret.start();
+    let mac = tx.keys().rows.key_mac(KeyFields {
+        id: &id,
+        digest: digest.as_bytes(),
+        created_by: &creator.id,
+        created_at: now,
+        revoked_at: None,
+        expires_at,
+        replaced_by: None,
+    });
     store::insert_key(
-        &mut *tx,
+        &mut **tx,
         &store::NewKey {
             id: &id,
             name,
@@ -727,67 +853,76 @@ async fn insert_new_key(
             created_at: now,
             created_by: &creator.id,
             expires_at,
+            mac: &mac,
         },
     )
     .await?;
-    Ok(Generated {
-        summary: KeySummary {
-            id,
-            name: name.to_owned(),
-            start,
-            created_at: now,
-            created_by: creator.clone(),
-            last_used_at: None,
-            revoked_at: None,
-            expires_at,
-            replaced_by: None,
-            status: KeyStatus::Active,
+    Ok((
+        Generated {
+            summary: KeySummary {
+                id,
+                name: name.to_owned(),
+                start,
+                created_at: now,
+                created_by: creator.clone(),
+                last_used_at: None,
+                revoked_at: None,
+                expires_at,
+                replaced_by: None,
+                status: KeyStatus::Active,
+            },
+            secret,
         },
-        secret,
-    })
+        mac,
+    ))
 }
 
-/// The key `key_id` read inside `tx`, once `actor` is allowed to revoke it (their own, or
-/// anyone's for the Owner and Admins). Revoking and rolling both start here.
-///
-/// # Errors
-/// [`Error::NotFound`], [`Error::NotPermitted`].
-async fn revocable_key(
-    tx: &mut sqlx::SqliteConnection,
-    actor: &Member,
-    key_id: &str,
-) -> Result<KeyRow> {
-    let key = store::key_by_id(&mut *tx, key_id)
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            what: "API key",
-            id: key_id.to_owned(),
-        })?;
-    let own = key.created_by == actor.id;
-    authorize(
-        actor.role,
-        if own {
-            Action::RevokeOwnKey
-        } else {
-            Action::RevokeOthersKey
-        },
-    )?;
-    Ok(key)
-}
+impl Registry {
+    /// The key `key_id` read inside `tx`, once `actor` is allowed to revoke it (their own,
+    /// or anyone's for the Owner and Admins). Revoking and rolling both start here.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::NotPermitted`].
+    async fn revocable_key(
+        &self,
+        tx: &mut WriteTx<'_>,
+        actor: &Member,
+        key_id: &str,
+    ) -> Result<KeyRow> {
+        let key = store::key_by_id(&mut **tx, key_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "API key",
+                id: key_id.to_owned(),
+            })?;
+        let own = key.created_by == actor.id;
+        authorize(
+            actor.role,
+            if own {
+                Action::RevokeOwnKey
+            } else {
+                Action::RevokeOthersKey
+            },
+        )?;
+        Ok(key)
+    }
 
-/// The member who generated `key`, with their role as read with the key.
-fn creator_of(key: &KeyRow) -> Result<MemberSummary> {
-    let role = Role::parse(&key.creator_role).ok_or_else(|| {
-        Error::Internal(format!(
-            "unknown role {:?} in the database",
-            key.creator_role
-        ))
-    })?;
-    Ok(MemberSummary {
-        id: key.created_by.clone(),
-        name: key.creator_name.clone(),
-        role,
-    })
+    /// Appends an audit entry with the actor given by id and name (a failed sign-in names
+    /// the member whose name was typed).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn audit_as(
+        &self,
+        tx: &mut WriteTx<'_>,
+        actor_id: Option<&str>,
+        actor_name: &str,
+        action: AuditAction,
+        target: &str,
+        detail: &str,
+        subject: Option<Subject<'_>>,
+    ) -> Result<()> {
+        self.append_entry(tx, actor_id, actor_name, action, target, detail, subject)
+            .await
+    }
 }
 
 /// How an audit entry names a key: name, first 4 characters, id. Never more of the key.

@@ -62,11 +62,15 @@ pub async fn open(path: &Path) -> Result<SqlitePool> {
 pub struct MemberRow {
     pub id: String,
     pub name: String,
+    /// The name as compared (`validate::name_key`): unique.
+    pub name_key: String,
     pub role: String,
     pub passphrase_hash: String,
     pub must_change_passphrase: bool,
     pub created_at: i64,
     pub disabled_at: Option<i64>,
+    /// The row's MAC (`integrity::RowKey::member_mac`); `None` before it was sealed.
+    pub mac: Option<Vec<u8>>,
 }
 
 /// A key row joined with its creator, as lists show it.
@@ -75,6 +79,8 @@ pub struct KeyRow {
     pub id: String,
     pub name: String,
     pub start: String,
+    /// HMAC-SHA-256(pepper, key): the key's stored form.
+    pub digest: Vec<u8>,
     pub created_at: i64,
     pub created_by: String,
     pub creator_name: String,
@@ -84,19 +90,13 @@ pub struct KeyRow {
     pub revoked_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub replaced_by: Option<String>,
+    /// The row's MAC (`integrity::RowKey::key_mac`); `None` before it was sealed.
+    pub mac: Option<Vec<u8>>,
 }
 
-/// A key row found by digest, for verification.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DigestMatch {
-    pub digest: Vec<u8>,
-    #[sqlx(flatten)]
-    pub key: KeyRow,
-}
-
-const KEY_COLUMNS: &str = "k.id, k.name, k.start, k.created_at, k.created_by, \
+const KEY_COLUMNS: &str = "k.id, k.name, k.start, k.digest, k.created_at, k.created_by, \
      m.name AS creator_name, m.role AS creator_role, m.disabled_at AS creator_disabled_at, \
-     k.last_used_at, k.revoked_at, k.expires_at, k.replaced_by \
+     k.last_used_at, k.revoked_at, k.expires_at, k.replaced_by, k.mac \
      FROM api_keys k JOIN members m ON m.id = k.created_by";
 
 /// The account's id, if first-run set-up was done.
@@ -147,23 +147,25 @@ pub async fn insert_member<'e, E: Executor<'e, Database = Sqlite>>(
     m: &MemberRow,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO members (id, name, name_key, role, passphrase_hash, must_change_passphrase, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO members (id, name, name_key, role, passphrase_hash, must_change_passphrase, created_at, mac) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&m.id)
     .bind(&m.name)
-    .bind(crate::validate::name_key(&m.name))
+    .bind(&m.name_key)
     .bind(&m.role)
     .bind(&m.passphrase_hash)
     .bind(m.must_change_passphrase)
     .bind(m.created_at)
+    .bind(&m.mac)
     .execute(ex)
     .await?;
     Ok(())
 }
 
 const MEMBER_COLUMNS: &str =
-    "id, name, role, passphrase_hash, must_change_passphrase, created_at, disabled_at FROM members";
+    "id, name, name_key, role, passphrase_hash, must_change_passphrase, created_at, disabled_at, mac \
+     FROM members";
 
 /// The member with this name, compared as [`crate::validate::name_key`] does (trimmed, NFC,
 /// case-insensitive).
@@ -202,6 +204,8 @@ pub struct NewKey<'a> {
     pub created_by: &'a str,
     /// Unix ms; `None` for a key that never expires.
     pub expires_at: Option<i64>,
+    /// The row's MAC (`integrity::RowKey::key_mac`).
+    pub mac: &'a [u8; 32],
 }
 
 pub async fn insert_key<'e, E: Executor<'e, Database = Sqlite>>(
@@ -209,8 +213,8 @@ pub async fn insert_key<'e, E: Executor<'e, Database = Sqlite>>(
     k: &NewKey<'_>,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO api_keys (id, name, start, digest, created_at, created_by, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO api_keys (id, name, start, digest, created_at, created_by, expires_at, mac) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(k.id)
     .bind(k.name)
@@ -219,6 +223,7 @@ pub async fn insert_key<'e, E: Executor<'e, Database = Sqlite>>(
     .bind(k.created_at)
     .bind(k.created_by)
     .bind(k.expires_at)
+    .bind(&k.mac[..])
     .execute(ex)
     .await?;
     Ok(())
@@ -264,13 +269,13 @@ pub async fn key_by_id<'e, E: Executor<'e, Database = Sqlite>>(
 pub async fn key_by_digest<'e, E: Executor<'e, Database = Sqlite>>(
     ex: E,
     digest: &[u8; 32],
-) -> Result<Option<DigestMatch>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT k.digest, {KEY_COLUMNS} WHERE k.digest = ?"
-    ))
-    .bind(&digest[..])
-    .fetch_optional(ex)
-    .await?)
+) -> Result<Option<KeyRow>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {KEY_COLUMNS} WHERE k.digest = ?"))
+            .bind(&digest[..])
+            .fetch_optional(ex)
+            .await?,
+    )
 }
 
 /// Marks a key revoked at `now`. Returns false if it was already revoked (or is unknown).
@@ -376,6 +381,53 @@ pub async fn set_passphrase<'e, E: Executor<'e, Database = Sqlite>>(
         .execute(ex)
         .await?;
     Ok(())
+}
+
+/// Stores a member row's MAC (after a change made in the same transaction).
+pub async fn set_member_mac<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    id: &str,
+    mac: &[u8; 32],
+) -> Result<()> {
+    sqlx::query("UPDATE members SET mac = ? WHERE id = ?")
+        .bind(&mac[..])
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Stores a key row's MAC (after a change made in the same transaction).
+pub async fn set_key_mac<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    id: &str,
+    mac: &[u8; 32],
+) -> Result<()> {
+    sqlx::query("UPDATE api_keys SET mac = ? WHERE id = ?")
+        .bind(&mac[..])
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// Every key row, for sealing or reconciling.
+pub async fn all_keys<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<Vec<KeyRow>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {KEY_COLUMNS} ORDER BY k.id"))
+            .fetch_all(ex)
+            .await?,
+    )
+}
+
+/// Whether any member or key row has no MAC yet (a database from before schema version 5).
+pub async fn has_unsealed_rows<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM members WHERE mac IS NULL) \
+             OR EXISTS (SELECT 1 FROM api_keys WHERE mac IS NULL)",
+    )
+    .fetch_one(ex)
+    .await?)
 }
 
 /// Sign-in attempts for one typed name: how many since the last success, and the earliest

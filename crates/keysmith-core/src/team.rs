@@ -8,11 +8,13 @@ use keysmith_types::{
     REMOVE_CONFIRMATION,
 };
 
-use crate::audit::{self, AuditAction};
+use crate::audit::{self, AuditAction, Subject};
 use crate::error::{Error, Result};
+use crate::integrity::MemberFields;
 use crate::permissions::{authorize, Action};
 use crate::registry::{key_target, member_from_row, summary_from_row, Member, Registry};
 use crate::store::{self, MemberRow};
+use crate::write::{key_subject, member_subject, WriteTx};
 use crate::{passphrase, validate};
 
 fn unknown_member(id: &str) -> Error {
@@ -22,26 +24,60 @@ fn unknown_member(id: &str) -> Error {
     }
 }
 
-/// An active member by id, read inside `tx`, for an operation on them.
-async fn target(tx: &mut sqlx::SqliteConnection, member_id: &str) -> Result<Member> {
-    match store::member_by_id(&mut *tx, member_id).await? {
-        Some(row) if row.disabled_at.is_none() => member_from_row(row),
-        _ => Err(unknown_member(member_id)),
+impl Registry {
+    /// An active member by id, read inside `tx` and checked against its seal, for an
+    /// operation on them.
+    async fn target(&self, tx: &mut WriteTx<'_>, member_id: &str) -> Result<Member> {
+        match store::member_by_id(&mut **tx, member_id).await? {
+            Some(row) if row.disabled_at.is_none() => {
+                member_from_row(self.checked_member(row).await?)
+            }
+            _ => Err(unknown_member(member_id)),
+        }
     }
-}
 
-/// The member `member_id`, read inside `tx`, once `actor` may remove them.
-async fn removable(
-    tx: &mut sqlx::SqliteConnection,
-    actor: &Member,
-    member_id: &str,
-) -> Result<Member> {
-    let target = target(tx, member_id).await?;
-    if target.id == actor.id {
-        return Err(Error::InvalidTarget("You cannot remove yourself."));
+    /// The member `member_id`, read inside `tx`, once `actor` may remove them.
+    async fn removable(
+        &self,
+        tx: &mut WriteTx<'_>,
+        actor: &Member,
+        member_id: &str,
+    ) -> Result<Member> {
+        let target = self.target(tx, member_id).await?;
+        if target.id == actor.id {
+            return Err(Error::InvalidTarget("You cannot remove yourself."));
+        }
+        authorize(actor.role, Action::ManageMember(target.role))?;
+        Ok(target)
     }
-    authorize(actor.role, Action::ManageMember(target.role))?;
-    Ok(target)
+
+    /// Records a change of member `id` in `tx`: reseals the row and appends the entry that
+    /// names its new state.
+    #[allow(clippy::too_many_arguments)]
+    async fn audit_member_change(
+        &self,
+        tx: &mut WriteTx<'_>,
+        actor: &Member,
+        action: AuditAction,
+        id: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<()> {
+        let mac = self.reseal_member(tx, id).await?;
+        let subject = member_subject(id);
+        self.audit(
+            tx,
+            Some(actor),
+            action,
+            target,
+            detail,
+            Some(Subject {
+                row: &subject,
+                state: mac,
+            }),
+        )
+        .await
+    }
 }
 
 impl Registry {
@@ -92,14 +128,23 @@ impl Registry {
         validate::new_passphrase(initial_passphrase)?;
         let row = MemberRow {
             id: uuid::Uuid::now_v7().to_string(),
+            name_key: validate::name_key(&name),
             name,
             role: role.as_str().to_owned(),
             passphrase_hash: passphrase::hash_off_executor(initial_passphrase).await?,
             must_change_passphrase: true,
             created_at: self.clock.now_ms(),
             disabled_at: None,
+            mac: None,
         };
+        self.noting_tamper(self.add_checked(actor_id, role, row))
+            .await
+    }
+
+    async fn add_checked(&self, actor_id: &str, role: Role, mut row: MemberRow) -> Result<Member> {
         let mut tx = self.begin_write().await?;
+        let mac = tx.keys().rows.member_mac(MemberFields::from(&row));
+        row.mac = Some(mac.to_vec());
         let actor = self.actor_in(&mut tx, actor_id).await?;
         authorize(actor.role, Action::ManageMember(role))?;
         if store::member_by_name(&mut *tx, &row.name).await?.is_some() {
@@ -113,15 +158,20 @@ impl Registry {
                 other => other,
             });
         }
+        let subject = member_subject(&row.id);
         self.audit(
             &mut tx,
             Some(&actor),
             AuditAction::MemberAdded,
             &row.name,
             role.as_str(),
+            Some(Subject {
+                row: &subject,
+                state: mac,
+            }),
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         member_from_row(row)
     }
 
@@ -132,9 +182,19 @@ impl Registry {
     /// # Errors
     /// [`Error::NotPermitted`], [`Error::InvalidTarget`], [`Error::NotFound`].
     pub async fn change_role(&self, actor_id: &str, member_id: &str, role: Role) -> Result<Member> {
+        self.noting_tamper(self.change_role_checked(actor_id, member_id, role))
+            .await
+    }
+
+    async fn change_role_checked(
+        &self,
+        actor_id: &str,
+        member_id: &str,
+        role: Role,
+    ) -> Result<Member> {
         let mut tx = self.begin_write().await?;
         let actor = self.actor_in(&mut tx, actor_id).await?;
-        let target = target(&mut tx, member_id).await?;
+        let target = self.target(&mut tx, member_id).await?;
         if target.id == actor.id {
             return Err(Error::InvalidTarget("You cannot change your own role."));
         }
@@ -142,15 +202,16 @@ impl Registry {
         authorize(actor.role, Action::ManageMember(role))?;
         store::set_role(&mut *tx, &target.id, role.as_str()).await?;
         let detail = format!("{} → {}", target.role.as_str(), role.as_str());
-        self.audit(
+        self.audit_member_change(
             &mut tx,
-            Some(&actor),
+            &actor,
             AuditAction::RoleChanged,
+            &target.id,
             &target.name,
             &detail,
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(Member { role, ..target })
     }
 
@@ -163,11 +224,13 @@ impl Registry {
         actor_id: &str,
         member_id: &str,
     ) -> Result<Vec<KeySummary>> {
-        let mut conn = self.pool.acquire().await?;
-        let actor = self.actor_in(&mut conn, actor_id).await?;
-        let target = removable(&mut conn, &actor, member_id).await?;
+        // A write transaction that writes nothing: the same checks as the removal, on the
+        // same consistent view.
+        let mut tx = self.begin_write().await?;
+        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let target = self.removable(&mut tx, &actor, member_id).await?;
         let now = self.clock.now_ms();
-        store::active_keys_of(&mut *conn, &target.id)
+        store::active_keys_of(&mut *tx, &target.id)
             .await?
             .into_iter()
             .map(|k| summary_from_row(k, now))
@@ -187,9 +250,19 @@ impl Registry {
         member_id: &str,
         confirmation: &str,
     ) -> Result<Vec<KeySummary>> {
+        self.noting_tamper(self.remove_checked(actor_id, member_id, confirmation))
+            .await
+    }
+
+    async fn remove_checked(
+        &self,
+        actor_id: &str,
+        member_id: &str,
+        confirmation: &str,
+    ) -> Result<Vec<KeySummary>> {
         let mut tx = self.begin_write().await?;
         let actor = self.actor_in(&mut tx, actor_id).await?;
-        let target = removable(&mut tx, &actor, member_id).await?;
+        let target = self.removable(&mut tx, &actor, member_id).await?;
         if confirmation != REMOVE_CONFIRMATION {
             return Err(Error::RemoveConfirmationMismatch);
         }
@@ -197,25 +270,38 @@ impl Registry {
         let keys = store::active_keys_of(&mut *tx, &target.id).await?;
         for key in &keys {
             store::revoke_key(&mut *tx, &key.id, now).await?;
+            let mac = self.reseal_key(&mut tx, &key.id).await?;
             let t = key_target(&key.name, &key.start, &key.id);
             let detail = format!("member {} removed", target.name);
-            self.audit(&mut tx, Some(&actor), AuditAction::KeyRevoked, &t, &detail)
-                .await?;
+            let subject = key_subject(&key.id);
+            self.audit(
+                &mut tx,
+                Some(&actor),
+                AuditAction::KeyRevoked,
+                &t,
+                &detail,
+                Some(Subject {
+                    row: &subject,
+                    state: mac,
+                }),
+            )
+            .await?;
         }
         store::disable_member(&mut *tx, &target.id, now).await?;
         let detail = match keys.len() {
             1 => "1 key revoked".to_owned(),
             n => format!("{n} keys revoked"),
         };
-        self.audit(
+        self.audit_member_change(
             &mut tx,
-            Some(&actor),
+            &actor,
             AuditAction::MemberRemoved,
+            &target.id,
             &target.name,
             &detail,
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         tracing::info!(member = %target.id, keys = keys.len(), "member removed");
         keys.into_iter()
             .map(|mut k| {
@@ -231,10 +317,15 @@ impl Registry {
     /// [`Error::NotPermitted`] (only the Owner), [`Error::InvalidTarget`] (yourself),
     /// [`Error::NotFound`].
     pub async fn transfer_ownership(&self, actor_id: &str, member_id: &str) -> Result<Member> {
+        self.noting_tamper(self.transfer_checked(actor_id, member_id))
+            .await
+    }
+
+    async fn transfer_checked(&self, actor_id: &str, member_id: &str) -> Result<Member> {
         let mut tx = self.begin_write().await?;
         let actor = self.actor_in(&mut tx, actor_id).await?;
         authorize(actor.role, Action::TransferOwnership)?;
-        let target = target(&mut tx, member_id).await?;
+        let target = self.target(&mut tx, member_id).await?;
         if target.id == actor.id {
             return Err(Error::InvalidTarget("You already own this account."));
         }
@@ -242,15 +333,25 @@ impl Registry {
         store::set_role(&mut *tx, &actor.id, Role::Admin.as_str()).await?;
         store::set_role(&mut *tx, &target.id, Role::Owner.as_str()).await?;
         let detail = format!("{} → owner; {} → admin", target.name, actor.name);
-        self.audit(
+        self.audit_member_change(
             &mut tx,
-            Some(&actor),
+            &actor,
             AuditAction::OwnershipTransferred,
+            &target.id,
             &target.name,
             &detail,
         )
         .await?;
-        tx.commit().await?;
+        self.audit_member_change(
+            &mut tx,
+            &actor,
+            AuditAction::RoleChanged,
+            &actor.id,
+            &actor.name,
+            "owner → admin (ownership transferred)",
+        )
+        .await?;
+        self.commit(tx).await?;
         Ok(Member {
             role: Role::Owner,
             ..target
@@ -262,6 +363,16 @@ impl Registry {
     /// # Errors
     /// [`Error::BadCredentials`] (wrong current passphrase), [`Error::InvalidPassphrase`].
     pub async fn change_passphrase(&self, actor_id: &str, current: &str, new: &str) -> Result<()> {
+        self.noting_tamper(self.change_passphrase_checked(actor_id, current, new))
+            .await
+    }
+
+    async fn change_passphrase_checked(
+        &self,
+        actor_id: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<()> {
         let actor = self.actor(actor_id).await?;
         let row = store::member_by_id(&self.pool, &actor.id)
             .await?
@@ -305,15 +416,16 @@ impl Registry {
             return Err(Error::BadCredentials);
         }
         store::set_passphrase(&mut *tx, &actor.id, &phc, false).await?;
-        self.audit(
+        self.audit_member_change(
             &mut tx,
-            Some(&actor),
+            &actor,
             AuditAction::PassphraseChanged,
+            &actor.id,
             &actor.name,
             "",
         )
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -337,8 +449,14 @@ impl Registry {
     pub async fn audit_report(&self, actor_id: &str, filter: &AuditFilter) -> Result<AuditReport> {
         let actor = self.actor(actor_id).await?;
         authorize(actor.role, Action::SeeAudit)?;
+        let keys = self.keys().await?;
         let rows = audit::all(&self.pool).await?;
-        let chain = chain_status(&rows);
+        let problem = self.first_problem(keys, &rows).await?;
+        let chain = ChainStatus {
+            intact: problem.is_none(),
+            entries: rows.len() as u64,
+            problem,
+        };
         let entries = rows
             .into_iter()
             .rev()
@@ -362,29 +480,5 @@ impl Registry {
             })
             .collect();
         Ok(AuditReport { entries, chain })
-    }
-
-    /// Walks the whole audit chain. Needs no member: anyone who can read the database can
-    /// check it (`keysmith audit verify`).
-    ///
-    /// # Errors
-    /// [`Error::Storage`].
-    pub async fn audit_chain(&self) -> Result<ChainStatus> {
-        Ok(chain_status(&audit::all(&self.pool).await?))
-    }
-}
-
-fn chain_status(rows: &[audit::AuditRow]) -> ChainStatus {
-    match audit::verify_chain(rows) {
-        Ok(n) => ChainStatus {
-            intact: true,
-            entries: n as u64,
-            problem: None,
-        },
-        Err(b) => ChainStatus {
-            intact: false,
-            entries: rows.len() as u64,
-            problem: Some(b.to_string()),
-        },
     }
 }

@@ -65,20 +65,7 @@ pub async fn team_registry() -> (tempfile::TempDir, Registry, Team) {
         for n in 1..=2 {
             let name = format!("{}{n}", role.label());
             let id = format!("id-{name}");
-            store::insert_member(
-                registry.pool(),
-                &store::MemberRow {
-                    id: id.clone(),
-                    name: name.clone(),
-                    role: role.as_str().into(),
-                    passphrase_hash: hash.clone(),
-                    must_change_passphrase: false,
-                    created_at: 0,
-                    disabled_at: None,
-                },
-            )
-            .await
-            .unwrap();
+            insert_member(&registry, &id, &name, role, &hash).await;
             people.push(Person {
                 id,
                 name,
@@ -99,6 +86,29 @@ pub async fn team_registry() -> (tempfile::TempDir, Registry, Team) {
     (dir, registry, Team { people })
 }
 
+/// Inserts a member row directly (no Argon2 per member, no audit entry), sealed with the
+/// account's row key as Keysmith seals every row, for fixtures.
+pub async fn insert_member(registry: &Registry, id: &str, name: &str, role: Role, phc: &str) {
+    let keys = registry.keys().await.unwrap();
+    let mut row = store::MemberRow {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        name_key: crate::validate::name_key(name),
+        role: role.as_str().into(),
+        passphrase_hash: phc.to_owned(),
+        must_change_passphrase: false,
+        created_at: 0,
+        disabled_at: None,
+        mac: None,
+    };
+    row.mac = Some(
+        keys.rows
+            .member_mac(crate::integrity::MemberFields::from(&row))
+            .to_vec(),
+    );
+    store::insert_member(registry.pool(), &row).await.unwrap();
+}
+
 /// Stores `n` keys created by `owner_id` the way `generate_key` does (same digest, same row,
 /// UUIDv7 ids), in one transaction so a million take seconds, not minutes; for benchmarks.
 /// Returns every `keep_every`-th key, to be presented.
@@ -110,6 +120,7 @@ pub async fn bulk_keys(
     keep_every: usize,
 ) -> Vec<String> {
     let now = crate::clock::SystemClock.now_ms();
+    let rows = crate::integrity::RowKey::derive(pepper);
     let mut kept = Vec::with_capacity(n / keep_every.max(1) + 1);
     let mut tx = pool.begin().await.unwrap();
     for i in 0..n {
@@ -118,6 +129,15 @@ pub async fn bulk_keys(
         let id = uuid::Uuid::now_v7().to_string();
         let name = format!("bench key {i}");
         let start = secret.start();
+        let mac = rows.key_mac(crate::integrity::KeyFields {
+            id: &id,
+            digest: digest.as_bytes(),
+            created_by: owner_id,
+            created_at: now,
+            revoked_at: None,
+            expires_at: None,
+            replaced_by: None,
+        });
         store::insert_key(
             &mut *tx,
             &store::NewKey {
@@ -128,6 +148,7 @@ pub async fn bulk_keys(
                 created_at: now,
                 created_by: owner_id,
                 expires_at: None,
+                mac: &mac,
             },
         )
         .await

@@ -32,6 +32,7 @@ use subtle::ConstantTimeEq;
 
 use crate::clock::{Clock, SystemClock};
 use crate::digest::{Digester, Pepper};
+use crate::integrity::{KeyFields, MemberFields, RowKey};
 use crate::key::{ApiKeySecret, KeyFormatError};
 use crate::policy::{request_path, PathError, Policy};
 
@@ -74,6 +75,10 @@ pub enum Denial {
     BadRequest(PathError),
     #[error("the verifier cannot read the key database")]
     Unavailable,
+    #[error("API key {key_id} or its creator's row was changed outside Keysmith")]
+    Tampered { key_id: String },
+    #[error("the key database went back to an earlier state while the verifier ran (restored from a copy?); restart the verifier once it is checked")]
+    RolledBack,
 }
 
 impl Denial {
@@ -86,10 +91,11 @@ impl Denial {
             | Denial::MalformedKey(_)
             | Denial::UnknownKey
             | Denial::Revoked { .. }
-            | Denial::Expired { .. } => 401,
+            | Denial::Expired { .. }
+            | Denial::Tampered { .. } => 401,
             Denial::RoleRefused { .. } => 403,
             Denial::BadRequest(_) => 400,
-            Denial::Unavailable => 503,
+            Denial::Unavailable | Denial::RolledBack => 503,
         }
     }
 
@@ -98,6 +104,7 @@ impl Denial {
         match self {
             Denial::Revoked { key_id }
             | Denial::Expired { key_id }
+            | Denial::Tampered { key_id }
             | Denial::RoleRefused { key_id, .. } => Some(key_id),
             _ => None,
         }
@@ -127,6 +134,8 @@ struct Entry {
     key_id: u128,
     creator: u32,
     revoked: bool,
+    /// The row's MAC does not match: it was changed outside Keysmith.
+    tampered: bool,
     /// Unix ms; `i64::MAX` when the key never expires.
     expires_at: i64,
 }
@@ -137,6 +146,8 @@ struct MemberInfo {
     name: Arc<str>,
     role: Role,
     disabled: bool,
+    /// The row's MAC does not match: it was changed outside Keysmith.
+    tampered: bool,
 }
 
 #[derive(Debug, Default)]
@@ -212,6 +223,10 @@ impl WalIndex {
 /// Checks API keys against an in-memory index of one Keysmith database.
 pub struct Verifier {
     digester: Digester,
+    /// Checks the rows' MACs (derived from the pepper, see `integrity.rs`).
+    row_key: RowKey,
+    /// Set when the change log went backwards: every check then answers 503.
+    rolled_back: std::sync::atomic::AtomicBool,
     policy: Option<Policy>,
     clock: Arc<dyn Clock>,
     index: RwLock<Index>,
@@ -230,7 +245,8 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
-const KEY_SELECT: &str = "SELECT id, digest, created_by, revoked_at, expires_at FROM api_keys";
+const KEY_SELECT: &str = "SELECT id, digest, created_by, created_at, revoked_at, expires_at, \
+     replaced_by, mac FROM api_keys";
 
 impl Verifier {
     /// Opens the database at `db_path` (which the app or CLI already created and migrated)
@@ -293,18 +309,21 @@ impl Verifier {
                 .query_row("SELECT coalesce(max(seq), 0) FROM key_changes", [], |r| {
                     r.get(0)
                 })?;
+        let row_key = RowKey::derive(&pepper);
         let mut index = Index::default();
-        load_members(&watch.conn, &mut index)?;
+        load_members(&watch.conn, &mut index, &row_key)?;
         {
             let mut stmt = watch.conn.prepare(KEY_SELECT)?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
-                let entry = entry_from_row(row, &index)?;
+                let entry = entry_from_row(row, &index, &row_key)?;
                 index.keys.insert(prefix(&entry.digest), entry);
             }
         }
         Ok(Verifier {
             digester: pepper.digester(),
+            row_key,
+            rolled_back: std::sync::atomic::AtomicBool::new(false),
             policy,
             clock,
             index: RwLock::new(index),
@@ -349,6 +368,9 @@ impl Verifier {
         if self.catch_up().is_err() {
             return Err(Denial::Unavailable);
         }
+        if self.rolled_back.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Denial::RolledBack);
+        }
         let now = self.clock.now_ms();
         let index = self.index.read();
         let entry = index
@@ -361,6 +383,9 @@ impl Verifier {
             .members
             .get(entry.creator as usize)
             .ok_or(Denial::Unavailable)?;
+        if entry.tampered || member.tampered {
+            return Err(Denial::Tampered { key_id: key_id() });
+        }
         if entry.revoked || member.disabled {
             return Err(Denial::Revoked { key_id: key_id() });
         }
@@ -411,7 +436,22 @@ impl Verifier {
         // Read inside one transaction, so members and keys agree with each other.
         let tx = watch.conn.unchecked_transaction()?;
         let mut fresh = Index::default();
-        load_members(&tx, &mut fresh)?;
+        load_members(&tx, &mut fresh, &self.row_key)?;
+        // The change log only grows: a smaller one means the file was replaced by an earlier
+        // copy, in which revoked keys may be active again.
+        let newest: i64 =
+            tx.query_row("SELECT coalesce(max(seq), 0) FROM key_changes", [], |r| {
+                r.get(0)
+            })?;
+        if newest < watch.last_seq {
+            self.rolled_back
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::error!(
+                newest,
+                seen = watch.last_seq,
+                "the key database went back to an earlier state; refusing every key"
+            );
+        }
         let changed: Vec<(i64, String)> = {
             let mut stmt = tx
                 .prepare_cached("SELECT seq, key_id FROM key_changes WHERE seq > ? ORDER BY seq")?;
@@ -424,7 +464,7 @@ impl Verifier {
             for (_, id) in &changed {
                 if let Some(entry) = stmt
                     .query_row([id], |row| {
-                        Ok(entry_from_row(row, &fresh).map_err(|e| e.to_string()))
+                        Ok(entry_from_row(row, &fresh, &self.row_key).map_err(|e| e.to_string()))
                     })
                     .optional()?
                 {
@@ -503,21 +543,43 @@ fn prefix(digest: &[u8; 32]) -> u128 {
     u128::from_le_bytes(head)
 }
 
-fn load_members(conn: &Connection, index: &mut Index) -> Result<(), VerifierError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT id, name, role, disabled_at FROM members ORDER BY rowid")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let role_name: String = row.get(2)?;
-        let role = Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == role_name)
-            .ok_or_else(|| VerifierError::BadRow(format!("unknown role {role_name:?}")))?;
+fn load_members(conn: &Connection, index: &mut Index, rows: &RowKey) -> Result<(), VerifierError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, name_key, role, passphrase_hash, must_change_passphrase, disabled_at, mac \
+         FROM members ORDER BY rowid",
+    )?;
+    let mut result = stmt.query([])?;
+    while let Some(row) = result.next()? {
+        let id: String = row.get(0)?;
+        let name: String = row.get(1)?;
+        let name_key: String = row.get(2)?;
+        let role_name: String = row.get(3)?;
+        let passphrase_hash: String = row.get(4)?;
+        let must_change: bool = row.get(5)?;
+        let disabled_at: Option<i64> = row.get(6)?;
+        let mac: Option<Vec<u8>> = row.get(7)?;
+        let sealed = rows.member_ok(
+            MemberFields {
+                id: &id,
+                name_key: &name_key,
+                role: &role_name,
+                passphrase_hash: &passphrase_hash,
+                must_change_passphrase: must_change,
+                disabled_at,
+            },
+            mac.as_deref(),
+        );
+        // A role the verifier does not know counts as changed outside Keysmith.
+        let role = Role::ALL.into_iter().find(|r| r.as_str() == role_name);
+        if !sealed || role.is_none() {
+            tracing::error!(member = %id, "a member row was changed outside Keysmith; its keys are refused");
+        }
         let info = MemberInfo {
-            id: Arc::from(row.get::<_, String>(0)?),
-            name: Arc::from(row.get::<_, String>(1)?),
-            role,
-            disabled: row.get::<_, Option<i64>>(3)?.is_some(),
+            id: Arc::from(id),
+            name: Arc::from(name),
+            role: role.unwrap_or(Role::Viewer),
+            disabled: disabled_at.is_some(),
+            tampered: !sealed || role.is_none(),
         };
         let ix = u32::try_from(index.members.len())
             .map_err(|_| VerifierError::BadRow("too many members".into()))?;
@@ -527,7 +589,11 @@ fn load_members(conn: &Connection, index: &mut Index) -> Result<(), VerifierErro
     Ok(())
 }
 
-fn entry_from_row(row: &rusqlite::Row<'_>, index: &Index) -> Result<Entry, VerifierError> {
+fn entry_from_row(
+    row: &rusqlite::Row<'_>,
+    index: &Index,
+    rows: &RowKey,
+) -> Result<Entry, VerifierError> {
     let id: String = row.get(0)?;
     let key_id = uuid::Uuid::parse_str(&id)
         .map_err(|_| VerifierError::BadRow(format!("key id {id:?} is not a UUID")))?
@@ -542,11 +608,32 @@ fn entry_from_row(row: &rusqlite::Row<'_>, index: &Index) -> Result<Entry, Verif
         .member_ix
         .get(&creator_id)
         .ok_or_else(|| VerifierError::BadRow(format!("key {id} names an unknown creator")))?;
+    let created_at: i64 = row.get(3)?;
+    let revoked_at: Option<i64> = row.get(4)?;
+    let expires_at: Option<i64> = row.get(5)?;
+    let replaced_by: Option<String> = row.get(6)?;
+    let mac: Option<Vec<u8>> = row.get(7)?;
+    let sealed = rows.key_ok(
+        KeyFields {
+            id: &id,
+            digest: &digest,
+            created_by: &creator_id,
+            created_at,
+            revoked_at,
+            expires_at,
+            replaced_by: replaced_by.as_deref(),
+        },
+        mac.as_deref(),
+    );
+    if !sealed {
+        tracing::error!(key = %id, "a key row was changed outside Keysmith; it is refused");
+    }
     Ok(Entry {
         digest,
         key_id,
         creator,
-        revoked: row.get::<_, Option<i64>>(3)?.is_some(),
-        expires_at: row.get::<_, Option<i64>>(4)?.unwrap_or(i64::MAX),
+        revoked: revoked_at.is_some(),
+        tampered: !sealed,
+        expires_at: expires_at.unwrap_or(i64::MAX),
     })
 }

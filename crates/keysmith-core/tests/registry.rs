@@ -49,20 +49,8 @@ async fn owner(f: &Fixture) -> String {
 
 async fn insert_member(f: &Fixture, name: &str, role: Role) -> String {
     let id = format!("member-{name}");
-    store::insert_member(
-        f.registry.pool(),
-        &store::MemberRow {
-            id: id.clone(),
-            name: name.into(),
-            role: role.as_str().into(),
-            passphrase_hash: keysmith_core::passphrase::hash(PASS).unwrap(),
-            must_change_passphrase: false,
-            created_at: 0,
-            disabled_at: None,
-        },
-    )
-    .await
-    .unwrap();
+    let phc = keysmith_core::passphrase::hash(PASS).unwrap();
+    keysmith_core::testkit::insert_member(&f.registry, &id, name, role, &phc).await;
     id
 }
 
@@ -318,11 +306,13 @@ async fn the_schema_holds_exactly_one_owner() {
         &store::MemberRow {
             id: "second".into(),
             name: "Second".into(),
+            name_key: "second".into(),
             role: "owner".into(),
             passphrase_hash: "x".into(),
             must_change_passphrase: false,
             created_at: 0,
             disabled_at: None,
+            mac: None,
         },
     )
     .await

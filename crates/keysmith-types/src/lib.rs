@@ -57,6 +57,9 @@ pub enum ErrorCode {
     RemoveConfirmationMismatch,
     /// The audit log's hash chain is broken.
     AuditTampered,
+    /// A row or the audit log was changed outside Keysmith (its protection does not match):
+    /// Keysmith refuses to act on it.
+    StoreTampered,
     /// The member must change their initial passphrase first.
     PassphraseChangeRequired,
     /// The key's expiry (or its grace period after a roll) has passed.
@@ -154,6 +157,8 @@ pub enum KeyStatus {
     Revoked,
     /// Past its expiry, or past the grace period after it was rolled.
     Expired,
+    /// Its row was changed outside Keysmith: it is refused everywhere (revoke it).
+    Tampered,
 }
 
 /// A member as others see them.

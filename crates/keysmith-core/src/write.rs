@@ -1,0 +1,524 @@
+//! The registry's write path and its protection (`integrity.rs`): the account's secrets read
+//! once from the OS keyring, write transactions that extend the audit chain only from a head
+//! the keyring's anchor vouches for, row MACs kept current by every change, rows checked
+//! before anything acts on them, and the whole-store check behind `keysmith audit verify`.
+
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+
+use keysmith_types::ChainStatus;
+use sqlx::{Sqlite, SqliteConnection};
+
+use crate::audit::{self, AuditAction, Subject};
+use crate::digest::Pepper;
+use crate::error::{Error, Result};
+use crate::integrity::{Anchor, AuditKey, Head, KeyFields, MemberFields, RowKey};
+use crate::registry::Registry;
+use crate::store::{self, KeyRow, MemberRow};
+
+/// The account's secrets, read from the OS keyring once per process.
+pub(crate) struct Keys {
+    pub account_id: String,
+    pub pepper: Pepper,
+    pub rows: RowKey,
+    pub audit: AuditKey,
+    /// The first keyed audit entry (earlier ones predate keyed chains).
+    pub keyed_from: i64,
+}
+
+pub(crate) fn pepper_entry(account_id: &str) -> String {
+    format!("pepper/{account_id}")
+}
+pub(crate) fn audit_key_entry(account_id: &str) -> String {
+    format!("audit-key/{account_id}")
+}
+pub(crate) fn anchor_entry(account_id: &str) -> String {
+    format!("audit-head/{account_id}")
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`): from its start to its commit no other writer
+/// commits, so what it reads is what it acts on. Derefs to the connection for `store`.
+pub(crate) struct WriteTx<'r> {
+    tx: sqlx::Transaction<'r, Sqlite>,
+    keys: &'r Keys,
+    /// The chain's head when the transaction began.
+    start: Head,
+    /// Whether the anchor was found to vouch for `start` (checked before the first append).
+    vouched: bool,
+}
+
+impl Deref for WriteTx<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
+
+impl WriteTx<'_> {
+    pub fn keys(&self) -> &Keys {
+        self.keys
+    }
+}
+
+/// Subjects of audit entries: the row an entry changed.
+pub(crate) fn member_subject(id: &str) -> String {
+    format!("member:{id}")
+}
+pub(crate) fn key_subject(id: &str) -> String {
+    format!("key:{id}")
+}
+
+fn tampered(subject: Option<String>, what: String) -> Error {
+    Error::StoreTampered { subject, what }
+}
+
+impl Registry {
+    /// The account's secrets: the pepper (and the row key derived from it), the audit key
+    /// and where keyed entries start. Read from the OS keyring at first use; on the first
+    /// use after an upgrade from an unkeyed log, the audit key is created and the rows are
+    /// sealed (see [`Registry::upgrade_integrity`]).
+    ///
+    /// # Errors
+    /// [`Error::NotInitialized`], [`Error::PepperMissing`], [`Error::WrongPepper`],
+    /// [`Error::AuditKeyMissing`], [`Error::StoreTampered`], [`Error::Keyring`].
+    pub(crate) async fn keys(&self) -> Result<&Keys> {
+        self.keys.get_or_try_init(|| self.load_keys()).await
+    }
+
+    async fn load_keys(&self) -> Result<Keys> {
+        let account_id = store::account_id(&self.pool)
+            .await?
+            .ok_or(Error::NotInitialized)?;
+        let entry = pepper_entry(&account_id);
+        let lookup = entry.clone();
+        let bytes = self
+            .keyring(move |s| s.get(&lookup))
+            .await?
+            .ok_or_else(|| Error::PepperMissing {
+                entry: entry.clone(),
+            })?;
+        let pepper = Pepper::from_bytes(&bytes).ok_or(Error::PepperMissing { entry })?;
+        let check = pepper.check_value();
+        match store::pepper_check(&self.pool).await? {
+            // Accounts made before the check value existed get it now.
+            None => store::set_pepper_check(&self.pool, &check).await?,
+            Some(recorded) => {
+                if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                    recorded.as_slice(),
+                    &check[..],
+                )) {
+                    return Err(Error::WrongPepper);
+                }
+            }
+        }
+        let rows = RowKey::derive(&pepper);
+        if !audit::has_keyed_entries(&self.pool).await? {
+            self.upgrade_integrity(&account_id, &rows).await?;
+        }
+        let key_entry = audit_key_entry(&account_id);
+        let lookup = key_entry.clone();
+        let audit = self
+            .keyring(move |s| s.get(&lookup))
+            .await?
+            .and_then(|b| AuditKey::from_bytes(&b))
+            .ok_or(Error::AuditKeyMissing { entry: key_entry })?;
+        let anchor = self.read_anchor(&account_id).await?;
+        Ok(Keys {
+            account_id,
+            pepper,
+            rows,
+            audit,
+            keyed_from: anchor.keyed_from,
+        })
+    }
+
+    /// The first use of a database whose audit log has no keyed entry yet (made before
+    /// keyed chains, or set up by a process that stopped half-way): under the write lock,
+    /// so concurrent first uses do this once, it creates the audit key (unless one is
+    /// already in the keyring), gives every row its MAC, appends the first keyed entry
+    /// ("rows_sealed"), and anchors the chain. Trust in the rows starts here.
+    async fn upgrade_integrity(&self, account_id: &str, rows: &RowKey) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if audit::has_keyed_entries(&mut *tx).await? {
+            return Ok(()); // another process did it first
+        }
+        let key_entry = audit_key_entry(account_id);
+        let lookup = key_entry.clone();
+        let audit = match self
+            .keyring(move |s| s.get(&lookup))
+            .await?
+            .and_then(|b| AuditKey::from_bytes(&b))
+        {
+            Some(k) => k,
+            None => {
+                let k = AuditKey::generate()?;
+                let bytes = *k.as_bytes();
+                self.keyring(move |s| s.set(&key_entry, &bytes)).await?;
+                k
+            }
+        };
+        let start = audit::head(&mut *tx).await?;
+        let members = store::list_members(&mut *tx).await?;
+        for m in &members {
+            store::set_member_mac(&mut *tx, &m.id, &rows.member_mac(MemberFields::from(m))).await?;
+        }
+        let keys = store::all_keys(&mut *tx).await?;
+        for k in &keys {
+            store::set_key_mac(&mut *tx, &k.id, &rows.key_mac(KeyFields::from(k))).await?;
+        }
+        let detail = format!(
+            "{} members and {} keys sealed; audit entries from {} on are keyed",
+            members.len(),
+            keys.len(),
+            start.seq + 1
+        );
+        let end = audit::append(
+            &mut tx,
+            &audit,
+            &audit::NewEntry {
+                at: self.clock.now_ms(),
+                actor_id: None,
+                actor_name: "Keysmith",
+                action: AuditAction::RowsSealed,
+                target: "the store",
+                detail: &detail,
+                subject: None,
+            },
+        )
+        .await?;
+        let keyed_from = start.seq + 1;
+        self.write_anchor(
+            account_id,
+            Anchor {
+                keyed_from,
+                head: start,
+                pending: Some(end),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.settle_anchor(account_id, keyed_from, end).await;
+        tracing::info!(members = members.len(), keys = keys.len(), "rows sealed");
+        Ok(())
+    }
+
+    async fn read_anchor(&self, account_id: &str) -> Result<Anchor> {
+        let entry = anchor_entry(account_id);
+        let bytes = self.keyring(move |s| s.get(&entry)).await?;
+        bytes
+            .as_deref()
+            .and_then(|b| Anchor::decode(b))
+            .ok_or_else(|| {
+                tampered(
+                    None,
+                    "the audit log's anchor is missing from the OS keyring (or unreadable)".into(),
+                )
+            })
+    }
+
+    pub(crate) async fn write_anchor(&self, account_id: &str, anchor: Anchor) -> Result<()> {
+        let entry = anchor_entry(account_id);
+        let text = anchor.encode();
+        self.keyring(move |s| s.set(&entry, text.as_bytes())).await
+    }
+
+    /// After a commit: the anchor's head moves to `end`, with nothing pending. A failure is
+    /// only logged: the pending head already vouches for `end`.
+    pub(crate) async fn settle_anchor(&self, account_id: &str, keyed_from: i64, end: Head) {
+        let settled = Anchor {
+            keyed_from,
+            head: end,
+            pending: None,
+        };
+        if let Err(e) = self.write_anchor(account_id, settled).await {
+            tracing::warn!(error = %e, "could not settle the audit anchor");
+        }
+    }
+
+    /// Opens a write transaction (`BEGIN IMMEDIATE`) after the account's secrets are loaded.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx<'_>> {
+        let keys = self.keys().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let start = audit::head(&mut *tx).await?;
+        Ok(WriteTx {
+            tx,
+            keys,
+            start,
+            vouched: false,
+        })
+    }
+
+    /// Appends an audit entry inside `tx`. Before the first one, the chain's head must be
+    /// one the keyring's anchor vouches for: a log cut short or rolled back is never
+    /// extended (which would hide the cut).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn append_entry(
+        &self,
+        tx: &mut WriteTx<'_>,
+        actor_id: Option<&str>,
+        actor_name: &str,
+        action: AuditAction,
+        target: &str,
+        detail: &str,
+        subject: Option<Subject<'_>>,
+    ) -> Result<()> {
+        if !tx.vouched {
+            let anchor = self.read_anchor(&tx.keys.account_id).await?;
+            let at_reach = audit::hash_at(&mut *tx.tx, anchor.reach().seq).await?;
+            anchor
+                .vouches_for(tx.start, at_reach)
+                .map_err(|what| tampered(None, what))?;
+            tx.vouched = true;
+        }
+        audit::append(
+            &mut tx.tx,
+            &tx.keys.audit,
+            &audit::NewEntry {
+                at: self.clock.now_ms(),
+                actor_id,
+                actor_name,
+                action,
+                target,
+                detail,
+                subject,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Commits `tx`. When it extended the audit chain, the keyring's anchor is told first
+    /// ("pending": if the commit then never happens, the anchor still vouches for the old
+    /// head) and settled after.
+    pub(crate) async fn commit(&self, mut tx: WriteTx<'_>) -> Result<()> {
+        let end = audit::head(&mut *tx.tx).await?;
+        let keys = tx.keys;
+        if end != tx.start {
+            self.write_anchor(
+                &keys.account_id,
+                Anchor {
+                    keyed_from: keys.keyed_from,
+                    head: tx.start,
+                    pending: Some(end),
+                },
+            )
+            .await?;
+        }
+        let extended = end != tx.start;
+        tx.tx.commit().await?;
+        if extended {
+            self.settle_anchor(&keys.account_id, keys.keyed_from, end)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Recomputes the MAC of member `id` after a change in `tx`, and returns it.
+    pub(crate) async fn reseal_member(&self, tx: &mut WriteTx<'_>, id: &str) -> Result<[u8; 32]> {
+        let row = store::member_by_id(&mut **tx, id)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("member {id} vanished mid-transaction")))?;
+        let mac = tx.keys.rows.member_mac(MemberFields::from(&row));
+        store::set_member_mac(&mut **tx, id, &mac).await?;
+        Ok(mac)
+    }
+
+    /// Recomputes the MAC of key `id` after a change in `tx`, and returns it.
+    pub(crate) async fn reseal_key(&self, tx: &mut WriteTx<'_>, id: &str) -> Result<[u8; 32]> {
+        let row = store::key_by_id(&mut **tx, id)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("key {id} vanished mid-transaction")))?;
+        let mac = tx.keys.rows.key_mac(KeyFields::from(&row));
+        store::set_key_mac(&mut **tx, id, &mac).await?;
+        Ok(mac)
+    }
+
+    /// `row`, if its MAC matches; else [`Error::StoreTampered`] naming the member.
+    pub(crate) async fn checked_member(&self, row: MemberRow) -> Result<MemberRow> {
+        let keys = self.keys().await?;
+        if keys
+            .rows
+            .member_ok(MemberFields::from(&row), row.mac.as_deref())
+        {
+            Ok(row)
+        } else {
+            Err(tampered(
+                Some(member_subject(&row.id)),
+                format!(
+                    "member {:?}'s row (role, removal or passphrase) does not carry Keysmith's seal",
+                    row.name
+                ),
+            ))
+        }
+    }
+
+    /// Whether a key row's MAC matches (the list shows the others as changed outside
+    /// Keysmith).
+    pub(crate) async fn key_sealed(&self, row: &KeyRow) -> Result<bool> {
+        let keys = self.keys().await?;
+        Ok(keys.rows.key_ok(KeyFields::from(row), row.mac.as_deref()))
+    }
+
+    /// `row`, if its MAC matches; else [`Error::StoreTampered`] naming the key.
+    pub(crate) async fn checked_key(&self, row: KeyRow) -> Result<KeyRow> {
+        if self.key_sealed(&row).await? {
+            Ok(row)
+        } else {
+            Err(tampered(
+                Some(key_subject(&row.id)),
+                format!(
+                    "API key {:?} ({}…, {})'s row (creator, revocation or expiry) does not carry Keysmith's seal",
+                    row.name, row.start, row.id
+                ),
+            ))
+        }
+    }
+
+    /// Runs one operation; when it was refused because the store was changed outside
+    /// Keysmith, records that in the audit log (in a transaction of its own, once per row
+    /// and finding) before handing the refusal on. A chain that cannot be extended safely
+    /// (cut short, anchor missing) gets no entry; the refusal says why.
+    pub(crate) async fn noting_tamper<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let result = op.await;
+        if let Err(Error::StoreTampered {
+            subject: Some(subject),
+            what,
+        }) = &result
+        {
+            tracing::error!(%subject, %what, "the store was changed outside Keysmith");
+            if let Err(e) = self.record_tamper(subject, what).await {
+                tracing::warn!(error = %e, "could not record the finding in the audit log");
+            }
+        } else if let Err(Error::StoreTampered {
+            subject: None,
+            what,
+        }) = &result
+        {
+            tracing::error!(%what, "the store was changed outside Keysmith");
+        }
+        result
+    }
+
+    async fn record_tamper(&self, subject: &str, what: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let last = audit::last_action(&mut *tx).await?;
+        if last.as_ref().is_some_and(|(action, target)| {
+            action == AuditAction::TamperDetected.as_str() && target == subject
+        }) {
+            return Ok(());
+        }
+        self.audit(
+            &mut tx,
+            None,
+            AuditAction::TamperDetected,
+            subject,
+            what,
+            None,
+        )
+        .await?;
+        self.commit(tx).await
+    }
+
+    /// The whole store checked against its protection, needing no member (`keysmith audit
+    /// verify`, the audit page): the chain entry by entry (keyed from where keyed entries
+    /// start), its head against the keyring's anchor, every member and key row's MAC, and
+    /// each row against the state the log last recorded for it (a row put back as it was
+    /// earlier no longer matches). The first problem found is named.
+    ///
+    /// # Errors
+    /// [`Error::Storage`], and the errors of loading the account's secrets.
+    pub async fn audit_chain(&self) -> Result<ChainStatus> {
+        let keys = self.keys().await?;
+        let rows = audit::all(&self.pool).await?;
+        let entries = rows.len() as u64;
+        let problem = self.first_problem(keys, &rows).await?;
+        Ok(ChainStatus {
+            intact: problem.is_none(),
+            entries,
+            problem,
+        })
+    }
+
+    pub(crate) async fn first_problem(
+        &self,
+        keys: &Keys,
+        rows: &[audit::AuditRow],
+    ) -> Result<Option<String>> {
+        if let Err(b) = audit::verify_chain(rows, &keys.audit, keys.keyed_from) {
+            return Ok(Some(b.to_string()));
+        }
+        let head = match rows.last() {
+            None => Head::GENESIS,
+            Some(r) => Head {
+                seq: r.seq,
+                hash: r.hash.as_slice().try_into().unwrap_or([0; 32]),
+            },
+        };
+        let anchor = match self.read_anchor(&keys.account_id).await {
+            Ok(a) => a,
+            Err(e) => return Ok(Some(e.to_string())),
+        };
+        let reach = anchor.reach().seq;
+        let at_reach = rows
+            .iter()
+            .find(|r| r.seq == reach)
+            .and_then(|r| r.hash.as_slice().try_into().ok());
+        if let Err(what) = anchor.vouches_for(head, at_reach) {
+            return Ok(Some(what));
+        }
+        // The state the log last recorded for each row.
+        let mut recorded: HashMap<&str, &[u8]> = HashMap::new();
+        for r in rows {
+            if let (Some(s), Some(state)) = (&r.subject, &r.state) {
+                recorded.insert(s.as_str(), state.as_slice());
+            }
+        }
+        for m in store::list_members(&self.pool).await? {
+            let subject = member_subject(&m.id);
+            if !keys
+                .rows
+                .member_ok(MemberFields::from(&m), m.mac.as_deref())
+            {
+                return Ok(Some(format!(
+                    "member {:?}'s row was changed outside Keysmith",
+                    m.name
+                )));
+            }
+            if let Some(state) = recorded.get(subject.as_str()) {
+                if Some(*state) != m.mac.as_deref() {
+                    return Ok(Some(format!(
+                        "member {:?}'s row is not as the audit log last recorded it (put back from an earlier copy?)",
+                        m.name
+                    )));
+                }
+            }
+        }
+        for k in store::all_keys(&self.pool).await? {
+            let subject = key_subject(&k.id);
+            if !keys.rows.key_ok(KeyFields::from(&k), k.mac.as_deref()) {
+                return Ok(Some(format!(
+                    "API key {:?} ({}…)'s row was changed outside Keysmith",
+                    k.name, k.start
+                )));
+            }
+            if let Some(state) = recorded.get(subject.as_str()) {
+                if Some(*state) != k.mac.as_deref() {
+                    return Ok(Some(format!(
+                        "API key {:?} ({}…)'s row is not as the audit log last recorded it (put back from an earlier copy?)",
+                        k.name, k.start
+                    )));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
