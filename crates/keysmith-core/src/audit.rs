@@ -266,6 +266,19 @@ pub async fn hash_at<'e, E: Executor<'e, Database = Sqlite>>(
     Ok(hash.and_then(|h| h.as_slice().try_into().ok()))
 }
 
+/// The state (row MAC) the newest entry about `subject` recorded, if any did.
+pub async fn latest_state<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    subject: &str,
+) -> Result<Option<Vec<u8>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT state FROM audit_log WHERE subject = ? AND state IS NOT NULL ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(subject)
+    .fetch_optional(ex)
+    .await?)
+}
+
 /// The newest entry's action and target.
 pub async fn last_action<'e, E: Executor<'e, Database = Sqlite>>(
     ex: E,

@@ -151,6 +151,11 @@ impl Registry {
         }
     }
 
+    /// The secret store (for tests that open a second registry on the same keyring).
+    pub fn secrets(&self) -> Arc<dyn SecretStore> {
+        Arc::clone(&self.secrets)
+    }
+
     /// The connection pool (for tests and benchmarks that inspect the database).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -331,7 +336,7 @@ impl Registry {
         };
         let outcome = match current {
             Some(r) if ok => {
-                let r = self.checked_member(r).await?;
+                let r = self.checked_member(&mut tx, r).await?;
                 store::clear_attempts(&mut *tx, name_key).await?;
                 let member = member_from_row(r)?;
                 self.audit(
@@ -380,9 +385,10 @@ impl Registry {
     /// [`Error::NotSignedIn`] for an unknown or disabled member.
     pub async fn actor(&self, member_id: &str) -> Result<Member> {
         self.keys().await?;
-        match store::member_by_id(&self.pool, member_id).await? {
+        let mut conn = self.pool.acquire().await?;
+        match store::member_by_id(&mut *conn, member_id).await? {
             Some(row) if row.disabled_at.is_none() => {
-                member_from_row(self.checked_member(row).await?)
+                member_from_row(self.checked_member(&mut conn, row).await?)
             }
             _ => Err(Error::NotSignedIn),
         }
@@ -401,7 +407,7 @@ impl Registry {
     ) -> Result<Member> {
         match store::member_by_id(&mut *tx, member_id).await? {
             Some(row) if row.disabled_at.is_none() => {
-                member_from_row(self.checked_member(row).await?)
+                member_from_row(self.checked_member(&mut *tx, row).await?)
             }
             _ => Err(Error::NotSignedIn),
         }
@@ -510,12 +516,12 @@ impl Registry {
         let mut tx = self.begin_write().await?;
         let actor = self.actor_in(&mut tx, actor_id).await?;
         let key = self.revocable_key(&mut tx, &actor, key_id).await?;
-        let key = self.checked_key(key).await?;
+        let key = self.checked_key(&mut tx, key).await?;
         authorize(actor.role, Action::GenerateOwnKey)?;
         let creator_row = store::member_by_id(&mut *tx, &key.created_by)
             .await?
             .ok_or_else(|| Error::Internal(format!("key {} has no creator", key.id)))?;
-        let creator = member_from_row(self.checked_member(creator_row).await?)?.summary();
+        let creator = member_from_row(self.checked_member(&mut tx, creator_row).await?)?.summary();
         if !permits(creator.role, Action::GenerateOwnKey) {
             return Err(Error::NotPermitted(
                 "the key's creator is now a role that cannot generate API keys; revoke it instead",
@@ -622,8 +628,9 @@ impl Registry {
         };
         let now = self.clock.now_ms();
         let mut out = Vec::with_capacity(rows.len());
+        let mut conn = self.pool.acquire().await?;
         for r in rows {
-            let sealed = self.key_sealed(&r).await?;
+            let sealed = self.key_sealed(&mut conn, &r).await?;
             let mut summary = summary_from_row(r, now)?;
             if !sealed {
                 summary.status = KeyStatus::Tampered;
@@ -705,6 +712,7 @@ impl Registry {
 
     async fn verify_checked(&self, key: ApiKeySecret) -> Result<Verified> {
         let pepper = self.pepper().await?;
+        self.check_anchor().await?;
         let digest = pepper.digest(&key);
         drop(key);
         let found = store::key_by_digest(&self.pool, digest.as_bytes())
@@ -713,12 +721,13 @@ impl Registry {
                 crate::digest::KeyDigest::from_slice(&m.digest).is_some_and(|d| d == digest)
             })
             .ok_or(Error::UnknownKey)?;
-        let row = self.checked_key(found).await?;
+        let mut conn = self.pool.acquire().await?;
+        let row = self.checked_key(&mut conn, found).await?;
         // The creator's row decides what the key may do: it must carry the seal too.
         let creator = store::member_by_id(&self.pool, &row.created_by)
             .await?
             .ok_or_else(|| Error::Internal(format!("key {} has no creator", row.id)))?;
-        self.checked_member(creator).await?;
+        self.checked_member(&mut conn, creator).await?;
         let now = self.clock.now_ms();
         match key_status(row.revoked_at, row.creator_disabled_at, row.expires_at, now) {
             KeyStatus::Revoked | KeyStatus::Tampered => return Err(Error::KeyRevoked),

@@ -148,6 +148,22 @@ impl Registry {
         if audit::has_keyed_entries(&mut *tx).await? {
             return Ok(()); // another process did it first
         }
+        let start = audit::head(&mut *tx).await?;
+        // An anchor means this account's log was keyed already: keyed entries are gone, so
+        // the log was cut or rewritten, and sealing now would vouch for the edit. The one
+        // exception is an upgrade that anchored its first entry and then never committed.
+        let entry = anchor_entry(account_id);
+        if let Some(bytes) = self.keyring(move |s| s.get(&entry)).await? {
+            let crashed_upgrade = Anchor::decode(&bytes).is_some_and(|a| {
+                a.head == start && a.pending.is_some() && a.keyed_from == start.seq + 1
+            });
+            if !crashed_upgrade {
+                return Err(tampered(
+                    None,
+                    "the audit log holds no keyed entry, but the keyring's anchor says it had some: the log was cut or rewritten".into(),
+                ));
+            }
+        }
         let key_entry = audit_key_entry(account_id);
         let lookup = key_entry.clone();
         let audit = match self
@@ -163,7 +179,6 @@ impl Registry {
                 k
             }
         };
-        let start = audit::head(&mut *tx).await?;
         let members = store::list_members(&mut *tx).await?;
         for m in &members {
             store::set_member_mac(&mut *tx, &m.id, &rows.member_mac(MemberFields::from(m))).await?;
@@ -339,12 +354,20 @@ impl Registry {
         Ok(mac)
     }
 
-    /// `row`, if its MAC matches; else [`Error::StoreTampered`] naming the member.
-    pub(crate) async fn checked_member(&self, row: MemberRow) -> Result<MemberRow> {
+    /// `row`, if its MAC matches and it is in the state the audit log last recorded for it;
+    /// else [`Error::StoreTampered`] naming the member.
+    pub(crate) async fn checked_member(
+        &self,
+        conn: &mut SqliteConnection,
+        row: MemberRow,
+    ) -> Result<MemberRow> {
         let keys = self.keys().await?;
         if keys
             .rows
             .member_ok(MemberFields::from(&row), row.mac.as_deref())
+            && self
+                .as_recorded(conn, &member_subject(&row.id), row.mac.as_deref())
+                .await?
         {
             Ok(row)
         } else {
@@ -358,16 +381,59 @@ impl Registry {
         }
     }
 
-    /// Whether a key row's MAC matches (the list shows the others as changed outside
-    /// Keysmith).
-    pub(crate) async fn key_sealed(&self, row: &KeyRow) -> Result<bool> {
+    /// Whether a key row's MAC matches and it is in the state the audit log last recorded
+    /// for it (the list shows the others as changed outside Keysmith).
+    pub(crate) async fn key_sealed(
+        &self,
+        conn: &mut SqliteConnection,
+        row: &KeyRow,
+    ) -> Result<bool> {
         let keys = self.keys().await?;
-        Ok(keys.rows.key_ok(KeyFields::from(row), row.mac.as_deref()))
+        Ok(keys.rows.key_ok(KeyFields::from(row), row.mac.as_deref())
+            && self
+                .as_recorded(conn, &key_subject(&row.id), row.mac.as_deref())
+                .await?)
+    }
+
+    /// Whether a row's MAC is the state the newest audit entry about it recorded (true when
+    /// no entry recorded one: rows sealed at an upgrade). A row put back as it was before a
+    /// later change, with the MAC it had then, fails here.
+    async fn as_recorded(
+        &self,
+        conn: &mut SqliteConnection,
+        subject: &str,
+        mac: Option<&[u8]>,
+    ) -> Result<bool> {
+        Ok(match audit::latest_state(conn, subject).await? {
+            Some(state) => Some(state.as_slice()) == mac,
+            None => true,
+        })
+    }
+
+    /// Whether the audit log's head is one the keyring's anchor vouches for: a database
+    /// rolled back to an earlier copy (where a revoked key may be active again) fails here.
+    /// Checked by every read that decides access on its own (`verify`, the verifier's start)
+    /// and before any entry is appended.
+    ///
+    /// # Errors
+    /// [`Error::StoreTampered`], and the errors of loading the account's secrets.
+    pub async fn check_anchor(&self) -> Result<()> {
+        let keys = self.keys().await?;
+        let head = audit::head(&self.pool).await?;
+        let anchor = self.read_anchor(&keys.account_id).await?;
+        let at_reach = audit::hash_at(&self.pool, anchor.reach().seq).await?;
+        anchor
+            .vouches_for(head, at_reach)
+            .map_err(|what| tampered(None, what))
     }
 
     /// `row`, if its MAC matches; else [`Error::StoreTampered`] naming the key.
-    pub(crate) async fn checked_key(&self, row: KeyRow) -> Result<KeyRow> {
-        if self.key_sealed(&row).await? {
+    pub(crate) async fn checked_key(
+        &self,
+        conn: &mut SqliteConnection,
+        row: KeyRow,
+    ) -> Result<KeyRow> {
+        if self.key_sealed(conn, &row).await? {
             Ok(row)
         } else {
             Err(tampered(
@@ -437,7 +503,17 @@ impl Registry {
     /// # Errors
     /// [`Error::Storage`], and the errors of loading the account's secrets.
     pub async fn audit_chain(&self) -> Result<ChainStatus> {
-        let keys = self.keys().await?;
+        let keys = match self.keys().await {
+            Ok(k) => k,
+            Err(Error::StoreTampered { what, .. }) => {
+                return Ok(ChainStatus {
+                    intact: false,
+                    entries: audit::all(&self.pool).await?.len() as u64,
+                    problem: Some(what),
+                })
+            }
+            Err(e) => return Err(e),
+        };
         let rows = audit::all(&self.pool).await?;
         let entries = rows.len() as u64;
         let problem = self.first_problem(keys, &rows).await?;

@@ -280,9 +280,12 @@ async fn racing_operations_act_once_and_on_current_permissions() {
         1,
         "{results:?}"
     );
-    assert!(results
-        .iter()
-        .all(|r| r.is_ok() || *r == Err(ErrorCode::AlreadyRevoked)));
+    assert!(
+        results
+            .iter()
+            .all(|r| r.is_ok() || *r == Err(ErrorCode::AlreadyRevoked)),
+        "{results:?}"
+    );
     assert_eq!(audit_count(&registry, "key_revoked", &key).await, 1);
 
     // Ten rolls of one key: one replacement.
@@ -647,4 +650,372 @@ async fn a_data_directory_of_another_user_is_refused() {
     let err = open_registry(foreign).await.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Storage);
     assert!(err.to_string().contains("another user"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. History that cannot be rewritten unnoticed.
+
+/// A team with a Manager's key, one revoked key and one removed member, and a verifier.
+struct Scene {
+    dir: tempfile::TempDir,
+    registry: Registry,
+    owner: String,
+    manager: String,
+    manager_key: String,
+    manager_key_id: String,
+    revoked_key: String,
+    revoked_key_id: String,
+    removed: String,
+}
+
+async fn scene() -> Scene {
+    let (dir, registry, team) = team_registry().await;
+    let owner = person(&team, Role::Owner).id.clone();
+    let manager = person(&team, Role::Manager).id.clone();
+    let g = registry.generate_key(&manager, "reports").await.unwrap();
+    let r = registry.generate_key(&manager, "old").await.unwrap();
+    registry
+        .revoke_key(&owner, &r.summary.id, REVOKE_CONFIRMATION)
+        .await
+        .unwrap();
+    let removed = team.get(Role::Author, false).id.clone();
+    registry
+        .remove_member(&owner, &removed, REMOVE_CONFIRMATION)
+        .await
+        .unwrap();
+    Scene {
+        dir,
+        registry,
+        owner,
+        manager,
+        manager_key: g.secret.expose().to_owned(),
+        manager_key_id: g.summary.id,
+        revoked_key: r.secret.expose().to_owned(),
+        revoked_key_id: r.summary.id,
+        removed,
+    }
+}
+
+async fn sql(s: &Scene, statements: &str) {
+    sqlx::raw_sql(statements)
+        .execute(s.registry.pool())
+        .await
+        .unwrap();
+}
+
+/// A process that did not see the edit happen: a fresh registry on the same file and
+/// keyring (what the CLI or a restarted app is).
+async fn fresh(s: &Scene) -> Registry {
+    let pool = store::open(&s.dir.path().join(store::DB_FILE))
+        .await
+        .unwrap();
+    Registry::with_parts(
+        pool,
+        s.registry.secrets(),
+        Arc::new(keysmith_core::clock::SystemClock),
+    )
+}
+
+fn tampered<T: std::fmt::Debug>(r: Result<T, Error>, what: &str) {
+    match r {
+        Err(e) => {
+            assert_eq!(e.code(), ErrorCode::StoreTampered, "{what}: {e}");
+            assert!(
+                e.to_string().contains("changed outside Keysmith"),
+                "{what}: {e}"
+            );
+        }
+        Ok(v) => panic!("{what}: acted on a changed store: {v:?}"),
+    }
+}
+
+/// The issue's inputs and the rest of the kind: with write access to the file (no keyring),
+/// each edit is named by `audit verify`; those on rows that decide access are refused by the
+/// app and CLI (the registry) and by the verifier, and the refusal is audited.
+#[tokio::test]
+async fn edits_made_outside_keysmith_are_detected_and_refused() {
+    // (what, SQL run with only the file; which checks must refuse)
+    type Check = fn(&Scene) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>;
+    let manager_key_refused: Check = |s| {
+        Box::pin(async move {
+            let r = fresh(s).await;
+            tampered(r.verify(&s.manager_key).await, "verify");
+            let v = verifier_for(&s.dir, r.verifier_pepper().await.unwrap());
+            assert!(
+                matches!(
+                    v.check(Some(&s.manager_key), None),
+                    Err(Denial::Tampered { .. })
+                ),
+                "the verifier allowed the key"
+            );
+        })
+    };
+    let manager_refused: Check = |s| {
+        Box::pin(async move {
+            let r = fresh(s).await;
+            tampered(r.actor(&s.manager).await, "the Manager acting");
+            tampered(r.generate_key(&s.manager, "more").await, "generate");
+            let v = verifier_for(&s.dir, r.verifier_pepper().await.unwrap());
+            assert!(matches!(
+                v.check(Some(&s.manager_key), None),
+                Err(Denial::Tampered { .. })
+            ));
+        })
+    };
+    let revoked_refused: Check = |s| {
+        Box::pin(async move {
+            let r = fresh(s).await;
+            tampered(r.verify(&s.revoked_key).await, "verify the revoked key");
+            let v = verifier_for(&s.dir, r.verifier_pepper().await.unwrap());
+            assert!(v.check(Some(&s.revoked_key), None).is_err());
+        })
+    };
+    let removed_refused: Check = |s| {
+        Box::pin(async move {
+            let r = fresh(s).await;
+            let name = store::member_by_id(r.pool(), &s.removed)
+                .await
+                .unwrap()
+                .unwrap()
+                .name;
+            tampered(
+                r.sign_in(&name, PASSPHRASE).await,
+                "sign-in of the removed member",
+            );
+        })
+    };
+    let writes_refused: Check = |s| {
+        Box::pin(async move {
+            let r = fresh(s).await;
+            tampered(r.generate_key(&s.owner, "after").await, "a write");
+            tampered(
+                r.verify(&s.manager_key).await,
+                "verify on a rolled-back log",
+            );
+        })
+    };
+    let nothing_more: Check = |_| Box::pin(async {});
+    let cases: Vec<(&str, &str, Check)> = vec![
+        (
+            "drop the trigger and delete the newest audit entries",
+            "DROP TRIGGER audit_log_no_delete; \
+             DELETE FROM audit_log WHERE seq > (SELECT max(seq) - 2 FROM audit_log);",
+            writes_refused,
+        ),
+        (
+            "delete every audit entry",
+            "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log;",
+            writes_refused,
+        ),
+        (
+            "delete an entry in the middle",
+            "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq = 3;",
+            nothing_more,
+        ),
+        (
+            "edit an entry",
+            "DROP TRIGGER audit_log_no_update; \
+             UPDATE audit_log SET detail = 'nothing to see' WHERE seq = 2;",
+            nothing_more,
+        ),
+        (
+            "make the Manager the Owner",
+            "DROP INDEX members_one_owner; \
+             UPDATE members SET role = 'admin' WHERE role = 'owner'; \
+             UPDATE members SET role = 'owner' WHERE id = 'id-Manager1';",
+            manager_refused,
+        ),
+        (
+            "un-revoke a key",
+            "DROP TRIGGER api_keys_no_unrevoke; \
+             UPDATE api_keys SET revoked_at = NULL WHERE name = 'old';",
+            revoked_refused,
+        ),
+        (
+            "push an expiry back",
+            "UPDATE api_keys SET expires_at = 4102444800000 WHERE name = 'reports';",
+            manager_key_refused,
+        ),
+        (
+            "give a key to the Owner",
+            "DROP TRIGGER api_keys_identity_fixed; \
+             UPDATE api_keys SET created_by = (SELECT id FROM members WHERE role = 'owner') \
+             WHERE name = 'reports';",
+            manager_key_refused,
+        ),
+        (
+            "re-enable a removed member",
+            "DROP TRIGGER members_no_reenable; \
+             UPDATE members SET disabled_at = NULL WHERE disabled_at IS NOT NULL;",
+            removed_refused,
+        ),
+        (
+            "give the Manager another member's passphrase hash",
+            "UPDATE members SET passphrase_hash = \
+             (SELECT passphrase_hash FROM members WHERE role = 'owner') WHERE id = 'id-Manager1';",
+            manager_refused,
+        ),
+        (
+            "flip a member's must-change-passphrase flag",
+            "UPDATE members SET must_change_passphrase = 1 WHERE id = 'id-Manager1';",
+            manager_refused,
+        ),
+        (
+            "drop a row's seal",
+            "UPDATE members SET mac = NULL WHERE id = 'id-Manager1';",
+            manager_refused,
+        ),
+        (
+            "copy one key's seal onto another",
+            "UPDATE api_keys SET mac = (SELECT mac FROM api_keys WHERE name = 'old') \
+             WHERE name = 'reports';",
+            manager_key_refused,
+        ),
+    ];
+    for (what, statements, check) in cases {
+        let s = scene().await;
+        assert!(
+            s.registry.audit_chain().await.unwrap().intact,
+            "{what}: before"
+        );
+        sql(&s, statements).await;
+        let status = fresh(&s).await.audit_chain().await.unwrap();
+        assert!(!status.intact, "{what}: audit verify says intact");
+        assert!(status.problem.is_some(), "{what}");
+        check(&s).await;
+    }
+}
+
+/// Rewriting the chain without the audit key: the whole log recomputed as plain SHA-256 after
+/// an edit (what passed before keyed chains) is named.
+#[tokio::test]
+async fn a_recomputed_unkeyed_chain_is_detected() {
+    let s = scene().await;
+    let rows = keysmith_core::audit::all(s.registry.pool()).await.unwrap();
+    sql(&s, "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log;").await;
+    let mut prev = vec![0u8; 32];
+    for r in rows {
+        let detail = if r.seq == 2 {
+            "edited".to_owned()
+        } else {
+            r.detail.clone()
+        };
+        let hash = keysmith_core::audit::entry_hash(
+            &prev,
+            r.seq,
+            r.at,
+            r.actor_id.as_deref(),
+            &r.actor_name,
+            &r.action,
+            &r.target,
+            &detail,
+        );
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash, keyed) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        )
+        .bind(r.seq)
+        .bind(r.at)
+        .bind(&r.actor_id)
+        .bind(&r.actor_name)
+        .bind(&r.action)
+        .bind(&r.target)
+        .bind(&detail)
+        .bind(&prev)
+        .bind(&hash[..])
+        .execute(s.registry.pool())
+        .await
+        .unwrap();
+        prev = hash.to_vec();
+    }
+    let status = fresh(&s).await.audit_chain().await.unwrap();
+    assert!(!status.intact);
+    let problem = status.problem.unwrap();
+    assert!(
+        problem.contains("rewritten") || problem.contains("without the audit key"),
+        "{problem}"
+    );
+}
+
+/// Replays: a row put back with the MAC it had before a later change (from a copy of the
+/// file), and the whole file put back to an earlier copy. Both were authentic once; the log
+/// and the keyring's anchor tell.
+#[tokio::test]
+async fn rows_and_files_put_back_from_a_copy_are_detected() {
+    // A key row copied while active, put back after the revocation.
+    let s = scene().await;
+    let g = s
+        .registry
+        .generate_key(&s.manager, "replayed")
+        .await
+        .unwrap();
+    let before: (Option<i64>, Vec<u8>) =
+        sqlx::query_as("SELECT revoked_at, mac FROM api_keys WHERE id = ?")
+            .bind(&g.summary.id)
+            .fetch_one(s.registry.pool())
+            .await
+            .unwrap();
+    s.registry
+        .revoke_key(&s.owner, &g.summary.id, REVOKE_CONFIRMATION)
+        .await
+        .unwrap();
+    sql(&s, "DROP TRIGGER api_keys_no_unrevoke;").await;
+    sqlx::query("UPDATE api_keys SET revoked_at = ?, mac = ? WHERE id = ?")
+        .bind(before.0)
+        .bind(&before.1)
+        .bind(&g.summary.id)
+        .execute(s.registry.pool())
+        .await
+        .unwrap();
+    let r = fresh(&s).await;
+    tampered(r.verify(g.secret.expose()).await, "a replayed row");
+    assert!(!r.audit_chain().await.unwrap().intact);
+    let listed = r.list_keys(&s.owner).await.unwrap();
+    assert_eq!(
+        listed.iter().find(|k| k.id == g.summary.id).unwrap().status,
+        keysmith_types::KeyStatus::Tampered
+    );
+    // The refusal is in the audit log.
+    let rows = keysmith_core::audit::all(r.pool()).await.unwrap();
+    assert!(rows.iter().any(|e| e.action == "tamper_detected"));
+
+    // The whole file put back to a copy made before a revocation.
+    let s = scene().await;
+    let copy = s.dir.path().join("copy.sqlite3");
+    sqlx::query(&format!("VACUUM INTO '{}'", copy.display()))
+        .execute(s.registry.pool())
+        .await
+        .unwrap();
+    s.registry
+        .revoke_key(&s.owner, &s.manager_key_id, REVOKE_CONFIRMATION)
+        .await
+        .unwrap();
+    s.registry.pool().close().await;
+    let db = s.dir.path().join(store::DB_FILE);
+    for side in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{side}", db.display()));
+    }
+    std::fs::copy(&copy, &db).unwrap();
+    let (revoked_in_copy,): (Option<i64>,) =
+        sqlx::query_as("SELECT revoked_at FROM api_keys WHERE id = ?")
+            .bind(&s.manager_key_id)
+            .fetch_one(
+                &sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+    assert_eq!(revoked_in_copy, None, "the copy predates the revocation");
+    let r = fresh(&s).await;
+    tampered(
+        r.verify(&s.manager_key).await,
+        "a key revoked after the copy",
+    );
+    assert!(!r.audit_chain().await.unwrap().intact);
+    tampered(
+        r.generate_key(&s.owner, "x").await,
+        "extending a rolled-back log",
+    );
+    let _ = &s.revoked_key_id;
 }
