@@ -396,3 +396,192 @@ fn a_closed_output_pipe_ends_the_command_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+/// `keysmith` with `env` (raw bytes allowed) on `d`, the test passphrase unless overridden.
+fn cli_os(
+    d: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> std::process::Output {
+    std::process::Command::new(keysmith_tests::built_binary("keysmith"))
+        .arg("--data-dir")
+        .arg(d)
+        .args(args)
+        .env("KEYSMITH_PASSPHRASE", keysmith_tests::PASSPHRASE)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("KEYSMITH_DATA_DIR")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The issue's input: ten bytes that are not UTF-8 as a passphrase were accepted, and then
+/// any other ten such bytes signed in (both became ten U+FFFD). Right value: refused, with a
+/// clear error, and nothing created or signed in.
+#[test]
+fn passphrases_that_are_not_utf8_are_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    require_secret_service();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bad = std::ffi::OsStr::from_bytes(&[0xff; 10]);
+    let other = std::ffi::OsStr::from_bytes(&[0xfe; 10]);
+    let o = cli_os(
+        d,
+        &["init", "--owner", "Olive"],
+        &[("KEYSMITH_PASSPHRASE", bad)],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not valid UTF-8"), "{}", stderr(&o));
+    let o = cli(d, &["--as", "Olive", "keys", "list"], None);
+    assert!(stderr(&o).contains("No Keysmith account"), "{}", stderr(&o));
+
+    assert!(cli(d, &["init", "--owner", "Olive"], None).status.success());
+    let o = cli_os(
+        d,
+        &[
+            "--as", "Olive", "members", "add", "Max", "--role", "manager",
+        ],
+        &[("KEYSMITH_NEW_PASSPHRASE", bad)],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = cli_os(
+        d,
+        &["--as", "Olive", "keys", "list"],
+        &[("KEYSMITH_PASSPHRASE", other)],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // The replacement character itself (what a lossy conversion leaves) is refused too.
+    let o = cli_os(
+        d,
+        &[
+            "--as", "Olive", "members", "add", "Max", "--role", "manager",
+        ],
+        &[(
+            "KEYSMITH_NEW_PASSPHRASE",
+            std::ffi::OsStr::new(&"\u{fffd}".repeat(10)),
+        )],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("U+FFFD"), "{}", stderr(&o));
+    let o = cli(d, &["--as", "Olive", "members", "list", "--json"], None);
+    assert!(!stdout(&o).contains("\"Max\""), "nothing was added");
+}
+
+/// The issue's input: six `keysmith init` on one empty data directory at once. One wins;
+/// the other five say the account already exists (not "the schema could not be brought up
+/// to date").
+#[test]
+fn six_inits_at_once_one_wins_the_others_say_it_exists() {
+    require_secret_service();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("fresh");
+    let children: Vec<_> = (0..6)
+        .map(|i| {
+            std::process::Command::new(keysmith_tests::built_binary("keysmith"))
+                .arg("--data-dir")
+                .arg(&d)
+                .args(["init", "--owner", &format!("Owner{i}")])
+                .env("KEYSMITH_PASSPHRASE", keysmith_tests::PASSPHRASE)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let won = outputs.iter().filter(|o| o.status.success()).count();
+    let exists = outputs
+        .iter()
+        .filter(|o| stderr(o).contains("already exists"))
+        .count();
+    let all: Vec<String> = outputs.iter().map(stderr).collect();
+    assert_eq!((won, exists), (1, 5), "{all:#?}");
+    assert_eq!(cli(&d, &["audit", "verify"], None).status.code(), Some(0));
+}
+
+/// The issue's inputs, through the real CLI and the real keyring: with only the file, a
+/// Manager made the Owner (a `sqlite3` shell) is refused and named by `audit verify`; the
+/// database and its -wal/-shm are 0600 in a data directory made 0700.
+#[test]
+fn a_manager_made_owner_outside_keysmith_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    require_secret_service();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(cli(&d, &["init", "--owner", "Olive"], None)
+        .status
+        .success());
+    let o = keysmith_tests::cli_with(
+        &d,
+        &[
+            "--as", "Olive", "members", "add", "Max", "--role", "manager",
+        ],
+        None,
+        &[("KEYSMITH_NEW_PASSPHRASE", "initial passphrase 1")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = keysmith_tests::cli_with(
+        &d,
+        &["--as", "Max", "passphrase"],
+        None,
+        &[
+            ("KEYSMITH_PASSPHRASE", "initial passphrase 1"),
+            ("KEYSMITH_NEW_PASSPHRASE", keysmith_tests::PASSPHRASE),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(
+        &d,
+        &["--as", "Max", "keys", "create", "--name", "reports"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = stdout(&o).trim().to_owned();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&d), 0o700);
+    for f in [
+        "keysmith.sqlite3",
+        "keysmith.sqlite3-wal",
+        "keysmith.sqlite3-shm",
+    ] {
+        let p = d.join(f);
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{f}");
+        }
+    }
+
+    let db = d.join("keysmith.sqlite3");
+    let o = std::process::Command::new("sqlite3")
+        .args(["-bail", "-cmd", ".timeout 5000"])
+        .arg(&db)
+        .arg(
+            "DROP INDEX members_one_owner; \
+             UPDATE members SET role = 'admin' WHERE role = 'owner'; \
+             UPDATE members SET role = 'owner' WHERE name = 'Max';",
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(&d, &["--as", "Max", "members", "list"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("changed outside Keysmith"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cli(&d, &["verify", "-"], Some(&key));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = cli(&d, &["audit", "verify"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("changed outside Keysmith"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -182,6 +182,11 @@ fn KeyRow(
         }
         .into_any(),
         KeyStatus::Expired => view! { <span class="status expired">"Expired"</span> }.into_any(),
+        KeyStatus::Tampered => view! {
+            <span class="status tampered" title="Its row in the database was changed outside Keysmith: it is refused everywhere. Revoke it.">
+                "Changed outside Keysmith"
+            </span>
+        }.into_any(),
         KeyStatus::Active if rolled => view! { <span class="status grace">"Grace period"</span> }.into_any(),
         KeyStatus::Active => view! { <span class="status active">"Active"</span> }.into_any(),
     };

@@ -432,7 +432,8 @@ async fn verify(registry: &Registry, arg: &str) -> Result<(), Failure> {
             code: match e.code() {
                 ErrorCode::MalformedKey => 2,
                 ErrorCode::UnknownKey | ErrorCode::KeyRevoked | ErrorCode::KeyExpired => 1,
-                // No account, no keyring, no database: the key could not be checked at all.
+                // No account, no keyring, no database, or a store changed outside Keysmith:
+                // the key could not be checked at all.
                 _ => 3,
             },
             message: e.to_ipc().message,
@@ -535,8 +536,8 @@ async fn sign_in(registry: &Registry, name: Option<&str>) -> Result<String, Fail
 
 /// A new passphrase from KEYSMITH_NEW_PASSPHRASE, else from a prompt (asked twice).
 fn read_new_passphrase(prompt: &str) -> Result<Zeroizing<String>, Failure> {
-    if let Some(p) = std::env::var_os("KEYSMITH_NEW_PASSPHRASE") {
-        return Ok(Zeroizing::new(p.to_string_lossy().into_owned()));
+    if let Some(p) = passphrase_from_env("KEYSMITH_NEW_PASSPHRASE")? {
+        return Ok(p);
     }
     let first = read_passphrase_prompt(prompt)?;
     let again = read_passphrase_prompt("Repeat it: ")?;
@@ -551,10 +552,28 @@ fn read_new_passphrase(prompt: &str) -> Result<Zeroizing<String>, Failure> {
 
 /// The passphrase from KEYSMITH_PASSPHRASE, else from a prompt on the terminal.
 fn read_passphrase(prompt: &str) -> Result<Zeroizing<String>, Failure> {
-    if let Some(p) = std::env::var_os("KEYSMITH_PASSPHRASE") {
-        return Ok(Zeroizing::new(p.to_string_lossy().into_owned()));
+    if let Some(p) = passphrase_from_env("KEYSMITH_PASSPHRASE")? {
+        return Ok(p);
     }
     read_passphrase_prompt(prompt)
+}
+
+/// A passphrase from the environment variable `name`, exactly as set. Bytes that are not
+/// UTF-8 are refused, never replaced: a lossy conversion would turn different passphrases
+/// into the same one.
+fn passphrase_from_env(name: &str) -> Result<Option<Zeroizing<String>>, Failure> {
+    match std::env::var_os(name) {
+        None => Ok(None),
+        Some(raw) => raw.into_string().map(|p| Some(Zeroizing::new(p))).map_err(|raw| {
+            drop(Zeroizing::new(raw.into_encoded_bytes()));
+            Failure {
+                code: 2,
+                message: format!(
+                    "{name} is not valid UTF-8 text; a passphrase must be text (set it again, or type it at the prompt)"
+                ),
+            }
+        }),
+    }
 }
 
 fn read_passphrase_prompt(prompt: &str) -> Result<Zeroizing<String>, Failure> {
@@ -568,7 +587,11 @@ fn read_passphrase_prompt(prompt: &str) -> Result<Zeroizing<String>, Failure> {
         .map(Zeroizing::new)
         .map_err(|e| Failure {
             code: 1,
-            message: format!("cannot read the passphrase: {e}"),
+            message: if e.kind() == std::io::ErrorKind::InvalidData {
+                "the passphrase typed is not valid UTF-8 text; check the terminal's encoding".into()
+            } else {
+                format!("cannot read the passphrase: {e}")
+            },
         })
 }
 
@@ -594,6 +617,7 @@ fn print_table(keys: &[KeySummary]) {
             KeyStatus::Active => "active",
             KeyStatus::Revoked => "revoked",
             KeyStatus::Expired => "expired",
+            KeyStatus::Tampered => "CHANGED OUTSIDE KEYSMITH",
         };
         let expires = match (&k.replaced_by, k.expires_at) {
             (Some(_), Some(at)) => format!("{} (rolled)", format_time(Some(at))),
@@ -644,7 +668,12 @@ async fn serve_verifier(
     let policy = Policy::load(policy).map_err(|e| fail(format!("policy refused: {e}")))?;
     let pepper = match pepper_file {
         Some(path) => Pepper::read_file(path).map_err(|e| fail(e.to_string()))?,
-        None => registry.verifier_pepper().await?,
+        None => {
+            // With the keyring at hand, a database rolled back to an earlier copy (where
+            // revoked keys may be active again) is refused before serving.
+            registry.check_anchor().await?;
+            registry.verifier_pepper().await?
+        }
     };
     let db = dir.join(keysmith_core::store::DB_FILE);
     let rules = policy.rule_count();

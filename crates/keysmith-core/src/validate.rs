@@ -76,7 +76,7 @@ pub fn new_passphrase(p: &str) -> Result<()> {
     }
     if p.contains(char::REPLACEMENT_CHARACTER) {
         return Err(Error::InvalidPassphrase(
-            "The passphrase contains \u{FFFD}, the mark of bytes that were not valid text (UTF-8): it cannot be told apart from other unreadable text. Type it again.".into(),
+            "The passphrase contains U+FFFD (\u{FFFD}), the mark of bytes that were not valid text (UTF-8): it cannot be told apart from other unreadable text. Type it again.".into(),
         ));
     }
     Ok(())
