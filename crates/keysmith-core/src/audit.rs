@@ -36,10 +36,11 @@ pub enum AuditAction {
     AccountCreated,
     RowsSealed,
     TamperDetected,
+    AnchorReset,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::KeyGenerated,
@@ -55,6 +56,7 @@ impl AuditAction {
         AuditAction::AccountCreated,
         AuditAction::RowsSealed,
         AuditAction::TamperDetected,
+        AuditAction::AnchorReset,
     ];
 
     /// The stored name (`key_generated`, …).
@@ -75,6 +77,7 @@ impl AuditAction {
             AuditAction::AccountCreated => "account_created",
             AuditAction::RowsSealed => "rows_sealed",
             AuditAction::TamperDetected => "tamper_detected",
+            AuditAction::AnchorReset => "anchor_reset",
         }
     }
 

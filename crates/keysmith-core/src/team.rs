@@ -30,7 +30,7 @@ impl Registry {
     async fn target(&self, tx: &mut WriteTx<'_>, member_id: &str) -> Result<Member> {
         match store::member_by_id(&mut **tx, member_id).await? {
             Some(row) if row.disabled_at.is_none() => {
-                member_from_row(self.checked_member(&mut **tx, row).await?)
+                member_from_row(self.checked_member(tx, row).await?)
             }
             _ => Err(unknown_member(member_id)),
         }

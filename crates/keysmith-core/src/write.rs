@@ -598,3 +598,91 @@ impl Registry {
         Ok(None)
     }
 }
+
+impl Registry {
+    /// After the database was put back from a backup older than the last action (or its
+    /// log was cut), the keyring's anchor no longer vouches for it and Keysmith refuses to
+    /// extend it. The Owner, signing in with their passphrase and typing `RESTORED`, accepts
+    /// the database as it is now: an `anchor_reset` entry naming what did not match is
+    /// appended, and the anchor moves to it. Rows keep their seals: a row that does not carry
+    /// one is still refused.
+    ///
+    /// # Errors
+    /// [`Error::ConfirmationMismatch`] (not `RESTORED`), [`Error::BadCredentials`],
+    /// [`Error::TooManyAttempts`], [`Error::NotPermitted`] (not the Owner),
+    /// [`Error::StoreTampered`] (the Owner's own row is not sealed), and the errors of
+    /// loading the account's secrets.
+    pub async fn accept_restored_store(
+        &self,
+        owner_name: &str,
+        pass: &str,
+        confirmation: &str,
+    ) -> Result<String> {
+        if confirmation != keysmith_types::RESTORED_CONFIRMATION {
+            return Err(Error::ConfirmationMismatch);
+        }
+        let keys = self.keys().await?;
+        let now = self.clock.now_ms();
+        let name_key = crate::validate::name_key(owner_name);
+        // Counted like any sign-in attempt (this one appends no entry until it succeeds).
+        let mut attempts = store::attempts(&self.pool, &name_key).await?;
+        if let Some(next) = attempts.next_at.filter(|n| *n > now) {
+            return Err(Error::TooManyAttempts {
+                retry_after_secs: (next - now + 999) / 1000,
+            });
+        }
+        let row = store::member_by_name(&self.pool, owner_name)
+            .await?
+            .filter(|r| r.disabled_at.is_none());
+        let phc = row.as_ref().map(|r| r.passphrase_hash.clone());
+        let typed = zeroize::Zeroizing::new(pass.to_owned());
+        let ok = tokio::task::spawn_blocking(move || {
+            phc.is_some_and(|phc| crate::passphrase::verify(&typed, &phc))
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let Some(row) = row.filter(|_| ok) else {
+            attempts.failed += 1;
+            attempts.next_at = crate::registry::sign_in_delay_ms(attempts.failed).map(|d| now + d);
+            store::set_attempts(&self.pool, &name_key, attempts, now).await?;
+            return Err(Error::BadCredentials);
+        };
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let owner = crate::registry::member_from_row(self.checked_member(&mut tx, row).await?)?;
+        crate::permissions::authorize(owner.role, crate::permissions::Action::TransferOwnership)?;
+        let problem = match self.check_anchor().await {
+            Err(Error::StoreTampered { what, .. }) => what,
+            Err(e) => return Err(e),
+            Ok(()) => return Ok("the audit log already matches the keyring's anchor".into()),
+        };
+        let start = audit::head(&mut *tx).await?;
+        let end = audit::append(
+            &mut tx,
+            &keys.audit,
+            &audit::NewEntry {
+                at: now,
+                actor_id: Some(&owner.id),
+                actor_name: &owner.name,
+                action: AuditAction::AnchorReset,
+                target: "the store",
+                detail: &format!("accepted as it is: {problem}"),
+                subject: None,
+            },
+        )
+        .await?;
+        self.write_anchor(
+            &keys.account_id,
+            Anchor {
+                keyed_from: keys.keyed_from,
+                head: start,
+                pending: Some(end),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.settle_anchor(&keys.account_id, keys.keyed_from, end)
+            .await;
+        tracing::warn!(member = %owner.id, %problem, "the Owner accepted the store as it is");
+        Ok(problem)
+    }
+}

@@ -1017,5 +1017,54 @@ async fn rows_and_files_put_back_from_a_copy_are_detected() {
         r.generate_key(&s.owner, "x").await,
         "extending a rolled-back log",
     );
+
+    // Recovery: the Owner, with their passphrase and RESTORED typed, accepts the copy; the
+    // Manager may not; nothing is accepted without the exact confirmation or passphrase.
+    let owner_name = store::member_by_id(r.pool(), &s.owner)
+        .await
+        .unwrap()
+        .unwrap()
+        .name;
+    let manager_name = store::member_by_id(r.pool(), &s.manager)
+        .await
+        .unwrap()
+        .unwrap()
+        .name;
+    assert_eq!(
+        code(
+            r.accept_restored_store(&owner_name, PASSPHRASE, "restored")
+                .await
+        )
+        .unwrap_err(),
+        ErrorCode::ConfirmationMismatch
+    );
+    assert_eq!(
+        code(
+            r.accept_restored_store(&owner_name, "wrong passphrase!", "RESTORED")
+                .await
+        )
+        .unwrap_err(),
+        ErrorCode::BadCredentials
+    );
+    assert_eq!(
+        code(
+            r.accept_restored_store(&manager_name, PASSPHRASE, "RESTORED")
+                .await
+        )
+        .unwrap_err(),
+        ErrorCode::NotPermitted
+    );
+    assert!(!r.audit_chain().await.unwrap().intact);
+    let problem = r
+        .accept_restored_store(&owner_name, PASSPHRASE, "RESTORED")
+        .await
+        .unwrap();
+    assert!(problem.contains("rolled back"), "{problem}");
+    let status = r.audit_chain().await.unwrap();
+    assert!(status.intact, "{:?}", status.problem);
+    let rows = keysmith_core::audit::all(r.pool()).await.unwrap();
+    assert_eq!(rows.last().unwrap().action, "anchor_reset");
+    // The store is the copy's: Keysmith works on it again.
+    r.generate_key(&s.owner, "after the restore").await.unwrap();
     let _ = &s.revoked_key_id;
 }

@@ -408,6 +408,10 @@ pub const REMOVE_CONFIRMATION: &str = "REMOVE";
 /// The confirmation text the revoke dialog asks for (the article: "type REVOKE").
 pub const REVOKE_CONFIRMATION: &str = "REVOKE";
 
+/// What the Owner types to accept a database put back from an earlier copy (`keysmith audit
+/// accept-restore`).
+pub const RESTORED_CONFIRMATION: &str = "RESTORED";
+
 #[cfg(test)]
 mod tests {
     use super::*;
