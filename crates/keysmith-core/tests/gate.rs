@@ -166,7 +166,7 @@ async fn a_key_of_a_demoted_creator_is_not_rolled() {
 // ---------------------------------------------------------------------------------------
 // 3. Security counters and checks are atomic.
 
-fn person<'a>(team: &'a Team, role: Role) -> &'a Person {
+fn person(team: &Team, role: Role) -> &Person {
     team.get(role, false)
 }
 
