@@ -979,8 +979,10 @@ async fn rows_and_files_put_back_from_a_copy_are_detected() {
     let rows = keysmith_core::audit::all(r.pool()).await.unwrap();
     assert!(rows.iter().any(|e| e.action == "tamper_detected"));
 
-    // The whole file put back to a copy made before a revocation.
+    // The whole database put back to a copy made before a revocation: a consistent copy
+    // (`VACUUM INTO`), then SQLite's own backup API (`sqlite3 .restore`) writes it back.
     let s = scene().await;
+    let db = s.dir.path().join(store::DB_FILE);
     let copy = s.dir.path().join("copy.sqlite3");
     sqlx::query(&format!("VACUUM INTO '{}'", copy.display()))
         .execute(s.registry.pool())
@@ -990,23 +992,17 @@ async fn rows_and_files_put_back_from_a_copy_are_detected() {
         .revoke_key(&s.owner, &s.manager_key_id, REVOKE_CONFIRMATION)
         .await
         .unwrap();
-    s.registry.pool().close().await;
-    let db = s.dir.path().join(store::DB_FILE);
-    for side in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{side}", db.display()));
-    }
-    std::fs::copy(&copy, &db).unwrap();
-    let (revoked_in_copy,): (Option<i64>,) =
-        sqlx::query_as("SELECT revoked_at FROM api_keys WHERE id = ?")
-            .bind(&s.manager_key_id)
-            .fetch_one(
-                &sqlx::SqlitePool::connect(&format!("sqlite:{}", db.display()))
-                    .await
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-    assert_eq!(revoked_in_copy, None, "the copy predates the revocation");
+    let out = std::process::Command::new("sqlite3")
+        .args(["-bail", "-cmd", ".timeout 5000"])
+        .arg(&db)
+        .arg(format!(".restore '{}'", copy.display()))
+        .output()
+        .expect("sqlite3 (Debian package sqlite3; scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = fresh(&s).await;
     tampered(
         r.verify(&s.manager_key).await,
