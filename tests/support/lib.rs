@@ -386,3 +386,133 @@ pub fn start_verifier(
     wait_for_port(port, &mut verifier.0, "keysmith serve-verifier");
     (verifier, port)
 }
+
+impl TauriDriver {
+    /// The driver's process id: the app it launches runs among its descendants (tauri-driver
+    /// → WebKitWebDriver → the app → WebKit's web and network processes).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// Every process descended from `root` (children, grandchildren, …), as /proc shows them now.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": comm may hold spaces and parentheses, so the fields are
+        // read after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|s| s.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parents.push((pid, ppid));
+        }
+    }
+    let mut found = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in &parents {
+            if ppid == parent && !found.contains(&pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// The file name of the executable process `pid` runs, if it still runs.
+pub fn exe_name(pid: u32) -> Option<String> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let name = exe.file_name()?.to_string_lossy().into_owned();
+    // A binary replaced by a rebuild while it runs reads "name (deleted)".
+    Some(name.trim_end_matches(" (deleted)").to_owned())
+}
+
+/// The first descendant of `root` running the executable named `name` (e.g. `keysmith-app`,
+/// `WebKitWebProcess`).
+pub fn descendant_named(root: u32, name: &str) -> Option<u32> {
+    descendants(root)
+        .into_iter()
+        .find(|&pid| exe_name(pid).as_deref() == Some(name))
+}
+
+/// Sends SIGKILL to `pid`, a process this test started (directly or through a driver).
+pub fn sigkill(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Writes a core file of the running process `pid` with gdb's `gcore` (the process goes on
+/// afterwards) into `dir` and returns its path, or gcore's own words on why it could not.
+pub fn gcore(pid: u32, dir: &Path, label: &str) -> Result<PathBuf, String> {
+    let prefix = dir.join(label);
+    let out = Command::new("gcore")
+        .arg("-o")
+        .arg(&prefix)
+        .arg(pid.to_string())
+        .output()
+        .map_err(|e| format!("cannot run gcore (package gdb): {e}"))?;
+    let path = PathBuf::from(format!("{}.{pid}", prefix.display()));
+    if out.status.success() && path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "gcore {pid} exited with {}: {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// As [`http`], but a connection or read error is returned instead of failing the test (for
+/// a server that may have just been killed).
+pub fn try_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpResponse> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP status line in {text:?}")))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    })
+}
