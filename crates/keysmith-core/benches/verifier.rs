@@ -167,7 +167,7 @@ fn main() {
     let digester = pepper_copy.digester();
     println!(
         "parts (mean): parse {:.0} ns, HMAC {:.0} ns, request_path {:.0} ns, policy {:.0} ns, \
-         change look (inotify read) {:.0} ns",
+         change look (WAL-index read) {:.0} ns",
         mean(&|| {
             std::hint::black_box(ApiKeySecret::parse(std::hint::black_box(&kept[0])).is_ok());
         }),
