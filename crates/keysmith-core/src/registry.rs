@@ -915,6 +915,23 @@ impl Registry {
         )?;
         Ok(key)
     }
+
+    /// Appends an audit entry with the actor given by id and name (a failed sign-in names
+    /// the member whose name was typed).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn audit_as(
+        &self,
+        tx: &mut WriteTx<'_>,
+        actor_id: Option<&str>,
+        actor_name: &str,
+        action: AuditAction,
+        target: &str,
+        detail: &str,
+        subject: Option<Subject<'_>>,
+    ) -> Result<()> {
+        self.append_entry(tx, actor_id, actor_name, action, target, detail, subject)
+            .await
+    }
 }
 
 /// How an audit entry names a key: name, first 4 characters, id. Never more of the key.

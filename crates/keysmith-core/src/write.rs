@@ -269,12 +269,11 @@ impl Registry {
         })
     }
 
-    /// Appends an audit entry inside `tx`, with the actor given by id and name (a failed
-    /// sign-in names the member whose name was typed). Before the first one, the chain's
-    /// head must be one the keyring's anchor vouches for: a log cut short or rolled back is
-    /// never extended (which would hide the cut).
+    /// Appends an audit entry inside `tx`. Before the first one, the chain's head must be
+    /// one the keyring's anchor vouches for: a log cut short or rolled back is never
+    /// extended (which would hide the cut).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn audit_as(
+    pub(crate) async fn append_entry(
         &self,
         tx: &mut WriteTx<'_>,
         actor_id: Option<&str>,
