@@ -13,6 +13,8 @@ pub mod passphrase;
 pub mod permissions;
 pub mod policy;
 pub mod registry;
+#[cfg(target_os = "linux")]
+mod secret_service;
 pub mod secret_store;
 pub mod store;
 mod team;

@@ -1,5 +1,6 @@
 //! Where the pepper lives: the OS keyring (Secret Service on Linux, Keychain on macOS,
-//! Credential Manager on Windows) through the `keyring` crate, behind a small trait so unit
+//! Credential Manager on Windows) through the `keyring` crate's `Entry` (on Linux with the
+//! one-session-per-process credential of `secret_service.rs`), behind a small trait so unit
 //! tests can use an in-memory store. The real store is tested against a real Secret Service
 //! (`tests/keyring.rs`).
 //!
@@ -42,6 +43,17 @@ pub trait SecretStore: Send + Sync {
 pub struct OsKeyring;
 
 impl OsKeyring {
+    /// On Linux, an entry on the process's one Secret Service session
+    /// ([`crate::secret_service`]); elsewhere the `keyring` crate's native store.
+    #[cfg(target_os = "linux")]
+    fn entry(name: &str) -> Result<keyring::Entry, SecretStoreError> {
+        Ok(crate::secret_service::SharedSessionCredential::entry(
+            KEYRING_SERVICE,
+            name,
+        ))
+    }
+
+    #[cfg(not(target_os = "linux"))]
     fn entry(name: &str) -> Result<keyring::Entry, SecretStoreError> {
         keyring::Entry::new(KEYRING_SERVICE, name).map_err(map_keyring_error)
     }
