@@ -109,15 +109,16 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                 <Show when=move || load_error.get().is_some()>
                     <p class="error" role="alert">{move || load_error.get()}</p>
                 </Show>
-                <Show
-                    when=move || !(loaded.get() && keys.with(Vec::is_empty))
-                    fallback=|| view! {
-                        <div class="empty" id="no-keys">
-                            <h2>"No API keys yet"</h2>
-                            <p class="muted">"Create a key for each app or integration that needs access."</p>
-                        </div>
-                    }
-                >
+                <Show when=move || !loaded.get()>
+                    <p class="muted" id="keys-loading" role="status">"Loading keys…"</p>
+                </Show>
+                <Show when=move || loaded.get() && keys.with(Vec::is_empty) && load_error.with(Option::is_none)>
+                    <div class="empty" id="no-keys">
+                        <h2>"No API keys yet"</h2>
+                        <p class="muted">"Create a key for each app or integration that needs access."</p>
+                    </div>
+                </Show>
+                <Show when=move || loaded.get() && !keys.with(Vec::is_empty)>
                     <table class="keys" id="keys-table">
                         <thead>
                             <tr>
