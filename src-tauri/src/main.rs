@@ -13,27 +13,42 @@ fn main() {
     keysmith_app::run();
 }
 
-/// The allocator above covers Rust's heap only. WebKitGTK and GLib copy the IPC response
-/// that carries the one-time key into buffers of the C heap, and glibc leaves freed blocks
-/// as they were. Set before the process starts, `MALLOC_PERTURB_` makes glibc overwrite
-/// every block it frees (`M_PERTURB`, mallopt(3)); the app sets it for itself by starting
-/// again once with it, and the web processes WebKit starts inherit it. A value already set
-/// (even `0`, which turns it off) is kept.
+/// The allocator above covers Rust's heap only. WebKitGTK and GLib copy the IPC messages
+/// that carry the one-time key and the passphrases into C buffers, and neither WebKit's own
+/// allocator nor glibc's clears what is freed. Before the process starts (so once more, by
+/// exec, with the variables set; WebKit's processes inherit them), the app asks:
+/// - glibc to overwrite every block it frees (`glibc.malloc.perturb`, mallopt(3) `M_PERTURB`)
+///   and to keep no per-thread cache of freed blocks (`glibc.malloc.tcache_count=0`), whose
+///   blocks skip that overwrite;
+/// - WebKit to allocate from glibc instead of its own heap (`Malloc=1`, bmalloc's switch to
+///   the system allocator).
+///
+/// A `GLIBC_TUNABLES` that already names a perturb value is left as it is.
 #[cfg(target_os = "linux")]
 fn wipe_freed_c_heap() {
     use std::os::unix::process::CommandExt;
-    const VAR: &str = "MALLOC_PERTURB_";
-    if std::env::var_os(VAR).is_some() {
+    const OURS: &str = "glibc.malloc.perturb=90:glibc.malloc.tcache_count=0";
+    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+    if tunables.contains("glibc.malloc.perturb") {
         return;
     }
+    let tunables = if tunables.is_empty() {
+        OURS.to_owned()
+    } else {
+        format!("{tunables}:{OURS}")
+    };
     let mut args = std::env::args_os();
     let (Some(arg0), Ok(exe)) = (args.next(), std::env::current_exe()) else {
         return;
     };
-    let error = std::process::Command::new(exe)
+    let mut command = std::process::Command::new(exe);
+    command
         .arg0(arg0)
         .args(args)
-        .env(VAR, "90")
-        .exec();
+        .env("GLIBC_TUNABLES", tunables);
+    if std::env::var_os("Malloc").is_none() {
+        command.env("Malloc", "1");
+    }
+    let error = command.exec();
     eprintln!("keysmith: could not restart with freed memory wiped ({error}); going on without");
 }
