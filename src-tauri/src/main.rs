@@ -13,25 +13,40 @@ fn main() {
     keysmith_app::run();
 }
 
-/// The allocator above covers Rust's heap only. WebKitGTK and GLib copy the IPC messages
-/// that carry the one-time key and the passphrases into C buffers, and neither WebKit's own
-/// allocator nor glibc's clears what is freed. Before the process starts (so once more, by
-/// exec, with the variables set; WebKit's processes inherit them), the app asks:
-/// - glibc to overwrite every block it frees (`glibc.malloc.perturb`, mallopt(3) `M_PERTURB`)
-///   and to keep no per-thread cache of freed blocks (`glibc.malloc.tcache_count=0`), whose
-///   blocks skip that overwrite;
-/// - WebKit to allocate from glibc instead of its own heap (`Malloc=1`, bmalloc's switch to
-///   the system allocator).
+/// The allocator above covers Rust's heap only. GLib and GTK copy the IPC messages that carry
+/// the one-time key and the passphrases into C buffers, and glibc leaves freed blocks as they
+/// were. glibc reads its settings when a process starts, so the app starts itself once more
+/// (exec, same process) asking glibc to overwrite every block it frees
+/// (`glibc.malloc.perturb`, mallopt(3) `M_PERTURB`) and to keep no per-thread cache of freed
+/// blocks (`glibc.malloc.tcache_count=0`: those skip the overwrite). The processes WebKit
+/// starts get the environment as it was.
+///
+/// Not covered: WebKit's own heap (bmalloc) and its page process. Tried and dropped: WebKit on
+/// glibc (`Malloc=1`) with the overwrite made its automation answer garbage in 6 of 7 window
+/// test runs and crashed the page twice, and the page process with the overwrite crashed
+/// once; reads after free that a person's session could meet too.
 ///
 /// A `GLIBC_TUNABLES` that already names a perturb value is left as it is.
 #[cfg(target_os = "linux")]
 fn wipe_freed_c_heap() {
     use std::os::unix::process::CommandExt;
     const OURS: &str = "glibc.malloc.perturb=90:glibc.malloc.tcache_count=0";
+    const MARK: &str = "KEYSMITH_HEAP_WIPED";
+    if let Some(before) = std::env::var_os(MARK) {
+        // This process runs wiped; WebKit's processes get the environment as it was.
+        if before.is_empty() {
+            std::env::remove_var("GLIBC_TUNABLES");
+        } else {
+            std::env::set_var("GLIBC_TUNABLES", &before);
+        }
+        std::env::remove_var(MARK);
+        return;
+    }
     let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
     if tunables.contains("glibc.malloc.perturb") {
         return;
     }
+    let before = tunables.clone();
     let tunables = if tunables.is_empty() {
         OURS.to_owned()
     } else {
@@ -41,14 +56,11 @@ fn wipe_freed_c_heap() {
     let (Some(arg0), Ok(exe)) = (args.next(), std::env::current_exe()) else {
         return;
     };
-    let mut command = std::process::Command::new(exe);
-    command
+    let error = std::process::Command::new(exe)
         .arg0(arg0)
         .args(args)
-        .env("GLIBC_TUNABLES", tunables);
-    if std::env::var_os("Malloc").is_none() {
-        command.env("Malloc", "1");
-    }
-    let error = command.exec();
+        .env("GLIBC_TUNABLES", tunables)
+        .env(MARK, before)
+        .exec();
     eprintln!("keysmith: could not restart with freed memory wiped ({error}); going on without");
 }
