@@ -585,3 +585,42 @@ fn a_manager_made_owner_outside_keysmith_is_refused() {
         stderr(&o)
     );
 }
+
+/// Four commands of one member started at once, every passphrase right: each attempt is
+/// counted before Argon2 runs, so the fourth may be told to wait a second. The CLI waits that
+/// out by itself (saying so on stderr) and every command succeeds.
+#[test]
+fn four_commands_of_one_member_at_once_all_succeed() {
+    require_secret_service();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(cli(d, &["init", "--owner", "Olive"], None).status.success());
+    let outputs: Vec<std::process::Output> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                scope.spawn(move || {
+                    let name = format!("parallel {i}");
+                    cli(
+                        d,
+                        &["--as", "Olive", "keys", "create", "--name", &name],
+                        None,
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &outputs {
+        assert!(o.status.success(), "{}", stderr(o));
+        assert!(stdout(o).trim().starts_with("ksk_"), "{}", stdout(o));
+    }
+    let waited = outputs
+        .iter()
+        .filter(|o| stderr(o).contains("trying again in"))
+        .count();
+    println!("{waited} of 4 commands waited out a sign-in delay");
+    let list = cli(d, &["--as", "Olive", "keys", "list", "--json"], None);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let keys: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(keys.as_array().map(Vec::len), Some(4), "{keys}");
+}

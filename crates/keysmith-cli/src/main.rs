@@ -541,11 +541,32 @@ fn needs_as() -> Failure {
     }
 }
 
-/// Signs in as `--as NAME` and returns the member id.
+/// The longest sign-in delay the CLI waits out by itself (seconds), and the most it waits in
+/// all: several commands of one member started at once are counted before Argon2 runs, so
+/// the fourth may be asked to wait a second although every passphrase is right.
+const WAIT_OUT_SECS: i64 = 5;
+const WAIT_OUT_TOTAL_SECS: i64 = 15;
+
+/// Signs in as `--as NAME` and returns the member id. A short delay ("try again in N s",
+/// N ≤ 5) is waited out, with a note on stderr; a longer one is the error.
 async fn sign_in(registry: &Registry, name: Option<&str>) -> Result<String, Failure> {
     let name = name.ok_or_else(needs_as)?;
     let pass = read_passphrase(&format!("Passphrase for {name}: "))?;
-    let member = registry.sign_in(name, &pass).await?;
+    let mut waited = 0;
+    let member = loop {
+        match registry.sign_in(name, &pass).await {
+            Err(Error::TooManyAttempts { retry_after_secs })
+                if retry_after_secs <= WAIT_OUT_SECS
+                    && waited + retry_after_secs <= WAIT_OUT_TOTAL_SECS =>
+            {
+                eprintln!("keysmith: sign-ins for {name} are slowed down; trying again in {retry_after_secs} s");
+                let secs = u64::try_from(retry_after_secs.max(1)).unwrap_or(1);
+                tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+                waited += retry_after_secs.max(1);
+            }
+            other => break other?,
+        }
+    };
     if member.must_change_passphrase {
         return Err(Failure {
             code: 1,
