@@ -20,7 +20,8 @@ use crate::permissions::{authorize, permits, Action};
 use crate::secret_store::SecretStore;
 use crate::store::{self, KeyRow, MemberRow};
 use crate::write::{
-    anchor_entry, audit_key_entry, key_subject, member_subject, pepper_entry, Keys, WriteTx,
+    anchor_entry, audit_key_entry, key_sealed_as, key_subject, member_subject, pepper_entry, Keys,
+    WriteTx,
 };
 use crate::{data_dir, passphrase, validate};
 
@@ -385,13 +386,17 @@ impl Registry {
     /// [`Error::NotSignedIn`] for an unknown or disabled member.
     pub async fn actor(&self, member_id: &str) -> Result<Member> {
         self.keys().await?;
-        let mut conn = self.pool.acquire().await?;
-        match store::member_by_id(&mut *conn, member_id).await? {
+        // One read transaction: the row and the state the audit log recorded for it come
+        // from one snapshot, so a change committed in between is not taken for tampering.
+        let mut tx = self.pool.begin().await?;
+        let member = match store::member_by_id(&mut *tx, member_id).await? {
             Some(row) if row.disabled_at.is_none() => {
-                member_from_row(self.checked_member(&mut conn, row).await?)
+                member_from_row(self.checked_member(&mut tx, row).await?)
             }
             _ => Err(Error::NotSignedIn),
-        }
+        };
+        tx.rollback().await?;
+        member
     }
 
     /// The member with this id as they are inside `tx` (see [`Registry::actor`]); every
@@ -621,16 +626,20 @@ impl Registry {
     pub async fn list_keys(&self, actor_id: &str) -> Result<Vec<KeySummary>> {
         let actor = self.actor(actor_id).await?;
         let rows = if permits(actor.role, Action::SeeOthersKeys) {
-            store::list_keys(&self.pool, None).await?
+            store::list_keys_with_state(&self.pool, None).await?
         } else {
             authorize(actor.role, Action::SeeOwnKeys)?;
-            store::list_keys(&self.pool, Some(&actor.id)).await?
+            store::list_keys_with_state(&self.pool, Some(&actor.id)).await?
         };
         let now = self.clock.now_ms();
+        let row_key = &self.keys().await?.rows;
         let mut out = Vec::with_capacity(rows.len());
-        let mut conn = self.pool.acquire().await?;
-        for r in rows {
-            let sealed = self.key_sealed(&mut conn, &r).await?;
+        for store::KeyRowWithState {
+            row: r,
+            recorded_state,
+        } in rows
+        {
+            let sealed = key_sealed_as(row_key, &r, recorded_state.as_deref());
             let mut summary = summary_from_row(r, now)?;
             if !sealed {
                 summary.status = KeyStatus::Tampered;
@@ -715,19 +724,22 @@ impl Registry {
         self.check_anchor().await?;
         let digest = pepper.digest(&key);
         drop(key);
-        let found = store::key_by_digest(&self.pool, digest.as_bytes())
+        // One read transaction: the key, its creator and the states the audit log recorded
+        // for both come from one snapshot (a change committed meanwhile is not tampering).
+        let mut tx = self.pool.begin().await?;
+        let found = store::key_by_digest(&mut *tx, digest.as_bytes())
             .await?
             .filter(|m| {
                 crate::digest::KeyDigest::from_slice(&m.digest).is_some_and(|d| d == digest)
             })
             .ok_or(Error::UnknownKey)?;
-        let mut conn = self.pool.acquire().await?;
-        let row = self.checked_key(&mut conn, found).await?;
+        let row = self.checked_key(&mut tx, found).await?;
         // The creator's row decides what the key may do: it must carry the seal too.
-        let creator = store::member_by_id(&self.pool, &row.created_by)
+        let creator = store::member_by_id(&mut *tx, &row.created_by)
             .await?
             .ok_or_else(|| Error::Internal(format!("key {} has no creator", row.id)))?;
-        self.checked_member(&mut conn, creator).await?;
+        self.checked_member(&mut tx, creator).await?;
+        tx.rollback().await?;
         let now = self.clock.now_ms();
         match key_status(row.revoked_at, row.creator_disabled_at, row.expires_at, now) {
             KeyStatus::Revoked | KeyStatus::Tampered => return Err(Error::KeyRevoked),

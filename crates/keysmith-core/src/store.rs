@@ -254,6 +254,45 @@ pub async fn list_keys<'e, E: Executor<'e, Database = Sqlite>>(
     Ok(rows)
 }
 
+/// A key row with the state (row MAC) the newest audit entry about it recorded, if any did.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRowWithState {
+    #[sqlx(flatten)]
+    pub row: KeyRow,
+    pub recorded_state: Option<Vec<u8>>,
+}
+
+/// As [`list_keys`], each row with the state the audit log last recorded for it, in one
+/// statement: one snapshot of the database, so a change committed meanwhile cannot make a row
+/// and its recorded state disagree (one index look-up per row, not one query).
+pub async fn list_keys_with_state<'e, E: Executor<'e, Database = Sqlite>>(
+    ex: E,
+    created_by: Option<&str>,
+) -> Result<Vec<KeyRowWithState>> {
+    const STATE: &str = "(SELECT a.state FROM audit_log a \
+         WHERE a.subject = 'key:' || k.id AND a.state IS NOT NULL \
+         ORDER BY a.seq DESC LIMIT 1) AS recorded_state";
+    let rows = match created_by {
+        Some(member) => {
+            sqlx::query_as(&format!(
+                "SELECT {STATE}, {KEY_COLUMNS} WHERE k.created_by = ? \
+                 ORDER BY k.created_at DESC, k.id DESC"
+            ))
+            .bind(member)
+            .fetch_all(ex)
+            .await?
+        }
+        None => {
+            sqlx::query_as(&format!(
+                "SELECT {STATE}, {KEY_COLUMNS} ORDER BY k.created_at DESC, k.id DESC"
+            ))
+            .fetch_all(ex)
+            .await?
+        }
+    };
+    Ok(rows)
+}
+
 pub async fn key_by_id<'e, E: Executor<'e, Database = Sqlite>>(
     ex: E,
     id: &str,

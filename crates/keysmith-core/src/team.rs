@@ -8,7 +8,7 @@ use keysmith_types::{
     REMOVE_CONFIRMATION,
 };
 
-use crate::audit::{self, AuditAction, Subject};
+use crate::audit::{AuditAction, Subject};
 use crate::error::{Error, Result};
 use crate::integrity::MemberFields;
 use crate::permissions::{authorize, Action};
@@ -450,8 +450,7 @@ impl Registry {
         let actor = self.actor(actor_id).await?;
         authorize(actor.role, Action::SeeAudit)?;
         let keys = self.keys().await?;
-        let rows = audit::all(&self.pool).await?;
-        let problem = self.first_problem(keys, &rows).await?;
+        let (rows, problem) = self.checked_log(keys).await?;
         let chain = ChainStatus {
             intact: problem.is_none(),
             entries: rows.len() as u64,

@@ -389,27 +389,37 @@ impl Registry {
         row: &KeyRow,
     ) -> Result<bool> {
         let keys = self.keys().await?;
-        Ok(keys.rows.key_ok(KeyFields::from(row), row.mac.as_deref())
-            && self
-                .as_recorded(conn, &key_subject(&row.id), row.mac.as_deref())
-                .await?)
+        let recorded = audit::latest_state(conn, &key_subject(&row.id)).await?;
+        Ok(key_sealed_as(&keys.rows, row, recorded.as_deref()))
     }
 
-    /// Whether a row's MAC is the state the newest audit entry about it recorded (true when
-    /// no entry recorded one: rows sealed at an upgrade). A row put back as it was before a
-    /// later change, with the MAC it had then, fails here.
+    /// Whether a row's MAC is the state the newest audit entry about it recorded (see
+    /// [`as_recorded`]).
     async fn as_recorded(
         &self,
         conn: &mut SqliteConnection,
         subject: &str,
         mac: Option<&[u8]>,
     ) -> Result<bool> {
-        Ok(match audit::latest_state(conn, subject).await? {
-            Some(state) => Some(state.as_slice()) == mac,
-            None => true,
-        })
+        let recorded = audit::latest_state(conn, subject).await?;
+        Ok(as_recorded(recorded.as_deref(), mac))
     }
+}
 
+/// Whether a row's MAC is `recorded`, the state the newest audit entry about it recorded
+/// (true when no entry recorded one: rows sealed at an upgrade). A row put back as it was
+/// before a later change, with the MAC it had then, fails here.
+fn as_recorded(recorded: Option<&[u8]>, mac: Option<&[u8]>) -> bool {
+    recorded.is_none_or(|state| Some(state) == mac)
+}
+
+/// Whether key `row`'s MAC matches its fields and is the state `recorded` for it.
+pub(crate) fn key_sealed_as(rows: &RowKey, row: &KeyRow, recorded: Option<&[u8]>) -> bool {
+    rows.key_ok(KeyFields::from(row), row.mac.as_deref())
+        && as_recorded(recorded, row.mac.as_deref())
+}
+
+impl Registry {
     /// Whether the audit log's head is one the keyring's anchor vouches for: a database
     /// rolled back to an earlier copy (where a revoked key may be active again) fails here.
     /// Checked by every read that decides access on its own (`verify`, the verifier's start)
@@ -419,9 +429,14 @@ impl Registry {
     /// [`Error::StoreTampered`], and the errors of loading the account's secrets.
     pub async fn check_anchor(&self) -> Result<()> {
         let keys = self.keys().await?;
-        let head = audit::head(&self.pool).await?;
+        // The anchor first, then the database: a commit landing in between only takes the
+        // chain past the anchor's reach, which is accepted; the other order would see the
+        // anchor ahead of the head read before it and call that a rollback.
         let anchor = self.read_anchor(&keys.account_id).await?;
-        let at_reach = audit::hash_at(&self.pool, anchor.reach().seq).await?;
+        let mut tx = self.pool.begin().await?;
+        let head = audit::head(&mut *tx).await?;
+        let at_reach = audit::hash_at(&mut *tx, anchor.reach().seq).await?;
+        tx.rollback().await?;
         anchor
             .vouches_for(head, at_reach)
             .map_err(|what| tampered(None, what))
@@ -514,9 +529,8 @@ impl Registry {
             }
             Err(e) => return Err(e),
         };
-        let rows = audit::all(&self.pool).await?;
+        let (rows, problem) = self.checked_log(keys).await?;
         let entries = rows.len() as u64;
-        let problem = self.first_problem(keys, &rows).await?;
         Ok(ChainStatus {
             intact: problem.is_none(),
             entries,
@@ -524,79 +538,98 @@ impl Registry {
         })
     }
 
-    pub(crate) async fn first_problem(
+    /// The whole audit log and the first problem with it, the rows and the log read from
+    /// one snapshot and the anchor just before it (see [`Registry::check_anchor`] on the
+    /// order), so changes committed meanwhile are not taken for tampering.
+    pub(crate) async fn checked_log(
         &self,
         keys: &Keys,
-        rows: &[audit::AuditRow],
-    ) -> Result<Option<String>> {
-        if let Err(b) = audit::verify_chain(rows, &keys.audit, keys.keyed_from) {
-            return Ok(Some(b.to_string()));
-        }
-        let head = match rows.last() {
-            None => Head::GENESIS,
-            Some(r) => Head {
-                seq: r.seq,
-                hash: r.hash.as_slice().try_into().unwrap_or([0; 32]),
-            },
-        };
-        let anchor = match self.read_anchor(&keys.account_id).await {
-            Ok(a) => a,
-            Err(e) => return Ok(Some(e.to_string())),
-        };
-        let reach = anchor.reach().seq;
-        let at_reach = rows
-            .iter()
-            .find(|r| r.seq == reach)
-            .and_then(|r| r.hash.as_slice().try_into().ok());
-        if let Err(what) = anchor.vouches_for(head, at_reach) {
-            return Ok(Some(what));
-        }
-        // The state the log last recorded for each row.
-        let mut recorded: HashMap<&str, &[u8]> = HashMap::new();
-        for r in rows {
-            if let (Some(s), Some(state)) = (&r.subject, &r.state) {
-                recorded.insert(s.as_str(), state.as_slice());
-            }
-        }
-        for m in store::list_members(&self.pool).await? {
-            let subject = member_subject(&m.id);
-            if !keys
-                .rows
-                .member_ok(MemberFields::from(&m), m.mac.as_deref())
-            {
-                return Ok(Some(format!(
-                    "member {:?}'s row was changed outside Keysmith",
-                    m.name
-                )));
-            }
-            if let Some(state) = recorded.get(subject.as_str()) {
-                if Some(*state) != m.mac.as_deref() {
-                    return Ok(Some(format!(
-                        "member {:?}'s row is not as the audit log last recorded it (put back from an earlier copy?)",
-                        m.name
-                    )));
-                }
-            }
-        }
-        for k in store::all_keys(&self.pool).await? {
-            let subject = key_subject(&k.id);
-            if !keys.rows.key_ok(KeyFields::from(&k), k.mac.as_deref()) {
-                return Ok(Some(format!(
-                    "API key {:?} ({}…)'s row was changed outside Keysmith",
-                    k.name, k.start
-                )));
-            }
-            if let Some(state) = recorded.get(subject.as_str()) {
-                if Some(*state) != k.mac.as_deref() {
-                    return Ok(Some(format!(
-                        "API key {:?} ({}…)'s row is not as the audit log last recorded it (put back from an earlier copy?)",
-                        k.name, k.start
-                    )));
-                }
-            }
-        }
-        Ok(None)
+    ) -> Result<(Vec<audit::AuditRow>, Option<String>)> {
+        let anchor = self.read_anchor(&keys.account_id).await;
+        let mut tx = self.pool.begin().await?;
+        let rows = audit::all(&mut *tx).await?;
+        let members = store::list_members(&mut *tx).await?;
+        let key_rows = store::all_keys(&mut *tx).await?;
+        tx.rollback().await?;
+        let problem = first_problem(keys, anchor, &rows, &members, &key_rows);
+        Ok((rows, problem))
     }
+}
+
+/// The first problem with the log `rows` and the `members` and `key_rows` of the same
+/// snapshot: the chain's MACs, its head against `anchor`, each row's seal and the state the
+/// log last recorded for it.
+fn first_problem(
+    keys: &Keys,
+    anchor: Result<Anchor>,
+    rows: &[audit::AuditRow],
+    members: &[store::MemberRow],
+    key_rows: &[KeyRow],
+) -> Option<String> {
+    if let Err(b) = audit::verify_chain(rows, &keys.audit, keys.keyed_from) {
+        return Some(b.to_string());
+    }
+    let head = match rows.last() {
+        None => Head::GENESIS,
+        Some(r) => Head {
+            seq: r.seq,
+            hash: r.hash.as_slice().try_into().unwrap_or([0; 32]),
+        },
+    };
+    let anchor = match anchor {
+        Ok(a) => a,
+        Err(e) => return Some(e.to_string()),
+    };
+    let reach = anchor.reach().seq;
+    let at_reach = rows
+        .iter()
+        .find(|r| r.seq == reach)
+        .and_then(|r| r.hash.as_slice().try_into().ok());
+    if let Err(what) = anchor.vouches_for(head, at_reach) {
+        return Some(what);
+    }
+    // The state the log last recorded for each row.
+    let mut recorded: HashMap<&str, &[u8]> = HashMap::new();
+    for r in rows {
+        if let (Some(s), Some(state)) = (&r.subject, &r.state) {
+            recorded.insert(s.as_str(), state.as_slice());
+        }
+    }
+    for m in members {
+        let subject = member_subject(&m.id);
+        if !keys.rows.member_ok(MemberFields::from(m), m.mac.as_deref()) {
+            return Some(format!(
+                "member {:?}'s row was changed outside Keysmith",
+                m.name
+            ));
+        }
+        if let Some(state) = recorded.get(subject.as_str()) {
+            if Some(*state) != m.mac.as_deref() {
+                return Some(format!(
+                    "member {:?}'s row is not as the audit log last recorded it (put back from an earlier copy?)",
+                    m.name
+                ));
+            }
+        }
+    }
+    for k in key_rows {
+        let subject = key_subject(&k.id);
+        if !keys.rows.key_ok(KeyFields::from(k), k.mac.as_deref()) {
+            return Some(format!(
+                "API key {:?} ({}…)'s row was changed outside Keysmith",
+                k.name, k.start
+            ));
+        }
+        if let Some(state) = recorded.get(subject.as_str()) {
+            if Some(*state) != k.mac.as_deref() {
+                return Some(format!(
+                    "API key {:?} ({}…)'s row is not as the audit log last recorded it (put back from an earlier copy?)",
+                    k.name, k.start
+                ));
+            }
+        }
+    }
+    None
 }
 
 impl Registry {
