@@ -127,10 +127,34 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Runs a read-only command as the Owner for the checks. A sign-in killed mid-way counts as a
+/// failed attempt (every attempt is counted before Argon2: the gate's part 3), so after a few
+/// kills in a row the Owner's sign-ins are slowed down; the checks, like a person, wait that
+/// out (the CLI itself waits out up to 5 s) instead of taking it for a store that won't open.
+fn as_owner(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["--as", "Olive"];
+    all.extend_from_slice(args);
+    let mut o = cli(dir, &all, None);
+    for _ in 0..4 {
+        let err = text(&o.stderr);
+        let Some(secs) = err
+            .split("try again in ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            break;
+        };
+        std::thread::sleep(Duration::from_secs(secs));
+        o = cli(dir, &all, None);
+    }
+    o
+}
+
 /// Reads every key and member through the CLI (as the Owner, who sees them all).
 fn observe(dir: &Path) -> Result<Snapshot, String> {
     let mut snap = Snapshot::default();
-    let o = cli(dir, &["--as", "Olive", "keys", "list", "--json"], None);
+    let o = as_owner(dir, &["keys", "list", "--json"]);
     if !o.status.success() {
         return Err(format!(
             "`keys list --json` failed ({}): {}",
@@ -160,7 +184,7 @@ fn observe(dir: &Path) -> Result<Snapshot, String> {
             },
         );
     }
-    let o = cli(dir, &["--as", "Olive", "members", "list", "--json"], None);
+    let o = as_owner(dir, &["members", "list", "--json"]);
     if !o.status.success() {
         return Err(format!(
             "`members list --json` failed ({}): {}",
@@ -1001,7 +1025,7 @@ struct AuditRow {
 
 /// The audit log entries after `after_seq`, oldest first.
 fn audit_since(dir: &Path, after_seq: i64) -> Result<Vec<AuditRow>, String> {
-    let o = cli(dir, &["--as", "Olive", "audit", "list", "--json"], None);
+    let o = as_owner(dir, &["audit", "list", "--json"]);
     if !o.status.success() {
         return Err(format!(
             "`audit list --json` failed ({}): {}",
