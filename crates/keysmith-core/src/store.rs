@@ -229,31 +229,6 @@ pub async fn insert_key<'e, E: Executor<'e, Database = Sqlite>>(
     Ok(())
 }
 
-/// Keys, newest first; only those `created_by` made when given.
-pub async fn list_keys<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    created_by: Option<&str>,
-) -> Result<Vec<KeyRow>> {
-    let rows = match created_by {
-        Some(member) => {
-            sqlx::query_as(&format!(
-                "SELECT {KEY_COLUMNS} WHERE k.created_by = ? ORDER BY k.created_at DESC, k.id DESC"
-            ))
-            .bind(member)
-            .fetch_all(ex)
-            .await?
-        }
-        None => {
-            sqlx::query_as(&format!(
-                "SELECT {KEY_COLUMNS} ORDER BY k.created_at DESC, k.id DESC"
-            ))
-            .fetch_all(ex)
-            .await?
-        }
-    };
-    Ok(rows)
-}
-
 /// A key row with the state (row MAC) the newest audit entry about it recorded, if any did.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeyRowWithState {
@@ -262,7 +237,8 @@ pub struct KeyRowWithState {
     pub recorded_state: Option<Vec<u8>>,
 }
 
-/// As [`list_keys`], each row with the state the audit log last recorded for it, in one
+/// Keys, newest first (only those `created_by` made, when given), each with the state the audit
+/// log last recorded for it, in one
 /// statement: one snapshot of the database, so a change committed meanwhile cannot make a row
 /// and its recorded state disagree (one index look-up per row, not one query).
 pub async fn list_keys_with_state<'e, E: Executor<'e, Database = Sqlite>>(

@@ -88,14 +88,14 @@ impl Registry {
     pub async fn list_members(&self, actor_id: &str) -> Result<Vec<MemberListing>> {
         let actor = self.actor(actor_id).await?;
         authorize(actor.role, Action::SeeMembers)?;
-        let keys = store::list_keys(&self.pool, None).await?;
+        let keys = store::list_keys_with_state(&self.pool, None).await?;
         store::list_members(&self.pool)
             .await?
             .into_iter()
             .map(|row| {
                 let active = keys
                     .iter()
-                    .filter(|k| k.created_by == row.id && k.revoked_at.is_none())
+                    .filter(|k| k.row.created_by == row.id && k.row.revoked_at.is_none())
                     .count();
                 let removed_at = row.disabled_at;
                 let must_change = row.must_change_passphrase;
