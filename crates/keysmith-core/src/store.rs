@@ -237,10 +237,10 @@ pub struct KeyRowWithState {
     pub recorded_state: Option<Vec<u8>>,
 }
 
-/// Keys, newest first (only those `created_by` made, when given), each with the state the audit
-/// log last recorded for it, in one
-/// statement: one snapshot of the database, so a change committed meanwhile cannot make a row
-/// and its recorded state disagree (one index look-up per row, not one query).
+/// Keys, newest first (only those `created_by` made, when given), each with the state the
+/// audit log last recorded for it, in one statement: one snapshot of the database, so a change
+/// committed meanwhile cannot make a row and its recorded state disagree (one index look-up
+/// per row, not one query per row).
 pub async fn list_keys_with_state<'e, E: Executor<'e, Database = Sqlite>>(
     ex: E,
     created_by: Option<&str>,
