@@ -14,7 +14,7 @@ use crate::audit::{self, AuditAction, Subject};
 use crate::clock::{Clock, SystemClock};
 use crate::digest::Pepper;
 use crate::error::{Error, Result};
-use crate::integrity::{Anchor, AuditKey, KeyFields, MemberFields, RowKey};
+use crate::integrity::{AuditKey, KeyFields, MemberFields, RowKey};
 use crate::key::ApiKeySecret;
 use crate::permissions::{authorize, permits, Action};
 use crate::secret_store::SecretStore;
@@ -236,18 +236,8 @@ impl Registry {
                 },
             )
             .await?;
-            let keyed_from = start.seq + 1;
-            self.write_anchor(
-                &account_id,
-                Anchor {
-                    keyed_from,
-                    head: start,
-                    pending: Some(end),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            self.settle_anchor(&account_id, keyed_from, end).await;
+            self.commit_anchored(tx, &account_id, start.seq + 1, (start, end))
+                .await?;
             Ok::<_, Error>(())
         }
         .await;

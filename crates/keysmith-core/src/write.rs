@@ -207,18 +207,8 @@ impl Registry {
             },
         )
         .await?;
-        let keyed_from = start.seq + 1;
-        self.write_anchor(
-            account_id,
-            Anchor {
-                keyed_from,
-                head: start,
-                pending: Some(end),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        self.settle_anchor(account_id, keyed_from, end).await;
+        self.commit_anchored(tx, account_id, start.seq + 1, (start, end))
+            .await?;
         tracing::info!(members = members.len(), keys = keys.len(), "rows sealed");
         Ok(())
     }
@@ -237,15 +227,30 @@ impl Registry {
             })
     }
 
-    pub(crate) async fn write_anchor(&self, account_id: &str, anchor: Anchor) -> Result<()> {
+    async fn write_anchor(&self, account_id: &str, anchor: Anchor) -> Result<()> {
         let entry = anchor_entry(account_id);
         let text = anchor.encode();
         self.keyring(move |s| s.set(&entry, text.as_bytes())).await
     }
 
-    /// After a commit: the anchor's head moves to `end`, with nothing pending. A failure is
+    /// Commits `tx`, which moved the audit chain's head from `start` to `end`, anchored: the
+    /// keyring's anchor is told first ("pending": if the commit then never happens, the
+    /// anchor still vouches for `start`), and settled on `end` after. A failure to settle is
     /// only logged: the pending head already vouches for `end`.
-    pub(crate) async fn settle_anchor(&self, account_id: &str, keyed_from: i64, end: Head) {
+    pub(crate) async fn commit_anchored(
+        &self,
+        tx: sqlx::Transaction<'_, Sqlite>,
+        account_id: &str,
+        keyed_from: i64,
+        (start, end): (Head, Head),
+    ) -> Result<()> {
+        let pending = Anchor {
+            keyed_from,
+            head: start,
+            pending: Some(end),
+        };
+        self.write_anchor(account_id, pending).await?;
+        tx.commit().await?;
         let settled = Anchor {
             keyed_from,
             head: end,
@@ -254,6 +259,7 @@ impl Registry {
         if let Err(e) = self.write_anchor(account_id, settled).await {
             tracing::warn!(error = %e, "could not settle the audit anchor");
         }
+        Ok(())
     }
 
     /// Opens a write transaction (`BEGIN IMMEDIATE`) after the account's secrets are loaded.
@@ -308,30 +314,17 @@ impl Registry {
         Ok(())
     }
 
-    /// Commits `tx`. When it extended the audit chain, the keyring's anchor is told first
-    /// ("pending": if the commit then never happens, the anchor still vouches for the old
-    /// head) and settled after.
+    /// Commits `tx`, anchored ([`Registry::commit_anchored`]) when it extended the audit
+    /// chain.
     pub(crate) async fn commit(&self, mut tx: WriteTx<'_>) -> Result<()> {
         let end = audit::head(&mut *tx.tx).await?;
+        if end == tx.start {
+            tx.tx.commit().await?;
+            return Ok(());
+        }
         let keys = tx.keys;
-        if end != tx.start {
-            self.write_anchor(
-                &keys.account_id,
-                Anchor {
-                    keyed_from: keys.keyed_from,
-                    head: tx.start,
-                    pending: Some(end),
-                },
-            )
-            .await?;
-        }
-        let extended = end != tx.start;
-        tx.tx.commit().await?;
-        if extended {
-            self.settle_anchor(&keys.account_id, keys.keyed_from, end)
-                .await;
-        }
-        Ok(())
+        self.commit_anchored(tx.tx, &keys.account_id, keys.keyed_from, (tx.start, end))
+            .await
     }
 
     /// Recomputes the MAC of member `id` after a change in `tx`, and returns it.
@@ -703,18 +696,8 @@ impl Registry {
             },
         )
         .await?;
-        self.write_anchor(
-            &keys.account_id,
-            Anchor {
-                keyed_from: keys.keyed_from,
-                head: start,
-                pending: Some(end),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        self.settle_anchor(&keys.account_id, keys.keyed_from, end)
-            .await;
+        self.commit_anchored(tx, &keys.account_id, keys.keyed_from, (start, end))
+            .await?;
         tracing::warn!(member = %owner.id, %problem, "the Owner accepted the store as it is");
         Ok(problem)
     }
