@@ -60,6 +60,17 @@ pub struct Generated {
     pub secret: ApiKeySecret,
 }
 
+/// A counted sign-in attempt ([`Registry::try_passphrase`]): its number for this name, the
+/// member row as read when it was counted, the hash checked, and whether the passphrase
+/// matched it. Acting on a match must re-read the row in its own transaction and check the
+/// hash is still `checked_hash` (the passphrase may have changed while Argon2 ran).
+pub(crate) struct Attempt {
+    pub number: i64,
+    pub row: Option<store::MemberRow>,
+    pub checked_hash: String,
+    pub matched: bool,
+}
+
 /// The registry: one SQLite database plus the pepper in the OS keyring.
 pub struct Registry {
     pub(crate) pool: SqlitePool,
@@ -289,34 +300,12 @@ impl Registry {
         pass: &str,
         now: i64,
     ) -> Result<Member> {
-        let (attempt, row) = {
-            let mut tx = self.begin_write().await?;
-            store::prune_attempts(&mut *tx, now - ATTEMPTS_KEPT_MS).await?;
-            let mut attempts = store::attempts(&mut *tx, name_key).await?;
-            attempts.failed += 1;
-            if let Some(next) = attempts.next_at.filter(|next| *next > now) {
-                store::set_attempts(&mut *tx, name_key, attempts, now).await?;
-                self.commit(tx).await?;
-                return Err(Error::TooManyAttempts {
-                    retry_after_secs: (next - now + 999) / 1000,
-                });
-            }
-            attempts.next_at = sign_in_delay_ms(attempts.failed).map(|d| now + d);
-            store::set_attempts(&mut *tx, name_key, attempts, now).await?;
-            let row = store::member_by_name(&mut *tx, name)
-                .await?
-                .filter(|r| r.disabled_at.is_none());
-            self.commit(tx).await?;
-            (attempts.failed, row)
-        };
-        let hash = row
-            .as_ref()
-            .map_or_else(|| dummy_hash().to_owned(), |r| r.passphrase_hash.clone());
-        let checked_hash = hash.clone();
-        let pass = zeroize::Zeroizing::new(pass.to_owned());
-        let ok = tokio::task::spawn_blocking(move || passphrase::verify(&pass, &hash))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let Attempt {
+            number: attempt,
+            row,
+            checked_hash,
+            matched: ok,
+        } = self.try_passphrase(name, name_key, pass, now).await?;
         let mut tx = self.begin_write().await?;
         // The member as they are now: removed, or given another passphrase, while Argon2 ran.
         let current = match &row {
@@ -368,6 +357,57 @@ impl Registry {
         };
         self.commit(tx).await?;
         outcome
+    }
+
+    /// A sign-in attempt up to its outcome: counted first, in the write transaction that
+    /// checks the delay (so parallel attempts all count), then the passphrase checked with
+    /// Argon2, also for an unknown or removed name (against a dummy hash), so the time taken
+    /// does not tell who exists (OWASP Authentication Cheat Sheet). Shared by
+    /// [`Registry::sign_in`] and [`Registry::accept_restored_store`].
+    ///
+    /// # Errors
+    /// [`Error::TooManyAttempts`] while a delay runs (the attempt still counts).
+    pub(crate) async fn try_passphrase(
+        &self,
+        name: &str,
+        name_key: &str,
+        pass: &str,
+        now: i64,
+    ) -> Result<Attempt> {
+        let (number, row) = {
+            let mut tx = self.begin_write().await?;
+            store::prune_attempts(&mut *tx, now - ATTEMPTS_KEPT_MS).await?;
+            let mut attempts = store::attempts(&mut *tx, name_key).await?;
+            attempts.failed += 1;
+            if let Some(next) = attempts.next_at.filter(|next| *next > now) {
+                store::set_attempts(&mut *tx, name_key, attempts, now).await?;
+                self.commit(tx).await?;
+                return Err(Error::TooManyAttempts {
+                    retry_after_secs: (next - now + 999) / 1000,
+                });
+            }
+            attempts.next_at = sign_in_delay_ms(attempts.failed).map(|d| now + d);
+            store::set_attempts(&mut *tx, name_key, attempts, now).await?;
+            let row = store::member_by_name(&mut *tx, name)
+                .await?
+                .filter(|r| r.disabled_at.is_none());
+            self.commit(tx).await?;
+            (attempts.failed, row)
+        };
+        let hash = row
+            .as_ref()
+            .map_or_else(|| dummy_hash().to_owned(), |r| r.passphrase_hash.clone());
+        let checked_hash = hash.clone();
+        let pass = zeroize::Zeroizing::new(pass.to_owned());
+        let matched = tokio::task::spawn_blocking(move || passphrase::verify(&pass, &hash))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Attempt {
+            number,
+            row,
+            checked_hash,
+            matched,
+        })
     }
 
     /// The member with this id as they are now; a removed member is no longer signed in.

@@ -650,36 +650,40 @@ impl Registry {
         let keys = self.keys().await?;
         let now = self.clock.now_ms();
         let name_key = crate::validate::name_key(owner_name);
-        // Counted like any sign-in attempt (this one appends no entry until it succeeds).
-        let mut attempts = store::attempts(&self.pool, &name_key).await?;
-        if let Some(next) = attempts.next_at.filter(|n| *n > now) {
-            return Err(Error::TooManyAttempts {
-                retry_after_secs: (next - now + 999) / 1000,
-            });
-        }
-        let row = store::member_by_name(&self.pool, owner_name)
-            .await?
-            .filter(|r| r.disabled_at.is_none());
-        let phc = row.as_ref().map(|r| r.passphrase_hash.clone());
-        let typed = zeroize::Zeroizing::new(pass.to_owned());
-        let ok = tokio::task::spawn_blocking(move || {
-            phc.is_some_and(|phc| crate::passphrase::verify(&typed, &phc))
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?;
-        let Some(row) = row.filter(|_| ok) else {
-            attempts.failed += 1;
-            attempts.next_at = crate::registry::sign_in_delay_ms(attempts.failed).map(|d| now + d);
-            store::set_attempts(&self.pool, &name_key, attempts, now).await?;
+        // Counted like any sign-in attempt; a failure appends no entry (the log is the thing
+        // not trusted yet), the count is its record.
+        let attempt = self
+            .try_passphrase(owner_name, &name_key, pass, now)
+            .await?;
+        let Some(row) = attempt.row.filter(|_| attempt.matched) else {
             return Err(Error::BadCredentials);
         };
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        // The member as they are now: removed, or given another passphrase, while Argon2 ran.
+        let row = store::member_by_id(&mut *tx, &row.id)
+            .await?
+            .filter(|r| r.disabled_at.is_none() && r.passphrase_hash == attempt.checked_hash)
+            .ok_or(Error::BadCredentials)?;
         let owner = crate::registry::member_from_row(self.checked_member(&mut tx, row).await?)?;
-        crate::permissions::authorize(owner.role, crate::permissions::Action::TransferOwnership)?;
-        let problem = match self.check_anchor().await {
-            Err(Error::StoreTampered { what, .. }) => what,
-            Err(e) => return Err(e),
-            Ok(()) => return Ok("the audit log already matches the keyring's anchor".into()),
+        // The passphrase was right: the count is cleared whatever follows.
+        store::clear_attempts(&mut *tx, &name_key).await?;
+        let problem = match crate::permissions::authorize(
+            owner.role,
+            crate::permissions::Action::TransferOwnership,
+        ) {
+            Err(e) => Err(e),
+            Ok(()) => match self.check_anchor().await {
+                Err(Error::StoreTampered { what, .. }) => Ok(Some(what)),
+                Err(e) => Err(e),
+                Ok(()) => Ok(None),
+            },
+        };
+        let problem = match problem {
+            Ok(Some(what)) => what,
+            other => {
+                tx.commit().await?;
+                return other.map(|_| "the audit log already matches the keyring's anchor".into());
+            }
         };
         let start = audit::head(&mut *tx).await?;
         let end = audit::append(

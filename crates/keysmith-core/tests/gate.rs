@@ -170,38 +170,62 @@ fn person(team: &Team, role: Role) -> &Person {
     team.get(role, false)
 }
 
+/// Every door that checks a passphrase: signing in, and the Owner accepting a restored
+/// store (`audit accept-restore`).
+#[derive(Clone, Copy, Debug)]
+enum Door {
+    SignIn,
+    AcceptRestore,
+}
+
+async fn knock(r: &Registry, door: Door, name: &str, pass: &str) -> Result<(), Error> {
+    match door {
+        Door::SignIn => r.sign_in(name, pass).await.map(drop),
+        Door::AcceptRestore => r
+            .accept_restored_store(name, pass, keysmith_types::RESTORED_CONFIRMATION)
+            .await
+            .map(drop),
+    }
+}
+
 /// The input: 20 wrong sign-ins for one member in parallel. Each counts (20), and
-/// the next attempt, even with the right passphrase, is throttled.
+/// the next attempt, even with the right passphrase, is throttled; the same for an unknown
+/// name, and at every door (accept-restore counted 1 of 20 before it shared sign-in's count).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_wrong_sign_ins_each_count() {
-    let (_dir, registry, team) = team_registry().await;
-    let registry = Arc::new(registry);
-    for name in [
-        person(&team, Role::Manager).name.clone(),
-        "Nobody Here".to_owned(),
-    ] {
-        let tasks: Vec<_> = (0..20)
-            .map(|_| {
-                let r = Arc::clone(&registry);
-                let n = name.clone();
-                tokio::spawn(async move { r.sign_in(&n, "wrong passphrase!").await.map(|_| ()) })
-            })
-            .collect();
-        for t in tasks {
-            let code = t.await.unwrap().unwrap_err().code();
-            assert!(
-                [ErrorCode::BadCredentials, ErrorCode::TooManyAttempts].contains(&code),
-                "{name}: {code:?}"
+    for door in [Door::SignIn, Door::AcceptRestore] {
+        let (_dir, registry, team) = team_registry().await;
+        let registry = Arc::new(registry);
+        for name in [
+            person(&team, Role::Owner).name.clone(),
+            "Nobody Here".to_owned(),
+        ] {
+            let tasks: Vec<_> = (0..20)
+                .map(|_| {
+                    let r = Arc::clone(&registry);
+                    let n = name.clone();
+                    tokio::spawn(async move { knock(&r, door, &n, "wrong passphrase!").await })
+                })
+                .collect();
+            for t in tasks {
+                let code = t.await.unwrap().unwrap_err().code();
+                assert!(
+                    [ErrorCode::BadCredentials, ErrorCode::TooManyAttempts].contains(&code),
+                    "{door:?} {name}: {code:?}"
+                );
+            }
+            let key = keysmith_core::validate::name_key(&name);
+            let attempts = store::attempts(registry.pool(), &key).await.unwrap();
+            assert_eq!(
+                attempts.failed, 20,
+                "{door:?} {name}: every attempt counted"
+            );
+            assert_eq!(
+                code(knock(&registry, door, &name, PASSPHRASE).await).unwrap_err(),
+                ErrorCode::TooManyAttempts,
+                "{door:?} {name}: the next attempt is throttled"
             );
         }
-        let key = keysmith_core::validate::name_key(&name);
-        let attempts = store::attempts(registry.pool(), &key).await.unwrap();
-        assert_eq!(attempts.failed, 20, "{name}: every attempt counted");
-        assert_eq!(
-            code(registry.sign_in(&name, PASSPHRASE).await).unwrap_err(),
-            ErrorCode::TooManyAttempts,
-            "{name}: the next attempt is throttled"
-        );
     }
 }
 
