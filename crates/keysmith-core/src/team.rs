@@ -374,37 +374,35 @@ impl Registry {
         new: &str,
     ) -> Result<()> {
         let actor = self.actor(actor_id).await?;
-        let row = store::member_by_id(&self.pool, &actor.id)
-            .await?
-            .ok_or(Error::NotSignedIn)?;
         validate::new_passphrase(new)?;
-        let checked_hash = row.passphrase_hash.clone();
-        let (ok, phc) = {
+        // The current passphrase is checked like a sign-in: counted first and slowed down
+        // after failures, so an unlocked window is no way to guess it.
+        let name_key = validate::name_key(&actor.name);
+        let attempt = self
+            .try_passphrase(&actor.name, &name_key, current, self.clock.now_ms())
+            .await?;
+        let checked_hash = attempt
+            .row
+            .filter(|r| attempt.matched && r.id == actor.id)
+            .map(|_| attempt.checked_hash)
+            .ok_or(Error::BadCredentials)?;
+        let (same, phc) = {
             let current = zeroize::Zeroizing::new(current.to_owned());
             let new = zeroize::Zeroizing::new(new.to_owned());
             tokio::task::spawn_blocking(move || {
-                let ok = passphrase::verify(&current, &checked_hash);
                 let same = passphrase::same_text(&current, &new);
-                let phc = if ok && !same {
-                    Some(passphrase::hash(&new))
-                } else {
-                    None
-                };
-                (ok, (same, phc))
+                (same, (!same).then(|| passphrase::hash(&new)))
             })
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
         };
-        if !ok {
-            return Err(Error::BadCredentials);
-        }
         let phc = match phc {
-            (true, _) | (false, None) => {
+            Some(phc) if !same => phc?,
+            _ => {
                 return Err(Error::InvalidPassphrase(
                     "The new passphrase must differ from the current one.".into(),
                 ))
             }
-            (false, Some(phc)) => phc?,
         };
         let mut tx = self.begin_write().await?;
         let actor = self.actor_in(&mut tx, actor_id).await?;
@@ -412,10 +410,11 @@ impl Registry {
         let now = store::member_by_id(&mut *tx, &actor.id)
             .await?
             .ok_or(Error::NotSignedIn)?;
-        if now.passphrase_hash != row.passphrase_hash {
+        if now.passphrase_hash != checked_hash {
             return Err(Error::BadCredentials);
         }
         store::set_passphrase(&mut *tx, &actor.id, &phc, false).await?;
+        store::clear_attempts(&mut *tx, &name_key).await?;
         self.audit_member_change(
             &mut tx,
             &actor,

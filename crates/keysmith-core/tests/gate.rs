@@ -170,17 +170,23 @@ fn person(team: &Team, role: Role) -> &Person {
     team.get(role, false)
 }
 
-/// Every door that checks a passphrase: signing in, and the Owner accepting a restored
-/// store (`audit accept-restore`).
-#[derive(Clone, Copy, Debug)]
+/// Every door that checks a passphrase: signing in, changing one's passphrase (the current
+/// one is checked), and the Owner accepting a restored store (`audit accept-restore`).
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Door {
     SignIn,
+    ChangePassphrase,
     AcceptRestore,
 }
 
 async fn knock(r: &Registry, door: Door, name: &str, pass: &str) -> Result<(), Error> {
     match door {
         Door::SignIn => r.sign_in(name, pass).await.map(drop),
+        Door::ChangePassphrase => {
+            let id = r.member_named(name).await?.id;
+            r.change_passphrase(&id, pass, "a brand new passphrase")
+                .await
+        }
         Door::AcceptRestore => r
             .accept_restored_store(name, pass, keysmith_types::RESTORED_CONFIRMATION)
             .await
@@ -190,16 +196,20 @@ async fn knock(r: &Registry, door: Door, name: &str, pass: &str) -> Result<(), E
 
 /// The input: 20 wrong sign-ins for one member in parallel. Each counts (20), and
 /// the next attempt, even with the right passphrase, is throttled; the same for an unknown
-/// name, and at every door (accept-restore counted 1 of 20 before it shared sign-in's count).
+/// name, and at every door (changing a passphrase counted nothing and accept-restore 1 of 20 before
+/// they shared sign-in's count).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_wrong_sign_ins_each_count() {
-    for door in [Door::SignIn, Door::AcceptRestore] {
+    for door in [Door::SignIn, Door::ChangePassphrase, Door::AcceptRestore] {
         let (_dir, registry, team) = team_registry().await;
         let registry = Arc::new(registry);
         for name in [
             person(&team, Role::Owner).name.clone(),
             "Nobody Here".to_owned(),
         ] {
+            if door == Door::ChangePassphrase && name == "Nobody Here" {
+                continue; // only a member changes a passphrase
+            }
             let tasks: Vec<_> = (0..20)
                 .map(|_| {
                     let r = Arc::clone(&registry);
