@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 
 use keysmith_core::policy::Policy;
 use keysmith_tests::{
-    cli, cli_with, free_port, require_secret_service, start_verifier, wait_for_port, HttpResponse,
-    Running, PASSPHRASE,
+    cli, cli_with, free_port, require_secret_service, start_verifier, try_http, wait_for_port,
+    HttpResponse, Running, PASSPHRASE,
 };
 use keysmith_types::Role;
 
@@ -59,9 +59,6 @@ role = "manager"
 methods = ["GET", "HEAD"]
 paths = ["/v1/reports", "/v1/reports/**"]
 "#;
-
-/// How long one request may take before it counts as unanswered.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[test]
 fn the_verifier_and_every_upstream_read_the_same_request() {
@@ -541,7 +538,7 @@ fn run_table(front: &Front, upstream: usize, cases: &[Case], key: &str, tap: &Ta
             let id = format!("{}-{upstream}-{i}", front.name);
             let mut headers = vec![("X-Api-Key", key), ("X-Test-Id", id.as_str())];
             headers.extend(case.headers.iter().copied());
-            let answer = send(port, case.method, &case.target, &headers);
+            let answer = try_http(port, case.method, &case.target, &headers);
             let asked = tap.asked(&id);
             match answer {
                 Ok(r) => Outcome {
@@ -561,50 +558,6 @@ fn run_table(front: &Front, upstream: usize, cases: &[Case], key: &str, tap: &Ta
             }
         })
         .collect()
-}
-
-/// One HTTP/1.1 request with `Connection: close`, sending exactly the target and headers
-/// given (as `keysmith_tests::http` does), for targets a server may answer by closing or
-/// resetting the connection: errors are returned, unless some answer was read before them (a
-/// server that resets right after answering still answered).
-fn send(
-    port: u16,
-    method: &str,
-    target: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<HttpResponse> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        let _ = write!(req, "{k}: {v}\r\n");
-    }
-    req.push_str("\r\n");
-    // A server may answer and close before reading everything: read its answer anyway.
-    let sent = stream.write_all(req.as_bytes());
-    let mut raw = Vec::new();
-    let read = stream.read_to_end(&mut raw);
-    if raw.is_empty() {
-        sent?;
-        read?;
-    }
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Ok(HttpResponse {
-        status,
-        headers,
-        body: body.to_owned(),
-    })
 }
 
 /// Whether the request was let through and answered by the upstream (for HEAD, a 200).
@@ -892,7 +845,7 @@ fn basic_flows(front: &Front, upstreams: &[Upstream], keys: &Keys) -> Vec<String
             }
         };
         let get = |method: &str, target: &str, headers: &[(&str, &str)]| {
-            send(port, method, target, headers).unwrap()
+            try_http(port, method, target, headers).unwrap()
         };
         let manager = keys.manager.as_str();
         let r = get(
@@ -1298,7 +1251,7 @@ http {{
         let deadline = Instant::now() + Duration::from_secs(30);
         for &port in &ports {
             loop {
-                let r = send(port, "GET", "/v1/reports", &[("X-Api-Key", probe_key)]);
+                let r = try_http(port, "GET", "/v1/reports", &[("X-Api-Key", probe_key)]);
                 if r.is_ok_and(|r| r.status == 200) {
                     break;
                 }
@@ -1444,7 +1397,7 @@ fn start_python(d: &Path) -> Upstream {
 
 /// Asked directly, the upstream answers with its echo.
 fn assert_serves(port: u16, name: &str) {
-    let r = send(port, "GET", "/v1/reports/2026", &[]).unwrap();
+    let r = try_http(port, "GET", "/v1/reports/2026", &[]).unwrap();
     let echo = Echo::parse(&r.body);
     assert!(
         r.status == 200
