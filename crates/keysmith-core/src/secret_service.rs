@@ -32,7 +32,7 @@ static SERVICE: Mutex<Option<SecretService>> = Mutex::new(None);
 /// Runs `op` on the process's Secret Service session, connecting first if needed. A bus
 /// failure drops the connection and retries once on a fresh one (the daemon may have
 /// been restarted, which ends every session it had).
-fn with_service<T>(op: impl Fn(&SecretService) -> Result<T, SsError>) -> Result<T, KrError> {
+fn with_service<T>(op: impl Fn(&SecretService) -> Result<T, Failure>) -> Result<T, KrError> {
     let mut slot = SERVICE.lock().unwrap_or_else(PoisonError::into_inner);
     let mut retried = false;
     loop {
@@ -41,17 +41,16 @@ fn with_service<T>(op: impl Fn(&SecretService) -> Result<T, SsError>) -> Result<
             None => SecretService::connect(EncryptionType::Dh).map_err(to_keyring_error)?,
         };
         match op(&service) {
-            Ok(value) => {
-                *slot = Some(service);
-                return Ok(value);
-            }
-            Err(SsError::Dbus(_)) if !retried => {
+            Err(Failure::Service(SsError::Dbus(_))) if !retried => {
                 // Dropping `service` closes its connection; the next turn opens a new one.
                 retried = true;
             }
-            Err(e) => {
+            result => {
                 *slot = Some(service);
-                return Err(to_keyring_error(e));
+                return result.map_err(|failure| match failure {
+                    Failure::Service(e) => to_keyring_error(e),
+                    Failure::Ambiguous => KrError::Ambiguous(Vec::new()),
+                });
             }
         }
     }
@@ -115,26 +114,9 @@ impl From<SsError> for Failure {
     }
 }
 
-/// Runs `op` with the retry of [`with_service`], keeping an ambiguity apart from bus errors.
-fn run<T>(op: impl Fn(&SecretService) -> Result<T, Failure>) -> Result<T, KrError> {
-    let ambiguous = std::cell::Cell::new(false);
-    let result = with_service(|s| match op(s) {
-        Ok(v) => Ok(Some(v)),
-        Err(Failure::Ambiguous) => {
-            ambiguous.set(true);
-            Ok(None)
-        }
-        Err(Failure::Service(e)) => Err(e),
-    })?;
-    match result {
-        Some(v) if !ambiguous.get() => Ok(v),
-        _ => Err(KrError::Ambiguous(Vec::new())),
-    }
-}
-
 impl CredentialApi for SharedSessionCredential {
     fn set_secret(&self, secret: &[u8]) -> keyring::Result<()> {
-        run(|service| {
+        with_service(|service| {
             match self.matching(service)? {
                 Some(item) => item.set_secret(secret, "text/plain")?,
                 None => {
@@ -151,7 +133,7 @@ impl CredentialApi for SharedSessionCredential {
     }
 
     fn get_secret(&self) -> keyring::Result<Vec<u8>> {
-        run(|service| match self.matching(service)? {
+        with_service(|service| match self.matching(service)? {
             Some(item) => Ok(Some(item.get_secret()?)),
             None => Ok(None),
         })?
@@ -159,7 +141,7 @@ impl CredentialApi for SharedSessionCredential {
     }
 
     fn delete_credential(&self) -> keyring::Result<()> {
-        let deleted = run(|service| match self.matching(service)? {
+        let deleted = with_service(|service| match self.matching(service)? {
             Some(item) => {
                 item.delete()?;
                 Ok(true)
