@@ -151,27 +151,30 @@ fn as_owner(dir: &Path, args: &[&str]) -> std::process::Output {
     o
 }
 
-/// Reads every key and member through the CLI (as the Owner, who sees them all).
-fn observe(dir: &Path) -> Result<Snapshot, String> {
-    let mut snap = Snapshot::default();
-    let o = as_owner(dir, &["keys", "list", "--json"]);
+/// The JSON array a `… list --json` command prints as the Owner ([`as_owner`]).
+fn owner_list(dir: &Path, what: &str) -> Result<Vec<serde_json::Value>, String> {
+    let o = as_owner(dir, &[what, "list", "--json"]);
     if !o.status.success() {
         return Err(format!(
-            "`keys list --json` failed ({}): {}",
+            "`{what} list --json` failed ({}): {}",
             o.status,
             text(&o.stderr)
         ));
     }
-    let keys: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| {
-        format!(
-            "`keys list --json` printed no JSON ({e}): {}",
+    match serde_json::from_slice(&o.stdout) {
+        Ok(serde_json::Value::Array(items)) => Ok(items),
+        Ok(_) => Err(format!("`{what} list --json` is not an array")),
+        Err(e) => Err(format!(
+            "`{what} list --json` printed no JSON ({e}): {}",
             text(&o.stdout)
-        )
-    })?;
-    for k in keys
-        .as_array()
-        .ok_or("`keys list --json` is not an array")?
-    {
+        )),
+    }
+}
+
+/// Reads every key and member through the CLI (as the Owner, who sees them all).
+fn observe(dir: &Path) -> Result<Snapshot, String> {
+    let mut snap = Snapshot::default();
+    for k in owner_list(dir, "keys")? {
         let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
         snap.keys.insert(
             s(&k["id"]),
@@ -184,24 +187,7 @@ fn observe(dir: &Path) -> Result<Snapshot, String> {
             },
         );
     }
-    let o = as_owner(dir, &["members", "list", "--json"]);
-    if !o.status.success() {
-        return Err(format!(
-            "`members list --json` failed ({}): {}",
-            o.status,
-            text(&o.stderr)
-        ));
-    }
-    let members: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| {
-        format!(
-            "`members list --json` printed no JSON ({e}): {}",
-            text(&o.stdout)
-        )
-    })?;
-    for m in members
-        .as_array()
-        .ok_or("`members list --json` is not an array")?
-    {
+    for m in owner_list(dir, "members")? {
         snap.members.insert(
             m["member"]["name"].as_str().unwrap_or_default().to_owned(),
             MemberState {
@@ -1025,20 +1011,8 @@ struct AuditRow {
 
 /// The audit log entries after `after_seq`, oldest first.
 fn audit_since(dir: &Path, after_seq: i64) -> Result<Vec<AuditRow>, String> {
-    let o = as_owner(dir, &["audit", "list", "--json"]);
-    if !o.status.success() {
-        return Err(format!(
-            "`audit list --json` failed ({}): {}",
-            o.status,
-            text(&o.stderr)
-        ));
-    }
-    let entries: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .map_err(|e| format!("`audit list --json` printed no JSON: {e}"))?;
     let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
-    let mut rows: Vec<AuditRow> = entries
-        .as_array()
-        .ok_or("`audit list --json` is not an array")?
+    let mut rows: Vec<AuditRow> = owner_list(dir, "audit")?
         .iter()
         .map(|e| AuditRow {
             seq: e["seq"].as_i64().unwrap_or(-1),
