@@ -1108,55 +1108,12 @@ impl Front {
         let ports: Vec<u16> = upstreams.iter().map(|_| free_port()).collect();
         let dir = d.join("nginx");
         std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.display();
-        let user = if is_root() { "user root;" } else { "" };
-        let mut servers = String::new();
-        for (u, front) in upstreams.iter().zip(&ports) {
-            let _ = write!(
-                servers,
-                r#"
-    server {{
-        listen 127.0.0.1:{front};
-
-        location / {{
-            auth_request /_keysmith;
-            auth_request_set $keysmith_member $upstream_http_x_keysmith_member;
-            auth_request_set $keysmith_role $upstream_http_x_keysmith_role;
-            proxy_set_header X-Keysmith-Member $keysmith_member;
-            proxy_set_header X-Keysmith-Role $keysmith_role;
-            proxy_pass http://127.0.0.1:{upstream};
-        }}
-
-        location = /_keysmith {{
-            internal;
-            proxy_pass http://127.0.0.1:{verifier};
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-Method $request_method;
-            proxy_set_header X-Original-URI $request_uri;
-        }}
-    }}
-"#,
-                upstream = u.port
-            );
-        }
-        let conf = format!(
-            r#"{user}
-worker_processes 1;
-daemon off;
-pid {p}/nginx.pid;
-error_log {p}/error.log info;
-events {{ worker_connections 512; }}
-http {{
-    access_log {p}/access.log;
-    client_body_temp_path {p}/body;
-    proxy_temp_path {p}/proxy;
-    fastcgi_temp_path {p}/fastcgi;
-    uwsgi_temp_path {p}/uwsgi;
-    scgi_temp_path {p}/scgi;
-{servers}}}
-"#
-        );
+        let fronts: Vec<(u16, u16)> = ports
+            .iter()
+            .zip(upstreams)
+            .map(|(&front, u)| (front, u.port))
+            .collect();
+        let conf = keysmith_tests::nginx_conf(&dir, &fronts, verifier, "");
         let conf_file = dir.join("nginx.conf");
         std::fs::write(&conf_file, conf).unwrap();
         let mut process = Running(
@@ -1459,14 +1416,6 @@ fn spawn_logged(cmd: &mut Command, log: &Path) -> Running {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
     )
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -27,65 +27,20 @@ methods = ["GET"]
 paths = ["/api/reports/**"]
 "#;
 
-/// The configuration the README documents, with this test's ports and folders.
+/// The configuration the README documents, with this test's ports and folders, and a small
+/// upstream that echoes what it was asked and who the verifier said was calling.
 fn nginx_conf(dir: &Path, front: u16, upstream: u16, verifier: u16) -> String {
-    let d = dir.display();
-    let user = if is_root() { "user root;" } else { "" };
-    format!(
-        r#"{user}
-worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-
-    # The small upstream: echoes what it was asked and who the verifier said was calling.
+    let echo = format!(
+        r#"
     server {{
         listen 127.0.0.1:{upstream};
         location / {{
             return 200 "upstream saw $request_method $request_uri for $http_x_keysmith_member\n";
         }}
     }}
-
-    server {{
-        listen 127.0.0.1:{front};
-
-        location / {{
-            auth_request /_keysmith;
-            auth_request_set $keysmith_member $upstream_http_x_keysmith_member;
-            auth_request_set $keysmith_role $upstream_http_x_keysmith_role;
-            proxy_set_header X-Keysmith-Member $keysmith_member;
-            proxy_set_header X-Keysmith-Role $keysmith_role;
-            proxy_pass http://127.0.0.1:{upstream};
-        }}
-
-        location = /_keysmith {{
-            internal;
-            proxy_pass http://127.0.0.1:{verifier};
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-Method $request_method;
-            proxy_set_header X-Original-URI $request_uri;
-        }}
-    }}
-}}
 "#
-    )
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
+    );
+    keysmith_tests::nginx_conf(dir, &[(front, upstream)], verifier, &echo)
 }
 
 fn out(o: &std::process::Output) -> String {

@@ -327,6 +327,69 @@ pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> Ht
     try_http(port, method, path, headers).unwrap()
 }
 
+/// Whether the tests run as root (nginx then needs `user root;` to read their folders).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// An nginx.conf with the README's forward-auth recipe: for each `(front, upstream)` pair of
+/// loopback ports, a server on `front` that asks the verifier on `verifier` (`auth_request`)
+/// and passes allowed requests, with the member and role it answered, to `upstream`. `extra`
+/// is more `server` blocks, as they are. nginx's own files go to `dir`.
+pub fn nginx_conf(dir: &Path, fronts: &[(u16, u16)], verifier: u16, extra: &str) -> String {
+    let d = dir.display();
+    let user = if is_root() { "user root;" } else { "" };
+    let mut servers = String::new();
+    for (front, upstream) in fronts {
+        servers.push_str(&format!(
+            r#"
+    server {{
+        listen 127.0.0.1:{front};
+
+        location / {{
+            auth_request /_keysmith;
+            auth_request_set $keysmith_member $upstream_http_x_keysmith_member;
+            auth_request_set $keysmith_role $upstream_http_x_keysmith_role;
+            proxy_set_header X-Keysmith-Member $keysmith_member;
+            proxy_set_header X-Keysmith-Role $keysmith_role;
+            proxy_pass http://127.0.0.1:{upstream};
+        }}
+
+        location = /_keysmith {{
+            internal;
+            proxy_pass http://127.0.0.1:{verifier};
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Original-URI $request_uri;
+        }}
+    }}
+"#
+        ));
+    }
+    format!(
+        r#"{user}
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 512; }}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+{extra}{servers}}}
+"#
+    )
+}
+
 /// Starts `keysmith serve-verifier` for `data_dir` with `policy` on a free loopback port,
 /// with `extra` arguments and `env`, its log going to `log`, and waits until it listens.
 /// Returns the running verifier and its port.
