@@ -10,6 +10,11 @@ static ALLOC: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
 fn main() {
     #[cfg(target_os = "linux")]
     wipe_freed_c_heap();
+    // No core file and no debugger of the same account: what the wipes cannot reach (WebKit's
+    // heap) stays in memory only.
+    if let Err(e) = keysmith_core::process::deny_core_dumps() {
+        eprintln!("keysmith: {e}; going on");
+    }
     keysmith_app::run();
 }
 

@@ -220,6 +220,9 @@ impl From<Error> for Failure {
 }
 
 fn main() -> ExitCode {
+    // No core file and no debugger of the same account, for the pepper, passphrases and keys
+    // this process may hold.
+    let core_dumps = keysmith_core::process::deny_core_dumps();
     let cli = Cli::parse();
     // The verifier logs its decisions (info); other commands only warnings.
     let (serving, json, workers) = match &cli.command {
@@ -239,6 +242,9 @@ fn main() -> ExitCode {
         logs.json().init();
     } else {
         logs.init();
+    }
+    if let Err(e) = core_dumps {
+        tracing::warn!(error = %e, "core dumps are not denied");
     }
     let mut builder = if serving {
         let mut b = tokio::runtime::Builder::new_multi_thread();

@@ -12,6 +12,7 @@ pub mod key;
 pub mod passphrase;
 pub mod permissions;
 pub mod policy;
+pub mod process;
 pub mod registry;
 #[cfg(target_os = "linux")]
 mod secret_service;
