@@ -12,8 +12,10 @@
 //!
 //! Items keep the attributes the `keyring` crate gives them (`service`, `username`,
 //! `target` = `default`), so entries written by earlier Keysmith versions are found.
-//! When a call fails on the bus (the daemon restarted, or the session was closed), the
-//! connection is dropped and the call is tried once more on a new one.
+//! When a call or the connection fails on the bus (the daemon died in the middle of it, or
+//! restarted and so ended every session), the connection is dropped and the call is tried
+//! again on a new one, a few times with a short pause: the bus starts the daemon again on
+//! demand. Every call here is idempotent (read, replace, delete), so trying again is safe.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -29,28 +31,44 @@ const TARGET: &str = "default";
 /// The process's connection and session, made at first use.
 static SERVICE: Mutex<Option<SecretService>> = Mutex::new(None);
 
+/// How many times a call is tried when the bus fails, and the pause before the second try
+/// (doubled before each further one): 25 + 50 + 100 + 200 ms, enough for the bus to start a
+/// daemon again.
+const TRIES: u32 = 5;
+const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// Runs `op` on the process's Secret Service session, connecting first if needed. A bus
-/// failure drops the connection and retries once on a fresh one (the daemon may have
-/// been restarted, which ends every session it had).
+/// failure (while connecting or during `op`) drops the connection and tries again on a
+/// fresh one, up to [`TRIES`] times in all; any other failure is returned at once.
 fn with_service<T>(op: impl Fn(&SecretService) -> Result<T, Failure>) -> Result<T, KrError> {
     let mut slot = SERVICE.lock().unwrap_or_else(PoisonError::into_inner);
-    let mut retried = false;
+    let mut tries = 1;
+    let mut pause = FIRST_PAUSE;
     loop {
-        let service = match slot.take() {
-            Some(s) => s,
-            None => SecretService::connect(EncryptionType::Dh).map_err(to_keyring_error)?,
+        let connected = match slot.take() {
+            Some(service) => Ok(service),
+            None => SecretService::connect(EncryptionType::Dh).map_err(Failure::Service),
         };
-        match op(&service) {
-            Err(Failure::Service(SsError::Dbus(_))) if !retried => {
-                // Dropping `service` closes its connection; the next turn opens a new one.
-                retried = true;
-            }
-            result => {
+        let outcome = connected.and_then(|service| {
+            let result = op(&service);
+            // On a bus failure `service` is dropped, closing its connection.
+            if !matches!(result, Err(Failure::Service(SsError::Dbus(_)))) {
                 *slot = Some(service);
-                return result.map_err(|failure| match failure {
+            }
+            result
+        });
+        match outcome {
+            Err(Failure::Service(SsError::Dbus(e))) if tries < TRIES => {
+                tracing::debug!(error = %e, tries, "the Secret Service failed on the bus; trying again");
+                std::thread::sleep(pause);
+                pause *= 2;
+                tries += 1;
+            }
+            other => {
+                return other.map_err(|failure| match failure {
                     Failure::Service(e) => to_keyring_error(e),
                     Failure::Ambiguous => KrError::Ambiguous(Vec::new()),
-                });
+                })
             }
         }
     }
