@@ -151,6 +151,65 @@ fn bad_input_gets_clear_errors() {
     assert_eq!(stdout(&o).trim(), "[]");
 }
 
+/// Every command but `init`, pointed at a directory with no Keysmith database (a typo, a
+/// moved folder): it says there is no account there, exits non-zero (3 for `verify`, which
+/// could not check), and creates nothing, neither the directory nor a database in an existing
+/// empty one.
+#[test]
+fn commands_on_a_directory_without_a_database_create_nothing() {
+    require_secret_service();
+    let root = tempfile::tempdir().unwrap();
+    let key = format!("ksk_{}", "A".repeat(49));
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["verify", &key],
+        vec!["--as", "Olive", "keys", "list"],
+        vec!["--as", "Olive", "keys", "create", "--name", "n"],
+        vec!["--as", "Olive", "members", "list"],
+        vec!["--as", "Olive", "audit", "list"],
+        vec!["audit", "verify"],
+        vec!["--as", "Olive", "passphrase"],
+        vec![
+            "--as",
+            "Olive",
+            "export-pepper",
+            "--to",
+            "/nonexistent/pepper",
+        ],
+        vec!["serve-verifier", "--policy", "/nonexistent/policy.toml"],
+    ];
+    for (i, args) in commands.iter().enumerate() {
+        for existing in [false, true] {
+            let d = root.path().join(format!("{i}-{existing}"));
+            if existing {
+                std::fs::create_dir(&d).unwrap();
+            }
+            let o = cli(&d, args, None);
+            let want = if args[0] == "verify" { 3 } else { 1 };
+            assert_eq!(o.status.code(), Some(want), "{args:?}: {}", stderr(&o));
+            assert!(
+                stderr(&o).contains("No Keysmith account")
+                    && stderr(&o).contains(&*d.to_string_lossy()),
+                "{args:?}: {}",
+                stderr(&o)
+            );
+            let left: Vec<_> = std::fs::read_dir(root.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            if existing {
+                assert_eq!(
+                    std::fs::read_dir(&d).unwrap().count(),
+                    0,
+                    "{args:?} wrote into {d:?}"
+                );
+            } else {
+                assert!(!d.exists(), "{args:?} created {d:?}: {left:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_team_from_the_command_line() {
     use keysmith_tests::cli_with;

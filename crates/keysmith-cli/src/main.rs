@@ -277,9 +277,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         message: e.to_ipc().message,
     };
     let dir = keysmith_core::data_dir::resolve(cli.data_dir).map_err(setup_failure)?;
-    let registry = Registry::open(&dir, Arc::new(OsKeyring))
-        .await
-        .map_err(setup_failure)?;
+    // Only `init` creates a database; any other command on a directory without one says so.
+    let opened = if matches!(cli.command, Command::Init { .. }) {
+        Registry::open(&dir, Arc::new(OsKeyring)).await
+    } else {
+        Registry::open_existing(&dir, Arc::new(OsKeyring)).await
+    };
+    let registry = opened.map_err(|e| {
+        let mut failure = setup_failure(e);
+        failure.message = format!("{} (data directory {})", failure.message, dir.display());
+        failure
+    })?;
     match cli.command {
         Command::Init { owner } => {
             let pass = read_passphrase(&format!("New passphrase for {owner}: "))?;

@@ -149,6 +149,19 @@ impl Registry {
         Ok(Registry::with_parts(pool, secrets, Arc::new(SystemClock)))
     }
 
+    /// Opens the registry in `dir` only if a Keysmith database is there already: for every
+    /// command but first-run set-up, so a mistyped directory is reported, not filled with
+    /// an empty database.
+    ///
+    /// # Errors
+    /// [`Error::NotInitialized`] when `dir` holds no database; otherwise as [`Registry::open`].
+    pub async fn open_existing(dir: &Path, secrets: Arc<dyn SecretStore>) -> Result<Registry> {
+        if !dir.join(store::DB_FILE).is_file() {
+            return Err(Error::NotInitialized);
+        }
+        Registry::open(dir, secrets).await
+    }
+
     /// Builds a registry from an open pool, a secret store and a clock.
     pub fn with_parts(
         pool: SqlitePool,
