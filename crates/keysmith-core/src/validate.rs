@@ -1,6 +1,7 @@
 //! Checks on what people type: key names, member names and passphrases.
 
 use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::error::{Error, Result};
 
@@ -37,12 +38,35 @@ pub fn name(raw: &str, what: &'static str) -> Result<String> {
             "The {what} cannot contain control characters such as tabs or line breaks."
         )));
     }
+    if let Some(c) = trimmed.chars().find(|&c| invisible(c)) {
+        return Err(Error::InvalidName(format!(
+            "The {what} cannot contain invisible characters such as U+{:04X}: they make a name \
+             show differently from what it is.",
+            u32::from(c)
+        )));
+    }
     if trimmed.contains(char::REPLACEMENT_CHARACTER) {
         return Err(Error::InvalidName(format!(
             "The {what} contains U+FFFD (\u{FFFD}), the mark of text that could not be read: type it again."
         )));
     }
     Ok(trimmed.to_owned())
+}
+
+/// A character that changes how the text around it shows but shows nothing itself, or breaks
+/// a line: format characters (Unicode general category Cf: bidirectional overrides and
+/// isolates such as U+202E, which reorder a name on screen (CVE-2021-42574, "Trojan
+/// Source"), zero-width spaces, the byte-order mark), line and paragraph separators (Zl, Zp)
+/// and private-use characters (Co). Zero-width joiner and non-joiner (U+200D, U+200C) stay
+/// allowed: emoji sequences and scripts such as Persian need them (Unicode UAX #31 §2.3).
+fn invisible(c: char) -> bool {
+    match c.general_category() {
+        GeneralCategory::Format => !matches!(c, '\u{200C}' | '\u{200D}'),
+        GeneralCategory::LineSeparator
+        | GeneralCategory::ParagraphSeparator
+        | GeneralCategory::PrivateUse => true,
+        _ => false,
+    }
 }
 
 /// The form in which member names are compared and kept unique: trimmed, NFC, lowercase.
@@ -147,6 +171,61 @@ mod tests {
         check("nul\0byte", Err("control characters"));
         check("bell\u{7}", Err("control characters"));
         check("del\u{7f}x", Err("control characters"));
+    }
+
+    /// Every character that shows nothing yet changes what is shown is refused (the input the
+    /// newcomer pass found: U+202E reversed "Zapier sync" into "Zapier cnys" on screen); the
+    /// joiners that writing systems and emoji need are not.
+    #[test]
+    fn names_refuse_invisible_characters() {
+        for c in [
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}', // embeddings, overrides
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}', // isolates
+            '\u{200E}',
+            '\u{200F}',
+            '\u{061C}', // marks
+            '\u{200B}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{180E}', // zero width, soft hyphen
+            '\u{2028}',
+            '\u{2029}', // line and paragraph separators
+            '\u{E000}',
+            '\u{F8FF}',
+            '\u{F0000}', // private use
+            '\u{E0041}', // tag characters
+        ] {
+            let input = format!("Zapier {c}sync");
+            match name(&input, "key name") {
+                Err(Error::InvalidName(msg)) => assert!(
+                    msg.contains(&format!("U+{:04X}", u32::from(c))),
+                    "{input:?}: {msg}"
+                ),
+                other => panic!("{:04X}: {other:?}", u32::from(c)),
+            }
+        }
+        check(
+            "Zapier \u{202E}sync\u{202C}",
+            Err("invisible characters such as U+202E"),
+        );
+        // Joiners that text needs.
+        check("فایل\u{200C}ها", Ok("فایل\u{200C}ها"));
+        check("ops 👩\u{200D}💻", Ok("ops 👩\u{200D}💻"));
+        // Every Cf character of the Basic Multilingual Plane, but the joiners.
+        for u in 0u32..0x1_0000 {
+            let Some(c) = char::from_u32(u) else { continue };
+            if c.general_category() == GeneralCategory::Format && !matches!(u, 0x200C | 0x200D) {
+                assert!(name(&format!("a{c}b"), "key name").is_err(), "U+{u:04X}");
+            }
+        }
     }
 
     #[test]
