@@ -34,6 +34,9 @@ pub struct AppState {
     session: Mutex<Option<Session>>,
     reveal: Mutex<Option<PendingReveal>>,
     clipboard: Arc<Clipboard>,
+    /// SHA-256 of the last key copied, until the clipboard is cleared of it: locking clears
+    /// it at once rather than when its timer runs out.
+    copied: Arc<Mutex<Option<[u8; 32]>>>,
     idle_limit: Duration,
 }
 
@@ -75,6 +78,7 @@ impl AppState {
             session: Mutex::new(None),
             reveal: Mutex::new(None),
             clipboard: Arc::new(Clipboard::default()),
+            copied: Arc::new(Mutex::new(None)),
             idle_limit,
         }
     }
@@ -176,10 +180,18 @@ impl AppState {
         Ok(member.summary())
     }
 
-    /// Signs out and drops everything the session held: the member and any key on display.
+    /// Signs out and drops everything the session held: the member, any key on display, and
+    /// a copied key still on the clipboard (as KeePassXC clears it on lock).
     pub fn lock(&self) {
         *lock(&self.session) = None;
         *lock(&self.reveal) = None;
+        if let Some(fingerprint) = lock(&self.copied).take() {
+            match self.clipboard.clear_if_holds(&fingerprint) {
+                Ok(true) => tracing::info!("clipboard cleared on lock"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not clear the clipboard"),
+            }
+        }
     }
 
     pub async fn change_passphrase(&self, req: ChangePassphraseRequest) -> Result<(), IpcError> {
@@ -247,11 +259,19 @@ impl AppState {
             pending.copied = true;
             fp
         };
+        *lock(&self.copied) = Some(fingerprint);
         self.registry.record_copy(&actor.id, &req.id).await?;
         let after = clipboard::clear_after();
         let cb = Arc::clone(&self.clipboard);
+        let copied = Arc::clone(&self.copied);
         tauri::async_runtime::spawn(async move {
             tokio::time::sleep(after).await;
+            {
+                let mut last = lock(&copied);
+                if *last == Some(fingerprint) {
+                    *last = None;
+                }
+            }
             match cb.clear_if_holds(&fingerprint) {
                 Ok(true) => tracing::info!("clipboard cleared"),
                 Ok(false) => {}
@@ -465,6 +485,52 @@ mod tests {
         assert!(!s.reveal_uncopied());
         let gone = s.finish_reveal(RevealRequest { id: second.key.id });
         assert_eq!(gone.unwrap_err().code, ErrorCode::NotFound);
+    }
+
+    /// Lock clears a copied key from the clipboard at once, not when its 30 s run out; and
+    /// leaves alone what the person copied since. Uses the real clipboard (X11 on Xvfb).
+    #[tokio::test]
+    async fn locking_clears_a_copied_key_from_the_clipboard() {
+        assert!(
+            std::env::var_os("DISPLAY").is_some(),
+            "no DISPLAY: run through scripts/with-session.sh --display"
+        );
+        let mut other = arboard::Clipboard::new().unwrap();
+        let (_dir, s) = signed_in_owner().await;
+        for copied_since in [false, true] {
+            s.unlock(UnlockRequest {
+                name: "Olive".into(),
+                passphrase: Passphrase::new(PASS),
+            })
+            .await
+            .unwrap();
+            let reveal = s
+                .generate_key(GenerateKeyRequest {
+                    name: format!("CRM {copied_since}"),
+                    expires_in_secs: None,
+                })
+                .await
+                .unwrap();
+            let key = reveal.secret.expose().to_owned();
+            s.copy_key(RevealRequest { id: reveal.key.id })
+                .await
+                .unwrap();
+            assert_eq!(other.get_text().ok().as_deref(), Some(key.as_str()));
+            if copied_since {
+                other.set_text("a note of the person's own").unwrap();
+            }
+            s.lock();
+            let held = other.get_text().ok();
+            if copied_since {
+                assert_eq!(held.as_deref(), Some("a note of the person's own"));
+            } else {
+                assert!(
+                    held.as_deref().is_none_or(str::is_empty),
+                    "the clipboard still holds {} characters after the lock",
+                    held.map_or(0, |h| h.len())
+                );
+            }
+        }
     }
 
     #[tokio::test]
