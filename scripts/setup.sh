@@ -51,7 +51,9 @@ have_version() { command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null |
 
 have_version trunk "$TRUNK_VERSION" || cargo install --locked "trunk@$TRUNK_VERSION"
 have_version wasm-bindgen "$WASM_BINDGEN_VERSION" || cargo install --force "wasm-bindgen-cli@$WASM_BINDGEN_VERSION"
-have_version tauri-driver "$TAURI_DRIVER_VERSION" || cargo install --locked "tauri-driver@$TAURI_DRIVER_VERSION"
+# tauri-driver has no --version: ask cargo which version it installed.
+installed_by_cargo() { command -v "$1" >/dev/null 2>&1 && cargo install --list | grep -q "^$1 v$2:"; }
+installed_by_cargo tauri-driver "$TAURI_DRIVER_VERSION" || cargo install --locked "tauri-driver@$TAURI_DRIVER_VERSION"
 cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION" \
   || cargo install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION"
 
