@@ -148,7 +148,9 @@ pub fn MembersPage(me: MemberSummary) -> impl IntoView {
                                         }}
                                     </td>
                                     <td class="actions">
-                                        {(is_owner && !removed && current != Role::Owner).then(|| view! {
+                                        // Ownership passes only to someone who has signed in and set their own
+                                        // passphrase (the backend refuses the rest too).
+                                        {(is_owner && !removed && !m.must_change_passphrase && current != Role::Owner).then(|| view! {
                                             <button class="ghost small transfer" on:click=move |_| transferring.set(Some(for_transfer.clone()))>
                                                 "Make Owner"
                                             </button>

@@ -329,6 +329,13 @@ impl Registry {
         if target.id == actor.id {
             return Err(Error::InvalidTarget("You already own this account."));
         }
+        // The Owner chose the initial passphrase: until the member replaces it, the Owner
+        // could sign in as them, so handing over would leave the account where it was.
+        if target.must_change_passphrase {
+            return Err(Error::InvalidTarget(
+                "This member has not signed in yet: ownership can pass only to someone who has set their own passphrase.",
+            ));
+        }
         // Demote first: the schema holds exactly one Owner at every statement.
         store::set_role(&mut *tx, &actor.id, Role::Admin.as_str()).await?;
         store::set_role(&mut *tx, &target.id, Role::Owner.as_str()).await?;

@@ -201,6 +201,32 @@ async fn ownership_moves_in_one_step_and_there_is_one_owner() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidTarget);
+    // Not to a member who still has the initial passphrase the Owner gave them: the Owner
+    // knows it and could sign in as the new Owner first. Nothing changes.
+    let invited = r
+        .add_member(&owner.id, "Ivy", Role::Admin, "initial passphrase")
+        .await
+        .unwrap();
+    let audit_before = r
+        .audit_entries(&owner.id, &AuditFilter::default())
+        .await
+        .unwrap()
+        .len();
+    let err = r
+        .transfer_ownership(&owner.id, &invited.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidTarget);
+    assert!(err.to_string().contains("has not signed in yet"), "{err}");
+    assert_eq!(r.actor(&owner.id).await.unwrap().role, Role::Owner);
+    assert_eq!(r.actor(&invited.id).await.unwrap().role, Role::Admin);
+    assert_eq!(
+        r.audit_entries(&owner.id, &AuditFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        audit_before
+    );
     r.transfer_ownership(&owner.id, &admin.id).await.unwrap();
     assert_eq!(r.actor(&admin.id).await.unwrap().role, Role::Owner);
     assert_eq!(r.actor(&owner.id).await.unwrap().role, Role::Admin);
