@@ -1,27 +1,14 @@
 //! The audit log page (Owner and Admins): the hash chain's status, and the entries filtered
 //! by member, action and date.
 
-use keysmith_types::{AuditEntry, AuditFilter, ChainStatus, MemberListing};
+use keysmith_types::{
+    AuditEntry, AuditFilter, ChainStatus, MemberListing, AUDIT_ACTIONS as ACTIONS,
+};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsValue;
 
 use crate::{format, ipc};
-
-const ACTIONS: [(&str, &str); 12] = [
-    ("sign_in", "Signed in"),
-    ("sign_in_failed", "Failed sign-in"),
-    ("key_generated", "Key generated"),
-    ("key_copied", "Key copied"),
-    ("key_revoked", "Key revoked"),
-    ("key_rolled", "Key rolled"),
-    ("pepper_exported", "Pepper exported"),
-    ("member_added", "Member added"),
-    ("member_removed", "Member removed"),
-    ("role_changed", "Role changed"),
-    ("ownership_transferred", "Ownership transferred"),
-    ("passphrase_changed", "Passphrase changed"),
-];
 
 fn action_label(action: &str) -> String {
     ACTIONS
