@@ -412,6 +412,28 @@ pub const REVOKE_CONFIRMATION: &str = "REVOKE";
 /// accept-restore`).
 pub const RESTORED_CONFIRMATION: &str = "RESTORED";
 
+/// Every audit action as stored (`key_generated`, …) with the label people read, in the
+/// order the audit page's filter offers them. keysmith-core's `AuditAction` has exactly these
+/// (a test there checks both ways), so no entry ever shows a raw code.
+pub const AUDIT_ACTIONS: [(&str, &str); 16] = [
+    ("sign_in", "Signed in"),
+    ("sign_in_failed", "Failed sign-in"),
+    ("key_generated", "Key generated"),
+    ("key_copied", "Key copied"),
+    ("key_revoked", "Key revoked"),
+    ("key_rolled", "Key rolled"),
+    ("pepper_exported", "Pepper exported"),
+    ("member_added", "Member added"),
+    ("member_removed", "Member removed"),
+    ("role_changed", "Role changed"),
+    ("ownership_transferred", "Ownership transferred"),
+    ("passphrase_changed", "Passphrase changed"),
+    ("account_created", "Account created"),
+    ("rows_sealed", "Rows sealed"),
+    ("tamper_detected", "Change outside Keysmith detected"),
+    ("anchor_reset", "Restored copy accepted"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,25 +476,3 @@ mod tests {
         assert_eq!(Role::parse("Owner"), None);
     }
 }
-
-/// Every audit action as stored (`key_generated`, …) with the label people read, in the
-/// order the audit page's filter offers them. keysmith-core's `AuditAction` has exactly these
-/// (a test there checks both ways), so no entry ever shows a raw code.
-pub const AUDIT_ACTIONS: [(&str, &str); 16] = [
-    ("sign_in", "Signed in"),
-    ("sign_in_failed", "Failed sign-in"),
-    ("key_generated", "Key generated"),
-    ("key_copied", "Key copied"),
-    ("key_revoked", "Key revoked"),
-    ("key_rolled", "Key rolled"),
-    ("pepper_exported", "Pepper exported"),
-    ("member_added", "Member added"),
-    ("member_removed", "Member removed"),
-    ("role_changed", "Role changed"),
-    ("ownership_transferred", "Ownership transferred"),
-    ("passphrase_changed", "Passphrase changed"),
-    ("account_created", "Account created"),
-    ("rows_sealed", "Rows sealed"),
-    ("tamper_detected", "Change outside Keysmith detected"),
-    ("anchor_reset", "Restored copy accepted"),
-];
