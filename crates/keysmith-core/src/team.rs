@@ -393,24 +393,22 @@ impl Registry {
             .filter(|r| attempt.matched && r.id == actor.id)
             .map(|_| attempt.checked_hash)
             .ok_or(Error::BadCredentials)?;
-        let (same, phc) = {
+        // The new hash, or `None` when the new passphrase is the current one.
+        let phc = {
             let current = zeroize::Zeroizing::new(current.to_owned());
             let new = zeroize::Zeroizing::new(new.to_owned());
             tokio::task::spawn_blocking(move || {
-                let same = passphrase::same_text(&current, &new);
-                (same, (!same).then(|| passphrase::hash(&new)))
+                (!passphrase::same_text(&current, &new)).then(|| passphrase::hash(&new))
             })
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
         };
-        let phc = match phc {
-            Some(phc) if !same => phc?,
-            _ => {
-                return Err(Error::InvalidPassphrase(
-                    "The new passphrase must differ from the current one.".into(),
-                ))
-            }
+        let Some(phc) = phc else {
+            return Err(Error::InvalidPassphrase(
+                "The new passphrase must differ from the current one.".into(),
+            ));
         };
+        let phc = phc?;
         let mut tx = self.begin_write().await?;
         let actor = self.actor_in(&mut tx, actor_id).await?;
         // Checked against the passphrase as it is now: not one changed meanwhile.
