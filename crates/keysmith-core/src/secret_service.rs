@@ -52,14 +52,18 @@ fn with_service<T>(op: impl Fn(&SecretService) -> Result<T, Failure>) -> Result<
         let outcome = connected.and_then(|service| {
             let result = op(&service);
             // On a bus failure `service` is dropped, closing its connection.
-            if !matches!(result, Err(Failure::Service(SsError::Dbus(_)))) {
+            if !result.as_ref().is_err_and(Failure::on_the_bus) {
                 *slot = Some(service);
             }
             result
         });
         match outcome {
-            Err(Failure::Service(SsError::Dbus(e))) if tries < TRIES => {
-                tracing::debug!(error = %e, tries, "the Secret Service failed on the bus; trying again");
+            Err(failure) if failure.on_the_bus() && tries < TRIES => {
+                tracing::debug!(
+                    ?failure,
+                    tries,
+                    "the Secret Service failed on the bus; trying again"
+                );
                 std::thread::sleep(pause);
                 pause *= 2;
                 tries += 1;
@@ -121,9 +125,18 @@ impl SharedSessionCredential {
 }
 
 /// A Secret Service error, or more than one item where one was expected.
+#[derive(Debug)]
 enum Failure {
     Service(SsError),
     Ambiguous,
+}
+
+impl Failure {
+    /// A failure of the bus itself (the daemon died, restarted or closed the session), which
+    /// a new connection may not meet.
+    fn on_the_bus(&self) -> bool {
+        matches!(self, Failure::Service(SsError::Dbus(_)))
+    }
 }
 
 impl From<SsError> for Failure {
