@@ -413,14 +413,12 @@ async fn audit_verify_exits_1_and_names_the_tampered_entry() {
     let pool = keysmith_core::store::open(&d.join("keysmith.sqlite3"))
         .await
         .unwrap();
-    sqlx::query("DROP TRIGGER audit_log_no_update")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_log SET target = 'nothing to see' WHERE seq = 2")
-        .execute(&pool)
-        .await
-        .unwrap();
+    pool.execute_raw(
+        "DROP TRIGGER audit_log_no_update; \
+         UPDATE audit_log SET target = 'nothing to see' WHERE seq = 2",
+    )
+    .await
+    .unwrap();
     pool.close().await;
     let o = cli(d, &["audit", "verify"], None);
     assert_eq!(o.status.code(), Some(1));

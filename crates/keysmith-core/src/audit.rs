@@ -12,11 +12,11 @@
 
 use hmac::Mac;
 use sha2::{Digest, Sha256};
-use sqlx::{Executor, Sqlite, SqliteConnection};
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
 use crate::integrity::{put as put_mac, AuditKey, Head};
+use crate::store::{on, Ex, Tx};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -189,11 +189,10 @@ pub fn keyed_entry_hash(
 ///
 /// # Errors
 /// [`Error::Storage`]; [`Error::AuditTampered`] for a stored hash of the wrong length.
-pub async fn head<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<Head> {
-    let last: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(ex)
-            .await?;
+pub async fn head<'a>(ex: impl Into<Ex<'a>>) -> Result<Head> {
+    let last: Option<(i64, Vec<u8>)> = on!(ex, c => sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(c)
+            .await?);
     match last {
         None => Ok(Head::GENESIS),
         Some((seq, hash)) => Ok(Head {
@@ -207,12 +206,12 @@ pub async fn head<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<Head>
 }
 
 /// Appends an entry at the end of the chain. Call it inside the transaction of the action
-/// it records (opened with `BEGIN IMMEDIATE`), so both land or neither does.
+/// it records (a write transaction: `store::Pool::begin_write`), so both land or neither does.
 ///
 /// # Errors
 /// [`Error::Storage`].
-pub async fn append(conn: &mut SqliteConnection, key: &AuditKey, e: &NewEntry<'_>) -> Result<Head> {
-    let last = head(&mut *conn).await?;
+pub async fn append(tx: &mut Tx, key: &AuditKey, e: &NewEntry<'_>) -> Result<Head> {
+    let last = head(&mut *tx).await?;
     let seq = last.seq + 1;
     let state = e.subject.map(|s| s.state);
     let hash = keyed_entry_hash(
@@ -228,9 +227,9 @@ pub async fn append(conn: &mut SqliteConnection, key: &AuditKey, e: &NewEntry<'_
         e.subject.map(|s| s.row),
         state.as_ref().map(|s| &s[..]),
     );
-    sqlx::query(
+    on!(&mut *tx, c => sqlx::query(
         "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash, keyed, subject, state) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11)",
     )
     .bind(seq)
     .bind(e.at)
@@ -243,64 +242,57 @@ pub async fn append(conn: &mut SqliteConnection, key: &AuditKey, e: &NewEntry<'_
     .bind(&hash[..])
     .bind(e.subject.map(|s| s.row))
     .bind(state.as_ref().map(|s| &s[..]))
-    .execute(&mut *conn)
-    .await?;
+    .execute(c)
+    .await
+    .map(|_| ())?);
     Ok(Head { seq, hash })
 }
 
 /// Whether any entry is keyed (the log was started or upgraded by a keyed Keysmith).
-pub async fn has_keyed_entries<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<bool> {
+pub async fn has_keyed_entries<'a>(ex: impl Into<Ex<'a>>) -> Result<bool> {
     Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM audit_log WHERE keyed = 1)")
-            .fetch_one(ex)
-            .await?,
+        on!(ex, c => sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM audit_log WHERE keyed)")
+            .fetch_one(c)
+            .await?),
     )
 }
 
 /// The hash of entry `seq`, if there is one.
-pub async fn hash_at<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    seq: i64,
-) -> Result<Option<[u8; 32]>> {
-    let hash: Option<Vec<u8>> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = ?")
+pub async fn hash_at<'a>(ex: impl Into<Ex<'a>>, seq: i64) -> Result<Option<[u8; 32]>> {
+    let hash: Option<Vec<u8>> = on!(ex, c => sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
         .bind(seq)
-        .fetch_optional(ex)
-        .await?;
+        .fetch_optional(c)
+        .await?);
     Ok(hash.and_then(|h| h.as_slice().try_into().ok()))
 }
 
 /// The state (row MAC) the newest entry about `subject` recorded, if any did.
-pub async fn latest_state<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    subject: &str,
-) -> Result<Option<Vec<u8>>> {
-    Ok(sqlx::query_scalar(
-        "SELECT state FROM audit_log WHERE subject = ? AND state IS NOT NULL ORDER BY seq DESC LIMIT 1",
+pub async fn latest_state<'a>(ex: impl Into<Ex<'a>>, subject: &str) -> Result<Option<Vec<u8>>> {
+    Ok(on!(ex, c => sqlx::query_scalar(
+        "SELECT state FROM audit_log WHERE subject = $1 AND state IS NOT NULL ORDER BY seq DESC LIMIT 1",
     )
     .bind(subject)
-    .fetch_optional(ex)
-    .await?)
+    .fetch_optional(c)
+    .await?))
 }
 
 /// The newest entry's action and target.
-pub async fn last_action<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-) -> Result<Option<(String, String)>> {
+pub async fn last_action<'a>(ex: impl Into<Ex<'a>>) -> Result<Option<(String, String)>> {
     Ok(
-        sqlx::query_as("SELECT action, target FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(ex)
-            .await?,
+        on!(ex, c => sqlx::query_as("SELECT action, target FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(c)
+            .await?),
     )
 }
 
 /// Every entry, in chain order.
-pub async fn all<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<Vec<AuditRow>> {
-    Ok(sqlx::query_as(
+pub async fn all<'a>(ex: impl Into<Ex<'a>>) -> Result<Vec<AuditRow>> {
+    Ok(on!(ex, c => sqlx::query_as(
         "SELECT seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash, \
          keyed, subject, state FROM audit_log ORDER BY seq",
     )
-    .fetch_all(ex)
-    .await?)
+    .fetch_all(c)
+    .await?))
 }
 
 /// The first break in the chain.

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use keysmith_types::{KeyStatus, KeySummary, MemberSummary, Role, REVOKE_CONFIRMATION};
-use sqlx::SqlitePool;
 use tokio::sync::OnceCell;
 
 use crate::audit::{self, AuditAction, Subject};
@@ -18,7 +17,7 @@ use crate::integrity::{AuditKey, KeyFields, MemberFields, RowKey};
 use crate::key::ApiKeySecret;
 use crate::permissions::{authorize, permits, Action};
 use crate::secret_store::SecretStore;
-use crate::store::{self, KeyRow, MemberRow};
+use crate::store::{self, KeyRow, MemberRow, Tx};
 use crate::write::{
     anchor_entry, audit_key_entry, key_sealed_as, key_subject, member_subject, pepper_entry, Keys,
     WriteTx,
@@ -73,7 +72,7 @@ pub(crate) struct Attempt {
 
 /// The registry: one SQLite database plus the pepper in the OS keyring.
 pub struct Registry {
-    pub(crate) pool: SqlitePool,
+    pub(crate) pool: store::Pool,
     secrets: Arc<dyn SecretStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keys: OnceCell<Keys>,
@@ -164,7 +163,7 @@ impl Registry {
 
     /// Builds a registry from an open pool, a secret store and a clock.
     pub fn with_parts(
-        pool: SqlitePool,
+        pool: store::Pool,
         secrets: Arc<dyn SecretStore>,
         clock: Arc<dyn Clock>,
     ) -> Registry {
@@ -182,7 +181,7 @@ impl Registry {
     }
 
     /// The connection pool (for tests and benchmarks that inspect the database).
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &store::Pool {
         &self.pool
     }
 
@@ -234,14 +233,14 @@ impl Registry {
         }
 
         let written = async {
-            let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-            if store::account_id(&mut *tx).await?.is_some() {
+            let mut tx = self.pool.begin_write().await?;
+            if store::account_id(&mut tx).await?.is_some() {
                 return Err(Error::AlreadyInitialized);
             }
-            store::insert_account(&mut *tx, &account_id, now).await?;
-            store::set_pepper_check(&mut *tx, &check).await?;
-            store::insert_member(&mut *tx, &owner).await?;
-            let start = audit::head(&mut *tx).await?;
+            store::insert_account(&mut tx, &account_id, now).await?;
+            store::set_pepper_check(&mut tx, &check).await?;
+            store::insert_member(&mut tx, &owner).await?;
+            let start = audit::head(&mut tx).await?;
             let subject = member_subject(&owner.id);
             let end = audit::append(
                 &mut tx,
@@ -432,7 +431,7 @@ impl Registry {
         // One read transaction: the row and the state the audit log recorded for it come
         // from one snapshot, so a change committed in between is not taken for tampering.
         let mut tx = self.pool.begin().await?;
-        let member = match store::member_by_id(&mut *tx, member_id).await? {
+        let member = match store::member_by_id(&mut tx, member_id).await? {
             Some(row) if row.disabled_at.is_none() => {
                 member_from_row(self.checked_member(&mut tx, row).await?)
             }
@@ -448,11 +447,7 @@ impl Registry {
     ///
     /// # Errors
     /// [`Error::NotSignedIn`] for an unknown or disabled member.
-    pub(crate) async fn actor_in(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        member_id: &str,
-    ) -> Result<Member> {
+    pub(crate) async fn actor_in(&self, tx: &mut Tx, member_id: &str) -> Result<Member> {
         match store::member_by_id(&mut *tx, member_id).await? {
             Some(row) if row.disabled_at.is_none() => {
                 member_from_row(self.checked_member(&mut *tx, row).await?)
@@ -770,7 +765,7 @@ impl Registry {
         // One read transaction: the key, its creator and the states the audit log recorded
         // for both come from one snapshot (a change committed meanwhile is not tampering).
         let mut tx = self.pool.begin().await?;
-        let found = store::key_by_digest(&mut *tx, digest.as_bytes())
+        let found = store::key_by_digest(&mut tx, digest.as_bytes())
             .await?
             .filter(|m| {
                 crate::digest::KeyDigest::from_slice(&m.digest).is_some_and(|d| d == digest)
@@ -778,7 +773,7 @@ impl Registry {
             .ok_or(Error::UnknownKey)?;
         let row = self.checked_key(&mut tx, found).await?;
         // The creator's row decides what the key may do: it must carry the seal too.
-        let creator = store::member_by_id(&mut *tx, &row.created_by)
+        let creator = store::member_by_id(&mut tx, &row.created_by)
             .await?
             .ok_or_else(|| Error::Internal(format!("key {} has no creator", row.id)))?;
         self.checked_member(&mut tx, creator).await?;

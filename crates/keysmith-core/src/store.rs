@@ -1,21 +1,202 @@
-//! All SQL lives here. Each function takes an executor, so it runs on the pool or inside a
-//! transaction alike (and ports to PostgreSQL by swapping the database type). The schema
-//! comes only from `migrations/`.
+//! All SQL lives here (plus the audit chain's queries in `audit.rs`): the store split. One
+//! SQL text per operation runs on either back end, SQLite (one computer: a file in the data
+//! directory) or PostgreSQL (the team server), through [`Ex`], so no SQLite or PostgreSQL type
+//! is seen outside this module and `audit.rs`. The statements use `$N` parameters and SQL
+//! both engines read alike; the schemas come only from `migrations/sqlite/` and
+//! `migrations/postgres/`.
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Executor, Sqlite, SqlitePool};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::Result;
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "keysmith.sqlite3";
 
-/// The migrations in `migrations/` at the repository root, embedded at compile time.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+/// The SQLite schema (`migrations/sqlite/`), embedded at compile time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// The PostgreSQL schema (`migrations/postgres/`), embedded at compile time.
+pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// The advisory lock every PostgreSQL write transaction takes first (`pg_advisory_xact_lock`),
+/// so writers from any number of server instances run one at a time, as SQLite's
+/// `BEGIN IMMEDIATE` makes them on one computer: the audit chain never forks.
+const PG_WRITE_LOCK: i64 = 0x6b65_7973_6d69_7468; // "keysmith"
+
+/// An open store: a SQLite file or a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A transaction on either back end (a write transaction holds the write lock).
+#[derive(Debug)]
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// Where a statement runs: on the pool (its own connection, autocommit) or inside a
+/// transaction. Every function here takes `impl Into<Ex>`, so callers pass `&Pool` or
+/// `&mut Tx`.
+#[derive(Debug)]
+pub enum Ex<'a> {
+    SqlitePool(&'a SqlitePool),
+    Sqlite(&'a mut SqliteConnection),
+    PgPool(&'a PgPool),
+    Postgres(&'a mut PgConnection),
+}
+
+impl<'a> From<&'a Pool> for Ex<'a> {
+    fn from(p: &'a Pool) -> Ex<'a> {
+        match p {
+            Pool::Sqlite(p) => Ex::SqlitePool(p),
+            Pool::Postgres(p) => Ex::PgPool(p),
+        }
+    }
+}
+
+impl<'a> From<&'a mut Tx> for Ex<'a> {
+    fn from(t: &'a mut Tx) -> Ex<'a> {
+        match t {
+            Tx::Sqlite(t) => Ex::Sqlite(&mut *t),
+            Tx::Postgres(t) => Ex::Postgres(&mut *t),
+        }
+    }
+}
+
+/// Runs `$body` with `$c` bound to the executor of whichever back end `$ex` is on. The body
+/// is compiled once per back end, so one SQL text serves both.
+macro_rules! on {
+    ($ex:expr, $c:ident => $body:expr) => {
+        match Into::<$crate::store::Ex<'_>>::into($ex) {
+            $crate::store::Ex::SqlitePool($c) => $body,
+            $crate::store::Ex::Sqlite($c) => $body,
+            $crate::store::Ex::PgPool($c) => $body,
+            $crate::store::Ex::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on;
+
+/// Which engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Pool {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The SQLite pool, for tests and tools that work on the file itself.
+    pub fn as_sqlite(&self) -> Option<&SqlitePool> {
+        match self {
+            Pool::Sqlite(p) => Some(p),
+            Pool::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL pool (the verifier replica's change feed, tests).
+    pub fn as_postgres(&self) -> Option<&PgPool> {
+        match self {
+            Pool::Postgres(p) => Some(p),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
+    /// A read transaction: one snapshot of the store for several statements.
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`].
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                // One snapshot for the whole transaction, as SQLite's read transactions are.
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+                Tx::Postgres(tx)
+            }
+        })
+    }
+
+    /// A write transaction: from its start to its commit no other writer commits (SQLite:
+    /// `BEGIN IMMEDIATE`; PostgreSQL: the advisory write lock), so what it reads is what it
+    /// acts on, and the audit chain grows one entry after another.
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`].
+    pub async fn begin_write(&self) -> Result<Tx> {
+        Ok(match self {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(PG_WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Tx::Postgres(tx)
+            }
+        })
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match self {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// Runs one statement of raw SQL (tests that edit the store behind Keysmith's back).
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`].
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64> {
+        Ok(on!(self, c => sqlx::raw_sql(sql).execute(c).await?.rows_affected()))
+    }
+}
+
+impl Tx {
+    /// Commits.
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`].
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Rolls back (dropping a `Tx` does too, without waiting).
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`].
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}
 
 /// Opens (creating if needed) the database at `path`: WAL journal, foreign keys on, a busy
 /// timeout of 5 s for writers in other processes (the CLI beside the app), and every
@@ -31,7 +212,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 /// # Errors
 /// [`crate::Error::DataDir`], [`crate::Error::Storage`], [`crate::Error::Migration`],
 /// [`crate::Error::SchemaTooNew`].
-pub async fn open(path: &Path) -> Result<SqlitePool> {
+pub async fn open(path: &Path) -> Result<Pool> {
     let owned = path.to_owned();
     let lock = tokio::task::spawn_blocking(move || crate::data_dir::lock_and_create(&owned))
         .await
@@ -47,14 +228,69 @@ pub async fn open(path: &Path) -> Result<SqlitePool> {
         .max_connections(4)
         .connect_with(options)
         .await?;
-    MIGRATOR.run(&pool).await.map_err(|e| match e {
-        sqlx::migrate::MigrateError::VersionMissing(v) => crate::Error::SchemaTooNew(v),
-        other => crate::Error::Migration(other),
-    })?;
+    MIGRATOR.run(&pool).await.map_err(migrate_error)?;
     // The -wal and -shm exist now; an older version may have left them readable by others.
     crate::data_dir::restrict_files(path)?;
     drop(lock);
-    Ok(pool)
+    Ok(Pool::Sqlite(pool))
+}
+
+/// Connects to the PostgreSQL database at `url` (`postgres://user@host/db`, libpq's
+/// parameters and `PG*` variables apply) with up to `max_connections` connections, and
+/// applies every migration (sqlx holds an advisory lock while it does, so instances that
+/// start together migrate once).
+///
+/// # Errors
+/// [`crate::Error::Storage`] (a URL that does not parse, a server that does not answer),
+/// [`crate::Error::Migration`], [`crate::Error::SchemaTooNew`].
+pub async fn connect_postgres(url: &str, max_connections: u32) -> Result<Pool> {
+    let options = PgConnectOptions::from_str(url)?.application_name("keysmith");
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?;
+    PG_MIGRATOR.run(&pool).await.map_err(migrate_error)?;
+    Ok(Pool::Postgres(pool))
+}
+
+/// Creates database `name` (letters, digits and `_` only) on the PostgreSQL server at
+/// `server_url`, and returns the new database's URL. For tests and set-up scripts.
+///
+/// # Errors
+/// [`crate::Error::InvalidName`] for another name; [`crate::Error::Storage`].
+pub async fn create_postgres_database(server_url: &str, name: &str) -> Result<String> {
+    use sqlx::Connection;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(crate::Error::InvalidName(format!(
+            "{name:?} is not a plain database name"
+        )));
+    }
+    let mut admin = PgConnection::connect(server_url).await?;
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    let mut url = url_without_database(server_url);
+    url.push('/');
+    url.push_str(name);
+    Ok(url)
+}
+
+/// `postgres://user@host:port/db?opts` without `/db?opts`.
+fn url_without_database(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find(['/', '?']) {
+        Some(i) => url[..after_scheme + i].to_owned(),
+        None => url.to_owned(),
+    }
+}
+
+fn migrate_error(e: sqlx::migrate::MigrateError) -> crate::Error {
+    match e {
+        sqlx::migrate::MigrateError::VersionMissing(v) => crate::Error::SchemaTooNew(v),
+        other => crate::Error::Migration(other),
+    }
 }
 
 /// A member row.
@@ -100,55 +336,47 @@ const KEY_COLUMNS: &str = "k.id, k.name, k.start, k.digest, k.created_at, k.crea
      FROM api_keys k JOIN members m ON m.id = k.created_by";
 
 /// The account's id, if first-run set-up was done.
-pub async fn account_id<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT id FROM account")
-        .fetch_optional(ex)
-        .await?)
+pub async fn account_id<'a>(ex: impl Into<Ex<'a>>) -> Result<Option<String>> {
+    Ok(on!(ex, c => sqlx::query_scalar("SELECT id FROM account")
+        .fetch_optional(c)
+        .await?))
 }
 
 /// The account's pepper check value, if recorded (see `Pepper::check_value`).
-pub async fn pepper_check<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-) -> Result<Option<Vec<u8>>> {
-    Ok(sqlx::query_scalar("SELECT pepper_check FROM account")
-        .fetch_optional(ex)
-        .await?
-        .flatten())
+pub async fn pepper_check<'a>(ex: impl Into<Ex<'a>>) -> Result<Option<Vec<u8>>> {
+    Ok(
+        on!(ex, c => sqlx::query_scalar("SELECT pepper_check FROM account")
+        .fetch_optional(c)
+        .await?)
+        .flatten(),
+    )
 }
 
 /// Records the pepper check value when none is recorded yet.
-pub async fn set_pepper_check<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    check: &[u8; 32],
-) -> Result<()> {
-    sqlx::query("UPDATE account SET pepper_check = ? WHERE pepper_check IS NULL")
+pub async fn set_pepper_check<'a>(ex: impl Into<Ex<'a>>, check: &[u8; 32]) -> Result<()> {
+    on!(ex, c => sqlx::query("UPDATE account SET pepper_check = $1 WHERE pepper_check IS NULL")
         .bind(&check[..])
-        .execute(ex)
-        .await?;
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
-pub async fn insert_account<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    id: &str,
-    now: i64,
-) -> Result<()> {
-    sqlx::query("INSERT INTO account (id, created_at) VALUES (?, ?)")
+pub async fn insert_account<'a>(ex: impl Into<Ex<'a>>, id: &str, now: i64) -> Result<()> {
+    on!(ex, c => sqlx::query("INSERT INTO account (id, created_at) VALUES ($1, $2)")
         .bind(id)
         .bind(now)
-        .execute(ex)
-        .await?;
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 /// Inserts a member. `name_key` is the lowercase name that must be unique.
-pub async fn insert_member<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    m: &MemberRow,
-) -> Result<()> {
-    sqlx::query(
+pub async fn insert_member<'a>(ex: impl Into<Ex<'a>>, m: &MemberRow) -> Result<()> {
+    on!(ex, c => sqlx::query(
         "INSERT INTO members (id, name, name_key, role, passphrase_hash, must_change_passphrase, created_at, mac) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&m.id)
     .bind(&m.name)
@@ -158,8 +386,9 @@ pub async fn insert_member<'e, E: Executor<'e, Database = Sqlite>>(
     .bind(m.must_change_passphrase)
     .bind(m.created_at)
     .bind(&m.mac)
-    .execute(ex)
-    .await?;
+    .execute(c)
+    .await?
+    .rows_affected());
     Ok(())
 }
 
@@ -169,27 +398,21 @@ const MEMBER_COLUMNS: &str =
 
 /// The member with this name, compared as [`crate::validate::name_key`] does (trimmed, NFC,
 /// case-insensitive).
-pub async fn member_by_name<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    name: &str,
-) -> Result<Option<MemberRow>> {
+pub async fn member_by_name<'a>(ex: impl Into<Ex<'a>>, name: &str) -> Result<Option<MemberRow>> {
     Ok(
-        sqlx::query_as(&format!("SELECT {MEMBER_COLUMNS} WHERE name_key = ?"))
+        on!(ex, c => sqlx::query_as(&format!("SELECT {MEMBER_COLUMNS} WHERE name_key = $1"))
             .bind(crate::validate::name_key(name))
-            .fetch_optional(ex)
-            .await?,
+            .fetch_optional(c)
+            .await?),
     )
 }
 
-pub async fn member_by_id<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    id: &str,
-) -> Result<Option<MemberRow>> {
+pub async fn member_by_id<'a>(ex: impl Into<Ex<'a>>, id: &str) -> Result<Option<MemberRow>> {
     Ok(
-        sqlx::query_as(&format!("SELECT {MEMBER_COLUMNS} WHERE id = ?"))
+        on!(ex, c => sqlx::query_as(&format!("SELECT {MEMBER_COLUMNS} WHERE id = $1"))
             .bind(id)
-            .fetch_optional(ex)
-            .await?,
+            .fetch_optional(c)
+            .await?),
     )
 }
 
@@ -208,13 +431,10 @@ pub struct NewKey<'a> {
     pub mac: &'a [u8; 32],
 }
 
-pub async fn insert_key<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    k: &NewKey<'_>,
-) -> Result<()> {
-    sqlx::query(
+pub async fn insert_key<'a>(ex: impl Into<Ex<'a>>, k: &NewKey<'_>) -> Result<()> {
+    on!(ex, c => sqlx::query(
         "INSERT INTO api_keys (id, name, start, digest, created_at, created_by, expires_at, mac) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(k.id)
     .bind(k.name)
@@ -224,8 +444,9 @@ pub async fn insert_key<'e, E: Executor<'e, Database = Sqlite>>(
     .bind(k.created_by)
     .bind(k.expires_at)
     .bind(&k.mac[..])
-    .execute(ex)
-    .await?;
+    .execute(c)
+    .await?
+    .rows_affected());
     Ok(())
 }
 
@@ -241,8 +462,8 @@ pub struct KeyRowWithState {
 /// audit log last recorded for it, in one statement: one snapshot of the database, so a change
 /// committed meanwhile cannot make a row and its recorded state disagree (one index look-up
 /// per row, not one query per row).
-pub async fn list_keys_with_state<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
+pub async fn list_keys_with_state<'a>(
+    ex: impl Into<Ex<'a>>,
     created_by: Option<&str>,
 ) -> Result<Vec<KeyRowWithState>> {
     const STATE: &str = "(SELECT a.state FROM audit_log a \
@@ -250,199 +471,176 @@ pub async fn list_keys_with_state<'e, E: Executor<'e, Database = Sqlite>>(
          ORDER BY a.seq DESC LIMIT 1) AS recorded_state";
     let rows = match created_by {
         Some(member) => {
-            sqlx::query_as(&format!(
-                "SELECT {STATE}, {KEY_COLUMNS} WHERE k.created_by = ? \
+            on!(ex, c => sqlx::query_as(&format!(
+                "SELECT {STATE}, {KEY_COLUMNS} WHERE k.created_by = $1 \
                  ORDER BY k.created_at DESC, k.id DESC"
             ))
             .bind(member)
-            .fetch_all(ex)
-            .await?
+            .fetch_all(c)
+            .await?)
         }
         None => {
-            sqlx::query_as(&format!(
+            on!(ex, c => sqlx::query_as(&format!(
                 "SELECT {STATE}, {KEY_COLUMNS} ORDER BY k.created_at DESC, k.id DESC"
             ))
-            .fetch_all(ex)
-            .await?
+            .fetch_all(c)
+            .await?)
         }
     };
     Ok(rows)
 }
 
-pub async fn key_by_id<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    id: &str,
-) -> Result<Option<KeyRow>> {
+pub async fn key_by_id<'a>(ex: impl Into<Ex<'a>>, id: &str) -> Result<Option<KeyRow>> {
     Ok(
-        sqlx::query_as(&format!("SELECT {KEY_COLUMNS} WHERE k.id = ?"))
+        on!(ex, c => sqlx::query_as(&format!("SELECT {KEY_COLUMNS} WHERE k.id = $1"))
             .bind(id)
-            .fetch_optional(ex)
-            .await?,
+            .fetch_optional(c)
+            .await?),
     )
 }
 
-pub async fn key_by_digest<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    digest: &[u8; 32],
-) -> Result<Option<KeyRow>> {
+pub async fn key_by_digest<'a>(ex: impl Into<Ex<'a>>, digest: &[u8; 32]) -> Result<Option<KeyRow>> {
     Ok(
-        sqlx::query_as(&format!("SELECT {KEY_COLUMNS} WHERE k.digest = ?"))
+        on!(ex, c => sqlx::query_as(&format!("SELECT {KEY_COLUMNS} WHERE k.digest = $1"))
             .bind(&digest[..])
-            .fetch_optional(ex)
-            .await?,
+            .fetch_optional(c)
+            .await?),
     )
 }
 
 /// Marks a key revoked at `now`. Returns false if it was already revoked (or is unknown).
-pub async fn revoke_key<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    id: &str,
-    now: i64,
-) -> Result<bool> {
-    let done =
-        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+pub async fn revoke_key<'a>(ex: impl Into<Ex<'a>>, id: &str, now: i64) -> Result<bool> {
+    let done = on!(ex, c => sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(id)
-            .execute(ex)
-            .await?;
-    Ok(done.rows_affected() == 1)
+            .execute(c)
+            .await?
+            .rows_affected());
+    Ok(done == 1)
 }
 
 /// Ends a rolled key's life at `expires_at` (never later than an expiry it already had) and
 /// points it at its replacement. Returns false if it was already replaced or revoked.
-pub async fn mark_rolled<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
+pub async fn mark_rolled<'a>(
+    ex: impl Into<Ex<'a>>,
     id: &str,
     replaced_by: &str,
     expires_at: i64,
 ) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE api_keys SET replaced_by = ?1, expires_at = min(coalesce(expires_at, ?3), ?3) \
-         WHERE id = ?2 AND replaced_by IS NULL AND revoked_at IS NULL",
+    let done = on!(ex, c => sqlx::query(
+        "UPDATE api_keys SET replaced_by = $1, expires_at = CASE WHEN expires_at IS NULL OR expires_at > $3 THEN $3 ELSE expires_at END \
+         WHERE id = $2 AND replaced_by IS NULL AND revoked_at IS NULL",
     )
     .bind(replaced_by)
     .bind(id)
     .bind(expires_at)
-    .execute(ex)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .execute(c)
+    .await?
+    .rows_affected());
+    Ok(done == 1)
 }
 
 /// Records a use of the key at `now` (never moves last-used backwards).
-pub async fn touch_last_used<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    id: &str,
-    now: i64,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+pub async fn touch_last_used<'a>(ex: impl Into<Ex<'a>>, id: &str, now: i64) -> Result<()> {
+    on!(ex, c => sqlx::query(
+        "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
     )
     .bind(now)
     .bind(id)
     .bind(now)
-    .execute(ex)
-    .await?;
+    .execute(c)
+    .await?
+    .rows_affected());
     Ok(())
 }
 
 /// Every member, removed ones included, in role order then by name.
-pub async fn list_members<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<Vec<MemberRow>> {
-    Ok(sqlx::query_as(&format!(
+pub async fn list_members<'a>(ex: impl Into<Ex<'a>>) -> Result<Vec<MemberRow>> {
+    Ok(on!(ex, c => sqlx::query_as(&format!(
         "SELECT {MEMBER_COLUMNS} ORDER BY disabled_at IS NOT NULL, \
          CASE role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 WHEN 'manager' THEN 2 \
          WHEN 'author' THEN 3 ELSE 4 END, name_key"
     ))
-    .fetch_all(ex)
-    .await?)
+    .fetch_all(c)
+    .await?))
 }
 
-pub async fn set_role<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    id: &str,
-    role: &str,
-) -> Result<()> {
-    sqlx::query("UPDATE members SET role = ? WHERE id = ?")
+pub async fn set_role<'a>(ex: impl Into<Ex<'a>>, id: &str, role: &str) -> Result<()> {
+    on!(ex, c => sqlx::query("UPDATE members SET role = $1 WHERE id = $2")
         .bind(role)
         .bind(id)
-        .execute(ex)
-        .await?;
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 /// Disables a member (members are never deleted).
-pub async fn disable_member<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    id: &str,
-    now: i64,
-) -> Result<()> {
-    sqlx::query("UPDATE members SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
+pub async fn disable_member<'a>(ex: impl Into<Ex<'a>>, id: &str, now: i64) -> Result<()> {
+    on!(ex, c => sqlx::query("UPDATE members SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL")
         .bind(now)
         .bind(id)
-        .execute(ex)
-        .await?;
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
-pub async fn set_passphrase<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
+pub async fn set_passphrase<'a>(
+    ex: impl Into<Ex<'a>>,
     id: &str,
     phc: &str,
     must_change: bool,
 ) -> Result<()> {
-    sqlx::query("UPDATE members SET passphrase_hash = ?, must_change_passphrase = ? WHERE id = ?")
+    on!(ex, c => sqlx::query("UPDATE members SET passphrase_hash = $1, must_change_passphrase = $2 WHERE id = $3")
         .bind(phc)
         .bind(must_change)
         .bind(id)
-        .execute(ex)
-        .await?;
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 /// Stores a member row's MAC (after a change made in the same transaction).
-pub async fn set_member_mac<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    id: &str,
-    mac: &[u8; 32],
-) -> Result<()> {
-    sqlx::query("UPDATE members SET mac = ? WHERE id = ?")
+pub async fn set_member_mac<'a>(ex: impl Into<Ex<'a>>, id: &str, mac: &[u8; 32]) -> Result<()> {
+    on!(ex, c => sqlx::query("UPDATE members SET mac = $1 WHERE id = $2")
         .bind(&mac[..])
         .bind(id)
-        .execute(ex)
-        .await?;
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 /// Stores a key row's MAC (after a change made in the same transaction).
-pub async fn set_key_mac<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    id: &str,
-    mac: &[u8; 32],
-) -> Result<()> {
-    sqlx::query("UPDATE api_keys SET mac = ? WHERE id = ?")
+pub async fn set_key_mac<'a>(ex: impl Into<Ex<'a>>, id: &str, mac: &[u8; 32]) -> Result<()> {
+    on!(ex, c => sqlx::query("UPDATE api_keys SET mac = $1 WHERE id = $2")
         .bind(&mac[..])
         .bind(id)
-        .execute(ex)
-        .await?;
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 /// Every key row, for sealing or reconciling.
-pub async fn all_keys<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<Vec<KeyRow>> {
+pub async fn all_keys<'a>(ex: impl Into<Ex<'a>>) -> Result<Vec<KeyRow>> {
     Ok(
-        sqlx::query_as(&format!("SELECT {KEY_COLUMNS} ORDER BY k.id"))
-            .fetch_all(ex)
-            .await?,
+        on!(ex, c => sqlx::query_as(&format!("SELECT {KEY_COLUMNS} ORDER BY k.id"))
+            .fetch_all(c)
+            .await?),
     )
 }
 
 /// Whether any member or key row has no MAC yet (a database from before schema version 5).
-pub async fn has_unsealed_rows<'e, E: Executor<'e, Database = Sqlite>>(ex: E) -> Result<bool> {
-    Ok(sqlx::query_scalar(
+pub async fn has_unsealed_rows<'a>(ex: impl Into<Ex<'a>>) -> Result<bool> {
+    Ok(on!(ex, c => sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM members WHERE mac IS NULL) \
              OR EXISTS (SELECT 1 FROM api_keys WHERE mac IS NULL)",
     )
-    .fetch_one(ex)
-    .await?)
+    .fetch_one(c)
+    .await?))
 }
 
 /// Sign-in attempts for one typed name: how many since the last success, and the earliest
@@ -454,73 +652,64 @@ pub struct Attempts {
 }
 
 /// The attempts counted against `name_key`; zero when none are recorded.
-pub async fn attempts<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    name_key: &str,
-) -> Result<Attempts> {
+pub async fn attempts<'a>(ex: impl Into<Ex<'a>>, name_key: &str) -> Result<Attempts> {
     Ok(
-        sqlx::query_as("SELECT failed, next_at FROM sign_in_attempts WHERE name_key = ?")
+        on!(ex, c => sqlx::query_as("SELECT failed, next_at FROM sign_in_attempts WHERE name_key = $1")
             .bind(name_key)
-            .fetch_optional(ex)
-            .await?
+            .fetch_optional(c)
+            .await?)
             .unwrap_or_default(),
     )
 }
 
 /// Records the attempts counted against `name_key` at `now`.
-pub async fn set_attempts<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
+pub async fn set_attempts<'a>(
+    ex: impl Into<Ex<'a>>,
     name_key: &str,
     a: Attempts,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO sign_in_attempts (name_key, failed, next_at, last_at) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (name_key) DO UPDATE SET failed = ?2, next_at = ?3, last_at = ?4",
+    on!(ex, c => sqlx::query(
+        "INSERT INTO sign_in_attempts (name_key, failed, next_at, last_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (name_key) DO UPDATE SET failed = $2, next_at = $3, last_at = $4",
     )
     .bind(name_key)
     .bind(a.failed)
     .bind(a.next_at)
     .bind(now)
-    .execute(ex)
-    .await?;
+    .execute(c)
+    .await?
+    .rows_affected());
     Ok(())
 }
 
 /// Forgets the attempts counted against `name_key` (after a successful sign-in).
-pub async fn clear_attempts<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    name_key: &str,
-) -> Result<()> {
-    sqlx::query("DELETE FROM sign_in_attempts WHERE name_key = ?")
+pub async fn clear_attempts<'a>(ex: impl Into<Ex<'a>>, name_key: &str) -> Result<()> {
+    on!(ex, c => sqlx::query("DELETE FROM sign_in_attempts WHERE name_key = $1")
         .bind(name_key)
-        .execute(ex)
-        .await?;
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 /// Forgets attempt counters idle since before `before` (their delay is long over), so
 /// guessed names do not pile up.
-pub async fn prune_attempts<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    before: i64,
-) -> Result<()> {
-    sqlx::query("DELETE FROM sign_in_attempts WHERE last_at < ?")
+pub async fn prune_attempts<'a>(ex: impl Into<Ex<'a>>, before: i64) -> Result<()> {
+    on!(ex, c => sqlx::query("DELETE FROM sign_in_attempts WHERE last_at < $1")
         .bind(before)
-        .execute(ex)
-        .await?;
+        .execute(c)
+        .await?
+        .rows_affected());
     Ok(())
 }
 
 /// The keys a member generated that are not revoked yet.
-pub async fn active_keys_of<'e, E: Executor<'e, Database = Sqlite>>(
-    ex: E,
-    member_id: &str,
-) -> Result<Vec<KeyRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {KEY_COLUMNS} WHERE k.created_by = ? AND k.revoked_at IS NULL ORDER BY k.created_at"
+pub async fn active_keys_of<'a>(ex: impl Into<Ex<'a>>, member_id: &str) -> Result<Vec<KeyRow>> {
+    Ok(on!(ex, c => sqlx::query_as(&format!(
+        "SELECT {KEY_COLUMNS} WHERE k.created_by = $1 AND k.revoked_at IS NULL ORDER BY k.created_at"
     ))
     .bind(member_id)
-    .fetch_all(ex)
-    .await?)
+    .fetch_all(c)
+    .await?))
 }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use keysmith_types::{ErrorCode, KeySummary, Role};
-use sqlx::SqlitePool;
 
 use crate::clock::Clock;
 use crate::permissions::{permits, Action};
@@ -44,15 +43,73 @@ impl Team {
     }
 }
 
-/// A fresh registry on a temporary database, with the [`Team`].
-pub async fn team_registry() -> (tempfile::TempDir, Registry, Team) {
-    let dir = tempfile::tempdir().unwrap();
-    let pool = store::open(&dir.path().join(store::DB_FILE)).await.unwrap();
-    let registry = Registry::with_parts(
-        pool,
-        Arc::new(MemoryStore::new()),
-        Arc::new(crate::clock::SystemClock),
-    );
+/// The variable naming a PostgreSQL server (`postgres://user:pass@host:port/db`) on which
+/// the core's tests run instead of SQLite: `scripts/test.sh` runs the suite once on each
+/// back end, with a throwaway cluster from `pg_virtualenv`.
+pub const DATABASE_URL_VAR: &str = "KEYSMITH_TEST_DATABASE_URL";
+
+/// Whether the tests run on PostgreSQL ([`DATABASE_URL_VAR`] is set).
+pub fn on_postgres() -> bool {
+    std::env::var_os(DATABASE_URL_VAR).is_some()
+}
+
+/// A fresh, empty store for one test: a SQLite file in a temporary directory, or (with
+/// [`DATABASE_URL_VAR`] set) a new database on that PostgreSQL server.
+#[derive(Debug)]
+pub struct TestDb {
+    /// A temporary directory (the SQLite file's, or unused on PostgreSQL).
+    pub dir: tempfile::TempDir,
+    /// The new database's URL on PostgreSQL.
+    pub url: Option<String>,
+}
+
+impl TestDb {
+    /// Creates the store (on PostgreSQL, `CREATE DATABASE ks_<random>`).
+    pub async fn new() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = match std::env::var(DATABASE_URL_VAR) {
+            Err(_) => None,
+            Ok(server) => {
+                let name = format!("ks_{}", uuid::Uuid::now_v7().simple());
+                Some(
+                    store::create_postgres_database(&server, &name)
+                        .await
+                        .unwrap(),
+                )
+            }
+        };
+        TestDb { dir, url }
+    }
+
+    /// The directory (the SQLite file lives here).
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Opens a pool on the store (another one each call, as another process would).
+    pub async fn pool(&self) -> store::Pool {
+        match &self.url {
+            Some(url) => store::connect_postgres(url, 8).await.unwrap(),
+            None => store::open(&self.dir.path().join(store::DB_FILE))
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// A registry on the store with an in-memory keyring and the system clock.
+    pub async fn registry(&self) -> Registry {
+        Registry::with_parts(
+            self.pool().await,
+            Arc::new(MemoryStore::new()),
+            Arc::new(crate::clock::SystemClock),
+        )
+    }
+}
+
+/// A fresh registry on a temporary store ([`TestDb`]), with the [`Team`].
+pub async fn team_registry() -> (TestDb, Registry, Team) {
+    let dir = TestDb::new().await;
+    let registry = dir.registry().await;
     let owner = registry.create_account("Olive", PASSPHRASE).await.unwrap();
     let hash = crate::passphrase::hash(PASSPHRASE).unwrap();
     let mut people = vec![Person {
@@ -113,7 +170,7 @@ pub async fn insert_member(registry: &Registry, id: &str, name: &str, role: Role
 /// UUIDv7 ids), in one transaction so a million take seconds, not minutes; for benchmarks.
 /// Returns every `keep_every`-th key, to be presented.
 pub async fn bulk_keys(
-    pool: &SqlitePool,
+    pool: &store::Pool,
     pepper: &crate::digest::Pepper,
     owner_id: &str,
     n: usize,
@@ -122,7 +179,7 @@ pub async fn bulk_keys(
     let now = crate::clock::SystemClock.now_ms();
     let rows = crate::integrity::RowKey::derive(pepper);
     let mut kept = Vec::with_capacity(n / keep_every.max(1) + 1);
-    let mut tx = pool.begin().await.unwrap();
+    let mut tx = pool.begin_write().await.unwrap();
     for i in 0..n {
         let secret = crate::ApiKeySecret::generate().unwrap();
         let digest = pepper.digest(&secret);
@@ -139,7 +196,7 @@ pub async fn bulk_keys(
             replaced_by: None,
         });
         store::insert_key(
-            &mut *tx,
+            &mut tx,
             &store::NewKey {
                 id: &id,
                 name: &name,
@@ -162,21 +219,20 @@ pub async fn bulk_keys(
 }
 
 /// Everything a refused operation must leave as it was.
-pub async fn fingerprint(pool: &SqlitePool) -> String {
-    let members: Vec<(String, String, Option<i64>)> =
-        sqlx::query_as("SELECT id, role, disabled_at FROM members ORDER BY id")
-            .fetch_all(pool)
-            .await
-            .unwrap();
-    let keys: Vec<(String, Option<i64>)> =
-        sqlx::query_as("SELECT id, revoked_at FROM api_keys ORDER BY id")
-            .fetch_all(pool)
-            .await
-            .unwrap();
-    let audit: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
-        .fetch_one(pool)
+pub async fn fingerprint(pool: &store::Pool) -> String {
+    let members: Vec<String> = store::list_members(pool)
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .map(|m| format!("{} {} {:?}", m.id, m.role, m.disabled_at))
+        .collect();
+    let keys: Vec<String> = store::all_keys(pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| format!("{} {:?}", k.id, k.revoked_at))
+        .collect();
+    let audit = crate::audit::head(pool).await.unwrap().seq;
     format!("{members:?}|{keys:?}|{audit}")
 }
 

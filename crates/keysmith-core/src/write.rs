@@ -7,14 +7,13 @@ use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 
 use keysmith_types::ChainStatus;
-use sqlx::{Sqlite, SqliteConnection};
 
 use crate::audit::{self, AuditAction, Subject};
 use crate::digest::Pepper;
 use crate::error::{Error, Result};
 use crate::integrity::{Anchor, AuditKey, Head, KeyFields, MemberFields, RowKey};
 use crate::registry::Registry;
-use crate::store::{self, KeyRow, MemberRow};
+use crate::store::{self, KeyRow, MemberRow, Tx};
 
 /// The account's secrets, read from the OS keyring once per process.
 pub(crate) struct Keys {
@@ -36,10 +35,10 @@ pub(crate) fn anchor_entry(account_id: &str) -> String {
     format!("audit-head/{account_id}")
 }
 
-/// A write transaction (`BEGIN IMMEDIATE`): from its start to its commit no other writer
-/// commits, so what it reads is what it acts on. Derefs to the connection for `store`.
+/// A write transaction ([`store::Pool::begin_write`]): from its start to its commit no other
+/// writer commits, so what it reads is what it acts on. Derefs to the transaction for `store`.
 pub(crate) struct WriteTx<'r> {
-    tx: sqlx::Transaction<'r, Sqlite>,
+    tx: Tx,
     keys: &'r Keys,
     /// The chain's head when the transaction began.
     start: Head,
@@ -48,14 +47,14 @@ pub(crate) struct WriteTx<'r> {
 }
 
 impl Deref for WriteTx<'_> {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
         &self.tx
     }
 }
 
 impl DerefMut for WriteTx<'_> {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
+    fn deref_mut(&mut self) -> &mut Tx {
         &mut self.tx
     }
 }
@@ -144,11 +143,11 @@ impl Registry {
     /// already in the keyring), gives every row its MAC, appends the first keyed entry
     /// ("rows_sealed"), and anchors the chain. Trust in the rows starts here.
     async fn upgrade_integrity(&self, account_id: &str, rows: &RowKey) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        if audit::has_keyed_entries(&mut *tx).await? {
+        let mut tx = self.pool.begin_write().await?;
+        if audit::has_keyed_entries(&mut tx).await? {
             return Ok(()); // another process did it first
         }
-        let start = audit::head(&mut *tx).await?;
+        let start = audit::head(&mut tx).await?;
         // An anchor means this account's log was keyed already: keyed entries are gone, so
         // the log was cut or rewritten, and sealing now would vouch for the edit. The one
         // exception is an upgrade that anchored its first entry and then never committed.
@@ -179,13 +178,13 @@ impl Registry {
                 k
             }
         };
-        let members = store::list_members(&mut *tx).await?;
+        let members = store::list_members(&mut tx).await?;
         for m in &members {
-            store::set_member_mac(&mut *tx, &m.id, &rows.member_mac(MemberFields::from(m))).await?;
+            store::set_member_mac(&mut tx, &m.id, &rows.member_mac(MemberFields::from(m))).await?;
         }
-        let keys = store::all_keys(&mut *tx).await?;
+        let keys = store::all_keys(&mut tx).await?;
         for k in &keys {
-            store::set_key_mac(&mut *tx, &k.id, &rows.key_mac(KeyFields::from(k))).await?;
+            store::set_key_mac(&mut tx, &k.id, &rows.key_mac(KeyFields::from(k))).await?;
         }
         let detail = format!(
             "{} members and {} keys sealed; audit entries from {} on are keyed",
@@ -239,7 +238,7 @@ impl Registry {
     /// only logged: the pending head already vouches for `end`.
     pub(crate) async fn commit_anchored(
         &self,
-        tx: sqlx::Transaction<'_, Sqlite>,
+        tx: Tx,
         account_id: &str,
         keyed_from: i64,
         (start, end): (Head, Head),
@@ -265,8 +264,8 @@ impl Registry {
     /// Opens a write transaction (`BEGIN IMMEDIATE`) after the account's secrets are loaded.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx<'_>> {
         let keys = self.keys().await?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let start = audit::head(&mut *tx).await?;
+        let mut tx = self.pool.begin_write().await?;
+        let start = audit::head(&mut tx).await?;
         Ok(WriteTx {
             tx,
             keys,
@@ -291,7 +290,7 @@ impl Registry {
     ) -> Result<()> {
         if !tx.vouched {
             let anchor = self.read_anchor(&tx.keys.account_id).await?;
-            let at_reach = audit::hash_at(&mut *tx.tx, anchor.reach().seq).await?;
+            let at_reach = audit::hash_at(&mut tx.tx, anchor.reach().seq).await?;
             anchor
                 .vouches_for(tx.start, at_reach)
                 .map_err(|what| tampered(None, what))?;
@@ -317,7 +316,7 @@ impl Registry {
     /// Commits `tx`, anchored ([`Registry::commit_anchored`]) when it extended the audit
     /// chain.
     pub(crate) async fn commit(&self, mut tx: WriteTx<'_>) -> Result<()> {
-        let end = audit::head(&mut *tx.tx).await?;
+        let end = audit::head(&mut tx.tx).await?;
         if end == tx.start {
             tx.tx.commit().await?;
             return Ok(());
@@ -349,11 +348,7 @@ impl Registry {
 
     /// `row`, if its MAC matches and it is in the state the audit log last recorded for it;
     /// else [`Error::StoreTampered`] naming the member.
-    pub(crate) async fn checked_member(
-        &self,
-        conn: &mut SqliteConnection,
-        row: MemberRow,
-    ) -> Result<MemberRow> {
+    pub(crate) async fn checked_member(&self, conn: &mut Tx, row: MemberRow) -> Result<MemberRow> {
         let keys = self.keys().await?;
         if keys
             .rows
@@ -376,11 +371,7 @@ impl Registry {
 
     /// Whether a key row's MAC matches and it is in the state the audit log last recorded
     /// for it (the list shows the others as changed outside Keysmith).
-    pub(crate) async fn key_sealed(
-        &self,
-        conn: &mut SqliteConnection,
-        row: &KeyRow,
-    ) -> Result<bool> {
+    pub(crate) async fn key_sealed(&self, conn: &mut Tx, row: &KeyRow) -> Result<bool> {
         let keys = self.keys().await?;
         let recorded = audit::latest_state(conn, &key_subject(&row.id)).await?;
         Ok(key_sealed_as(&keys.rows, row, recorded.as_deref()))
@@ -388,12 +379,7 @@ impl Registry {
 
     /// Whether a row's MAC is the state the newest audit entry about it recorded (see
     /// [`as_recorded`]).
-    async fn as_recorded(
-        &self,
-        conn: &mut SqliteConnection,
-        subject: &str,
-        mac: Option<&[u8]>,
-    ) -> Result<bool> {
+    async fn as_recorded(&self, conn: &mut Tx, subject: &str, mac: Option<&[u8]>) -> Result<bool> {
         let recorded = audit::latest_state(conn, subject).await?;
         Ok(as_recorded(recorded.as_deref(), mac))
     }
@@ -427,8 +413,8 @@ impl Registry {
         // anchor ahead of the head read before it and call that a rollback.
         let anchor = self.read_anchor(&keys.account_id).await?;
         let mut tx = self.pool.begin().await?;
-        let head = audit::head(&mut *tx).await?;
-        let at_reach = audit::hash_at(&mut *tx, anchor.reach().seq).await?;
+        let head = audit::head(&mut tx).await?;
+        let at_reach = audit::hash_at(&mut tx, anchor.reach().seq).await?;
         tx.rollback().await?;
         anchor
             .vouches_for(head, at_reach)
@@ -436,11 +422,7 @@ impl Registry {
     }
 
     /// `row`, if its MAC matches; else [`Error::StoreTampered`] naming the key.
-    pub(crate) async fn checked_key(
-        &self,
-        conn: &mut SqliteConnection,
-        row: KeyRow,
-    ) -> Result<KeyRow> {
+    pub(crate) async fn checked_key(&self, conn: &mut Tx, row: KeyRow) -> Result<KeyRow> {
         if self.key_sealed(conn, &row).await? {
             Ok(row)
         } else {
@@ -540,9 +522,9 @@ impl Registry {
     ) -> Result<(Vec<audit::AuditRow>, Option<String>)> {
         let anchor = self.read_anchor(&keys.account_id).await;
         let mut tx = self.pool.begin().await?;
-        let rows = audit::all(&mut *tx).await?;
-        let members = store::list_members(&mut *tx).await?;
-        let key_rows = store::all_keys(&mut *tx).await?;
+        let rows = audit::all(&mut tx).await?;
+        let members = store::list_members(&mut tx).await?;
+        let key_rows = store::all_keys(&mut tx).await?;
         tx.rollback().await?;
         let problem = first_problem(keys, anchor, &rows, &members, &key_rows);
         Ok((rows, problem))
@@ -658,15 +640,15 @@ impl Registry {
         let Some(row) = attempt.row.filter(|_| attempt.matched) else {
             return Err(Error::BadCredentials);
         };
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.pool.begin_write().await?;
         // The member as they are now: removed, or given another passphrase, while Argon2 ran.
-        let row = store::member_by_id(&mut *tx, &row.id)
+        let row = store::member_by_id(&mut tx, &row.id)
             .await?
             .filter(|r| r.disabled_at.is_none() && r.passphrase_hash == attempt.checked_hash)
             .ok_or(Error::BadCredentials)?;
         let owner = crate::registry::member_from_row(self.checked_member(&mut tx, row).await?)?;
         // The passphrase was right: the count is cleared whatever follows.
-        store::clear_attempts(&mut *tx, &name_key).await?;
+        store::clear_attempts(&mut tx, &name_key).await?;
         let problem = match crate::permissions::authorize(
             owner.role,
             crate::permissions::Action::TransferOwnership,
@@ -685,7 +667,7 @@ impl Registry {
                 return other.map(|_| "the audit log already matches the keyring's anchor".into());
             }
         };
-        let start = audit::head(&mut *tx).await?;
+        let start = audit::head(&mut tx).await?;
         let end = audit::append(
             &mut tx,
             &keys.audit,

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use keysmith_core::clock::Clock;
+use keysmith_core::testkit::TestDb;
 use keysmith_core::{store, ApiKeySecret, Error, MemoryStore, Registry, SecretStore};
 use keysmith_types::{ErrorCode, KeyStatus, Role};
 
@@ -17,24 +18,24 @@ impl Clock for TestClock {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    db: TestDb,
+    /// The SQLite file (absent on PostgreSQL).
     path: std::path::PathBuf,
     registry: Registry,
     secrets: Arc<MemoryStore>,
 }
 
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(store::DB_FILE);
-    let pool = store::open(&path).await.unwrap();
+    let db = TestDb::new().await;
+    let path = db.path().join(store::DB_FILE);
     let secrets = Arc::new(MemoryStore::new());
     let registry = Registry::with_parts(
-        pool,
+        db.pool().await,
         secrets.clone(),
         Arc::new(TestClock(AtomicI64::new(1_700_000_000_000))),
     );
     Fixture {
-        _dir: dir,
+        db,
         path,
         registry,
         secrets,
@@ -194,9 +195,8 @@ async fn a_copied_database_without_the_pepper_confirms_nothing() {
     let o = owner(&f).await;
     let g = f.registry.generate_key(&o, "CRM").await.unwrap();
     // The same database file, but a keyring that lacks the pepper.
-    let pool = store::open(&f.path).await.unwrap();
     let thief = Registry::with_parts(
-        pool,
+        f.db.pool().await,
         Arc::new(MemoryStore::new()),
         Arc::new(keysmith_core::clock::SystemClock),
     );
@@ -251,11 +251,14 @@ async fn roles_decide_generate_list_and_revoke() {
     ));
 }
 
-async fn raw(f: &Fixture, sql: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(sql)
-        .execute(f.registry.pool())
+/// Runs `sql` behind Keysmith's back; the error's full text (the engine's message).
+async fn raw(f: &Fixture, sql: &str) -> Result<(), String> {
+    f.registry
+        .pool()
+        .execute_raw(sql)
         .await
         .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
 }
 
 #[tokio::test]
@@ -266,7 +269,7 @@ async fn the_schema_refuses_unrevoke_identity_changes_and_deletes() {
     let id = &g.summary.id;
 
     for sql in [
-        format!("UPDATE api_keys SET digest = zeroblob(32) WHERE id = '{id}'"),
+        format!("UPDATE api_keys SET digest = mac WHERE id = '{id}'"),
         format!("UPDATE api_keys SET start = 'AAAA' WHERE id = '{id}'"),
         format!("DELETE FROM api_keys WHERE id = '{id}'"),
     ] {

@@ -5,6 +5,7 @@
 
 use std::sync::Mutex;
 
+use keysmith_core::store::Backend;
 use keysmith_core::testkit::{self, team_registry, Person, Surface, PASSPHRASE};
 use keysmith_core::{Error, Registry};
 use keysmith_types::{AuditFilter, ErrorCode, KeySummary, Role};
@@ -161,13 +162,20 @@ async fn a_failing_statement_mid_removal_leaves_nothing_half_done() {
     r.generate_key(&manager.id, "second").await.unwrap();
     let before = testkit::fingerprint(r.pool()).await;
     // Injected failure: the last statement of the removal (its audit entry) fails.
-    sqlx::query(
-        "CREATE TRIGGER inject_failure BEFORE INSERT ON audit_log \
-         WHEN NEW.action = 'member_removed' BEGIN SELECT RAISE(ABORT, 'injected'); END",
+    raw(
+        &r,
+        dialect(
+            &r,
+            "CREATE TRIGGER inject_failure BEFORE INSERT ON audit_log \
+             WHEN NEW.action = 'member_removed' BEGIN SELECT RAISE(ABORT, 'injected'); END",
+            "CREATE FUNCTION inject() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.action = 'member_removed' THEN RAISE EXCEPTION 'injected'; END IF; \
+             RETURN NEW; END $$; \
+             CREATE TRIGGER inject_failure BEFORE INSERT ON audit_log \
+             FOR EACH ROW EXECUTE FUNCTION inject()",
+        ),
     )
-    .execute(r.pool())
-    .await
-    .unwrap();
+    .await;
     let err = r
         .remove_member(&owner.id, &manager.id, "REMOVE")
         .await
@@ -178,10 +186,15 @@ async fn a_failing_statement_mid_removal_leaves_nothing_half_done() {
         before,
         "a half-done removal survived"
     );
-    sqlx::query("DROP TRIGGER inject_failure")
-        .execute(r.pool())
-        .await
-        .unwrap();
+    raw(
+        &r,
+        dialect(
+            &r,
+            "DROP TRIGGER inject_failure",
+            "DROP TRIGGER inject_failure ON audit_log",
+        ),
+    )
+    .await;
     assert_eq!(
         r.remove_member(&owner.id, &manager.id, "REMOVE")
             .await
@@ -230,10 +243,12 @@ async fn ownership_moves_in_one_step_and_there_is_one_owner() {
     r.transfer_ownership(&owner.id, &admin.id).await.unwrap();
     assert_eq!(r.actor(&admin.id).await.unwrap().role, Role::Owner);
     assert_eq!(r.actor(&owner.id).await.unwrap().role, Role::Admin);
-    let owners: i64 = sqlx::query_scalar("SELECT count(*) FROM members WHERE role = 'owner'")
-        .fetch_one(r.pool())
+    let owners = keysmith_core::store::list_members(r.pool())
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.role == "owner")
+        .count();
     assert_eq!(owners, 1);
     // The old Owner's key now verifies with the Admin role: access follows the creator's role.
     let old_key = r.generate_key(&owner.id, "after transfer").await.unwrap();
@@ -320,7 +335,15 @@ async fn chain_problem(r: &Registry) -> Option<String> {
 }
 
 async fn raw(r: &Registry, sql: &str) {
-    sqlx::query(sql).execute(r.pool()).await.unwrap();
+    r.pool().execute_raw(sql).await.unwrap();
+}
+
+/// The statement for the store's engine: SQLite's or PostgreSQL's.
+fn dialect<'a>(r: &Registry, sqlite: &'a str, postgres: &'a str) -> &'a str {
+    match r.pool().backend() {
+        Backend::Sqlite => sqlite,
+        Backend::Postgres => postgres,
+    }
 }
 
 #[tokio::test]
@@ -329,18 +352,25 @@ async fn the_audit_log_is_append_only_and_tampering_is_named() {
         let (_d, r, _team) = team_registry().await;
         let status = r.audit_chain().await.unwrap();
         assert!(status.intact && status.entries >= 5, "{status:?}");
-        assert!(
-            sqlx::query("UPDATE audit_log SET detail = 'x' WHERE seq = 2")
-                .execute(r.pool())
-                .await
-                .is_err()
-        );
-        assert!(sqlx::query("DELETE FROM audit_log WHERE seq = 2")
-            .execute(r.pool())
-            .await
-            .is_err());
-        raw(&r, "DROP TRIGGER audit_log_no_update").await;
-        raw(&r, "DROP TRIGGER audit_log_no_delete").await;
+        for refused in [
+            "UPDATE audit_log SET detail = 'x' WHERE seq = 2",
+            "DELETE FROM audit_log WHERE seq = 2",
+        ] {
+            let err = r.pool().execute_raw(refused).await.unwrap_err();
+            assert!(
+                format!("{:?}", err).contains("append-only"),
+                "{refused}: {err:?}"
+            );
+        }
+        raw(
+            &r,
+            dialect(
+                &r,
+                "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete",
+                "DROP TRIGGER audit_log_append_only ON audit_log",
+            ),
+        )
+        .await;
         let problem = match tamper {
             "edit" => {
                 raw(

@@ -40,7 +40,7 @@ impl Clock for Settable {
 }
 
 struct Fixture {
-    dir: tempfile::TempDir,
+    dir: keysmith_core::testkit::TestDb,
     registry: Registry,
     team: Team,
     clock: Arc<Settable>,
