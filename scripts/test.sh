@@ -41,10 +41,11 @@ cargo build --release --bins --tests
 step "tests (inside a private D-Bus session with gnome-keyring, on Xvfb)"
 scripts/with-session.sh --display -- cargo test --release --no-fail-fast
 
-step "core tests again on PostgreSQL (a throwaway cluster from pg_virtualenv)"
+step "core and team server tests again on PostgreSQL (throwaway clusters from pg_virtualenv)"
 scripts/with-postgres.sh -- cargo test --release --no-fail-fast -p keysmith-core \
   --features testkit --test registry --test team --test gate -- \
   "${POSTGRES_SKIPS[@]}"
+scripts/with-postgres.sh -- cargo test --release --no-fail-fast -p keysmith-server
 
 step "fuzz (short run of each target on its corpus)"
 scripts/fuzz.sh 20

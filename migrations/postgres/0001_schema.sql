@@ -67,6 +67,19 @@ CREATE TABLE sign_in_attempts (
 
 CREATE INDEX sign_in_attempts_last_at ON sign_in_attempts (last_at);
 
+-- Sessions of the team server: only the SHA-256 digest of each bearer token is stored.
+CREATE TABLE sessions (
+    digest      BYTEA   PRIMARY KEY NOT NULL CHECK (length(digest) = 32),
+    member_id   TEXT    NOT NULL REFERENCES members (id),
+    created_at  BIGINT  NOT NULL,
+    expires_at  BIGINT  NOT NULL,
+    ended_at    BIGINT,
+    mac         BYTEA   NOT NULL CHECK (length(mac) = 32)
+);
+
+CREATE INDEX sessions_member ON sessions (member_id);
+CREATE INDEX sessions_expires ON sessions (expires_at);
+
 -- Every key insert and every change of a key's status, in commit order for the verifier
 -- replicas (which also hear of each through NOTIFY keysmith_key_changes).
 CREATE TABLE key_changes (

@@ -46,8 +46,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Seconds from the UI as milliseconds, refusing what does not fit.
 fn secs_to_ms(secs: i64) -> Result<i64, IpcError> {
-    secs.checked_mul(1000)
-        .ok_or_else(|| Error::InvalidDuration("That duration is far too long.".into()).to_ipc())
+    Ok(keysmith_core::validate::secs_to_ms(secs)?)
 }
 
 fn no_pending_reveal(id: &str) -> IpcError {

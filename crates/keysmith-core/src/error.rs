@@ -15,6 +15,8 @@ pub enum Error {
     NotPermitted(&'static str),
     #[error("Nobody is signed in.")]
     NotSignedIn,
+    #[error("Your session ended (signed out, expired or unknown): sign in again.")]
+    SessionExpired,
     #[error("Unknown member or wrong passphrase.")]
     BadCredentials,
     #[error("This Keysmith account already exists.")]
@@ -104,6 +106,7 @@ impl Error {
         match self {
             Error::NotPermitted(_) => ErrorCode::NotPermitted,
             Error::NotSignedIn => ErrorCode::NotSignedIn,
+            Error::SessionExpired => ErrorCode::SessionExpired,
             Error::BadCredentials => ErrorCode::BadCredentials,
             Error::AlreadyInitialized => ErrorCode::AlreadyInitialized,
             Error::NotInitialized => ErrorCode::NotInitialized,

@@ -150,6 +150,24 @@ impl RowKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// The MAC of a session row: token digest, member, creation and expiry times. A row
+    /// written outside Keysmith (to sign in as someone) does not carry it.
+    pub fn session_mac(
+        &self,
+        digest: &[u8],
+        member_id: &str,
+        created_at: i64,
+        expires_at: i64,
+    ) -> [u8; 32] {
+        let mut mac = keyed(&self.0);
+        put(&mut mac, b"session v1");
+        put(&mut mac, digest);
+        put(&mut mac, member_id.as_bytes());
+        put(&mut mac, created_at.to_string().as_bytes());
+        put(&mut mac, expires_at.to_string().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// Whether `stored` is the member row's MAC (constant time). A missing MAC never matches.
     pub fn member_ok(&self, m: MemberFields<'_>, stored: Option<&[u8]>) -> bool {
         stored.is_some_and(|s| bool::from(s.ct_eq(&self.member_mac(m))))

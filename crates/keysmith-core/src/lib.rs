@@ -17,6 +17,7 @@ pub mod registry;
 #[cfg(target_os = "linux")]
 mod secret_service;
 pub mod secret_store;
+pub mod session;
 pub mod store;
 mod team;
 #[cfg(feature = "testkit")]

@@ -713,3 +713,81 @@ pub async fn active_keys_of<'a>(ex: impl Into<Ex<'a>>, member_id: &str) -> Resul
     .fetch_all(c)
     .await?))
 }
+
+/// A session row (the team server's signed-in members).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    /// SHA-256 of the bearer token.
+    pub digest: Vec<u8>,
+    pub member_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub ended_at: Option<i64>,
+    pub mac: Vec<u8>,
+}
+
+/// Forgets sessions that expired before `before`.
+pub async fn prune_sessions<'a>(ex: impl Into<Ex<'a>>, before: i64) -> Result<()> {
+    on!(ex, c => sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+        .bind(before)
+        .execute(c)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+/// Stores a new session.
+pub async fn insert_session<'a>(ex: impl Into<Ex<'a>>, s: &SessionRow) -> Result<()> {
+    on!(ex, c => sqlx::query(
+        "INSERT INTO sessions (digest, member_id, created_at, expires_at, ended_at, mac) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&s.digest)
+    .bind(&s.member_id)
+    .bind(s.created_at)
+    .bind(s.expires_at)
+    .bind(s.ended_at)
+    .bind(&s.mac)
+    .execute(c)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+pub async fn session_by_digest<'a>(
+    ex: impl Into<Ex<'a>>,
+    digest: &[u8; 32],
+) -> Result<Option<SessionRow>> {
+    Ok(on!(ex, c => sqlx::query_as(
+        "SELECT digest, member_id, created_at, expires_at, ended_at, mac FROM sessions \
+         WHERE digest = $1",
+    )
+    .bind(&digest[..])
+    .fetch_optional(c)
+    .await?))
+}
+
+/// Ends one session at `now`; false if it was unknown or ended already.
+pub async fn end_session<'a>(ex: impl Into<Ex<'a>>, digest: &[u8; 32], now: i64) -> Result<bool> {
+    let done = on!(ex, c => sqlx::query(
+        "UPDATE sessions SET ended_at = $1 WHERE digest = $2 AND ended_at IS NULL",
+    )
+    .bind(now)
+    .bind(&digest[..])
+    .execute(c)
+    .await?
+    .rows_affected());
+    Ok(done == 1)
+}
+
+/// Ends every open session of a member at `now` (passphrase changed); how many.
+pub async fn end_sessions_of<'a>(ex: impl Into<Ex<'a>>, member_id: &str, now: i64) -> Result<u64> {
+    Ok(on!(ex, c => sqlx::query(
+        "UPDATE sessions SET ended_at = $1 WHERE member_id = $2 AND ended_at IS NULL",
+    )
+    .bind(now)
+    .bind(member_id)
+    .execute(c)
+    .await?
+    .rows_affected()))
+}

@@ -419,6 +419,8 @@ impl Registry {
             return Err(Error::BadCredentials);
         }
         store::set_passphrase(&mut *tx, &actor.id, &phc, false).await?;
+        // Every session opened with the old passphrase ends (team server).
+        store::end_sessions_of(&mut *tx, &actor.id, self.clock.now_ms()).await?;
         store::clear_attempts(&mut *tx, &name_key).await?;
         self.audit_member_change(
             &mut tx,

@@ -141,6 +141,15 @@ pub fn grace_ms(ms: i64) -> Result<()> {
     }
 }
 
+/// Seconds (as requests give durations) to milliseconds (as the registry takes them).
+///
+/// # Errors
+/// [`Error::InvalidDuration`] when the product overflows.
+pub fn secs_to_ms(secs: i64) -> Result<i64, Error> {
+    secs.checked_mul(1000)
+        .ok_or_else(|| Error::InvalidDuration("That duration is far too long.".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

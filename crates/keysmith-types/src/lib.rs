@@ -74,6 +74,13 @@ pub enum ErrorCode {
     Storage,
     /// Anything else; the message says what.
     Internal,
+    /// The team server session is unknown, ended or expired: sign in again.
+    SessionExpired,
+    /// The team server could not be reached, or answered with something that is not
+    /// Keysmith's API (wrong URL, another version, a dropped connection).
+    ServerUnavailable,
+    /// An HTTP request the team server cannot read (not JSON, missing fields, too large).
+    MalformedRequest,
 }
 
 /// The one error shape that crosses IPC: a stable code and a human sentence.
@@ -401,6 +408,53 @@ pub struct AuditReport {
     pub entries: Vec<AuditEntry>,
     pub chain: ChainStatus,
 }
+
+/// A team server session's bearer token (`kss_…`) on its way to the member's client:
+/// redacted Debug, zeroized on drop.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(transparent)]
+pub struct SessionTokenText(String);
+
+impl SessionTokenText {
+    pub fn new(s: String) -> Self {
+        SessionTokenText(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SessionTokenText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionTokenText(<redacted>)")
+    }
+}
+
+/// The team server's answer to a sign-in (or a passphrase change, which starts a new
+/// session and ends the others).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignInResponse {
+    pub token: SessionTokenText,
+    pub member: MemberSummary,
+    /// The member must change their initial passphrase before anything else.
+    pub must_change_passphrase: bool,
+    /// When the session ends at the latest (Unix ms).
+    pub expires_at: i64,
+}
+
+/// What `GET /v1/info` says: which product and API version a URL serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Always `keysmith`.
+    pub product: String,
+    /// The server's version (`Cargo.toml`).
+    pub version: String,
+    /// The HTTP API's version; clients refuse a server whose API they do not speak.
+    pub api: u32,
+}
+
+/// The team server API version these types describe.
+pub const API_VERSION: u32 = 1;
 
 /// The confirmation text the remove-member dialog asks for.
 pub const REMOVE_CONFIRMATION: &str = "REMOVE";

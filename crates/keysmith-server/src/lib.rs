@@ -1,0 +1,447 @@
+//! The team server (`keysmith serve`): every operation of [`Registry`] as an HTTP JSON API,
+//! for members on other machines. Stateless: the store (PostgreSQL for a team) holds
+//! everything, sessions included, so any number of instances may run behind one load
+//! balancer. Handlers are thin: they read the session, call the registry with the member it
+//! names, and map the result; the registry checks the role table on every call.
+//!
+//! Errors are the app's `{code, message}` ([`IpcError`]) with an HTTP status
+//! ([`status_of`]). Requests are JSON, at most [`BODY_LIMIT`] bytes.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use keysmith_core::session::SessionToken;
+use keysmith_core::{Error, Member, Registry};
+use keysmith_types::{
+    AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ErrorCode,
+    GenerateKeyRequest, IpcError, KeyReveal, KeySummary, MemberListing, MemberSummary, RevealedKey,
+    Role, ServerInfo, SessionTokenText, SignInResponse, UnlockRequest, API_VERSION,
+};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+/// The largest request body read: 64 KiB (names are at most 64 characters).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The server's state: the registry (one per process; its pool is shared by all requests).
+#[derive(Clone)]
+struct AppState {
+    registry: Arc<Registry>,
+}
+
+/// The API's routes, over `registry`.
+pub fn router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/v1/info", get(info))
+        .route("/v1/sessions", post(sign_in))
+        .route("/v1/sessions/current", get(current).delete(sign_out))
+        .route("/v1/me/passphrase", post(change_passphrase))
+        .route("/v1/keys", get(list_keys).post(generate_key))
+        .route("/v1/keys/{id}/roll", post(roll_key))
+        .route("/v1/keys/{id}/revoke", post(revoke_key))
+        .route("/v1/members", get(list_members).post(add_member))
+        .route("/v1/members/{id}/role", put(change_role))
+        .route("/v1/members/{id}/removal-preview", get(removal_preview))
+        .route("/v1/members/{id}/remove", post(remove_member))
+        .route("/v1/members/{id}/ownership", post(transfer_ownership))
+        .route("/v1/audit", get(audit))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .fallback(not_found)
+        .with_state(AppState { registry })
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// The listener's I/O error.
+pub async fn serve(
+    registry: Arc<Registry>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(registry))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The HTTP status of an error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    use ErrorCode as C;
+    match code {
+        C::NotSignedIn | C::SessionExpired | C::BadCredentials => StatusCode::UNAUTHORIZED,
+        C::NotPermitted | C::PassphraseChangeRequired => StatusCode::FORBIDDEN,
+        C::NotFound => StatusCode::NOT_FOUND,
+        C::InvalidName
+        | C::InvalidPassphrase
+        | C::MalformedKey
+        | C::ConfirmationMismatch
+        | C::RemoveConfirmationMismatch
+        | C::InvalidDuration
+        | C::InvalidTarget
+        | C::MalformedRequest => StatusCode::UNPROCESSABLE_ENTITY,
+        C::AlreadyInitialized
+        | C::AlreadyRevoked
+        | C::AlreadyReplaced
+        | C::DuplicateName
+        | C::UnknownKey
+        | C::KeyRevoked
+        | C::KeyExpired => StatusCode::CONFLICT,
+        C::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+        C::NotInitialized
+        | C::KeyringUnavailable
+        | C::PepperMissing
+        | C::ServerUnavailable
+        | C::Clipboard
+        | C::PepperFile => StatusCode::SERVICE_UNAVAILABLE,
+        C::StoreTampered | C::AuditTampered | C::Storage | C::Internal => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+/// An error as the API answers it: `{code, message}`, its status, and `Retry-After` for a
+/// throttled sign-in.
+#[derive(Debug)]
+pub struct ApiError {
+    body: IpcError,
+    retry_after_secs: Option<i64>,
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        let retry_after_secs = match &e {
+            Error::TooManyAttempts { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        ApiError {
+            body: e.to_ipc(),
+            retry_after_secs,
+        }
+    }
+}
+
+impl ApiError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            body: IpcError {
+                code,
+                message: message.into(),
+            },
+            retry_after_secs: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (status_of(self.body.code), axum::Json(&self.body)).into_response();
+        if self.body.code == ErrorCode::SessionExpired || self.body.code == ErrorCode::NotSignedIn {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"keysmith\""),
+            );
+        }
+        if let Some(secs) = self.retry_after_secs {
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+type ApiResult<T> = Result<axum::Json<T>, ApiError>;
+
+/// A JSON body whose rejection is the API's error shape (not axum's plain text).
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> ApiError {
+    // The rejection's text describes the JSON (line, column, which field), never echoes it.
+    let message = match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            "The request needs `Content-Type: application/json`.".to_owned()
+        }
+        JsonRejection::BytesRejection(_) => {
+            format!("The request body could not be read (at most {BODY_LIMIT} bytes are accepted).")
+        }
+        other => format!(
+            "The request body is not what this call takes: {}",
+            other.body_text()
+        ),
+    };
+    ApiError::new(ErrorCode::MalformedRequest, message)
+}
+
+/// The member a request's session names (`Authorization: Bearer kss_…`), as they are now.
+/// Refuses everything but a passphrase change while an initial passphrase is unchanged.
+struct Signed(Member);
+
+/// As [`Signed`], also while the initial passphrase is unchanged (for changing it, and for
+/// signing out).
+struct Session(Member, SessionToken);
+
+fn bearer(parts: &Parts) -> Result<SessionToken, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::from(Error::NotSignedIn))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .ok_or_else(|| ApiError::from(Error::NotSignedIn))?;
+    Ok(SessionToken::parse(token.trim())?)
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        let member = state.registry.session_member(&token).await?;
+        Ok(Session(member, token))
+    }
+}
+
+impl FromRequestParts<AppState> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Session(member, _) = Session::from_request_parts(parts, state).await?;
+        if member.must_change_passphrase {
+            return Err(ApiError::new(
+                ErrorCode::PassphraseChangeRequired,
+                "Change your initial passphrase first.",
+            ));
+        }
+        Ok(Signed(member))
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "No such API call.")
+}
+
+async fn info() -> axum::Json<ServerInfo> {
+    axum::Json(ServerInfo {
+        product: "keysmith".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        api: API_VERSION,
+    })
+}
+
+fn signed_in(session: keysmith_core::session::Session) -> SignInResponse {
+    SignInResponse {
+        token: SessionTokenText::new(session.token.expose().to_owned()),
+        must_change_passphrase: session.member.must_change_passphrase,
+        member: session.member.summary(),
+        expires_at: session.expires_at,
+    }
+}
+
+async fn sign_in(
+    State(s): State<AppState>,
+    Body(req): Body<UnlockRequest>,
+) -> ApiResult<SignInResponse> {
+    let session = s
+        .registry
+        .start_session(&req.name, req.passphrase.expose())
+        .await?;
+    Ok(axum::Json(signed_in(session)))
+}
+
+async fn current(Session(member, _): Session) -> axum::Json<SignInStatus> {
+    axum::Json(SignInStatus {
+        must_change_passphrase: member.must_change_passphrase,
+        member: member.summary(),
+    })
+}
+
+/// Who a session belongs to (`GET /v1/sessions/current`).
+#[derive(Debug, serde::Serialize)]
+struct SignInStatus {
+    member: MemberSummary,
+    must_change_passphrase: bool,
+}
+
+async fn sign_out(
+    State(s): State<AppState>,
+    Session(_, token): Session,
+) -> Result<StatusCode, ApiError> {
+    s.registry.end_session(&token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn change_passphrase(
+    State(s): State<AppState>,
+    Session(member, _): Session,
+    Body(req): Body<ChangePassphraseRequest>,
+) -> ApiResult<SignInResponse> {
+    s.registry
+        .change_passphrase(&member.id, req.current.expose(), req.new.expose())
+        .await?;
+    // The change ended every session of the member; this one goes on as a new session.
+    let session = s
+        .registry
+        .start_session(&member.name, req.new.expose())
+        .await?;
+    Ok(axum::Json(signed_in(session)))
+}
+
+async fn list_keys(State(s): State<AppState>, Signed(m): Signed) -> ApiResult<Vec<KeySummary>> {
+    Ok(axum::Json(s.registry.list_keys(&m.id).await?))
+}
+
+fn reveal(generated: keysmith_core::Generated) -> KeyReveal {
+    KeyReveal {
+        secret: RevealedKey::new(generated.secret.expose().to_owned()),
+        key: generated.summary,
+    }
+}
+
+async fn generate_key(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+    Body(req): Body<GenerateKeyRequest>,
+) -> Result<(StatusCode, axum::Json<KeyReveal>), ApiError> {
+    let expires_in_ms = req
+        .expires_in_secs
+        .map(keysmith_core::validate::secs_to_ms)
+        .transpose()?;
+    let generated = s
+        .registry
+        .generate_key_expiring(&m.id, &req.name, expires_in_ms)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(reveal(generated))))
+}
+
+#[derive(Debug, Deserialize)]
+struct Grace {
+    grace_secs: i64,
+}
+
+async fn roll_key(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+    Path(id): Path<String>,
+    Body(req): Body<Grace>,
+) -> Result<(StatusCode, axum::Json<KeyReveal>), ApiError> {
+    let grace_ms = keysmith_core::validate::secs_to_ms(req.grace_secs)?;
+    let generated = s.registry.roll_key(&m.id, &id, grace_ms).await?;
+    Ok((StatusCode::CREATED, axum::Json(reveal(generated))))
+}
+
+#[derive(Debug, Deserialize)]
+struct Confirmation {
+    confirmation: String,
+}
+
+async fn revoke_key(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+    Path(id): Path<String>,
+    Body(req): Body<Confirmation>,
+) -> ApiResult<KeySummary> {
+    Ok(axum::Json(
+        s.registry.revoke_key(&m.id, &id, &req.confirmation).await?,
+    ))
+}
+
+async fn list_members(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+) -> ApiResult<Vec<MemberListing>> {
+    Ok(axum::Json(s.registry.list_members(&m.id).await?))
+}
+
+async fn add_member(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+    Body(req): Body<AddMemberRequest>,
+) -> Result<(StatusCode, axum::Json<MemberSummary>), ApiError> {
+    let added = s
+        .registry
+        .add_member(&m.id, &req.name, req.role, req.initial_passphrase.expose())
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(added.summary())))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewRole {
+    role: Role,
+}
+
+async fn change_role(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+    Path(id): Path<String>,
+    Body(req): Body<NewRole>,
+) -> ApiResult<MemberSummary> {
+    Ok(axum::Json(
+        s.registry
+            .change_role(&m.id, &id, req.role)
+            .await?
+            .summary(),
+    ))
+}
+
+async fn removal_preview(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+    Path(id): Path<String>,
+) -> ApiResult<Vec<KeySummary>> {
+    Ok(axum::Json(s.registry.removal_preview(&m.id, &id).await?))
+}
+
+async fn remove_member(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+    Path(id): Path<String>,
+    Body(req): Body<Confirmation>,
+) -> ApiResult<Vec<KeySummary>> {
+    Ok(axum::Json(
+        s.registry
+            .remove_member(&m.id, &id, &req.confirmation)
+            .await?,
+    ))
+}
+
+async fn transfer_ownership(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+    Path(id): Path<String>,
+) -> ApiResult<MemberSummary> {
+    Ok(axum::Json(
+        s.registry.transfer_ownership(&m.id, &id).await?.summary(),
+    ))
+}
+
+async fn audit(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+    query: Result<Query<AuditFilter>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<AuditReport> {
+    let Query(filter) = query.map_err(|r| {
+        ApiError::new(
+            ErrorCode::MalformedRequest,
+            format!("The audit filter is not readable: {}", r.body_text()),
+        )
+    })?;
+    Ok(axum::Json(s.registry.audit_report(&m.id, &filter).await?))
+}

@@ -1,0 +1,13 @@
+-- Sessions of the team server (`keysmith serve`): a member signed in over HTTP holds an opaque
+-- bearer token; only its SHA-256 digest is stored. The same table exists on PostgreSQL.
+CREATE TABLE sessions (
+    digest      BLOB    PRIMARY KEY NOT NULL CHECK (length(digest) = 32),
+    member_id   TEXT    NOT NULL REFERENCES members (id),
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,          -- Unix ms; no use at or after this time
+    ended_at    INTEGER,                   -- signed out (or ended by a passphrase change)
+    mac         BLOB    NOT NULL CHECK (length(mac) = 32)   -- integrity::RowKey::session_mac
+);
+
+CREATE INDEX sessions_member ON sessions (member_id);
+CREATE INDEX sessions_expires ON sessions (expires_at);
