@@ -41,11 +41,15 @@ cargo build --release --bins --tests
 step "tests (inside a private D-Bus session with gnome-keyring, on Xvfb)"
 scripts/with-session.sh --display -- cargo test --release --no-fail-fast
 
-step "core and team server tests again on PostgreSQL (throwaway clusters from pg_virtualenv)"
-scripts/with-postgres.sh -- cargo test --release --no-fail-fast -p keysmith-core \
-  --features testkit --test registry --test team --test gate -- \
-  "${POSTGRES_SKIPS[@]}"
-scripts/with-postgres.sh -- cargo test --release --no-fail-fast -p keysmith-server
+step "core, team server and verifier replica tests on PostgreSQL (a throwaway cluster from pg_virtualenv)"
+# shellcheck disable=SC2016
+scripts/with-postgres.sh -- bash -c '
+  set -e
+  cargo test --release --no-fail-fast -p keysmith-core --features testkit \
+    --test registry --test team --test gate -- "$@"
+  cargo test --release --no-fail-fast -p keysmith-core --features testkit --test replica -- --ignored
+  cargo test --release --no-fail-fast -p keysmith-server
+' bash "${POSTGRES_SKIPS[@]}"
 
 step "fuzz (short run of each target on its corpus)"
 scripts/fuzz.sh 20

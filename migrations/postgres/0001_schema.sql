@@ -80,8 +80,9 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_member ON sessions (member_id);
 CREATE INDEX sessions_expires ON sessions (expires_at);
 
--- Every key insert and every change of a key's status, in commit order for the verifier
--- replicas (which also hear of each through NOTIFY keysmith_key_changes).
+-- Every key insert and every change of a key's status, in commit order (writers hold the
+-- advisory write lock, so sequence order is commit order) for the verifier replicas, which
+-- also hear of each through NOTIFY keysmith_changes.
 CREATE TABLE key_changes (
     seq     BIGSERIAL PRIMARY KEY,
     key_id  TEXT      NOT NULL
@@ -152,11 +153,18 @@ CREATE TRIGGER api_keys_log_insert AFTER INSERT ON api_keys
 CREATE TRIGGER api_keys_log_status AFTER UPDATE OF revoked_at, expires_at ON api_keys
     FOR EACH ROW EXECUTE FUNCTION keysmith_log_key_change();
 
+-- Every change of a member row (role, removal, passphrase, seal), in commit order.
+CREATE TABLE member_changes (
+    seq        BIGSERIAL PRIMARY KEY,
+    member_id  TEXT      NOT NULL
+);
+
 CREATE FUNCTION keysmith_log_member_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    INSERT INTO member_changes (member_id) VALUES (NEW.id);
     PERFORM pg_notify('keysmith_changes', 'member');
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER members_log_change AFTER INSERT OR UPDATE OF role, disabled_at ON members
+CREATE TRIGGER members_log_change AFTER INSERT OR UPDATE ON members
     FOR EACH ROW EXECUTE FUNCTION keysmith_log_member_change();

@@ -14,6 +14,7 @@ pub mod permissions;
 pub mod policy;
 pub mod process;
 pub mod registry;
+pub mod replica;
 #[cfg(target_os = "linux")]
 mod secret_service;
 pub mod secret_store;

@@ -155,6 +155,18 @@ impl Pool {
         })
     }
 
+    /// A plain read-write transaction without the write lock: for writes that touch no
+    /// protected row and no audit entry (the verifier's last-used times).
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`].
+    pub async fn begin_unlocked(&self) -> Result<Tx> {
+        Ok(match self {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
         match self {
@@ -244,13 +256,25 @@ pub async fn open(path: &Path) -> Result<Pool> {
 /// [`crate::Error::Storage`] (a URL that does not parse, a server that does not answer),
 /// [`crate::Error::Migration`], [`crate::Error::SchemaTooNew`].
 pub async fn connect_postgres(url: &str, max_connections: u32) -> Result<Pool> {
+    let pool = connect_postgres_as_is(url, max_connections).await?;
+    if let Pool::Postgres(pg) = &pool {
+        PG_MIGRATOR.run(pg).await.map_err(migrate_error)?;
+    }
+    Ok(pool)
+}
+
+/// [`connect_postgres`] without migrating: for verifier replicas, which only read (and may
+/// use a role that cannot change the schema).
+///
+/// # Errors
+/// [`crate::Error::Storage`].
+pub async fn connect_postgres_as_is(url: &str, max_connections: u32) -> Result<Pool> {
     let options = PgConnectOptions::from_str(url)?.application_name("keysmith");
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await?;
-    PG_MIGRATOR.run(&pool).await.map_err(migrate_error)?;
     Ok(Pool::Postgres(pool))
 }
 
@@ -790,4 +814,94 @@ pub async fn end_sessions_of<'a>(ex: impl Into<Ex<'a>>, member_id: &str, now: i6
     .execute(c)
     .await?
     .rows_affected()))
+}
+
+/// How far the change logs reach: the newest `key_changes` and `member_changes` sequence
+/// numbers (0 when empty).
+pub async fn change_positions<'a>(ex: impl Into<Ex<'a>>) -> Result<(i64, i64)> {
+    Ok(on!(ex, c => sqlx::query_as(
+        "SELECT (SELECT coalesce(max(seq), 0) FROM key_changes), \
+                (SELECT coalesce(max(seq), 0) FROM member_changes)",
+    )
+    .fetch_one(c)
+    .await?))
+}
+
+/// The keys changed (inserted, revoked, expiry moved) after sequence number `seq`, each once.
+pub async fn keys_changed_since<'a>(ex: impl Into<Ex<'a>>, seq: i64) -> Result<Vec<String>> {
+    Ok(on!(ex, c => sqlx::query_scalar(
+        "SELECT key_id FROM key_changes WHERE seq > $1 GROUP BY key_id ORDER BY max(seq)",
+    )
+    .bind(seq)
+    .fetch_all(c)
+    .await?))
+}
+
+/// The channel PostgreSQL's triggers notify on every key or member change
+/// (`migrations/postgres/`).
+pub const CHANGES_CHANNEL: &str = "keysmith_changes";
+
+/// Change notifications from PostgreSQL (`LISTEN keysmith_changes`). A notification says
+/// only that something changed; the change logs say what.
+#[derive(Debug)]
+pub struct ChangeListener(sqlx::postgres::PgListener);
+
+impl ChangeListener {
+    /// Listens on `pool`'s database.
+    ///
+    /// # Errors
+    /// [`crate::Error::Internal`] on SQLite (it has no notifications);
+    /// [`crate::Error::Storage`].
+    pub async fn connect(pool: &Pool) -> Result<ChangeListener> {
+        let Pool::Postgres(pg) = pool else {
+            return Err(crate::Error::Internal(
+                "change notifications need PostgreSQL".into(),
+            ));
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pg).await?;
+        listener.listen(CHANGES_CHANNEL).await?;
+        Ok(ChangeListener(listener))
+    }
+
+    /// Waits for the next notification. After a lost connection it reconnects (and listens
+    /// again) on the next call; notifications sent meanwhile are lost, which the caller's
+    /// freshness poll covers.
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`] when the connection is lost and cannot be made again.
+    pub async fn next(&mut self) -> Result<()> {
+        self.0.recv().await?;
+        Ok(())
+    }
+}
+
+/// Locks the change logs against readers until `tx` ends (tests of a replica that cannot
+/// read). PostgreSQL only.
+///
+/// # Errors
+/// [`crate::Error::Storage`].
+#[cfg(feature = "testkit")]
+pub async fn lock_change_log_for_tests(tx: &mut Tx) -> Result<()> {
+    on!(tx, c => sqlx::query("LOCK TABLE key_changes, member_changes IN ACCESS EXCLUSIVE MODE")
+        .execute(c)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+/// Ends every other connection to this database (tests of a replica whose connections are
+/// cut). PostgreSQL only.
+///
+/// # Errors
+/// [`crate::Error::Storage`].
+#[cfg(feature = "testkit")]
+pub async fn terminate_other_connections_for_tests(pool: &Pool) -> Result<()> {
+    on!(pool, c => sqlx::query(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(c)
+    .await?
+    .rows_affected());
+    Ok(())
 }

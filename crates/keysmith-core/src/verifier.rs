@@ -124,6 +124,8 @@ pub enum VerifierError {
     BadRow(String),
     #[error("this pepper does not belong to this key database (is the pepper file from another server?)")]
     WrongPepper,
+    #[error("the verifier could not confirm within {0:?} that it holds every change (the database is unreachable)")]
+    Stale(Duration),
 }
 
 /// One key in the index: everything a decision needs, nothing secret (the digest is
@@ -230,16 +232,36 @@ pub struct Verifier {
     policy: Option<Policy>,
     clock: Arc<dyn Clock>,
     index: RwLock<Index>,
-    watch: Mutex<Watch>,
+    source: Source,
     /// Uses since the last flush: key id → latest use (Unix ms).
     used: Mutex<HashMap<u128, i64>>,
-    db_path: std::path::PathBuf,
+}
+
+/// Where the index learns of changes.
+enum Source {
+    /// A SQLite file, watched through its WAL index on every check.
+    Sqlite {
+        watch: Mutex<Watch>,
+        db_path: std::path::PathBuf,
+    },
+    /// A feed that applies changes as they come ([`crate::replica`]: PostgreSQL's
+    /// LISTEN/NOTIFY plus a freshness poll) and confirms, now and then, that the index holds
+    /// every change committed before a moment. Checks answer only while that moment is
+    /// within `max_staleness` of now.
+    Feed {
+        confirmed: Mutex<Option<std::time::Instant>>,
+        max_staleness: Duration,
+    },
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let source = match &self.source {
+            Source::Sqlite { db_path, .. } => db_path.display().to_string(),
+            Source::Feed { max_staleness, .. } => format!("feed, max staleness {max_staleness:?}"),
+        };
         f.debug_struct("Verifier")
-            .field("db_path", &self.db_path)
+            .field("source", &source)
             .field("keys", &self.key_count())
             .finish_non_exhaustive()
     }
@@ -327,17 +349,138 @@ impl Verifier {
             policy,
             clock,
             index: RwLock::new(index),
-            watch: Mutex::new(watch),
+            source: Source::Sqlite {
+                watch: Mutex::new(watch),
+                db_path: db_path.to_owned(),
+            },
             used: Mutex::new(HashMap::new()),
-            db_path: db_path.to_owned(),
         })
+    }
+
+    /// A verifier whose index is fed from outside ([`crate::replica`]): built from every
+    /// member and key row, fresh as of `confirmed` (a moment before the rows were read).
+    /// Checks answer 503 ([`Denial::Unavailable`]) once the last confirmation is older than
+    /// `max_staleness`.
+    ///
+    /// # Errors
+    /// [`VerifierError::BadRow`] for a row the verifier cannot read.
+    pub(crate) fn fed(
+        pepper: Pepper,
+        policy: Option<Policy>,
+        clock: Arc<dyn Clock>,
+        members: &[crate::store::MemberRow],
+        keys: &[crate::store::KeyRow],
+        confirmed: std::time::Instant,
+        max_staleness: Duration,
+    ) -> Result<Verifier, VerifierError> {
+        let row_key = RowKey::derive(&pepper);
+        let mut index = Index::default();
+        for m in members {
+            push_member(&mut index, member_info(m, &row_key))?;
+        }
+        for k in keys {
+            let entry = entry_from_fields(KeyFields::from(k), k.mac.as_deref(), &index, &row_key)?;
+            index.keys.insert(prefix(&entry.digest), entry);
+        }
+        Ok(Verifier {
+            digester: pepper.digester(),
+            row_key,
+            rolled_back: std::sync::atomic::AtomicBool::new(false),
+            policy,
+            clock,
+            index: RwLock::new(index),
+            source: Source::Feed {
+                confirmed: Mutex::new(Some(confirmed)),
+                max_staleness,
+            },
+            used: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Applies changes read from the feed: every member (when given) and the changed keys.
+    ///
+    /// # Errors
+    /// [`VerifierError::BadRow`]; nothing is applied then.
+    pub(crate) fn apply(
+        &self,
+        members: Option<&[crate::store::MemberRow]>,
+        keys: &[crate::store::KeyRow],
+    ) -> Result<(), VerifierError> {
+        // Members keep their positions (key entries point at them by position); new ones
+        // are appended.
+        let (mut list, mut ix) = {
+            let current = self.index.read();
+            (current.members.clone(), current.member_ix.clone())
+        };
+        if let Some(rows) = members {
+            for m in rows {
+                let info = member_info(m, &self.row_key);
+                match ix.get(m.id.as_str()) {
+                    Some(&at) => list[at as usize] = info,
+                    None => {
+                        let at = u32::try_from(list.len())
+                            .map_err(|_| VerifierError::BadRow("too many members".into()))?;
+                        ix.insert(m.id.clone(), at);
+                        list.push(info);
+                    }
+                }
+            }
+        }
+        let lookup = Index {
+            keys: HashMap::new(),
+            members: Vec::new(),
+            member_ix: ix,
+        };
+        let mut entries = Vec::with_capacity(keys.len());
+        for k in keys {
+            entries.push(entry_from_fields(
+                KeyFields::from(k),
+                k.mac.as_deref(),
+                &lookup,
+                &self.row_key,
+            )?);
+        }
+        let mut index = self.index.write();
+        index.members = list;
+        index.member_ix = lookup.member_ix;
+        for entry in entries {
+            index.keys.insert(prefix(&entry.digest), entry);
+        }
+        Ok(())
+    }
+
+    /// Records that the index holds every change committed before `at` (a fed verifier).
+    pub(crate) fn confirm_fresh(&self, at: std::time::Instant) {
+        if let Source::Feed { confirmed, .. } = &self.source {
+            let mut c = confirmed.lock();
+            if c.is_none_or(|prev| prev < at) {
+                *c = Some(at);
+            }
+        }
+    }
+
+    /// Marks the store as gone back to an earlier state: every check answers 503.
+    pub(crate) fn mark_rolled_back(&self) {
+        self.rolled_back
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Takes the uses collected since the last call (key id → latest use, Unix ms), for a
+    /// feed that writes them itself.
+    pub(crate) fn take_uses(&self) -> Vec<(String, i64)> {
+        std::mem::take(&mut *self.used.lock())
+            .into_iter()
+            .map(|(id, at)| (uuid::Uuid::from_u128(id).to_string(), at))
+            .collect()
     }
 
     /// Stops reading the WAL index header, so every check asks SQLite's `data_version` (what
     /// the verifier does outside WAL mode). For tests of that path.
     #[doc(hidden)]
     pub fn without_change_notification(self) -> Verifier {
-        self.watch.lock().wal_index = None;
+        if let Source::Sqlite { watch, .. } = &self.source {
+            watch.lock().wal_index = None;
+        }
         self
     }
 
@@ -423,7 +566,23 @@ impl Verifier {
     /// # Errors
     /// [`VerifierError`] when the database cannot be read.
     pub fn catch_up(&self) -> Result<(), VerifierError> {
-        let mut watch = self.watch.lock();
+        let watch = match &self.source {
+            Source::Sqlite { watch, .. } => watch,
+            Source::Feed {
+                confirmed,
+                max_staleness,
+            } => {
+                let fresh = confirmed
+                    .lock()
+                    .is_some_and(|at| at.elapsed() <= *max_staleness);
+                return if fresh {
+                    Ok(())
+                } else {
+                    Err(VerifierError::Stale(*max_staleness))
+                };
+            }
+        };
+        let mut watch = watch.lock();
         if let Some(index) = watch.wal_index.as_mut() {
             if !index.changed() {
                 return Ok(());
@@ -493,12 +652,15 @@ impl Verifier {
     /// # Errors
     /// [`VerifierError::Database`]; the uses are kept for the next attempt.
     pub fn flush_last_used(&self) -> Result<usize, VerifierError> {
+        let Source::Sqlite { db_path, .. } = &self.source else {
+            return Ok(0); // a feed writes its uses itself
+        };
         let batch = std::mem::take(&mut *self.used.lock());
         if batch.is_empty() {
             return Ok(0);
         }
         let result = (|| {
-            let mut conn = open_conn(&self.db_path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+            let mut conn = open_conn(db_path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
                 let mut stmt = tx.prepare(
@@ -545,47 +707,49 @@ fn prefix(digest: &[u8; 32]) -> u128 {
 
 fn load_members(conn: &Connection, index: &mut Index, rows: &RowKey) -> Result<(), VerifierError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, name, name_key, role, passphrase_hash, must_change_passphrase, disabled_at, mac \
-         FROM members ORDER BY rowid",
+        "SELECT id, name, name_key, role, passphrase_hash, must_change_passphrase, created_at, \
+         disabled_at, mac FROM members ORDER BY rowid",
     )?;
     let mut result = stmt.query([])?;
     while let Some(row) = result.next()? {
-        let id: String = row.get(0)?;
-        let name: String = row.get(1)?;
-        let name_key: String = row.get(2)?;
-        let role_name: String = row.get(3)?;
-        let passphrase_hash: String = row.get(4)?;
-        let must_change: bool = row.get(5)?;
-        let disabled_at: Option<i64> = row.get(6)?;
-        let mac: Option<Vec<u8>> = row.get(7)?;
-        let sealed = rows.member_ok(
-            MemberFields {
-                id: &id,
-                name_key: &name_key,
-                role: &role_name,
-                passphrase_hash: &passphrase_hash,
-                must_change_passphrase: must_change,
-                disabled_at,
-            },
-            mac.as_deref(),
-        );
-        // A role the verifier does not know counts as changed outside Keysmith.
-        let role = Role::ALL.into_iter().find(|r| r.as_str() == role_name);
-        if !sealed || role.is_none() {
-            tracing::error!(member = %id, "a member row was changed outside Keysmith; its keys are refused");
-        }
-        let info = MemberInfo {
-            id: Arc::from(id),
-            name: Arc::from(name),
-            role: role.unwrap_or(Role::Viewer),
-            disabled: disabled_at.is_some(),
-            tampered: !sealed || role.is_none(),
+        let m = crate::store::MemberRow {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            name_key: row.get(2)?,
+            role: row.get(3)?,
+            passphrase_hash: row.get(4)?,
+            must_change_passphrase: row.get(5)?,
+            created_at: row.get(6)?,
+            disabled_at: row.get(7)?,
+            mac: row.get(8)?,
         };
-        let ix = u32::try_from(index.members.len())
-            .map_err(|_| VerifierError::BadRow("too many members".into()))?;
-        index.member_ix.insert(info.id.to_string(), ix);
-        index.members.push(info);
+        push_member(index, member_info(&m, rows))?;
     }
+    Ok(())
+}
+
+/// What a decision needs of a member row; a row without Keysmith's seal, or with a role the
+/// verifier does not know, is marked as changed outside Keysmith.
+fn member_info(m: &crate::store::MemberRow, rows: &RowKey) -> MemberInfo {
+    let sealed = rows.member_ok(MemberFields::from(m), m.mac.as_deref());
+    let role = Role::ALL.into_iter().find(|r| r.as_str() == m.role);
+    if !sealed || role.is_none() {
+        tracing::error!(member = %m.id, "a member row was changed outside Keysmith; its keys are refused");
+    }
+    MemberInfo {
+        id: Arc::from(m.id.as_str()),
+        name: Arc::from(m.name.as_str()),
+        role: role.unwrap_or(Role::Viewer),
+        disabled: m.disabled_at.is_some(),
+        tampered: !sealed || role.is_none(),
+    }
+}
+
+fn push_member(index: &mut Index, info: MemberInfo) -> Result<(), VerifierError> {
+    let ix = u32::try_from(index.members.len())
+        .map_err(|_| VerifierError::BadRow("too many members".into()))?;
+    index.member_ix.insert(info.id.to_string(), ix);
+    index.members.push(info);
     Ok(())
 }
 
@@ -595,36 +759,47 @@ fn entry_from_row(
     rows: &RowKey,
 ) -> Result<Entry, VerifierError> {
     let id: String = row.get(0)?;
-    let key_id = uuid::Uuid::parse_str(&id)
-        .map_err(|_| VerifierError::BadRow(format!("key id {id:?} is not a UUID")))?
-        .as_u128();
-    let digest_bytes: Vec<u8> = row.get(1)?;
-    let digest: [u8; 32] = digest_bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| VerifierError::BadRow(format!("key {id} has a digest of the wrong length")))?;
-    let creator_id: String = row.get(2)?;
-    let creator = *index
-        .member_ix
-        .get(&creator_id)
-        .ok_or_else(|| VerifierError::BadRow(format!("key {id} names an unknown creator")))?;
-    let created_at: i64 = row.get(3)?;
-    let revoked_at: Option<i64> = row.get(4)?;
-    let expires_at: Option<i64> = row.get(5)?;
+    let digest: Vec<u8> = row.get(1)?;
+    let created_by: String = row.get(2)?;
     let replaced_by: Option<String> = row.get(6)?;
     let mac: Option<Vec<u8>> = row.get(7)?;
-    let sealed = rows.key_ok(
+    entry_from_fields(
         KeyFields {
             id: &id,
             digest: &digest,
-            created_by: &creator_id,
-            created_at,
-            revoked_at,
-            expires_at,
+            created_by: &created_by,
+            created_at: row.get(3)?,
+            revoked_at: row.get(4)?,
+            expires_at: row.get(5)?,
             replaced_by: replaced_by.as_deref(),
         },
         mac.as_deref(),
-    );
+        index,
+        rows,
+    )
+}
+
+/// What a decision needs of a key row; a row without Keysmith's seal is marked as changed
+/// outside Keysmith.
+fn entry_from_fields(
+    k: KeyFields<'_>,
+    mac: Option<&[u8]>,
+    index: &Index,
+    rows: &RowKey,
+) -> Result<Entry, VerifierError> {
+    let id = k.id;
+    let key_id = uuid::Uuid::parse_str(id)
+        .map_err(|_| VerifierError::BadRow(format!("key id {id:?} is not a UUID")))?
+        .as_u128();
+    let digest: [u8; 32] = k
+        .digest
+        .try_into()
+        .map_err(|_| VerifierError::BadRow(format!("key {id} has a digest of the wrong length")))?;
+    let creator = *index
+        .member_ix
+        .get(k.created_by)
+        .ok_or_else(|| VerifierError::BadRow(format!("key {id} names an unknown creator")))?;
+    let sealed = rows.key_ok(k, mac);
     if !sealed {
         tracing::error!(key = %id, "a key row was changed outside Keysmith; it is refused");
     }
@@ -632,8 +807,8 @@ fn entry_from_row(
         digest,
         key_id,
         creator,
-        revoked: revoked_at.is_some(),
+        revoked: k.revoked_at.is_some(),
         tampered: !sealed,
-        expires_at: expires_at.unwrap_or(i64::MAX),
+        expires_at: k.expires_at.unwrap_or(i64::MAX),
     })
 }

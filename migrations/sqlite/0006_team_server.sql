@@ -11,3 +11,22 @@ CREATE TABLE sessions (
 
 CREATE INDEX sessions_member ON sessions (member_id);
 CREATE INDEX sessions_expires ON sessions (expires_at);
+
+-- Every change of a member row, in commit order: verifier replicas reload the members when
+-- it grows (the same table exists on PostgreSQL).
+CREATE TABLE member_changes (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    member_id  TEXT    NOT NULL
+);
+
+CREATE TRIGGER members_log_insert
+AFTER INSERT ON members
+BEGIN
+    INSERT INTO member_changes (member_id) VALUES (NEW.id);
+END;
+
+CREATE TRIGGER members_log_update
+AFTER UPDATE ON members
+BEGIN
+    INSERT INTO member_changes (member_id) VALUES (NEW.id);
+END;
