@@ -241,7 +241,7 @@ pub struct Verifier {
 enum Source {
     /// A SQLite file, watched through its WAL index on every check.
     Sqlite {
-        watch: Mutex<Watch>,
+        watch: Box<Mutex<Watch>>,
         db_path: std::path::PathBuf,
     },
     /// A feed that applies changes as they come ([`crate::replica`]: PostgreSQL's
@@ -350,7 +350,7 @@ impl Verifier {
             clock,
             index: RwLock::new(index),
             source: Source::Sqlite {
-                watch: Mutex::new(watch),
+                watch: Box::new(Mutex::new(watch)),
                 db_path: db_path.to_owned(),
             },
             used: Mutex::new(HashMap::new()),
