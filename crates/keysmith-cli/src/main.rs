@@ -43,6 +43,17 @@ struct Cli {
     /// Directory holding the database (default: the OS data directory).
     #[arg(long, global = true, env = "KEYSMITH_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Use the team's PostgreSQL database instead of the data directory
+    /// (`postgres://USER:PASS@HOST:PORT/DB`; libpq's PG* variables fill in the rest). For the
+    /// team server's host: `init`, `serve`, `serve-verifier` and the other commands.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYSMITH_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
     /// Act as this member; the passphrase is read from KEYSMITH_PASSPHRASE or prompted for.
     #[arg(long = "as", global = true, value_name = "NAME")]
     as_member: Option<String>,
@@ -91,6 +102,11 @@ enum Command {
         /// How often last-used times are written to the database, in seconds.
         #[arg(long, value_name = "SECS", default_value_t = 2)]
         flush_secs: u64,
+        /// With --database-url (a replica of the team's PostgreSQL store): answer 503, never
+        /// a possibly stale allow, when the replica cannot confirm within this long that it
+        /// holds every change (`1s`, `500ms`).
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_staleness)]
+        max_staleness: std::time::Duration,
         /// Log one JSON object per line instead of text.
         #[arg(long)]
         log_json: bool,
@@ -99,6 +115,26 @@ enum Command {
         /// checks a second.
         #[arg(long, value_name = "N")]
         workers: Option<usize>,
+    },
+    /// Run the team server: the HTTP JSON API members' desktops and CLIs use (needs
+    /// --database-url). Stateless: run as many instances as you like behind a load balancer.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9180")]
+        listen: std::net::SocketAddr,
+        /// Speak HTTPS with this certificate chain (PEM); needs --tls-key. Without it, put a
+        /// TLS-terminating reverse proxy in front (README).
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Database connections this instance keeps open at most.
+        #[arg(long, value_name = "N", default_value_t = 16)]
+        max_connections: u32,
+        /// Log one JSON object per line instead of text.
+        #[arg(long)]
+        log_json: bool,
     },
     /// Write the account's pepper to a new file (mode 0600) for a verifier without a
     /// keyring. Owner only; audited.
@@ -199,6 +235,14 @@ fn parse_duration_ms(s: &str) -> Result<i64, String> {
     i64::try_from(d.as_millis()).map_err(|_| "that duration is far too long".to_owned())
 }
 
+fn parse_staleness(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_millis(10) || d > std::time::Duration::from_secs(3600) {
+        return Err("between 10ms and 1h".into());
+    }
+    Ok(d)
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(&s.to_ascii_lowercase())
         .ok_or_else(|| format!("unknown role {s:?}: owner, admin, manager, author or viewer"))
@@ -229,10 +273,16 @@ fn main() -> ExitCode {
         Command::ServeVerifier {
             log_json, workers, ..
         } => (true, *log_json, *workers),
+        Command::Serve { log_json, .. } => (true, *log_json, None),
         _ => (false, false, None),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYSMITH_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(if serving { "info" } else { "warn" })
+        // sqlx reports PostgreSQL's notices ("already exists, skipping") at info.
+        tracing_subscriber::EnvFilter::new(if serving {
+            "info,sqlx::postgres::notice=warn"
+        } else {
+            "warn"
+        })
     });
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -276,18 +326,48 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         code: if verifying { 3 } else { 1 },
         message: e.to_ipc().message,
     };
-    let dir = keysmith_core::data_dir::resolve(cli.data_dir).map_err(setup_failure)?;
-    // Only `init` creates a database; any other command on a directory without one says so.
-    let opened = if matches!(cli.command, Command::Init { .. }) {
-        Registry::open(&dir, Arc::new(OsKeyring)).await
-    } else {
-        Registry::open_existing(&dir, Arc::new(OsKeyring)).await
+    let (registry, dir) = match &cli.database_url {
+        Some(url) => {
+            let connections = match &cli.command {
+                Command::Serve {
+                    max_connections, ..
+                } => *max_connections,
+                _ => 4,
+            };
+            let registry = Registry::connect_postgres(url, connections, Arc::new(OsKeyring))
+                .await
+                .map_err(|e| {
+                    let mut failure = setup_failure(e);
+                    failure.message = format!("{} (PostgreSQL database)", failure.message);
+                    failure
+                })?;
+            (registry, None)
+        }
+        None => {
+            if matches!(cli.command, Command::Serve { .. }) {
+                return Err(Failure {
+                    code: 2,
+                    message: "the team server needs the team's PostgreSQL database: \
+                              --database-url postgres://… (or KEYSMITH_DATABASE_URL)"
+                        .into(),
+                });
+            }
+            let dir = keysmith_core::data_dir::resolve(cli.data_dir).map_err(setup_failure)?;
+            // Only `init` creates a database; any other command on a directory without one
+            // says so.
+            let opened = if matches!(cli.command, Command::Init { .. }) {
+                Registry::open(&dir, Arc::new(OsKeyring)).await
+            } else {
+                Registry::open_existing(&dir, Arc::new(OsKeyring)).await
+            };
+            let registry = opened.map_err(|e| {
+                let mut failure = setup_failure(e);
+                failure.message = format!("{} (data directory {})", failure.message, dir.display());
+                failure
+            })?;
+            (registry, Some(dir))
+        }
     };
-    let registry = opened.map_err(|e| {
-        let mut failure = setup_failure(e);
-        failure.message = format!("{} (data directory {})", failure.message, dir.display());
-        failure
-    })?;
     match cli.command {
         Command::Init { owner } => {
             let pass = read_passphrase(&format!("New passphrase for {owner}: "))?;
@@ -308,18 +388,31 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             policy,
             pepper_file,
             flush_secs,
+            max_staleness,
             log_json: _,
             workers: _,
         } => {
             serve_verifier(
                 &registry,
-                &dir,
+                dir.as_deref(),
                 listen,
                 &policy,
                 pepper_file.as_deref(),
                 flush_secs,
+                max_staleness,
             )
             .await?;
+        }
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+            max_connections: _,
+            log_json: _,
+        } => {
+            let tls = tls_cert.zip(tls_key);
+            serve(registry, listen, tls).await?;
+            return Ok(());
         }
         Command::Audit(AuditCommand::Verify) => {
             let status = registry.audit_chain().await?;
@@ -714,13 +807,15 @@ fn format_time(ms: Option<i64>) -> String {
 }
 
 /// Loads the policy and the pepper, builds the index and serves until Ctrl+C or SIGTERM.
+#[allow(clippy::too_many_arguments)]
 async fn serve_verifier(
     registry: &Registry,
-    dir: &std::path::Path,
+    dir: Option<&std::path::Path>,
     listen: std::net::SocketAddr,
     policy: &std::path::Path,
     pepper_file: Option<&std::path::Path>,
     flush_secs: u64,
+    max_staleness: std::time::Duration,
 ) -> Result<(), Failure> {
     let fail = |message: String| Failure { code: 1, message };
     let policy = Policy::load(policy).map_err(|e| fail(format!("policy refused: {e}")))?;
@@ -733,12 +828,30 @@ async fn serve_verifier(
             registry.verifier_pepper().await?
         }
     };
-    let db = dir.join(keysmith_core::store::DB_FILE);
     let rules = policy.rule_count();
-    let verifier = tokio::task::spawn_blocking(move || Verifier::open(&db, pepper, Some(policy)))
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .map_err(|e| fail(e.to_string()))?;
+    // On one computer the verifier watches the SQLite file; on the team's PostgreSQL store
+    // it is a replica fed by change notifications.
+    let (verifier, _replica) = match dir {
+        Some(dir) => {
+            let db = dir.join(keysmith_core::store::DB_FILE);
+            let verifier =
+                tokio::task::spawn_blocking(move || Verifier::open(&db, pepper, Some(policy)))
+                    .await
+                    .map_err(|e| fail(e.to_string()))?
+                    .map_err(|e| fail(e.to_string()))?;
+            (Arc::new(verifier), None)
+        }
+        None => {
+            let replica = keysmith_core::replica::start(
+                registry.pool().clone(),
+                pepper,
+                Some(policy),
+                max_staleness,
+            )
+            .await?;
+            (Arc::clone(&replica.verifier), Some(replica))
+        }
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| fail(format!("cannot listen on {listen}: {e}")))?;
@@ -753,13 +866,56 @@ async fn serve_verifier(
     tracing::info!(listen = %bound, keys = verifier.key_count(), rules, "verifier ready");
     keysmith_verifier::serve(
         listener,
-        Arc::new(verifier),
+        verifier,
         std::time::Duration::from_secs(flush_secs.max(1)),
         shutdown_signal(),
     )
     .await
     .map_err(|e| fail(format!("the verifier stopped: {e}")))?;
     tracing::info!("verifier stopped");
+    Ok(())
+}
+
+/// Serves the team server's API until Ctrl+C or SIGTERM; HTTPS when given a certificate.
+async fn serve(
+    registry: Registry,
+    listen: std::net::SocketAddr,
+    tls: Option<(PathBuf, PathBuf)>,
+) -> Result<(), Failure> {
+    let fail = |message: String| Failure { code: 1, message };
+    // The account's secrets are read now: a server without them says so at start, not at
+    // the first request.
+    if !registry.is_initialized().await? {
+        return Err(Error::NotInitialized.into());
+    }
+    registry.check_anchor().await?;
+    let registry = Arc::new(registry);
+    match tls {
+        Some((cert, key)) => {
+            let bound =
+                keysmith_server::serve_tls(registry, listen, &cert, &key, shutdown_signal())
+                    .await
+                    .map_err(|e| fail(format!("the team server stopped: {e}")))?;
+            tracing::info!(listen = %bound, "team server stopped");
+        }
+        None => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| fail(format!("cannot listen on {listen}: {e}")))?;
+            let bound = listener.local_addr().map_err(|e| fail(e.to_string()))?;
+            if !bound.ip().is_loopback() {
+                tracing::warn!(
+                    listen = %bound,
+                    "plain HTTP beyond loopback: passphrases and keys would cross the network \
+                     unencrypted; give --tls-cert/--tls-key or put a TLS reverse proxy in front"
+                );
+            }
+            tracing::info!(listen = %bound, "team server ready (HTTP)");
+            keysmith_server::serve(registry, listener, shutdown_signal())
+                .await
+                .map_err(|e| fail(format!("the team server stopped: {e}")))?;
+        }
+    }
     Ok(())
 }
 

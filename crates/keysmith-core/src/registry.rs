@@ -161,6 +161,21 @@ impl Registry {
         Registry::open(dir, secrets).await
     }
 
+    /// Opens the registry on the PostgreSQL database at `url` (the team server's store; see
+    /// [`store::connect_postgres`]) with the system clock, migrating it if needed.
+    ///
+    /// # Errors
+    /// [`Error::Storage`] (unreachable server, bad URL), [`Error::Migration`],
+    /// [`Error::SchemaTooNew`].
+    pub async fn connect_postgres(
+        url: &str,
+        max_connections: u32,
+        secrets: Arc<dyn SecretStore>,
+    ) -> Result<Registry> {
+        let pool = store::connect_postgres(url, max_connections).await?;
+        Ok(Registry::with_parts(pool, secrets, Arc::new(SystemClock)))
+    }
+
     /// Builds a registry from an open pool, a secret store and a clock.
     pub fn with_parts(
         pool: store::Pool,

@@ -70,6 +70,56 @@ pub async fn serve(
         .await
 }
 
+/// Serves the API over HTTPS (rustls; TLS 1.2 and 1.3) on `addr` with the PEM certificate
+/// chain `cert` and private key `key`, until `shutdown` completes (then waits up to 10 s for
+/// requests in flight). Returns the address it listened on.
+///
+/// # Errors
+/// An unreadable certificate or key, or the listener's I/O error.
+pub async fn serve_tls(
+    registry: Arc<Registry>,
+    addr: std::net::SocketAddr,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<std::net::SocketAddr> {
+    // The process-wide crypto provider; an error means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+        .await
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot use the certificate {} and key {}: {e}",
+                    cert.display(),
+                    key.display()
+                ),
+            )
+        })?;
+    let handle = axum_server::Handle::new();
+    {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        });
+    }
+    {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            if let Some(bound) = handle.listening().await {
+                tracing::info!(listen = %bound, "team server ready (HTTPS)");
+            }
+        });
+    }
+    axum_server::bind_rustls(addr, config)
+        .handle(handle)
+        .serve(router(registry).into_make_service())
+        .await?;
+    Ok(addr)
+}
+
 /// The HTTP status of an error code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode as C;
