@@ -108,30 +108,74 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    // A certificate for localhost, as an operator would make one.
-    let (cert, key) = (w.join("cert.pem"), w.join("key.pem"));
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .args([
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    // A certificate for localhost signed by the team's own CA, as an operator would make
+    // them (rustls, like browsers, refuses a CA certificate used as the server's own).
+    let (ca, ca_key) = (w.join("ca.pem"), w.join("ca.key"));
+    let (cert, key, csr) = (w.join("cert.pem"), w.join("key.pem"), w.join("cert.csr"));
+    let ext = w.join("ext.cnf");
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&std::ffi::OsStr]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl (Debian package openssl)");
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    openssl(&[
+        os("req"),
+        os("-x509"),
+        os("-newkey"),
+        os("ec"),
+        os("-pkeyopt"),
+        os("ec_paramgen_curve:P-256"),
+        os("-nodes"),
+        os("-days"),
+        os("1"),
+        os("-subj"),
+        os("/CN=Keysmith test CA"),
+        os("-keyout"),
+        ca_key.as_os_str(),
+        os("-out"),
+        ca.as_os_str(),
+    ]);
+    openssl(&[
+        os("req"),
+        os("-newkey"),
+        os("ec"),
+        os("-pkeyopt"),
+        os("ec_paramgen_curve:P-256"),
+        os("-nodes"),
+        os("-subj"),
+        os("/CN=localhost"),
+        os("-keyout"),
+        key.as_os_str(),
+        os("-out"),
+        csr.as_os_str(),
+    ]);
+    openssl(&[
+        os("x509"),
+        os("-req"),
+        os("-in"),
+        csr.as_os_str(),
+        os("-CA"),
+        ca.as_os_str(),
+        os("-CAkey"),
+        ca_key.as_os_str(),
+        os("-CAcreateserial"),
+        os("-days"),
+        os("1"),
+        os("-extfile"),
+        ext.as_os_str(),
+        os("-out"),
+        cert.as_os_str(),
+    ]);
     let tls_port = free_port();
     let _a = serve(
         &url,
@@ -148,7 +192,7 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
     let a = format!("https://127.0.0.1:{tls_port}");
     let b = format!("http://127.0.0.1:{http_port}");
 
-    let (status, info) = curl(&format!("{a}/v1/info"), "GET", None, None, Some(&cert));
+    let (status, info) = curl(&format!("{a}/v1/info"), "GET", None, None, Some(&ca));
     assert_eq!((status, info["product"].as_str()), (200, Some("keysmith")));
     // Plain HTTP to the HTTPS port gets no API answer.
     let plain = Command::new("curl")
@@ -164,7 +208,7 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
         "POST",
         None,
         Some(serde_json::json!({"name": "Olive", "passphrase": PASSPHRASE})),
-        Some(&cert),
+        Some(&ca),
     );
     assert_eq!(status, 200, "{signed}");
     let token = signed["token"].as_str().unwrap().to_owned();
@@ -221,7 +265,7 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
         "POST",
         Some(&token),
         Some(serde_json::json!({"confirmation": "REVOKE"})),
-        Some(&cert),
+        Some(&ca),
     );
     assert_eq!(status, 200, "{revoked}");
     assert_eq!(revoked["status"], "revoked");
@@ -243,6 +287,82 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
         returned.elapsed()
     );
 
+    // The CLI on a member's machine: `--server` with the team's CA.
+    let remote = |args: &[&str], env: &[(&str, &str)]| {
+        let mut full = vec!["--server", a.as_str(), "--server-ca", ca.to_str().unwrap()];
+        full.extend_from_slice(args);
+        cli_with(w, &full, None, env)
+    };
+    let o = remote(
+        &["--as", "Olive", "keys", "create", "--name", "From the CLI"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cli_key = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    assert!(cli_key.starts_with("ksk_") && cli_key.len() == 53);
+    let o = remote(&["--as", "Olive", "keys", "list", "--json"], &[]);
+    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(&cli_key[4..]));
+    let o = remote(
+        &[
+            "--as", "Olive", "members", "add", "Nadia", "--role", "manager",
+        ],
+        &[("KEYSMITH_NEW_PASSPHRASE", "nadia's first passphrase")],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Nadia must change the initial passphrase first, then works normally.
+    let o = remote(
+        &["--as", "Nadia", "keys", "list"],
+        &[("KEYSMITH_PASSPHRASE", "nadia's first passphrase")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("must change the initial passphrase"));
+    let o = remote(
+        &["--as", "Nadia", "passphrase"],
+        &[
+            ("KEYSMITH_PASSPHRASE", "nadia's first passphrase"),
+            ("KEYSMITH_NEW_PASSPHRASE", "nadia's own passphrase"),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = remote(
+        &["--as", "Nadia", "keys", "list", "--json"],
+        &[("KEYSMITH_PASSPHRASE", "nadia's own passphrase")],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A wrong passphrase, a wrong URL, plain HTTP to another machine, a URL that is not
+    // Keysmith: each a clear error, exit 1 or 2.
+    let o = remote(
+        &["--as", "Olive", "keys", "list"],
+        &[("KEYSMITH_PASSPHRASE", "wrong")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("wrong passphrase"));
+    for (url, says) in [
+        (
+            format!("https://127.0.0.1:{}", free_port()),
+            "could not be reached",
+        ),
+        ("http://192.0.2.1:9180".to_owned(), "plain HTTP"),
+        (
+            format!("http://127.0.0.1:{vport}"),
+            "not a Keysmith team server",
+        ),
+    ] {
+        let o = cli_with(
+            w,
+            &["--server", &url, "--as", "Olive", "keys", "list"],
+            None,
+            &[],
+        );
+        assert_eq!(o.status.code(), Some(1), "{url}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{url}: {err}");
+    }
+    let o = cli_with(w, &["--server", &a, "init", "--owner", "X"], None, &[]);
+    assert_eq!(o.status.code(), Some(2));
+
     // Signing out on one instance ends the session on both.
     let (status, _) = curl(
         &format!("{b}/v1/sessions/current"),
@@ -257,7 +377,7 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
         "GET",
         Some(&token),
         None,
-        Some(&cert),
+        Some(&ca),
     );
     assert_eq!((status, v["code"].as_str()), (401, Some("session_expired")));
 }

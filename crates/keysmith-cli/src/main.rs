@@ -11,11 +11,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use keysmith_client::{ConnectOptions, Remote, Team};
 use keysmith_core::digest::Pepper;
 use keysmith_core::policy::Policy;
 use keysmith_core::verifier::Verifier;
 use keysmith_core::{Error, OsKeyring, Registry};
-use keysmith_types::{AuditFilter, ErrorCode, KeyStatus, KeySummary, Role};
+use keysmith_types::{AuditFilter, ErrorCode, IpcError, KeyReveal, KeyStatus, KeySummary, Role};
 use zeroize::Zeroizing;
 
 /// Freed heap blocks are wiped (1Password's zeroizing-alloc): the keys this process prints or
@@ -57,6 +58,23 @@ struct Cli {
     /// Act as this member; the passphrase is read from KEYSMITH_PASSPHRASE or prompted for.
     #[arg(long = "as", global = true, value_name = "NAME")]
     as_member: Option<String>,
+    /// Work on a team server (`https://HOST[:PORT]`, from `keysmith serve`) instead of this
+    /// computer's account: `keys`, `members`, `audit list` and `passphrase`.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYSMITH_SERVER",
+        value_name = "URL",
+        conflicts_with = "database_url"
+    )]
+    server: Option<String>,
+    /// Trust only this certificate authority (PEM) for the team server's certificate.
+    #[arg(long, global = true, env = "KEYSMITH_SERVER_CA", value_name = "FILE")]
+    server_ca: Option<PathBuf>,
+    /// Allow plain http:// to a team server that is not on this computer (passphrases and
+    /// keys then cross the network unencrypted).
+    #[arg(long, global = true)]
+    allow_plain_http: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -263,6 +281,15 @@ impl From<Error> for Failure {
     }
 }
 
+impl From<IpcError> for Failure {
+    fn from(e: IpcError) -> Self {
+        Failure {
+            code: 1,
+            message: e.message,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     // No core file and no debugger of the same account, for the pepper, passphrases and keys
     // this process may hold.
@@ -321,6 +348,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
+    if let Some(url) = cli.server.clone() {
+        return run_remote(cli, &url).await;
+    }
     let verifying = matches!(cli.command, Command::Verify { .. });
     let setup_failure = |e: Error| Failure {
         code: if verifying { 3 } else { 1 },
@@ -444,15 +474,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .await?;
             out!("Passphrase changed.");
         }
-        Command::Members(cmd) => {
-            let actor = sign_in(&registry, cli.as_member.as_deref()).await?;
-            members(&registry, &actor, cmd).await?;
+        Command::Members(_) | Command::Audit(AuditCommand::List { .. }) | Command::Keys(_) => {
+            let member_id = sign_in(&registry, cli.as_member.as_deref()).await?;
+            let team = Team::Local {
+                registry: Arc::new(registry),
+                member_id,
+            };
+            team_command(&team, cli.command).await?;
         }
+    }
+    Ok(())
+}
+
+/// The commands a member runs on their account, on this computer or on a team server.
+async fn team_command(team: &Team, command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Members(cmd) => members(team, cmd).await?,
         Command::Audit(AuditCommand::List { json }) => {
-            let actor = sign_in(&registry, cli.as_member.as_deref()).await?;
-            let entries = registry
-                .audit_entries(&actor, &AuditFilter::default())
-                .await?;
+            let entries = team.audit_report(&AuditFilter::default()).await?.entries;
             if json {
                 out!("{}", to_json(&entries)?);
             } else {
@@ -473,57 +512,112 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
         }
-        Command::Keys(cmd) => {
-            let actor = sign_in(&registry, cli.as_member.as_deref()).await?;
-            match cmd {
-                KeysCommand::Create { name, expires_in } => {
-                    let generated = registry
-                        .generate_key_expiring(&actor, &name, expires_in)
-                        .await?;
-                    print_once(&generated)?;
-                    let expiry = generated.summary.expires_at.map_or_else(String::new, |at| {
-                        format!(" It expires {} UTC.", keysmith_core::clock::format_utc(at))
-                    });
-                    eprintln!(
-                        "Generated \"{}\" (id {}).{expiry} This is the only time the key is shown: store it now.",
-                        generated.summary.name, generated.summary.id
-                    );
-                }
-                KeysCommand::Roll { id, grace } => {
-                    let generated = registry.roll_key(&actor, &id, grace).await?;
-                    print_once(&generated)?;
-                    let until = keysmith_core::clock::format_utc(
-                        generated.summary.created_at.saturating_add(grace),
-                    );
-                    eprintln!(
-                        "Rolled \"{}\": the new key (id {}) is shown this once; the old key works until {until} UTC.",
-                        generated.summary.name, generated.summary.id
-                    );
-                }
-                KeysCommand::List { json } => {
-                    let keys = registry.list_keys(&actor).await?;
-                    if json {
-                        out!("{}", to_json(&keys)?);
-                    } else {
-                        print_table(&keys);
-                    }
-                }
-                KeysCommand::Revoke { id, confirm } => {
-                    let key = registry.revoke_key(&actor, &id, &confirm).await?;
-                    out!(
-                        "Revoked \"{}\" ({}…). It can never be used again.",
-                        key.name,
-                        key.start
-                    );
+        Command::Keys(cmd) => match cmd {
+            KeysCommand::Create { name, expires_in } => {
+                let generated = team.generate_key(&name, expires_in).await?;
+                print_once(&generated)?;
+                let expiry = generated.key.expires_at.map_or_else(String::new, |at| {
+                    format!(" It expires {} UTC.", keysmith_core::clock::format_utc(at))
+                });
+                eprintln!(
+                    "Generated \"{}\" (id {}).{expiry} This is the only time the key is shown: store it now.",
+                    generated.key.name, generated.key.id
+                );
+            }
+            KeysCommand::Roll { id, grace } => {
+                let generated = team.roll_key(&id, grace).await?;
+                print_once(&generated)?;
+                let until = keysmith_core::clock::format_utc(
+                    generated.key.created_at.saturating_add(grace),
+                );
+                eprintln!(
+                    "Rolled \"{}\": the new key (id {}) is shown this once; the old key works until {until} UTC.",
+                    generated.key.name, generated.key.id
+                );
+            }
+            KeysCommand::List { json } => {
+                let keys = team.list_keys().await?;
+                if json {
+                    out!("{}", to_json(&keys)?);
+                } else {
+                    print_table(&keys);
                 }
             }
-        }
+            KeysCommand::Revoke { id, confirm } => {
+                let key = team.revoke_key(&id, &confirm).await?;
+                out!(
+                    "Revoked \"{}\" ({}…). It can never be used again.",
+                    key.name,
+                    key.start
+                );
+            }
+        },
+        _ => {}
     }
     Ok(())
 }
 
+/// A command on a team server (`--server URL`): signs in, runs it, signs out.
+async fn run_remote(cli: Cli, url: &str) -> Result<(), Failure> {
+    let ca_pem = match &cli.server_ca {
+        Some(path) => Some(std::fs::read(path).map_err(|e| Failure {
+            code: 1,
+            message: format!("cannot read {}: {e}", path.display()),
+        })?),
+        None => None,
+    };
+    let options = ConnectOptions {
+        allow_plain_http: cli.allow_plain_http,
+        ca_pem,
+    };
+    match &cli.command {
+        Command::Keys(_)
+        | Command::Members(_)
+        | Command::Audit(AuditCommand::List { .. })
+        | Command::Passphrase => {}
+        _ => {
+            return Err(Failure {
+                code: 2,
+                message: "with --server, only `keys`, `members`, `audit list` and \
+                          `passphrase` run here; run the others on the team server's host \
+                          (with --database-url)"
+                    .into(),
+            })
+        }
+    }
+    let remote = Remote::connect(url, &options).await?;
+    let name = cli.as_member.as_deref().ok_or_else(needs_as)?;
+    if matches!(cli.command, Command::Passphrase) {
+        let current = read_passphrase(&format!("Current passphrase for {name}: "))?;
+        remote.sign_in(name, &current).await?;
+        let new = read_new_passphrase(&format!("New passphrase for {name}: "))?;
+        let changed = remote.change_passphrase(&current, &new).await;
+        remote.sign_out().await;
+        changed?;
+        out!("Passphrase changed.");
+        return Ok(());
+    }
+    let pass = read_passphrase(&format!("Passphrase for {name}: "))?;
+    let signed = remote.sign_in(name, &pass).await?;
+    if signed.must_change_passphrase {
+        remote.sign_out().await;
+        return Err(Failure {
+            code: 1,
+            message: format!(
+                "{name} must change the initial passphrase first: keysmith --server {url} --as {name} passphrase"
+            ),
+        });
+    }
+    let team = Team::Remote(remote);
+    let result = team_command(&team, cli.command).await;
+    if let Team::Remote(remote) = &team {
+        remote.sign_out().await;
+    }
+    result
+}
+
 /// Prints a new key alone on standard output, so it can be piped into a secret store.
-fn print_once(generated: &keysmith_core::Generated) -> Result<(), Failure> {
+fn print_once(generated: &KeyReveal) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", generated.secret.expose())
         .and_then(|()| out.flush())
@@ -571,11 +665,11 @@ async fn verify(registry: &Registry, arg: &str) -> Result<(), Failure> {
     }
 }
 
-async fn members(registry: &Registry, actor: &str, cmd: MembersCommand) -> Result<(), Failure> {
+async fn members(team: &Team, cmd: MembersCommand) -> Result<(), Failure> {
     match cmd {
         MembersCommand::Add { name, role } => {
             let initial = read_new_passphrase(&format!("Initial passphrase for {name}: "))?;
-            let m = registry.add_member(actor, &name, role, &initial).await?;
+            let m = team.add_member(&name, role, &initial).await?;
             out!(
                 "Added {} as {}. They must change the initial passphrase at first sign-in.",
                 m.name,
@@ -583,7 +677,7 @@ async fn members(registry: &Registry, actor: &str, cmd: MembersCommand) -> Resul
             );
         }
         MembersCommand::List { json } => {
-            let list = registry.list_members(actor).await?;
+            let list = team.list_members().await?;
             if json {
                 out!("{}", to_json(&list)?);
             } else {
@@ -609,13 +703,13 @@ async fn members(registry: &Registry, actor: &str, cmd: MembersCommand) -> Resul
             }
         }
         MembersCommand::Role { name, role } => {
-            let target = registry.member_named(&name).await?;
-            let m = registry.change_role(actor, &target.id, role).await?;
+            let target = team.member_named(&name).await?;
+            let m = team.change_role(&target.id, role).await?;
             out!("{} is now {}.", m.name, m.role);
         }
         MembersCommand::Remove { name, confirm } => {
-            let target = registry.member_named(&name).await?;
-            let revoked = registry.remove_member(actor, &target.id, &confirm).await?;
+            let target = team.member_named(&name).await?;
+            let revoked = team.remove_member(&target.id, &confirm).await?;
             match revoked.len() {
                 0 => out!("Removed {}; they had no active keys.", target.name),
                 1 => out!("Removed {}; 1 key revoked:", target.name),
@@ -626,8 +720,8 @@ async fn members(registry: &Registry, actor: &str, cmd: MembersCommand) -> Resul
             }
         }
         MembersCommand::TransferOwnership { name } => {
-            let target = registry.member_named(&name).await?;
-            let m = registry.transfer_ownership(actor, &target.id).await?;
+            let target = team.member_named(&name).await?;
+            let m = team.transfer_ownership(&target.id).await?;
             out!("{} is now the Owner; you are an Admin.", m.name);
         }
     }
