@@ -48,7 +48,7 @@ scripts/with-session.sh -- scripts/with-postgres.sh -- bash -c '
   cargo test --release --no-fail-fast -p keysmith-core --features testkit \
     --test registry --test team --test gate -- "$@"
   cargo test --release --no-fail-fast -p keysmith-core --features testkit --test replica -- --ignored
-  cargo test --release --no-fail-fast -p keysmith-server
+  KEYSMITH_CONCURRENCY_OPS=1000 cargo test --release --no-fail-fast -p keysmith-server
   cargo test --release --no-fail-fast -p keysmith-tests --test team_server -- --ignored
 ' bash "${POSTGRES_SKIPS[@]}"
 
