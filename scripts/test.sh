@@ -47,7 +47,8 @@ scripts/with-session.sh -- scripts/with-postgres.sh -- bash -c '
   set -e
   cargo test --release --no-fail-fast -p keysmith-core --features testkit \
     --test registry --test team --test gate -- "$@"
-  cargo test --release --no-fail-fast -p keysmith-core --features testkit --test replica -- --ignored
+  cargo test --release --no-fail-fast -p keysmith-core --features testkit \
+    --test replica --test migrate -- --ignored
   KEYSMITH_CONCURRENCY_OPS=1000 cargo test --release --no-fail-fast -p keysmith-server
   cargo test --release --no-fail-fast -p keysmith-tests --test team_server -- --ignored
 ' bash "${POSTGRES_SKIPS[@]}"

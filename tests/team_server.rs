@@ -381,3 +381,83 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
     );
     assert_eq!((status, v["code"].as_str()), (401, Some("session_expired")));
 }
+
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh's PostgreSQL pass"]
+fn a_one_computer_account_moves_to_postgres_and_its_keys_keep_working() {
+    require_secret_service();
+    let server = std::env::var("KEYSMITH_TEST_DATABASE_URL").expect("scripts/with-postgres.sh");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt
+        .block_on(keysmith_core::store::create_postgres_database(
+            &server,
+            "keysmith_moved",
+        ))
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let d = work.path();
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ok(cli_with(d, &["init", "--owner", "Olive"], None, &[]));
+    let key = ok(cli_with(
+        d,
+        &["--as", "Olive", "keys", "create", "--name", "CRM"],
+        None,
+        &[],
+    ));
+    let key = key.trim();
+    let o = cli_with(d, &["--as", "Olive", "migrate", "--to", &url], None, &[]);
+    let said = ok(o);
+    assert!(said.contains("Moved 1 members, 1 keys"), "{said}");
+    assert!(
+        !said.contains(&server[server.find(':').unwrap() + 3..server.find('@').unwrap()]),
+        "the URL's password was printed"
+    );
+    // The key verifies against the team's database, with this host's keyring.
+    let o = cli_with(d, &["--database-url", &url, "verify", key], None, &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = cli_with(d, &["--database-url", &url, "audit", "verify"], None, &[]);
+    assert!(ok(o).starts_with("intact"));
+    let o = cli_with(
+        d,
+        &[
+            "--database-url",
+            &url,
+            "--as",
+            "Olive",
+            "audit",
+            "list",
+            "--json",
+        ],
+        None,
+        &[],
+    );
+    let entries: serde_json::Value = serde_json::from_str(&ok(o)).unwrap();
+    assert!(entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "account_moved"));
+    // The team server has written since (a sign-in): this computer's copy now says where the
+    // account went, for a second move and for any other command.
+    for args in [
+        vec!["--as", "Olive", "migrate", "--to", url.as_str()],
+        vec!["--as", "Olive", "keys", "create", "--name", "here"],
+        vec!["verify", key],
+    ] {
+        let o = cli_with(d, &args, None, &[]);
+        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("was moved to the team server"),
+            "{args:?}: {err}"
+        );
+    }
+}

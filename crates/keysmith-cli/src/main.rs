@@ -154,6 +154,14 @@ enum Command {
         #[arg(long)]
         log_json: bool,
     },
+    /// Move this computer's account (members, keys, the whole audit log) to the team's
+    /// PostgreSQL database, for `keysmith serve` on this host. Owner only; audited. Keys keep
+    /// working: the pepper stays in this host's keyring under the same account.
+    Migrate {
+        /// The team's database: postgres://USER:PASS@HOST:PORT/DB (it must hold no account).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Write the account's pepper to a new file (mode 0600) for a verifier without a
     /// keyring. Owner only; audited.
     ExportPepper {
@@ -464,6 +472,31 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .await?;
             out!("Accepted the store as it is ({problem}).");
         }
+        Command::Migrate { to } => {
+            if dir.is_none() {
+                return Err(Failure {
+                    code: 2,
+                    message: "migrate moves this computer's account: leave out --database-url"
+                        .into(),
+                });
+            }
+            let actor = sign_in(&registry, cli.as_member.as_deref()).await?;
+            let target = keysmith_core::store::connect_postgres(&to, 4)
+                .await
+                .map_err(|e| Failure {
+                    code: 1,
+                    message: format!("{} (the team's PostgreSQL database)", e.to_ipc().message),
+                })?;
+            let label = database_label(&to);
+            let moved = registry.move_to(&actor, &target, &label).await?;
+            out!(
+                "Moved {} members, {} keys and {} audit entries to {label}. Start the team server \
+                 here with: keysmith --database-url URL serve",
+                moved.members,
+                moved.keys,
+                moved.audit_entries
+            );
+        }
         Command::Passphrase => {
             let name = cli.as_member.as_deref().ok_or_else(needs_as)?;
             let current = read_passphrase(&format!("Current passphrase for {name}: "))?;
@@ -726,6 +759,14 @@ async fn members(team: &Team, cmd: MembersCommand) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// A database URL as the audit log names it: host and database, never the user or password.
+fn database_label(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let rest = rest.split('?').next().unwrap_or(rest);
+    format!("postgres://{rest}")
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Failure> {

@@ -34,13 +34,14 @@ pub enum AuditAction {
     OwnershipTransferred,
     PassphraseChanged,
     AccountCreated,
+    AccountMoved,
     RowsSealed,
     TamperDetected,
     AnchorReset,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::KeyGenerated,
@@ -54,6 +55,7 @@ impl AuditAction {
         AuditAction::OwnershipTransferred,
         AuditAction::PassphraseChanged,
         AuditAction::AccountCreated,
+        AuditAction::AccountMoved,
         AuditAction::RowsSealed,
         AuditAction::TamperDetected,
         AuditAction::AnchorReset,
@@ -75,6 +77,7 @@ impl AuditAction {
             AuditAction::OwnershipTransferred => "ownership_transferred",
             AuditAction::PassphraseChanged => "passphrase_changed",
             AuditAction::AccountCreated => "account_created",
+            AuditAction::AccountMoved => "account_moved",
             AuditAction::RowsSealed => "rows_sealed",
             AuditAction::TamperDetected => "tamper_detected",
             AuditAction::AnchorReset => "anchor_reset",
@@ -413,4 +416,32 @@ mod tests {
         }
         assert_eq!(AuditAction::ALL.len(), keysmith_types::AUDIT_ACTIONS.len());
     }
+}
+
+/// Stores `row` as it is (its seq, hashes and key flag): for moving a whole chain to
+/// another store, inside that store's write transaction.
+///
+/// # Errors
+/// [`Error::Storage`].
+pub async fn copy_row(tx: &mut Tx, row: &AuditRow) -> Result<()> {
+    on!(tx, c => sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash, keyed, subject, state) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(row.seq)
+    .bind(row.at)
+    .bind(&row.actor_id)
+    .bind(&row.actor_name)
+    .bind(&row.action)
+    .bind(&row.target)
+    .bind(&row.detail)
+    .bind(&row.prev_hash)
+    .bind(&row.hash)
+    .bind(row.keyed)
+    .bind(&row.subject)
+    .bind(&row.state)
+    .execute(c)
+    .await
+    .map(|_| ())?);
+    Ok(())
 }

@@ -17,6 +17,8 @@ pub enum Error {
     NotSignedIn,
     #[error("Your session ended (signed out, expired or unknown): sign in again.")]
     SessionExpired,
+    #[error("This account was moved to the team server ({0}); this computer's copy is kept only as a record. Work on the team server (keysmith --server URL, or join it from the app).")]
+    AccountMoved(String),
     #[error("Unknown member or wrong passphrase.")]
     BadCredentials,
     #[error("This Keysmith account already exists.")]
@@ -107,6 +109,7 @@ impl Error {
             Error::NotPermitted(_) => ErrorCode::NotPermitted,
             Error::NotSignedIn => ErrorCode::NotSignedIn,
             Error::SessionExpired => ErrorCode::SessionExpired,
+            Error::AccountMoved(_) => ErrorCode::AccountMoved,
             Error::BadCredentials => ErrorCode::BadCredentials,
             Error::AlreadyInitialized => ErrorCode::AlreadyInitialized,
             Error::NotInitialized => ErrorCode::NotInitialized,

@@ -9,6 +9,7 @@ pub mod digest;
 pub mod error;
 pub mod integrity;
 pub mod key;
+pub mod migrate;
 pub mod passphrase;
 pub mod permissions;
 pub mod policy;

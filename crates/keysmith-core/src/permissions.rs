@@ -36,6 +36,8 @@ pub enum Action {
     SeeAudit,
     /// Write the account's pepper to a file, for a verifier on a machine with no keyring.
     ExportPepper,
+    /// Move the account to a team server (`keysmith migrate`).
+    MoveAccount,
 }
 
 impl Action {
@@ -58,6 +60,7 @@ impl Action {
             Action::SeeMembers => "only the Owner and Admins see the member list",
             Action::SeeAudit => "only the Owner and Admins see the audit log",
             Action::ExportPepper => "only the Owner exports the pepper",
+            Action::MoveAccount => "only the Owner moves the account to a team server",
         }
     }
 }
@@ -98,6 +101,7 @@ pub const TABLE: &[(Action, [bool; 5])] = &[
     (Action::SeeMembers, [true, true, false, false, false]),
     (Action::SeeAudit, [true, true, false, false, false]),
     (Action::ExportPepper, [true, false, false, false, false]),
+    (Action::MoveAccount, [true, false, false, false, false]),
 ];
 
 /// Whether `role` may perform `action`, from [`TABLE`]. Anything not in the table is refused.
@@ -138,13 +142,13 @@ mod tests {
                 Admin => target < Admin,
                 _ => false,
             },
-            Action::TransferOwnership | Action::ExportPepper => role == Owner,
+            Action::TransferOwnership | Action::ExportPepper | Action::MoveAccount => role == Owner,
         }
     }
 
     #[test]
     fn the_table_matches_the_product_rules_in_every_cell() {
-        assert_eq!(TABLE.len(), 14);
+        assert_eq!(TABLE.len(), 15);
         for (action, _) in TABLE {
             for role in Role::ALL {
                 assert_eq!(

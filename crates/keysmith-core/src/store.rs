@@ -905,3 +905,79 @@ pub async fn terminate_other_connections_for_tests(pool: &Pool) -> Result<()> {
     .rows_affected());
     Ok(())
 }
+
+/// The account row: id, creation time, pepper check value.
+pub type AccountRow = (String, i64, Option<Vec<u8>>);
+
+pub async fn account_row<'a>(ex: impl Into<Ex<'a>>) -> Result<Option<AccountRow>> {
+    Ok(
+        on!(ex, c => sqlx::query_as("SELECT id, created_at, pepper_check FROM account")
+        .fetch_optional(c)
+        .await?),
+    )
+}
+
+pub async fn insert_account_row<'a>(ex: impl Into<Ex<'a>>, row: &AccountRow) -> Result<()> {
+    on!(ex, c => sqlx::query("INSERT INTO account (id, created_at, pepper_check) VALUES ($1, $2, $3)")
+        .bind(&row.0)
+        .bind(row.1)
+        .bind(&row.2)
+        .execute(c)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+/// Stores a member row as it is (removal time and seal included), for moving an account.
+pub async fn copy_member<'a>(ex: impl Into<Ex<'a>>, m: &MemberRow) -> Result<()> {
+    on!(ex, c => sqlx::query(
+        "INSERT INTO members (id, name, name_key, role, passphrase_hash, must_change_passphrase, \
+         created_at, disabled_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&m.id)
+    .bind(&m.name)
+    .bind(&m.name_key)
+    .bind(&m.role)
+    .bind(&m.passphrase_hash)
+    .bind(m.must_change_passphrase)
+    .bind(m.created_at)
+    .bind(m.disabled_at)
+    .bind(&m.mac)
+    .execute(c)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+/// Stores a key row as it is, but for its replacement (set after every key is stored, by
+/// [`set_replaced_by`]), for moving an account.
+pub async fn copy_key<'a>(ex: impl Into<Ex<'a>>, k: &KeyRow) -> Result<()> {
+    on!(ex, c => sqlx::query(
+        "INSERT INTO api_keys (id, name, start, digest, created_at, created_by, revoked_at, \
+         last_used_at, expires_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&k.id)
+    .bind(&k.name)
+    .bind(&k.start)
+    .bind(&k.digest)
+    .bind(k.created_at)
+    .bind(&k.created_by)
+    .bind(k.revoked_at)
+    .bind(k.last_used_at)
+    .bind(k.expires_at)
+    .bind(&k.mac)
+    .execute(c)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
+pub async fn set_replaced_by<'a>(ex: impl Into<Ex<'a>>, id: &str, replaced_by: &str) -> Result<()> {
+    on!(ex, c => sqlx::query("UPDATE api_keys SET replaced_by = $1 WHERE id = $2")
+        .bind(replaced_by)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
+    Ok(())
+}

@@ -110,6 +110,12 @@ impl TestDb {
 pub async fn team_registry() -> (TestDb, Registry, Team) {
     let dir = TestDb::new().await;
     let registry = dir.registry().await;
+    let team = fill_team(&registry).await;
+    (dir, registry, team)
+}
+
+/// Creates the account and the [`Team`] in an empty `registry`.
+pub async fn fill_team(registry: &Registry) -> Team {
     let owner = registry.create_account("Olive", PASSPHRASE).await.unwrap();
     let hash = crate::passphrase::hash(PASSPHRASE).unwrap();
     let mut people = vec![Person {
@@ -122,7 +128,7 @@ pub async fn team_registry() -> (TestDb, Registry, Team) {
         for n in 1..=2 {
             let name = format!("{}{n}", role.label());
             let id = format!("id-{name}");
-            insert_member(&registry, &id, &name, role, &hash).await;
+            insert_member(registry, &id, &name, role, &hash).await;
             people.push(Person {
                 id,
                 name,
@@ -140,7 +146,7 @@ pub async fn team_registry() -> (TestDb, Registry, Team) {
             p.key_id = Some(g.summary.id);
         }
     }
-    (dir, registry, Team { people })
+    Team { people }
 }
 
 /// Inserts a member row directly (no Argon2 per member, no audit entry), sealed with the

@@ -77,6 +77,18 @@ fn tampered(subject: Option<String>, what: String) -> Error {
     Error::StoreTampered { subject, what }
 }
 
+/// The error for a chain the keyring's anchor does not vouch for: [`Error::AccountMoved`]
+/// when its last entry records a move to a team server (which has gone on writing the same
+/// chain, on the same anchor, since), else [`Error::StoreTampered`] saying `what`.
+async fn moved_or_tampered(tx: &mut Tx, what: String) -> Error {
+    match audit::last_action(&mut *tx).await {
+        Ok(Some((action, target))) if action == AuditAction::AccountMoved.as_str() => {
+            Error::AccountMoved(target)
+        }
+        _ => tampered(None, what),
+    }
+}
+
 impl Registry {
     /// The account's secrets: the pepper (and the row key derived from it), the audit key
     /// and where keyed entries start. Read from the OS keyring at first use; on the first
@@ -291,9 +303,9 @@ impl Registry {
         if !tx.vouched {
             let anchor = self.read_anchor(&tx.keys.account_id).await?;
             let at_reach = audit::hash_at(&mut tx.tx, anchor.reach().seq).await?;
-            anchor
-                .vouches_for(tx.start, at_reach)
-                .map_err(|what| tampered(None, what))?;
+            if let Err(what) = anchor.vouches_for(tx.start, at_reach) {
+                return Err(moved_or_tampered(&mut tx.tx, what).await);
+            }
             tx.vouched = true;
         }
         audit::append(
@@ -415,10 +427,13 @@ impl Registry {
         let mut tx = self.pool.begin().await?;
         let head = audit::head(&mut tx).await?;
         let at_reach = audit::hash_at(&mut tx, anchor.reach().seq).await?;
+        let vouched = anchor.vouches_for(head, at_reach);
+        let result = match vouched {
+            Ok(()) => Ok(()),
+            Err(what) => Err(moved_or_tampered(&mut tx, what).await),
+        };
         tx.rollback().await?;
-        anchor
-            .vouches_for(head, at_reach)
-            .map_err(|what| tampered(None, what))
+        result
     }
 
     /// `row`, if its MAC matches; else [`Error::StoreTampered`] naming the key.

@@ -136,6 +136,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::InvalidTarget
         | C::MalformedRequest => StatusCode::UNPROCESSABLE_ENTITY,
         C::AlreadyInitialized
+        | C::AccountMoved
         | C::AlreadyRevoked
         | C::AlreadyReplaced
         | C::DuplicateName

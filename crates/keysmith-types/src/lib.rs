@@ -81,6 +81,8 @@ pub enum ErrorCode {
     ServerUnavailable,
     /// An HTTP request the team server cannot read (not JSON, missing fields, too large).
     MalformedRequest,
+    /// This computer's account was moved to a team server: work there.
+    AccountMoved,
 }
 
 /// The one error shape that crosses IPC: a stable code and a human sentence.
@@ -469,7 +471,7 @@ pub const RESTORED_CONFIRMATION: &str = "RESTORED";
 /// Every audit action as stored (`key_generated`, …) with the label people read, in the
 /// order the audit page's filter offers them. keysmith-core's `AuditAction` has exactly these
 /// (a test there checks both ways), so no entry ever shows a raw code.
-pub const AUDIT_ACTIONS: [(&str, &str); 16] = [
+pub const AUDIT_ACTIONS: [(&str, &str); 17] = [
     ("sign_in", "Signed in"),
     ("sign_in_failed", "Failed sign-in"),
     ("key_generated", "Key generated"),
@@ -483,6 +485,7 @@ pub const AUDIT_ACTIONS: [(&str, &str); 16] = [
     ("ownership_transferred", "Ownership transferred"),
     ("passphrase_changed", "Passphrase changed"),
     ("account_created", "Account created"),
+    ("account_moved", "Account moved to a team server"),
     ("rows_sealed", "Rows sealed"),
     ("tamper_detected", "Change outside Keysmith detected"),
     ("anchor_reset", "Restored copy accepted"),
