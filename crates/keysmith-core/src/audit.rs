@@ -393,31 +393,6 @@ impl From<ChainBreak> for Error {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::AuditAction;
-
-    /// Every action the log can hold has a label in the app, and every label names an action:
-    /// a new action without one would show its raw code (as `account_created` once did).
-    #[test]
-    fn every_action_has_a_label_and_every_label_an_action() {
-        for a in AuditAction::ALL {
-            assert!(
-                keysmith_types::AUDIT_ACTIONS
-                    .iter()
-                    .any(|(code, _)| *code == a.as_str()),
-                "{} has no label",
-                a.as_str()
-            );
-        }
-        for (code, label) in keysmith_types::AUDIT_ACTIONS {
-            assert!(AuditAction::parse(code).is_some(), "{code} is no action");
-            assert!(!label.is_empty() && label != code, "{code}: {label:?}");
-        }
-        assert_eq!(AuditAction::ALL.len(), keysmith_types::AUDIT_ACTIONS.len());
-    }
-}
-
 /// Stores `row` as it is (its seq, hashes and key flag): for moving a whole chain to
 /// another store, inside that store's write transaction.
 ///
@@ -444,4 +419,29 @@ pub async fn copy_row(tx: &mut Tx, row: &AuditRow) -> Result<()> {
     .await
     .map(|_| ())?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuditAction;
+
+    /// Every action the log can hold has a label in the app, and every label names an action:
+    /// a new action without one would show its raw code (as `account_created` once did).
+    #[test]
+    fn every_action_has_a_label_and_every_label_an_action() {
+        for a in AuditAction::ALL {
+            assert!(
+                keysmith_types::AUDIT_ACTIONS
+                    .iter()
+                    .any(|(code, _)| *code == a.as_str()),
+                "{} has no label",
+                a.as_str()
+            );
+        }
+        for (code, label) in keysmith_types::AUDIT_ACTIONS {
+            assert!(AuditAction::parse(code).is_some(), "{code} is no action");
+            assert!(!label.is_empty() && label != code, "{code}: {label:?}");
+        }
+        assert_eq!(AuditAction::ALL.len(), keysmith_types::AUDIT_ACTIONS.len());
+    }
 }
