@@ -58,7 +58,11 @@ async fn serve(db: &TestDb, registry: &Registry) -> String {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(keysmith_server::serve(Arc::new(r), listener, std::future::pending()));
+    tokio::spawn(keysmith_server::serve(
+        Arc::new(r),
+        listener,
+        std::future::pending(),
+    ));
     url
 }
 
@@ -68,7 +72,12 @@ async fn revocations(db: &TestDb, registry: &Registry, team: &testkit::Team) {
     let manager = team.get(Role::Manager, false).id.clone();
     let mut keys = Vec::with_capacity(n);
     for i in 0..n {
-        keys.push(registry.generate_key(&manager, &format!("k{i}")).await.unwrap());
+        keys.push(
+            registry
+                .generate_key(&manager, &format!("k{i}"))
+                .await
+                .unwrap(),
+        );
     }
     let mut set = Vec::new();
     for _ in 0..3 {
@@ -142,7 +151,9 @@ async fn creation(db: &TestDb, registry: &Registry, team: &testkit::Team) {
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while Instant::now() < until {
-                team.generate_key(&format!("bench {c} {n}"), None).await.unwrap();
+                team.generate_key(&format!("bench {c} {n}"), None)
+                    .await
+                    .unwrap();
                 n += 1;
             }
             n
@@ -167,7 +178,9 @@ async fn listing(db: &TestDb, registry: &Registry, team: &testkit::Team) {
         testkit::bulk_keys(registry.pool(), &pepper, &owner.id, 10_000 - have, 10_000).await;
     }
     let url = serve(db, registry).await;
-    let remote = Remote::connect(&url, &ConnectOptions::default()).await.unwrap();
+    let remote = Remote::connect(&url, &ConnectOptions::default())
+        .await
+        .unwrap();
     remote.sign_in(&owner.name, PASSPHRASE).await.unwrap();
     let team = Team::Remote(remote);
     let mut times = Vec::new();
@@ -215,7 +228,10 @@ async fn startup(registry: &Registry, db: &TestDb, team: &testkit::Team) {
 
 fn main() {
     if std::env::var_os(testkit::DATABASE_URL_VAR).is_none() {
-        eprintln!("run through scripts/with-postgres.sh (needs {})", testkit::DATABASE_URL_VAR);
+        eprintln!(
+            "run through scripts/with-postgres.sh (needs {})",
+            testkit::DATABASE_URL_VAR
+        );
         return;
     }
     // `cargo bench` passes --bench; a filter argument picks one figure.

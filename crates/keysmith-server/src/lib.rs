@@ -51,6 +51,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/v1/members/{id}/remove", post(remove_member))
         .route("/v1/members/{id}/ownership", post(transfer_ownership))
         .route("/v1/audit", get(audit))
+        .route("/v1/openapi.json", get(openapi_json))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .fallback(not_found)
         .with_state(AppState { registry })
@@ -118,6 +119,57 @@ pub async fn serve_tls(
         .serve(router(registry).into_make_service())
         .await?;
     Ok(addr)
+}
+
+/// The API's OpenAPI 3.1 document, generated from the handlers and the types above
+/// (utoipa); served at `GET /v1/openapi.json` and checked in as `docs/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Keysmith team server",
+        description = "Every operation of a Keysmith account, for members on other machines. Errors are `{code, message}` with the HTTP status of `status_of`; sessions are bearer tokens from `POST /v1/sessions`."
+    ),
+    paths(
+        info, sign_in, current, sign_out, change_passphrase, list_keys, generate_key, roll_key,
+        revoke_key, list_members, add_member, change_role, removal_preview, remove_member,
+        transfer_ownership, audit
+    ),
+    modifiers(&BearerSessions)
+)]
+pub struct ApiDoc;
+
+struct BearerSessions;
+
+impl utoipa::Modify for BearerSessions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("kss_ + 64 hex digits")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document as served (pretty JSON).
+pub fn openapi_document() -> String {
+    use utoipa::OpenApi;
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi_document(),
+    )
+        .into_response()
 }
 
 /// The HTTP status of an error code.
@@ -289,6 +341,7 @@ async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "No such API call.")
 }
 
+#[utoipa::path(get, path = "/v1/info", tag = "server", responses((status = 200, description = "Which product and API version this URL serves", body = ServerInfo)))]
 async fn info() -> axum::Json<ServerInfo> {
     axum::Json(ServerInfo {
         product: "keysmith".into(),
@@ -306,6 +359,7 @@ fn signed_in(session: keysmith_core::session::Session) -> SignInResponse {
     }
 }
 
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = UnlockRequest, responses((status = 200, description = "Signed in: the session token, shown once", body = SignInResponse), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn sign_in(
     State(s): State<AppState>,
     Body(req): Body<UnlockRequest>,
@@ -317,6 +371,7 @@ async fn sign_in(
     Ok(axum::Json(signed_in(session)))
 }
 
+#[utoipa::path(get, path = "/v1/sessions/current", tag = "sessions", security(("session" = [])), responses((status = 200, description = "Who the session belongs to", body = SignInStatus), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn current(Session(member, _): Session) -> axum::Json<SignInStatus> {
     axum::Json(SignInStatus {
         must_change_passphrase: member.must_change_passphrase,
@@ -325,12 +380,13 @@ async fn current(Session(member, _): Session) -> axum::Json<SignInStatus> {
 }
 
 /// Who a session belongs to (`GET /v1/sessions/current`).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 struct SignInStatus {
     member: MemberSummary,
     must_change_passphrase: bool,
 }
 
+#[utoipa::path(delete, path = "/v1/sessions/current", tag = "sessions", security(("session" = [])), responses((status = 204, description = "Signed out"), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn sign_out(
     State(s): State<AppState>,
     Session(_, token): Session,
@@ -339,6 +395,7 @@ async fn sign_out(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/v1/me/passphrase", tag = "sessions", security(("session" = [])), request_body = ChangePassphraseRequest, responses((status = 200, description = "Changed; every other session ended; a new session", body = SignInResponse), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn change_passphrase(
     State(s): State<AppState>,
     Session(member, _): Session,
@@ -355,6 +412,7 @@ async fn change_passphrase(
     Ok(axum::Json(signed_in(session)))
 }
 
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("session" = [])), responses((status = 200, description = "The keys the member may see, newest first", body = Vec<KeySummary>), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn list_keys(State(s): State<AppState>, Signed(m): Signed) -> ApiResult<Vec<KeySummary>> {
     Ok(axum::Json(s.registry.list_keys(&m.id).await?))
 }
@@ -366,6 +424,7 @@ fn reveal(generated: keysmith_core::Generated) -> KeyReveal {
     }
 }
 
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", security(("session" = [])), request_body = GenerateKeyRequest, responses((status = 201, description = "Generated: the key itself, this once", body = KeyReveal), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn generate_key(
     State(s): State<AppState>,
     Signed(m): Signed,
@@ -382,11 +441,12 @@ async fn generate_key(
     Ok((StatusCode::CREATED, axum::Json(reveal(generated))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct Grace {
     grace_secs: i64,
 }
 
+#[utoipa::path(post, path = "/v1/keys/{id}/roll", tag = "keys", security(("session" = [])), params(("id" = String, Path, description = "The key's id")), request_body = Grace, responses((status = 201, description = "The replacement, this once", body = KeyReveal), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn roll_key(
     State(s): State<AppState>,
     Signed(m): Signed,
@@ -398,11 +458,12 @@ async fn roll_key(
     Ok((StatusCode::CREATED, axum::Json(reveal(generated))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct Confirmation {
     confirmation: String,
 }
 
+#[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys", security(("session" = [])), params(("id" = String, Path, description = "The key's id")), request_body = Confirmation, responses((status = 200, description = "Revoked", body = KeySummary), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn revoke_key(
     State(s): State<AppState>,
     Signed(m): Signed,
@@ -414,6 +475,7 @@ async fn revoke_key(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/members", tag = "members", security(("session" = [])), responses((status = 200, description = "Every member, removed ones included", body = Vec<MemberListing>), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn list_members(
     State(s): State<AppState>,
     Signed(m): Signed,
@@ -421,6 +483,7 @@ async fn list_members(
     Ok(axum::Json(s.registry.list_members(&m.id).await?))
 }
 
+#[utoipa::path(post, path = "/v1/members", tag = "members", security(("session" = [])), request_body = AddMemberRequest, responses((status = 201, description = "Added; they change the initial passphrase first", body = MemberSummary), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn add_member(
     State(s): State<AppState>,
     Signed(m): Signed,
@@ -433,11 +496,12 @@ async fn add_member(
     Ok((StatusCode::CREATED, axum::Json(added.summary())))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 struct NewRole {
     role: Role,
 }
 
+#[utoipa::path(put, path = "/v1/members/{id}/role", tag = "members", security(("session" = [])), params(("id" = String, Path, description = "The member's id")), request_body = NewRole, responses((status = 200, description = "The member with the new role", body = MemberSummary), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn change_role(
     State(s): State<AppState>,
     Signed(m): Signed,
@@ -452,6 +516,7 @@ async fn change_role(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/members/{id}/removal-preview", tag = "members", security(("session" = [])), params(("id" = String, Path, description = "The member's id")), responses((status = 200, description = "The keys a removal would revoke", body = Vec<KeySummary>), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn removal_preview(
     State(s): State<AppState>,
     Signed(m): Signed,
@@ -460,6 +525,7 @@ async fn removal_preview(
     Ok(axum::Json(s.registry.removal_preview(&m.id, &id).await?))
 }
 
+#[utoipa::path(post, path = "/v1/members/{id}/remove", tag = "members", security(("session" = [])), params(("id" = String, Path, description = "The member's id")), request_body = Confirmation, responses((status = 200, description = "Removed; the keys revoked with them", body = Vec<KeySummary>), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn remove_member(
     State(s): State<AppState>,
     Signed(m): Signed,
@@ -473,6 +539,7 @@ async fn remove_member(
     ))
 }
 
+#[utoipa::path(post, path = "/v1/members/{id}/ownership", tag = "members", security(("session" = [])), params(("id" = String, Path, description = "The member's id")), responses((status = 200, description = "The new Owner (you become an Admin)", body = MemberSummary), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn transfer_ownership(
     State(s): State<AppState>,
     Signed(m): Signed,
@@ -483,6 +550,7 @@ async fn transfer_ownership(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("session" = [])), params(AuditFilter), responses((status = 200, description = "Entries, newest first, and the chain's status", body = AuditReport), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn audit(
     State(s): State<AppState>,
     Signed(m): Signed,

@@ -481,3 +481,58 @@ async fn repeated_failed_sign_ins_are_answered_429_with_retry_after() {
         .unwrap();
     assert!(secs >= 1);
 }
+
+/// The OpenAPI document is generated from the code, served, and checked in as
+/// `docs/openapi.json` (regenerate with `KEYSMITH_WRITE_OPENAPI=1 cargo test -p
+/// keysmith-server openapi`); it describes every call the router answers.
+#[tokio::test]
+async fn the_openapi_document_is_served_checked_in_and_complete() {
+    let generated = keysmith_server::openapi_document();
+    let checked_in =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    if std::env::var_os("KEYSMITH_WRITE_OPENAPI").is_some() {
+        std::fs::write(&checked_in, format!("{generated}\n")).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&checked_in).unwrap_or_default();
+    assert_eq!(
+        on_disk.trim_end(),
+        generated,
+        "docs/openapi.json is not what the code generates: KEYSMITH_WRITE_OPENAPI=1 cargo test -p keysmith-server openapi"
+    );
+    let (_db, registry, _team) = team_registry().await;
+    let app = app(registry);
+    let (s, _, served) = call(&app, Method::GET, "/v1/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let doc: Value = serde_json::from_str(&generated).unwrap();
+    assert_eq!(served, doc);
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/v1/info", &["get"][..]),
+        ("/v1/sessions", &["post"]),
+        ("/v1/sessions/current", &["get", "delete"]),
+        ("/v1/me/passphrase", &["post"]),
+        ("/v1/keys", &["get", "post"]),
+        ("/v1/keys/{id}/roll", &["post"]),
+        ("/v1/keys/{id}/revoke", &["post"]),
+        ("/v1/members", &["get", "post"]),
+        ("/v1/members/{id}/role", &["put"]),
+        ("/v1/members/{id}/removal-preview", &["get"]),
+        ("/v1/members/{id}/remove", &["post"]),
+        ("/v1/members/{id}/ownership", &["post"]),
+        ("/v1/audit", &["get"]),
+    ] {
+        for m in methods {
+            assert!(
+                paths[path].get(*m).is_some(),
+                "{m} {path} is not in the document"
+            );
+        }
+    }
+    assert_eq!(
+        paths.len(),
+        13,
+        "a path the router does not answer, or one missing"
+    );
+    assert!(doc["components"]["schemas"]["IpcError"].is_object());
+    assert!(doc["components"]["securitySchemes"]["session"].is_object());
+}

@@ -14,6 +14,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 /// What went wrong, as a stable code the UI and scripts may branch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ErrorCode {
     /// The signed-in member's role does not allow the operation (PRODUCT.md role table).
     NotPermitted,
@@ -90,6 +91,7 @@ pub enum ErrorCode {
 /// The message never contains key material, a raw SQL or keyring error, or a file path
 /// beyond the data directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IpcError {
     pub code: ErrorCode,
     pub message: String,
@@ -106,6 +108,7 @@ impl std::error::Error for IpcError {}
 /// An account's user levels, highest first (PRODUCT.md: Owner > Admin > Manager > Author > Viewer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Role {
     Viewer,
     Author,
@@ -161,6 +164,7 @@ impl fmt::Display for Role {
 /// A key's state as shown in lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum KeyStatus {
     Active,
     Revoked,
@@ -172,6 +176,7 @@ pub enum KeyStatus {
 
 /// A member as others see them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberSummary {
     pub id: String,
     pub name: String,
@@ -180,6 +185,7 @@ pub struct MemberSummary {
 
 /// What a list shows of an API key: never more than the first 4 characters of its body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeySummary {
     pub id: String,
     /// The name its creator gave it (1 to 64 characters, trimmed).
@@ -216,6 +222,7 @@ pub struct SessionStatus {
 /// A passphrase on its way from the UI to the backend: redacted Debug, zeroized on drop.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Passphrase(String);
 
 impl Passphrase {
@@ -242,6 +249,7 @@ pub struct CreateAccountRequest {
 
 /// Sign in as a member.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnlockRequest {
     pub name: String,
     pub passphrase: Passphrase,
@@ -249,6 +257,7 @@ pub struct UnlockRequest {
 
 /// Generate a key for the signed-in member.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GenerateKeyRequest {
     pub name: String,
     /// Lifetime in seconds from now; `None` for a key that never expires.
@@ -285,6 +294,7 @@ pub struct RevealRequest {
 /// Debug and Display are redacted; the string is zeroized on drop, on both sides of IPC.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevealedKey(String);
 
 impl RevealedKey {
@@ -311,6 +321,7 @@ impl fmt::Display for RevealedKey {
 
 /// The answer to "Generate Key": the new key's summary and, this once, the key itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyReveal {
     pub key: KeySummary,
     pub secret: RevealedKey,
@@ -325,6 +336,7 @@ pub struct CopyReceipt {
 
 /// A member as the members page lists them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberListing {
     pub member: MemberSummary,
     pub created_at: i64,
@@ -338,6 +350,7 @@ pub struct MemberListing {
 
 /// Add a member with an initial passphrase they must change at first sign-in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddMemberRequest {
     pub name: String,
     pub role: Role,
@@ -366,6 +379,7 @@ pub struct RemoveMemberRequest {
 
 /// Change your own passphrase.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangePassphraseRequest {
     pub current: Passphrase,
     pub new: Passphrase,
@@ -373,6 +387,7 @@ pub struct ChangePassphraseRequest {
 
 /// One audit entry as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub seq: i64,
     pub at: i64,
@@ -385,6 +400,8 @@ pub struct AuditEntry {
 
 /// Which audit entries to show; every field narrows, `None` does not.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct AuditFilter {
     pub member_id: Option<String>,
     pub action: Option<String>,
@@ -396,6 +413,7 @@ pub struct AuditFilter {
 
 /// The state of the audit log's hash chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainStatus {
     pub intact: bool,
     /// Entries checked.
@@ -406,6 +424,7 @@ pub struct ChainStatus {
 
 /// The audit page: the filtered entries (newest first) and the whole chain's status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditReport {
     pub entries: Vec<AuditEntry>,
     pub chain: ChainStatus,
@@ -415,6 +434,7 @@ pub struct AuditReport {
 /// redacted Debug, zeroized on drop.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionTokenText(String);
 
 impl SessionTokenText {
@@ -435,6 +455,7 @@ impl fmt::Debug for SessionTokenText {
 /// The team server's answer to a sign-in (or a passphrase change, which starts a new
 /// session and ends the others).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignInResponse {
     pub token: SessionTokenText,
     pub member: MemberSummary,
@@ -446,6 +467,7 @@ pub struct SignInResponse {
 
 /// What `GET /v1/info` says: which product and API version a URL serves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServerInfo {
     /// Always `keysmith`.
     pub product: String,
