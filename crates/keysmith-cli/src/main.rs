@@ -372,13 +372,26 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 } => *max_connections,
                 _ => 4,
             };
-            let registry = Registry::connect_postgres(url, connections, Arc::new(OsKeyring))
-                .await
-                .map_err(|e| {
-                    let mut failure = setup_failure(e);
-                    failure.message = format!("{} (PostgreSQL database)", failure.message);
-                    failure
-                })?;
+            // A replica only reads (and writes last-used times): it leaves the schema to
+            // the team server, which migrates it.
+            let opened = if matches!(cli.command, Command::ServeVerifier { .. }) {
+                keysmith_core::store::connect_postgres_as_is(url, connections)
+                    .await
+                    .map(|pool| {
+                        Registry::with_parts(
+                            pool,
+                            Arc::new(OsKeyring),
+                            Arc::new(keysmith_core::clock::SystemClock),
+                        )
+                    })
+            } else {
+                Registry::connect_postgres(url, connections, Arc::new(OsKeyring)).await
+            };
+            let registry = opened.map_err(|e| {
+                let mut failure = setup_failure(e);
+                failure.message = format!("{} (PostgreSQL database)", failure.message);
+                failure
+            })?;
             (registry, None)
         }
         None => {
