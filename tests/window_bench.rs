@@ -370,6 +370,7 @@ async fn launch(s: &Subject) -> Run {
     caps.set("pageLoadStrategy", "none").unwrap();
     caps.set("timeouts", serde_json::json!({ "script": 5000 }))
         .unwrap();
+    keysmith_tests::install_crypto_provider();
     let driver = WebDriver::new(webdriver.url(), caps)
         .await
         .unwrap_or_else(|e| panic!("no WebDriver session with {}: {e}\n{}", s.label, tail(&log)));

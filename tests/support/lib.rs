@@ -61,6 +61,14 @@ pub fn require_secret_service() {
     );
 }
 
+/// Installs ring as the process's rustls crypto provider. The workspace builds reqwest with
+/// `rustls-no-provider` (keysmith-client picks ring, which needs no cmake), and Cargo unifies
+/// that feature into the reqwest thirtyfour uses to speak WebDriver: its client needs a
+/// provider installed before it is built. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Runs `keysmith` with `args` on `data_dir`, feeding `stdin`, with the test passphrase.
 pub fn cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     cli_with(data_dir, args, stdin, &[])

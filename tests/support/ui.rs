@@ -113,6 +113,7 @@ pub async fn launch(
     log: &Path,
 ) -> (crate::TauriDriver, WebDriver) {
     let app = crate::built_binary("keysmith-app");
+    crate::install_crypto_provider();
     let tauri_driver = crate::TauriDriver::start(envs, log);
     let mut caps = thirtyfour::Capabilities::new();
     caps.set(
