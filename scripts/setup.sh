@@ -24,8 +24,9 @@ APT_PACKAGES=(
   # The upstreams of tests/differential.rs, from Debian 12: embedded Tomcat 10.1 and the
   # JDK 17 that compiles its servlet, Go 1.19 (net/http), and a venv for Traefik.
   libtomcat10-embed-java libtomcat10-java openjdk-17-jdk-headless golang-go python3-venv
-  # PostgreSQL (the team server's store), and pg_virtualenv: a throwaway cluster per test run.
-  postgresql postgresql-common
+  # PostgreSQL (the team server's store), and pg_virtualenv: a throwaway cluster per test run;
+  # openssl makes the team server test's CA and certificate.
+  postgresql postgresql-common openssl
 )
 # Node (another upstream) often comes from elsewhere (nodesource, nvm): Debian's only if none.
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
