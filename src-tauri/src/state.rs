@@ -10,7 +10,7 @@ use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, KeyReveal,
     KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
-    RevealedKey, RevokeKeyRequest, RollKeyRequest, SessionStatus, UnlockRequest,
+    RevokeKeyRequest, RollKeyRequest, SessionStatus, UnlockRequest,
 };
 
 use crate::clipboard::{self, Clipboard};
@@ -227,10 +227,7 @@ impl AppState {
     }
 
     fn start_reveal(&self, generated: keysmith_core::Generated) -> KeyReveal {
-        let reveal = KeyReveal {
-            key: generated.summary.clone(),
-            secret: RevealedKey::new(generated.secret.expose().to_owned()),
-        };
+        let reveal = generated.reveal();
         *lock(&self.reveal) = Some(PendingReveal {
             key_id: generated.summary.id,
             secret: generated.secret,

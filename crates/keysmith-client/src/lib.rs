@@ -15,7 +15,7 @@ use std::time::Duration;
 use keysmith_core::Registry;
 use keysmith_types::{
     AuditFilter, AuditReport, ErrorCode, IpcError, KeyReveal, KeySummary, MemberListing,
-    MemberSummary, RevealedKey, Role, ServerInfo, SessionTokenText, SignInResponse, API_VERSION,
+    MemberSummary, Role, ServerInfo, SessionTokenText, SignInResponse, API_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -317,13 +317,6 @@ pub enum Team {
     Remote(Remote),
 }
 
-fn reveal(generated: keysmith_core::Generated) -> KeyReveal {
-    KeyReveal {
-        secret: RevealedKey::new(generated.secret.expose().to_owned()),
-        key: generated.summary,
-    }
-}
-
 impl Team {
     /// Keys the member may see, newest first.
     ///
@@ -355,7 +348,7 @@ impl Team {
             } => registry
                 .generate_key_expiring(member_id, name, expires_in_ms)
                 .await
-                .map(reveal)
+                .map(|g| g.reveal())
                 .map_err(core),
             Team::Remote(r) => {
                 let secs = expires_in_ms.map(|ms| ms / 1000);
@@ -381,7 +374,7 @@ impl Team {
             } => registry
                 .roll_key(member_id, key_id, grace_ms)
                 .await
-                .map(reveal)
+                .map(|g| g.reveal())
                 .map_err(core),
             Team::Remote(r) => {
                 r.call(

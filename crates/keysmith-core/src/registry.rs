@@ -59,6 +59,17 @@ pub struct Generated {
     pub secret: ApiKeySecret,
 }
 
+impl Generated {
+    /// The one-time reveal as it crosses IPC or HTTP: the summary and a copy of the key
+    /// (zeroized on drop like the key itself).
+    pub fn reveal(&self) -> keysmith_types::KeyReveal {
+        keysmith_types::KeyReveal {
+            key: self.summary.clone(),
+            secret: keysmith_types::RevealedKey::new(self.secret.expose().to_owned()),
+        }
+    }
+}
+
 /// A counted sign-in attempt ([`Registry::try_passphrase`]): its number for this name, the
 /// member row as read when it was counted, the hash checked, and whether the passphrase
 /// matched it. Acting on a match must re-read the row in its own transaction and check the

@@ -407,42 +407,41 @@ impl Verifier {
         keys: &[crate::store::KeyRow],
     ) -> Result<(), VerifierError> {
         // Members keep their positions (key entries point at them by position); new ones
-        // are appended.
-        let (mut list, mut ix) = {
-            let current = self.index.read();
-            (current.members.clone(), current.member_ix.clone())
-        };
-        if let Some(rows) = members {
-            for m in rows {
-                let info = member_info(m, &self.row_key);
-                match ix.get(m.id.as_str()) {
-                    Some(&at) => list[at as usize] = info,
-                    None => {
-                        let at = u32::try_from(list.len())
-                            .map_err(|_| VerifierError::BadRow("too many members".into()))?;
-                        ix.insert(m.id.clone(), at);
-                        list.push(info);
+        // are appended. Only a change of members copies the member list.
+        let updated = match members {
+            None => None,
+            Some(rows) => {
+                let current = self.index.read();
+                let mut next = Index {
+                    keys: HashMap::new(),
+                    members: current.members.clone(),
+                    member_ix: current.member_ix.clone(),
+                };
+                drop(current);
+                for m in rows {
+                    let info = member_info(m, &self.row_key);
+                    match next.member_ix.get(m.id.as_str()) {
+                        Some(&at) => next.members[at as usize] = info,
+                        None => push_member(&mut next, info)?,
                     }
                 }
+                Some(next)
             }
-        }
-        let lookup = Index {
-            keys: HashMap::new(),
-            members: Vec::new(),
-            member_ix: ix,
         };
-        let mut entries = Vec::with_capacity(keys.len());
-        for k in keys {
-            entries.push(entry_from_fields(
-                KeyFields::from(k),
-                k.mac.as_deref(),
-                &lookup,
-                &self.row_key,
-            )?);
-        }
+        let entries = {
+            let current = self.index.read();
+            let lookup = updated.as_ref().unwrap_or(&current);
+            keys.iter()
+                .map(|k| {
+                    entry_from_fields(KeyFields::from(k), k.mac.as_deref(), lookup, &self.row_key)
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
         let mut index = self.index.write();
-        index.members = list;
-        index.member_ix = lookup.member_ix;
+        if let Some(next) = updated {
+            index.members = next.members;
+            index.member_ix = next.member_ix;
+        }
         for entry in entries {
             index.keys.insert(prefix(&entry.digest), entry);
         }

@@ -20,8 +20,8 @@ use keysmith_core::session::SessionToken;
 use keysmith_core::{Error, Member, Registry};
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ErrorCode,
-    GenerateKeyRequest, IpcError, KeyReveal, KeySummary, MemberListing, MemberSummary, RevealedKey,
-    Role, ServerInfo, SessionTokenText, SignInResponse, UnlockRequest, API_VERSION,
+    GenerateKeyRequest, IpcError, KeyReveal, KeySummary, MemberListing, MemberSummary, Role,
+    ServerInfo, SessionTokenText, SignInResponse, UnlockRequest, API_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -417,13 +417,6 @@ async fn list_keys(State(s): State<AppState>, Signed(m): Signed) -> ApiResult<Ve
     Ok(axum::Json(s.registry.list_keys(&m.id).await?))
 }
 
-fn reveal(generated: keysmith_core::Generated) -> KeyReveal {
-    KeyReveal {
-        secret: RevealedKey::new(generated.secret.expose().to_owned()),
-        key: generated.summary,
-    }
-}
-
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", security(("session" = [])), request_body = GenerateKeyRequest, responses((status = 201, description = "Generated: the key itself, this once", body = KeyReveal), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
 async fn generate_key(
     State(s): State<AppState>,
@@ -438,7 +431,7 @@ async fn generate_key(
         .registry
         .generate_key_expiring(&m.id, &req.name, expires_in_ms)
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(reveal(generated))))
+    Ok((StatusCode::CREATED, axum::Json(generated.reveal())))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -455,7 +448,7 @@ async fn roll_key(
 ) -> Result<(StatusCode, axum::Json<KeyReveal>), ApiError> {
     let grace_ms = keysmith_core::validate::secs_to_ms(req.grace_secs)?;
     let generated = s.registry.roll_key(&m.id, &id, grace_ms).await?;
-    Ok((StatusCode::CREATED, axum::Json(reveal(generated))))
+    Ok((StatusCode::CREATED, axum::Json(generated.reveal())))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
