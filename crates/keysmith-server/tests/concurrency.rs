@@ -73,7 +73,13 @@ async fn two_instances_sixteen_clients_one_unforked_chain() {
         clients.push(tokio::spawn(async move {
             let mut audited = 0usize;
             let mut mine: Vec<String> = Vec::new();
+            // The slowest of each kind (generate, generate, list, revoke or roll), in ms: printed,
+            // not asserted (speed is the benchmark's business), but a list that once took 19 s
+            // under this load is how a planner trap showed itself.
+            let mut worst = [0u128; 4];
             for i in 0..ops {
+                let t0 = std::time::Instant::now();
+                let kind = i % 4;
                 match i % 4 {
                     0 | 1 => {
                         let g = team
@@ -101,7 +107,9 @@ async fn two_instances_sixteen_clients_one_unforked_chain() {
                         }
                     }
                 }
+                worst[kind] = worst[kind].max(t0.elapsed().as_millis());
             }
+            eprintln!("client {c}: slowest generate/generate/list/revoke-or-roll {worst:?} ms");
             audited
         }));
     }
