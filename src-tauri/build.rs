@@ -21,6 +21,8 @@ const COMMANDS: &[&str] = &[
     "remove_member",
     "transfer_ownership",
     "audit_report",
+    "join_server",
+    "leave_server",
 ];
 
 fn main() {

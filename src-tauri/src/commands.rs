@@ -3,7 +3,7 @@
 
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
-    CopyReceipt, CreateAccountRequest, GenerateKeyRequest, IpcError, KeyReveal, KeySummary,
+    CopyReceipt, CreateAccountRequest, GenerateKeyRequest, IpcError, JoinServerRequest, KeyReveal, KeySummary,
     MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
     RevokeKeyRequest, RollKeyRequest, SessionStatus, UnlockRequest,
 };
@@ -145,4 +145,17 @@ pub async fn audit_report(
     request: AuditFilter,
 ) -> Result<AuditReport, IpcError> {
     state.audit_report(request).await
+}
+
+#[tauri::command]
+pub async fn join_server(
+    state: State<'_, AppState>,
+    request: JoinServerRequest,
+) -> Result<SessionStatus, IpcError> {
+    state.join_server(request).await
+}
+
+#[tauri::command]
+pub async fn leave_server(state: State<'_, AppState>) -> Result<SessionStatus, IpcError> {
+    state.leave_server().await
 }

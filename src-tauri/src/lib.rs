@@ -4,10 +4,11 @@
 mod clipboard;
 pub mod commands;
 pub mod state;
+mod team;
 
 use std::sync::Arc;
 
-use keysmith_core::{OsKeyring, Registry};
+use keysmith_core::OsKeyring;
 use tauri::{Emitter, Manager};
 
 pub use state::AppState;
@@ -26,8 +27,8 @@ pub fn run() {
         .with_writer(std::io::stderr)
         .init();
 
-    let registry = match open_registry() {
-        Ok(r) => r,
+    let state = match open_state() {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("keysmith: {e}");
             std::process::exit(1);
@@ -35,7 +36,7 @@ pub fn run() {
     };
 
     let result = tauri::Builder::default()
-        .manage(AppState::new(registry))
+        .manage(state)
         .invoke_handler(tauri::generate_handler![
             commands::session_status,
             commands::create_account,
@@ -56,6 +57,8 @@ pub fn run() {
             commands::remove_member,
             commands::transfer_ownership,
             commands::audit_report,
+            commands::join_server,
+            commands::leave_server,
         ])
         .on_window_event(|window, event| {
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {
@@ -77,8 +80,14 @@ pub fn run() {
     }
 }
 
-fn open_registry() -> keysmith_core::Result<Registry> {
-    let dir = keysmith_core::data_dir::resolve(None)?;
-    tracing::info!(data_dir = %dir.display(), "opening the key registry");
-    tauri::async_runtime::block_on(Registry::open(&dir, Arc::new(OsKeyring)))
+/// The state on the data directory: joined to a team server, or this computer's registry.
+fn open_state() -> Result<AppState, String> {
+    let dir = keysmith_core::data_dir::resolve(None).map_err(|e| e.to_string())?;
+    tracing::info!(data_dir = %dir.display(), "opening Keysmith");
+    tauri::async_runtime::block_on(AppState::open(
+        dir,
+        Arc::new(OsKeyring),
+        state::idle_limit_from_env(),
+    ))
+    .map_err(|e| e.message)
 }

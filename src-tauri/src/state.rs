@@ -1,37 +1,62 @@
 //! The app's one piece of state, and the command bodies as plain async functions over it,
 //! so they can be tested without a webview. The Tauri commands in `commands.rs` only
 //! delegate here.
+//!
+//! The account lives in one of two places ([`Backend`]): this computer's registry (SQLite in
+//! the data directory), or a team server the app joined (`team-server.json` in the data
+//! directory). Every screen goes through [`keysmith_client::Team`], so both behave alike.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use keysmith_core::{ApiKeySecret, Error, Member, Registry};
+use keysmith_client::{Remote, Team};
+use keysmith_core::{Error, Registry, SecretStore};
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
-    CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, KeyReveal,
-    KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
-    RevokeKeyRequest, RollKeyRequest, SessionStatus, UnlockRequest,
+    CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError,
+    JoinServerRequest, KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary,
+    RemoveMemberRequest, RevealRequest, RevealedKey, RevokeKeyRequest, RollKeyRequest,
+    SessionStatus, SessionTokenText, UnlockRequest,
 };
 
 use crate::clipboard::{self, Clipboard};
+use crate::team::TeamConfig;
 
 /// The key being shown once: held from generation until Done (or the window closes).
 struct PendingReveal {
     key_id: String,
-    secret: ApiKeySecret,
+    secret: RevealedKey,
     copied: bool,
 }
 
 struct Session {
-    member_id: String,
+    member: MemberSummary,
+    must_change_passphrase: bool,
     last_activity: Instant,
+}
+
+/// Where the account lives.
+#[derive(Clone)]
+enum Backend {
+    /// "This computer only": the registry in the data directory.
+    Local(Arc<Registry>),
+    /// "Join a team server": the server decides; this app holds no pepper and no database.
+    Server { remote: Remote, config: TeamConfig },
 }
 
 /// Everything the window's commands share.
 pub struct AppState {
-    registry: Registry,
+    backend: RwLock<Backend>,
+    /// The data directory (where `team-server.json` and the local database live); `None`
+    /// for a state built around a registry in tests, which cannot switch modes.
+    data_dir: Option<PathBuf>,
+    /// The OS keyring: the team server session's token while a member is signed in.
+    secrets: Arc<dyn SecretStore>,
     /// The signed-in member; `None` when locked.
     session: Mutex<Option<Session>>,
+    /// Why the app locked itself, for the sign-in screen (taken when shown).
+    notice: Mutex<Option<String>>,
     reveal: Mutex<Option<PendingReveal>>,
     clipboard: Arc<Clipboard>,
     /// SHA-256 of the last key copied, until the clipboard is cleared of it: locking clears
@@ -56,6 +81,18 @@ fn no_pending_reveal(id: &str) -> IpcError {
     }
 }
 
+fn keyring_error(e: impl std::fmt::Display) -> IpcError {
+    IpcError {
+        code: ErrorCode::KeyringUnavailable,
+        message: format!("The OS keyring cannot keep the team server session: {e}"),
+    }
+}
+
+/// Whether an error means the session is gone (ended, expired, the member removed).
+fn session_gone(e: &IpcError) -> bool {
+    matches!(e.code, ErrorCode::SessionExpired | ErrorCode::NotSignedIn)
+}
+
 /// The idle time after which the app locks: `KEYSMITH_IDLE_LOCK_SECS`, default 5 minutes.
 pub fn idle_limit_from_env() -> Duration {
     let secs = std::env::var("KEYSMITH_IDLE_LOCK_SECS")
@@ -67,19 +104,136 @@ pub fn idle_limit_from_env() -> Duration {
 }
 
 impl AppState {
+    /// A state on `registry` ("this computer only"), fixed in that mode.
     pub fn new(registry: Registry) -> AppState {
         AppState::with_idle_limit(registry, idle_limit_from_env())
     }
 
     pub fn with_idle_limit(registry: Registry, idle_limit: Duration) -> AppState {
+        let secrets = registry.secrets();
+        AppState::build(
+            Backend::Local(Arc::new(registry)),
+            None,
+            secrets,
+            idle_limit,
+        )
+    }
+
+    fn build(
+        backend: Backend,
+        data_dir: Option<PathBuf>,
+        secrets: Arc<dyn SecretStore>,
+        idle_limit: Duration,
+    ) -> AppState {
         AppState {
-            registry,
+            backend: RwLock::new(backend),
+            data_dir,
+            secrets,
             session: Mutex::new(None),
+            notice: Mutex::new(None),
             reveal: Mutex::new(None),
             clipboard: Arc::new(Clipboard::default()),
             copied: Arc::new(Mutex::new(None)),
             idle_limit,
         }
+    }
+
+    /// The app's state on the data directory `dir`: joined to the team server that
+    /// `team-server.json` names, or else this computer's registry (opened, created on first
+    /// use). A session token a crashed run left in the keyring is ended on the server.
+    ///
+    /// # Errors
+    /// An unreadable `team-server.json` or CA file; the registry's errors.
+    pub async fn open(
+        dir: PathBuf,
+        secrets: Arc<dyn SecretStore>,
+        idle_limit: Duration,
+    ) -> Result<AppState, IpcError> {
+        let backend = match TeamConfig::load(&dir)? {
+            Some(config) => {
+                let remote = config.remote()?;
+                Backend::Server { remote, config }
+            }
+            None => Backend::Local(Arc::new(Registry::open(&dir, Arc::clone(&secrets)).await?)),
+        };
+        let state = AppState::build(backend, Some(dir), secrets, idle_limit);
+        state.end_left_over_session().await;
+        Ok(state)
+    }
+
+    /// A state joined to `config`'s server, for tests (no data directory).
+    #[cfg(test)]
+    fn joined(config: TeamConfig, secrets: Arc<dyn SecretStore>) -> AppState {
+        let remote = config.remote().expect("a usable test config");
+        AppState::build(
+            Backend::Server { remote, config },
+            None,
+            secrets,
+            idle_limit_from_env(),
+        )
+    }
+
+    fn backend(&self) -> Backend {
+        self.backend
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_backend(&self, backend: Backend) {
+        *self
+            .backend
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = backend;
+    }
+
+    async fn keyring<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn SecretStore) -> Result<T, keysmith_core::secret_store::SecretStoreError>
+            + Send
+            + 'static,
+    ) -> Result<T, IpcError> {
+        let secrets = Arc::clone(&self.secrets);
+        tokio::task::spawn_blocking(move || f(secrets.as_ref()))
+            .await
+            .map_err(keyring_error)?
+            .map_err(keyring_error)
+    }
+
+    /// Keeps the session token in the keyring entry `entry` (so that a crash does not leave
+    /// a session nobody can end).
+    async fn keep_token(&self, entry: &str, token: Option<SessionTokenText>) -> Result<(), IpcError> {
+        let Some(token) = token else { return Ok(()) };
+        let entry = entry.to_owned();
+        self.keyring(move |s| s.set(&entry, token.expose().as_bytes()))
+            .await
+    }
+
+    /// Ends on the server a session whose token a run that never locked left in the keyring.
+    async fn end_left_over_session(&self) {
+        let Backend::Server { remote, config } = self.backend() else {
+            return;
+        };
+        let entry = config.session_entry.clone();
+        let found = match self.keyring(move |s| s.get(&entry)).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e.message, "could not look for a left-over session");
+                return;
+            }
+        };
+        let Some(bytes) = found else { return };
+        let token = SessionTokenText::new(String::from_utf8_lossy(&bytes).into_owned());
+        let entry = config.session_entry.clone();
+        if let Err(e) = self.keyring(move |s| s.delete(&entry)).await {
+            tracing::warn!(error = %e.message, "could not delete a left-over session");
+        }
+        tauri::async_runtime::spawn(async move {
+            match remote.end_session(&token).await {
+                Ok(()) => tracing::info!("ended the session a previous run left open"),
+                Err(e) => tracing::info!(error = %e.message, "a left-over session was not ended"),
+            }
+        });
     }
 
     /// The signed-in member's id, if the session has not gone idle; counts as activity.
@@ -89,98 +243,178 @@ impl AppState {
             .as_ref()
             .is_some_and(|s| s.last_activity.elapsed() > self.idle_limit);
         if expired {
-            *guard = None;
             drop(guard);
-            *lock(&self.reveal) = None;
+            self.lock();
+            let message = format!(
+                "Keysmith locked itself after {} minutes without activity.",
+                self.idle_limit.as_secs() / 60
+            );
+            *lock(&self.notice) = Some(message.clone());
             return Err(IpcError {
                 code: ErrorCode::NotSignedIn,
-                message: format!(
-                    "Keysmith locked itself after {} minutes without activity.",
-                    self.idle_limit.as_secs() / 60
-                ),
+                message,
             });
         }
         match guard.as_mut() {
             Some(s) => {
                 s.last_activity = Instant::now();
-                Ok(s.member_id.clone())
+                Ok(s.member.id.clone())
             }
             None => Err(Error::NotSignedIn.to_ipc()),
         }
     }
 
-    /// The signed-in member as they are now; refuses everything until an initial
-    /// passphrase is changed.
-    async fn signed_in(&self) -> Result<Member, IpcError> {
+    /// The signed-in member's operations, on this computer or on the team server. On this
+    /// computer the member is re-read (a removed member is signed out) and nothing but the
+    /// passphrase change is allowed until an initial passphrase is changed; the team server
+    /// checks both itself.
+    async fn team(&self) -> Result<Team, IpcError> {
         let id = self.session_member()?;
-        let member = match self.registry.actor(&id).await {
-            Ok(m) => m,
-            Err(e) => {
-                self.lock();
-                return Err(e.to_ipc());
+        match self.backend() {
+            Backend::Local(registry) => {
+                let member = match registry.actor(&id).await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.lock();
+                        return Err(e.to_ipc());
+                    }
+                };
+                if member.must_change_passphrase {
+                    return Err(IpcError {
+                        code: ErrorCode::PassphraseChangeRequired,
+                        message: "Change your initial passphrase first.".into(),
+                    });
+                }
+                Ok(Team::Local {
+                    registry,
+                    member_id: id,
+                })
             }
-        };
-        if member.must_change_passphrase {
-            return Err(IpcError {
-                code: ErrorCode::PassphraseChangeRequired,
-                message: "Change your initial passphrase first.".into(),
-            });
+            Backend::Server { remote, .. } => Ok(Team::Remote(remote)),
         }
-        Ok(member)
     }
 
-    fn start_session(&self, member_id: &str) {
+    /// Passes `result` on; an answer that the session is gone locks the app (the UI goes
+    /// back to sign-in and says why).
+    fn checked<T>(&self, result: Result<T, IpcError>) -> Result<T, IpcError> {
+        if let Err(e) = &result {
+            if session_gone(e) && lock(&self.session).is_some() {
+                self.lock();
+                *lock(&self.notice) = Some(e.message.clone());
+            }
+        }
+        result
+    }
+
+    fn start_session(&self, member: MemberSummary, must_change_passphrase: bool) {
+        *lock(&self.notice) = None;
         *lock(&self.session) = Some(Session {
-            member_id: member_id.to_owned(),
+            member,
+            must_change_passphrase,
             last_activity: Instant::now(),
         });
     }
 
-    /// Whether set-up was done and who is signed in (re-read: a removed member is signed out).
+    /// Whether set-up was done, who is signed in (re-read: a removed member or an ended
+    /// session is signed out), and where the account lives.
     pub async fn session_status(&self) -> Result<SessionStatus, IpcError> {
-        let initialized = self.registry.is_initialized().await?;
-        let member = match self.session_member() {
-            Ok(id) => match self.registry.actor(&id).await {
-                Ok(m) => Some(m),
-                Err(_) => {
-                    self.lock();
-                    None
-                }
-            },
-            Err(_) => None,
+        let backend = self.backend();
+        let (initialized, server) = match &backend {
+            Backend::Local(registry) => (registry.is_initialized().await?, None),
+            Backend::Server { remote, .. } => (true, Some(remote.url().to_owned())),
         };
+        let mut signed_in = None;
+        let mut must_change_passphrase = false;
+        if let Ok(id) = self.session_member() {
+            match &backend {
+                Backend::Local(registry) => match registry.actor(&id).await {
+                    Ok(m) => {
+                        must_change_passphrase = m.must_change_passphrase;
+                        signed_in = Some(m.summary());
+                    }
+                    Err(_) => self.lock(),
+                },
+                Backend::Server { remote, .. } => match self.checked(remote.current().await) {
+                    Ok(current) => {
+                        must_change_passphrase = current.must_change_passphrase;
+                        if let Some(s) = lock(&self.session).as_mut() {
+                            s.member = current.member.clone();
+                            s.must_change_passphrase = current.must_change_passphrase;
+                        }
+                        signed_in = Some(current.member);
+                    }
+                    Err(e) if session_gone(&e) => {}
+                    // The server is away for now: the member stays signed in as they were;
+                    // the next operation says the server cannot be reached.
+                    Err(_) => {
+                        if let Some(s) = lock(&self.session).as_ref() {
+                            must_change_passphrase = s.must_change_passphrase;
+                            signed_in = Some(s.member.clone());
+                        }
+                    }
+                },
+            }
+        }
         Ok(SessionStatus {
             initialized,
-            must_change_passphrase: member.as_ref().is_some_and(|m| m.must_change_passphrase),
-            signed_in: member.map(|m| m.summary()),
+            must_change_passphrase,
+            signed_in,
             idle_lock_secs: self.idle_limit.as_secs(),
+            server,
+            notice: lock(&self.notice).clone(),
         })
     }
 
-    /// First run: creates the account and signs its Owner in.
+    /// First run on this computer: creates the account and signs its Owner in.
     pub async fn create_account(
         &self,
         req: CreateAccountRequest,
     ) -> Result<MemberSummary, IpcError> {
-        let owner = self
-            .registry
+        let Backend::Local(registry) = self.backend() else {
+            return Err(IpcError {
+                code: ErrorCode::AlreadyInitialized,
+                message: "This app is joined to a team server: the account is set up there, \
+                          and its Owner adds you as a member."
+                    .into(),
+            });
+        };
+        let owner = registry
             .create_account(&req.owner_name, req.passphrase.expose())
             .await?;
-        self.start_session(&owner.id);
-        Ok(owner.summary())
+        let summary = owner.summary();
+        self.start_session(summary.clone(), false);
+        Ok(summary)
     }
 
+    /// Signs in: on this computer, or on the team server (whose session token the keyring
+    /// keeps until the app locks).
     pub async fn unlock(&self, req: UnlockRequest) -> Result<MemberSummary, IpcError> {
-        let member = self
-            .registry
-            .sign_in(&req.name, req.passphrase.expose())
-            .await?;
-        self.start_session(&member.id);
-        Ok(member.summary())
+        match self.backend() {
+            Backend::Local(registry) => {
+                let member = registry.sign_in(&req.name, req.passphrase.expose()).await?;
+                let summary = member.summary();
+                self.start_session(summary.clone(), member.must_change_passphrase);
+                Ok(summary)
+            }
+            Backend::Server { remote, config } => {
+                let res = remote.sign_in(&req.name, req.passphrase.expose()).await?;
+                if let Err(e) = self
+                    .keep_token(&config.session_entry, Some(res.token.clone()))
+                    .await
+                {
+                    remote.sign_out().await;
+                    return Err(e);
+                }
+                self.start_session(res.member.clone(), res.must_change_passphrase);
+                Ok(res.member)
+            }
+        }
     }
 
-    /// Signs out and drops everything the session held: the member, any key on display, and
-    /// a copied key still on the clipboard (as KeePassXC clears it on lock).
+    /// Signs out and drops everything the session held: the member, any key on display, a
+    /// copied key still on the clipboard (as KeePassXC clears it on lock), and on a team
+    /// server the session token (from the keyring at once; the server is told in the
+    /// background, so a lock never waits on the network).
     pub fn lock(&self) {
         *lock(&self.session) = None;
         *lock(&self.reveal) = None;
@@ -191,46 +425,128 @@ impl AppState {
                 Err(e) => tracing::warn!(error = %e, "could not clear the clipboard"),
             }
         }
+        if let Backend::Server { remote, config } = self.backend() {
+            if let Some(token) = remote.take_token() {
+                if let Err(e) = self.secrets.delete(&config.session_entry) {
+                    tracing::warn!(error = %e, "could not drop the session token from the keyring");
+                }
+                tauri::async_runtime::spawn(async move {
+                    if let Err(e) = remote.end_session(&token).await {
+                        tracing::info!(error = %e.message, "the server did not end the session");
+                    }
+                });
+            }
+        }
     }
 
     pub async fn change_passphrase(&self, req: ChangePassphraseRequest) -> Result<(), IpcError> {
         let id = self.session_member()?;
-        Ok(self
-            .registry
-            .change_passphrase(&id, req.current.expose(), req.new.expose())
-            .await?)
+        match self.backend() {
+            Backend::Local(registry) => Ok(registry
+                .change_passphrase(&id, req.current.expose(), req.new.expose())
+                .await?),
+            Backend::Server { remote, config } => {
+                // The server ends every session of the member's and answers with a new one.
+                let res = self.checked(
+                    remote
+                        .change_passphrase(req.current.expose(), req.new.expose())
+                        .await,
+                )?;
+                self.keep_token(&config.session_entry, Some(res.token))
+                    .await?;
+                if let Some(s) = lock(&self.session).as_mut() {
+                    s.must_change_passphrase = false;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// "Join a team server": checks that `req.url` serves Keysmith's API in this version,
+    /// then keeps it in `team-server.json`; sign-in goes there from now on. Only while
+    /// nobody is signed in.
+    ///
+    /// # Errors
+    /// [`ErrorCode::ServerUnavailable`] (a bad URL, plain HTTP to another computer, no
+    /// answer, not Keysmith, another version, an unreadable CA file);
+    /// [`ErrorCode::NotPermitted`] while signed in.
+    pub async fn join_server(&self, req: JoinServerRequest) -> Result<SessionStatus, IpcError> {
+        if lock(&self.session).is_some() {
+            return Err(IpcError {
+                code: ErrorCode::NotPermitted,
+                message: "Lock Keysmith before joining a team server.".into(),
+            });
+        }
+        let Some(dir) = self.data_dir.clone() else {
+            return Err(fixed_mode());
+        };
+        let url = keysmith_client::check_url(&req.url, req.allow_plain_http)?;
+        let ca_file = req
+            .ca_file
+            .map(|f| f.trim().to_owned())
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from);
+        let config = TeamConfig::new(url, req.allow_plain_http, ca_file);
+        let remote = config.remote()?;
+        remote.check_server().await?;
+        config.save(&dir)?;
+        tracing::info!(server = %config.url, "joined a team server");
+        self.set_backend(Backend::Server { remote, config });
+        self.session_status().await
+    }
+
+    /// Leaves the team server: back to "this computer only" (the local account, if one was
+    /// made before, is as it was). Only while nobody is signed in.
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotPermitted`] while signed in; the registry's errors.
+    pub async fn leave_server(&self) -> Result<SessionStatus, IpcError> {
+        if lock(&self.session).is_some() {
+            return Err(IpcError {
+                code: ErrorCode::NotPermitted,
+                message: "Lock Keysmith before leaving the team server.".into(),
+            });
+        }
+        let Some(dir) = self.data_dir.clone() else {
+            return Err(fixed_mode());
+        };
+        if let Backend::Server { .. } = self.backend() {
+            let registry = Registry::open(&dir, Arc::clone(&self.secrets)).await?;
+            TeamConfig::remove(&dir)?;
+            tracing::info!("left the team server");
+            self.set_backend(Backend::Local(Arc::new(registry)));
+        }
+        *lock(&self.notice) = None;
+        self.session_status().await
     }
 
     pub async fn list_keys(&self) -> Result<Vec<KeySummary>, IpcError> {
-        let actor = self.signed_in().await?;
-        Ok(self.registry.list_keys(&actor.id).await?)
+        let team = self.team().await?;
+        self.checked(team.list_keys().await)
     }
 
-    /// Generates a key and starts its one-time display (replacing any earlier one).
+    /// Generates a key and starts its one-time display (replacing any earlier one). A key
+    /// the server did not confirm as stored is never shown.
     pub async fn generate_key(&self, req: GenerateKeyRequest) -> Result<KeyReveal, IpcError> {
-        let actor = self.signed_in().await?;
+        let team = self.team().await?;
         let expires_in_ms = req.expires_in_secs.map(secs_to_ms).transpose()?;
-        let generated = self
-            .registry
-            .generate_key_expiring(&actor.id, &req.name, expires_in_ms)
-            .await?;
-        Ok(self.start_reveal(generated))
+        let reveal = self.checked(team.generate_key(&req.name, expires_in_ms).await)?;
+        Ok(self.start_reveal(reveal))
     }
 
     /// Rolls a key: its replacement starts its one-time display; the old key keeps working
     /// for the grace period.
     pub async fn roll_key(&self, req: RollKeyRequest) -> Result<KeyReveal, IpcError> {
-        let actor = self.signed_in().await?;
+        let team = self.team().await?;
         let grace_ms = secs_to_ms(req.grace_secs)?;
-        let generated = self.registry.roll_key(&actor.id, &req.id, grace_ms).await?;
-        Ok(self.start_reveal(generated))
+        let reveal = self.checked(team.roll_key(&req.id, grace_ms).await)?;
+        Ok(self.start_reveal(reveal))
     }
 
-    fn start_reveal(&self, generated: keysmith_core::Generated) -> KeyReveal {
-        let reveal = generated.reveal();
+    fn start_reveal(&self, reveal: KeyReveal) -> KeyReveal {
         *lock(&self.reveal) = Some(PendingReveal {
-            key_id: generated.summary.id,
-            secret: generated.secret,
+            key_id: reveal.key.id.clone(),
+            secret: reveal.secret.clone(),
             copied: false,
         });
         reveal
@@ -238,7 +554,7 @@ impl AppState {
 
     /// Copies the key on display to the clipboard, audits it, and schedules the clearing.
     pub async fn copy_key(&self, req: RevealRequest) -> Result<CopyReceipt, IpcError> {
-        let actor = self.signed_in().await?;
+        let team = self.team().await?;
         let fingerprint = {
             let mut guard = lock(&self.reveal);
             let pending = guard
@@ -256,7 +572,7 @@ impl AppState {
             fp
         };
         *lock(&self.copied) = Some(fingerprint);
-        self.registry.record_copy(&actor.id, &req.id).await?;
+        self.checked(team.record_copy(&req.id).await)?;
         let after = clipboard::clear_after();
         let cb = Arc::clone(&self.clipboard);
         let copied = Arc::clone(&self.copied);
@@ -297,72 +613,56 @@ impl AppState {
     }
 
     pub async fn revoke_key(&self, req: RevokeKeyRequest) -> Result<KeySummary, IpcError> {
-        let actor = self.signed_in().await?;
-        Ok(self
-            .registry
-            .revoke_key(&actor.id, &req.id, &req.confirmation)
-            .await?)
+        let team = self.team().await?;
+        self.checked(team.revoke_key(&req.id, &req.confirmation).await)
     }
 
     pub async fn list_members(&self) -> Result<Vec<MemberListing>, IpcError> {
-        let actor = self.signed_in().await?;
-        Ok(self.registry.list_members(&actor.id).await?)
+        let team = self.team().await?;
+        self.checked(team.list_members().await)
     }
 
     pub async fn add_member(&self, req: AddMemberRequest) -> Result<MemberSummary, IpcError> {
-        let actor = self.signed_in().await?;
-        let m = self
-            .registry
-            .add_member(
-                &actor.id,
-                &req.name,
-                req.role,
-                req.initial_passphrase.expose(),
-            )
-            .await?;
-        Ok(m.summary())
+        let team = self.team().await?;
+        let added = team
+            .add_member(&req.name, req.role, req.initial_passphrase.expose())
+            .await;
+        self.checked(added)
     }
 
     pub async fn change_role(&self, req: ChangeRoleRequest) -> Result<MemberSummary, IpcError> {
-        let actor = self.signed_in().await?;
-        let m = self
-            .registry
-            .change_role(&actor.id, &req.member_id, req.role)
-            .await?;
-        Ok(m.summary())
+        let team = self.team().await?;
+        self.checked(team.change_role(&req.member_id, req.role).await)
     }
 
     pub async fn removal_preview(&self, req: MemberRequest) -> Result<Vec<KeySummary>, IpcError> {
-        let actor = self.signed_in().await?;
-        Ok(self
-            .registry
-            .removal_preview(&actor.id, &req.member_id)
-            .await?)
+        let team = self.team().await?;
+        self.checked(team.removal_preview(&req.member_id).await)
     }
 
     pub async fn remove_member(
         &self,
         req: RemoveMemberRequest,
     ) -> Result<Vec<KeySummary>, IpcError> {
-        let actor = self.signed_in().await?;
-        Ok(self
-            .registry
-            .remove_member(&actor.id, &req.member_id, &req.confirmation)
-            .await?)
+        let team = self.team().await?;
+        self.checked(team.remove_member(&req.member_id, &req.confirmation).await)
     }
 
     pub async fn transfer_ownership(&self, req: MemberRequest) -> Result<MemberSummary, IpcError> {
-        let actor = self.signed_in().await?;
-        let m = self
-            .registry
-            .transfer_ownership(&actor.id, &req.member_id)
-            .await?;
-        Ok(m.summary())
+        let team = self.team().await?;
+        self.checked(team.transfer_ownership(&req.member_id).await)
     }
 
     pub async fn audit_report(&self, filter: AuditFilter) -> Result<AuditReport, IpcError> {
-        let actor = self.signed_in().await?;
-        Ok(self.registry.audit_report(&actor.id, &filter).await?)
+        let team = self.team().await?;
+        self.checked(team.audit_report(&filter).await)
+    }
+}
+
+fn fixed_mode() -> IpcError {
+    IpcError {
+        code: ErrorCode::Internal,
+        message: "This window has no data directory to keep a team server in.".into(),
     }
 }
 
@@ -371,14 +671,18 @@ mod tests {
     //! The command bodies as a direct IPC call reaches them (without a webview).
     use std::sync::Arc;
 
-    use keysmith_core::{store, testkit, MemoryStore, Registry};
+    use std::time::Duration;
+
+    use keysmith_core::{store, testkit, MemoryStore, Registry, SecretStore};
     use keysmith_types::{
         AddMemberRequest, AuditFilter, ChangePassphraseRequest, ChangeRoleRequest,
-        CreateAccountRequest, ErrorCode, GenerateKeyRequest, MemberRequest, Passphrase,
-        RemoveMemberRequest, RevealRequest, RevokeKeyRequest, Role, RollKeyRequest, UnlockRequest,
+        CreateAccountRequest, ErrorCode, GenerateKeyRequest, JoinServerRequest, MemberRequest,
+        Passphrase, RemoveMemberRequest, RevealRequest, RevokeKeyRequest, Role, RollKeyRequest,
+        SessionTokenText, UnlockRequest,
     };
 
-    use super::AppState;
+    use super::{AppState, Backend};
+    use crate::team::TeamConfig;
 
     const PASS: &str = "correct horse battery";
 
@@ -555,7 +859,12 @@ mod tests {
         assert!(s.revoke_key(right).await.unwrap().revoked_at.is_some());
     }
 
-    struct Ipc(AppState);
+    /// The command layer, on this computer's registry or joined to a team server on it.
+    /// The second field is held, not read: dropping it stops the cell's server.
+    struct Ipc(
+        AppState,
+        #[allow(dead_code)] Option<tokio::sync::oneshot::Sender<()>>,
+    );
 
     fn code<T>(r: Result<T, keysmith_types::IpcError>) -> Result<(), ErrorCode> {
         r.map(|_| ()).map_err(|e| e.code)
@@ -563,6 +872,7 @@ mod tests {
 
     impl testkit::Surface for Ipc {
         async fn act_as(&self, actor: &testkit::Person) {
+            self.0.lock();
             self.0
                 .unlock(UnlockRequest {
                     name: actor.name.clone(),
@@ -654,14 +964,271 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn every_cell_of_the_role_table_through_the_command_layer() {
-        let checked = testkit::walk_role_table(|registry| Ipc(AppState::new(registry))).await;
+        let checked =
+            testkit::walk_role_table(|registry| Ipc(AppState::new(registry), None)).await;
         assert!(checked > 150, "only {checked} cells");
+    }
+
+    /// A team server on `registry` (real HTTP on loopback), until the sender is dropped.
+    fn serve(registry: Registry) -> (String, tokio::sync::oneshot::Sender<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(keysmith_server::serve(
+            Arc::new(registry),
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        (url, stop)
+    }
+
+    /// Whether `probe` comes true within 5 s (the server is told of a lock in the background).
+    async fn eventually<F, Fut>(probe: F) -> bool
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for _ in 0..100 {
+            if probe().await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    fn joined(url: &str) -> (AppState, Arc<MemoryStore>) {
+        let keyring = Arc::new(MemoryStore::new());
+        let config = TeamConfig::new(url.to_owned(), false, None);
+        (AppState::joined(config, keyring.clone()), keyring)
+    }
+
+    /// The same walk with the app joined to a team server: every screen's command goes
+    /// over HTTP and gets the same answer as on this computer.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn every_cell_of_the_role_table_through_the_command_layer_on_a_team_server() {
+        let checked = testkit::walk_role_table(|registry| {
+            let (url, stop) = serve(registry);
+            Ipc(joined(&url).0, Some(stop))
+        })
+        .await;
+        assert!(checked > 150, "only {checked} cells");
+    }
+
+    /// Signing in keeps the session token in the keyring; locking drops it from there at
+    /// once and ends it on the server; a session the server ended (a passphrase change
+    /// elsewhere) sends the app back to sign-in with the reason, and signing in again
+    /// finds everything as it was.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_team_server_session_lives_in_the_keyring_until_lock() {
+        let (_db, registry, team) = testkit::team_registry().await;
+        let owner = team.get(Role::Owner, false).clone();
+        let (url, _stop) = serve(registry);
+        let (s, keyring) = joined(&url);
+        let entry = {
+            let Backend::Server { config, .. } = s.backend() else {
+                unreachable!()
+            };
+            config.session_entry
+        };
+        let status = s.session_status().await.unwrap();
+        assert_eq!(status.server.as_deref(), Some(url.as_str()));
+        assert!(status.initialized && status.signed_in.is_none());
+        let refused = s
+            .create_account(CreateAccountRequest {
+                owner_name: "Mallory".into(),
+                passphrase: Passphrase::new(PASS),
+            })
+            .await;
+        assert_eq!(refused.unwrap_err().code, ErrorCode::AlreadyInitialized);
+
+        let sign_in = || UnlockRequest {
+            name: owner.name.clone(),
+            passphrase: Passphrase::new(testkit::PASSPHRASE),
+        };
+        s.unlock(sign_in()).await.unwrap();
+        let kept = keyring.get(&entry).unwrap().expect("the token is in the keyring");
+        let token = SessionTokenText::new(String::from_utf8(kept.to_vec()).unwrap());
+        let made = s
+            .generate_key(GenerateKeyRequest {
+                name: "Billing".into(),
+                expires_in_secs: None,
+            })
+            .await
+            .unwrap();
+        s.finish_reveal(RevealRequest {
+            id: made.key.id.clone(),
+        })
+        .unwrap();
+
+        s.lock();
+        assert!(keyring.get(&entry).unwrap().is_none(), "dropped on lock");
+        let probe = keysmith_client::Remote::new(&url, &Default::default()).unwrap();
+        probe.resume(token);
+        let ended = eventually(|| async { probe.current().await.is_err() }).await;
+        assert!(ended, "the server still honours the session after the lock");
+
+        // A session ended elsewhere: the next command locks the app and says why.
+        s.unlock(sign_in()).await.unwrap();
+        let other = keysmith_client::Remote::connect(&url, &Default::default())
+            .await
+            .unwrap();
+        other
+            .sign_in(&owner.name, testkit::PASSPHRASE)
+            .await
+            .unwrap();
+        other
+            .change_passphrase(testkit::PASSPHRASE, "another good passphrase")
+            .await
+            .unwrap();
+        let gone = s.list_keys().await.unwrap_err();
+        assert_eq!(gone.code, ErrorCode::SessionExpired, "{gone:?}");
+        let status = s.session_status().await.unwrap();
+        assert!(status.signed_in.is_none());
+        assert!(status.notice.is_some(), "the sign-in screen says why");
+        assert!(keyring.get(&entry).unwrap().is_none());
+        s.unlock(UnlockRequest {
+            name: owner.name.clone(),
+            passphrase: Passphrase::new("another good passphrase"),
+        })
+        .await
+        .unwrap();
+        let keys = s.list_keys().await.unwrap();
+        assert!(keys.iter().any(|k| k.id == made.key.id), "nothing lost");
+        assert!(s.session_status().await.unwrap().notice.is_none());
+    }
+
+    /// A wrong URL, plain HTTP to another computer, a URL that is not a Keysmith server, a
+    /// server that is not there: each a plain error, and the app stays on this computer
+    /// with nothing written.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn joining_a_server_refuses_what_is_not_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let keyring: Arc<dyn keysmith_core::SecretStore> = Arc::new(MemoryStore::new());
+        let s = AppState::open(dir.path().to_owned(), keyring.clone(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        // Something on loopback that answers HTTP but is not Keysmith.
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        other.set_nonblocking(true).unwrap();
+        let not_keysmith = format!("http://{}", other.local_addr().unwrap());
+        let other = tokio::net::TcpListener::from_std(other).unwrap();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut conn, _)) = other.accept().await {
+                let mut buf = [0u8; 2048];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello")
+                    .await;
+            }
+        });
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        for url in [
+            "",
+            "not a url",
+            "ftp://keys.example.com",
+            "http://keys.example.com",
+            "https://user:pw@keys.example.com",
+            "https://keys.example.com/?x=1",
+            not_keysmith.as_str(),
+            closed.as_str(),
+        ] {
+            let err = s
+                .join_server(JoinServerRequest {
+                    url: url.into(),
+                    allow_plain_http: false,
+                    ca_file: None,
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.code, ErrorCode::ServerUnavailable, "{url:?}: {err:?}");
+            assert!(!err.message.is_empty());
+            assert!(!dir.path().join(crate::team::FILE).exists(), "{url:?}");
+            assert_eq!(s.session_status().await.unwrap().server, None, "{url:?}");
+        }
+        let missing_ca = s
+            .join_server(JoinServerRequest {
+                url: "https://keys.example.com".into(),
+                allow_plain_http: false,
+                ca_file: Some(dir.path().join("no-such-ca.pem").display().to_string()),
+            })
+            .await
+            .unwrap_err();
+        assert!(missing_ca.message.contains("no-such-ca.pem"), "{missing_ca:?}");
+        assert!(!dir.path().join(crate::team::FILE).exists());
+    }
+
+    /// Joining is kept in the data directory: a new run opens joined; a token a crashed run
+    /// left in the keyring is ended on the server; leaving goes back to this computer.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn joining_survives_a_restart_and_a_crash_leaves_no_live_session() {
+        let (_db, registry, team) = testkit::team_registry().await;
+        let owner = team.get(Role::Owner, false).clone();
+        let (url, _stop) = serve(registry);
+        let dir = tempfile::tempdir().unwrap();
+        let keyring: Arc<dyn keysmith_core::SecretStore> = Arc::new(MemoryStore::new());
+        let open = || AppState::open(dir.path().to_owned(), keyring.clone(), Duration::from_secs(60));
+        let s = open().await.unwrap();
+        let status = s
+            .join_server(JoinServerRequest {
+                url: format!("{url}/"),
+                allow_plain_http: false,
+                ca_file: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(status.server.as_deref(), Some(url.as_str()));
+        s.unlock(UnlockRequest {
+            name: owner.name.clone(),
+            passphrase: Passphrase::new(testkit::PASSPHRASE),
+        })
+        .await
+        .unwrap();
+        let refused = s
+            .leave_server()
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::NotPermitted);
+        let Backend::Server { remote, config } = s.backend() else {
+            unreachable!()
+        };
+        let token = remote.session_token().unwrap();
+        drop(s); // a crash: no lock
+
+        let s = open().await.unwrap();
+        assert_eq!(s.session_status().await.unwrap().server.as_deref(), Some(url.as_str()));
+        let probe = keysmith_client::Remote::new(&url, &Default::default()).unwrap();
+        probe.resume(token);
+        let ended = eventually(|| async { probe.current().await.is_err() }).await;
+        assert!(ended, "the left-over session still works");
+        assert!(keyring.get(&config.session_entry).unwrap().is_none());
+
+        let status = s.leave_server().await.unwrap();
+        assert_eq!(status.server, None);
+        assert!(!status.initialized, "this computer's own account was never made");
+        assert!(!dir.path().join(crate::team::FILE).exists());
+        let s = open().await.unwrap();
+        assert_eq!(s.session_status().await.unwrap().server, None);
     }
 
     #[tokio::test]
     async fn an_idle_session_locks_itself() {
-        let (_dir, s) = state().await;
-        let s = AppState::with_idle_limit(s.registry, std::time::Duration::from_millis(200));
+        let dir = tempfile::tempdir().unwrap();
+        let pool = store::open(&dir.path().join(store::DB_FILE)).await.unwrap();
+        let registry = Registry::with_parts(
+            pool,
+            Arc::new(MemoryStore::new()),
+            Arc::new(keysmith_core::clock::SystemClock),
+        );
+        let s = AppState::with_idle_limit(registry, std::time::Duration::from_millis(200));
         s.create_account(CreateAccountRequest {
             owner_name: "Olive".into(),
             passphrase: Passphrase::new(PASS),

@@ -8,15 +8,22 @@ use leptos::task::spawn_local;
 use crate::dialogs::OpenDialogs;
 use crate::ipc;
 use crate::shell::MainView;
-use crate::sign_in::{ChangePassphrasePage, SetupPage, UnlockPage};
+use crate::sign_in::{ChangePassphrasePage, FirstRunPage, JoinPage, UnlockPage};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Screen {
     Loading,
+    /// First run on this computer: "This computer only" or "Join a team server".
     Setup,
-    Unlock,
+    /// "Join a team server": its URL.
+    Join,
+    /// Sign-in; the team server's URL when joined to one, and why the app locked itself.
+    Unlock {
+        server: Option<String>,
+        notice: Option<String>,
+    },
     ChangePassphrase(MemberSummary),
-    Main(MemberSummary, u64),
+    Main(MemberSummary, u64, Option<String>),
     Failed(String),
 }
 
@@ -45,9 +52,10 @@ pub fn App() -> impl IntoView {
                 Ok(SessionStatus {
                     signed_in: Some(m),
                     idle_lock_secs,
+                    server,
                     ..
-                }) => Screen::Main(m, idle_lock_secs),
-                Ok(_) => Screen::Unlock,
+                }) => Screen::Main(m, idle_lock_secs, server),
+                Ok(SessionStatus { server, notice, .. }) => Screen::Unlock { server, notice },
                 Err(e) => Screen::Failed(e.message),
             });
         })
@@ -58,22 +66,39 @@ pub fn App() -> impl IntoView {
         }
     });
     refresh();
+    // A command refused because the session is gone (expired on the team server, ended by
+    // a passphrase change elsewhere, the member removed): back to sign-in, saying why.
+    ipc::on_signed_out(refresh);
 
     let signed_in = move |_m: MemberSummary| refresh();
-    let locked = move |()| screen.set(Screen::Unlock);
+    let locked = move |()| refresh();
+    let join = move |()| screen.set(Screen::Join);
 
     move || match screen.get() {
         Screen::Loading => {
             view! { <main class="centered muted">"Opening Keysmith…"</main> }.into_any()
         }
-        Screen::Setup => view! { <SetupPage on_done=signed_in /> }.into_any(),
-        Screen::Unlock => view! { <UnlockPage on_done=signed_in /> }.into_any(),
+        Screen::Setup => {
+            view! { <FirstRunPage on_done=signed_in on_join=join /> }.into_any()
+        }
+        Screen::Join => view! { <JoinPage on_done=move |()| refresh() /> }.into_any(),
+        Screen::Unlock { server, notice } => view! {
+            <UnlockPage
+                server=server
+                notice=notice
+                on_done=signed_in
+                on_join=join
+                on_left=move |()| refresh()
+            />
+        }
+        .into_any(),
         Screen::ChangePassphrase(member) => {
             view! { <ChangePassphrasePage member=member on_done=move |()| refresh() /> }.into_any()
         }
-        Screen::Main(member, idle) => {
-            view! { <MainView member=member idle_lock_secs=idle on_lock=locked /> }.into_any()
+        Screen::Main(member, idle, server) => view! {
+            <MainView member=member idle_lock_secs=idle server=server on_lock=locked />
         }
+        .into_any(),
         Screen::Failed(message) => view! {
             <main class="centered">
                 <div class="card">

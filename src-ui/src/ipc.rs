@@ -3,7 +3,8 @@
 
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
-    CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, KeyReveal,
+    CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError,
+    JoinServerRequest, KeyReveal,
     KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
     RevokeKeyRequest, RollKeyRequest, SessionStatus, UnlockRequest,
 };
@@ -27,7 +28,33 @@ fn internal(message: String) -> IpcError {
     }
 }
 
+thread_local! {
+    /// What to do when the backend says the session is gone (see [`on_signed_out`]).
+    static SIGNED_OUT: std::cell::RefCell<Option<std::rc::Rc<dyn Fn()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Calls `handler` whenever a command is refused because the session is gone (the team
+/// server's session expired or was ended, the member was removed, the app locked itself):
+/// the app goes back to sign-in, where the backend's notice says why.
+pub fn on_signed_out(handler: impl Fn() + 'static) {
+    SIGNED_OUT.with(|h| *h.borrow_mut() = Some(std::rc::Rc::new(handler)));
+}
+
 async fn call<R: DeserializeOwned>(cmd: &str, args: JsValue) -> Result<R, IpcError> {
+    let result = invoke(cmd, args).await;
+    if let Err(e) = &result {
+        let gone = matches!(e.code, ErrorCode::SessionExpired | ErrorCode::NotSignedIn);
+        if gone && !matches!(cmd, "unlock" | "session_status" | "lock") {
+            if let Some(handler) = SIGNED_OUT.with(|h| h.borrow().clone()) {
+                handler();
+            }
+        }
+    }
+    result
+}
+
+async fn invoke<R: DeserializeOwned>(cmd: &str, args: JsValue) -> Result<R, IpcError> {
     match tauri_invoke(cmd, args).await {
         Ok(value) => serde_wasm_bindgen::from_value(value)
             .map_err(|e| internal(format!("Unexpected answer from the backend: {e}"))),
@@ -141,6 +168,14 @@ pub async fn transfer_ownership(member_id: &str) -> Result<MemberSummary, IpcErr
 
 pub async fn audit_report(filter: &AuditFilter) -> Result<AuditReport, IpcError> {
     call("audit_report", with_request(filter)?).await
+}
+
+pub async fn join_server(req: &JoinServerRequest) -> Result<SessionStatus, IpcError> {
+    call("join_server", with_request(req)?).await
+}
+
+pub async fn leave_server() -> Result<SessionStatus, IpcError> {
+    call("leave_server", no_args()).await
 }
 
 pub async fn quit() -> Result<(), IpcError> {

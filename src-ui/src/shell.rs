@@ -25,6 +25,8 @@ enum Tab {
 pub fn MainView(
     member: MemberSummary,
     idle_lock_secs: u64,
+    /// The team server's URL when the app is joined to one.
+    server: Option<String>,
     #[prop(into)] on_lock: Callback<()>,
 ) -> impl IntoView {
     let tab = RwSignal::new(Tab::Keys);
@@ -122,6 +124,11 @@ pub fn MainView(
                     </nav>
                 })}
                 <div class="who">
+                    {server.map(|url| view! {
+                        <span class="server-badge" id="team-server" title=format!("Signed in to the team server at {url}")>
+                            {host_of(&url)}
+                        </span>
+                    })}
                     <span id="signed-in-as">{member.name.clone()}</span>
                     <span class="role-badge" id="signed-in-role">{member.role.label()}</span>
                     <button class="ghost" id="lock-button" on:click=move |_| lock() title="Lock Keysmith (Ctrl+L)">"Lock"</button>
@@ -140,6 +147,11 @@ pub fn MainView(
             </main>
         </div>
     }
+}
+
+/// `https://keys.example.com:8443` → `keys.example.com:8443`.
+fn host_of(url: &str) -> String {
+    url.split_once("://").map_or(url, |(_, rest)| rest).to_owned()
 }
 
 #[component]

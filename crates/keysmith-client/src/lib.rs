@@ -94,10 +94,20 @@ enum Failed {
 }
 
 /// A team server, reached over HTTPS, with the session of the member signed in (if any).
+/// Clones share the connection pool and the session.
+#[derive(Clone)]
 pub struct Remote {
     base: String,
     http: reqwest::Client,
-    token: Mutex<Option<SessionTokenText>>,
+    token: Arc<Mutex<Option<SessionTokenText>>>,
+}
+
+/// Who a session belongs to, as `GET /v1/sessions/current` says.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct CurrentSession {
+    pub member: MemberSummary,
+    /// The member must change their initial passphrase before anything else.
+    pub must_change_passphrase: bool,
 }
 
 impl std::fmt::Debug for Remote {
@@ -116,6 +126,17 @@ impl Remote {
     /// [`ErrorCode::ServerUnavailable`]: a bad URL, no answer, not Keysmith, another API
     /// version.
     pub async fn connect(url: &str, options: &ConnectOptions) -> Result<Remote, IpcError> {
+        let remote = Remote::new(url, options)?;
+        remote.check_server().await?;
+        Ok(remote)
+    }
+
+    /// Checks `url` ([`check_url`]) and sets up the HTTPS client, without a request yet:
+    /// for a shell that must start while the server is away (the desktop).
+    ///
+    /// # Errors
+    /// [`ErrorCode::ServerUnavailable`]: a bad URL or CA certificate.
+    pub fn new(url: &str, options: &ConnectOptions) -> Result<Remote, IpcError> {
         let base = check_url(url, options.allow_plain_http)?;
         // The process-wide crypto provider; an error means one is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -132,25 +153,32 @@ impl Remote {
         let http = builder
             .build()
             .map_err(|e| unavailable(format!("Cannot set up HTTPS: {e}")))?;
-        let remote = Remote {
+        Ok(Remote {
             base,
             http,
-            token: Mutex::new(None),
-        };
-        let info: ServerInfo = match remote.send(reqwest::Method::GET, "/v1/info", None).await {
+            token: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Checks that the URL serves Keysmith's API in this version (`GET /v1/info`).
+    ///
+    /// # Errors
+    /// [`ErrorCode::ServerUnavailable`]: no answer, not Keysmith, another API version.
+    pub async fn check_server(&self) -> Result<(), IpcError> {
+        let info: ServerInfo = match self.send(reqwest::Method::GET, "/v1/info", None).await {
             Ok(info) => info,
             Err(Failed::Unreachable(e)) => return Err(e),
             Err(Failed::Answered(_)) => {
                 return Err(unavailable(format!(
                     "{} is not a Keysmith team server.",
-                    remote.base
+                    self.base
                 )))
             }
         };
         if info.product != "keysmith" {
             return Err(unavailable(format!(
                 "{} is not a Keysmith team server.",
-                remote.base
+                self.base
             )));
         }
         if info.api != API_VERSION {
@@ -160,7 +188,7 @@ impl Remote {
                 info.version, info.api
             )));
         }
-        Ok(remote)
+        Ok(())
     }
 
     /// The server's URL.
@@ -294,6 +322,57 @@ impl Remote {
         Ok(res)
     }
 
+    /// Who the session belongs to, re-read from the server (a removed member, an ended or
+    /// expired session: an error).
+    ///
+    /// # Errors
+    /// As the server's `GET /v1/sessions/current`: [`ErrorCode::SessionExpired`],
+    /// [`ErrorCode::NotSignedIn`], [`ErrorCode::ServerUnavailable`].
+    pub async fn current(&self) -> Result<CurrentSession, IpcError> {
+        self.call(reqwest::Method::GET, "/v1/sessions/current", None)
+            .await
+    }
+
+    /// Forgets the session here and hands its token over (to end it on the server later,
+    /// [`Remote::end_session`], without holding up a lock).
+    pub fn take_token(&self) -> Option<SessionTokenText> {
+        self.token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Ends the session `token` names on the server, whether or not it is this client's.
+    ///
+    /// # Errors
+    /// As the server's `DELETE /v1/sessions/current`.
+    pub async fn end_session(&self, token: &SessionTokenText) -> Result<(), IpcError> {
+        let res = self
+            .http
+            .delete(format!("{}/v1/sessions/current", self.base))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| {
+                unavailable(format!(
+                    "The team server at {} could not be reached ({}).",
+                    self.base,
+                    root_cause(&e)
+                ))
+            })?;
+        if res.status().is_success() {
+            return Ok(());
+        }
+        let status = res.status();
+        let bytes = res.bytes().await.unwrap_or_default();
+        Err(serde_json::from_slice::<IpcError>(&bytes).unwrap_or_else(|_| {
+            unavailable(format!(
+                "{} answered HTTP {status}, not Keysmith's API.",
+                self.base
+            ))
+        }))
+    }
+
     /// Ends the session on the server (and forgets it here).
     pub async fn sign_out(&self) {
         if self.token().is_some() {
@@ -381,6 +460,28 @@ impl Team {
                     reqwest::Method::POST,
                     &format!("/v1/keys/{}/roll", segment(key_id)),
                     Some(json!({"grace_secs": grace_ms / 1000})),
+                )
+                .await
+            }
+        }
+    }
+
+    /// Records in the audit log that the member copied the key `key_id` during its one-time
+    /// display (the copy itself happens on the member's computer).
+    ///
+    /// # Errors
+    /// The registry's or server's error.
+    pub async fn record_copy(&self, key_id: &str) -> Result<(), IpcError> {
+        match self {
+            Team::Local {
+                registry,
+                member_id,
+            } => registry.record_copy(member_id, key_id).await.map_err(core),
+            Team::Remote(r) => {
+                r.call(
+                    reqwest::Method::POST,
+                    &format!("/v1/keys/{}/copied", segment(key_id)),
+                    None,
                 )
                 .await
             }

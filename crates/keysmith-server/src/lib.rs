@@ -45,6 +45,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/v1/keys", get(list_keys).post(generate_key))
         .route("/v1/keys/{id}/roll", post(roll_key))
         .route("/v1/keys/{id}/revoke", post(revoke_key))
+        .route("/v1/keys/{id}/copied", post(record_copy))
         .route("/v1/members", get(list_members).post(add_member))
         .route("/v1/members/{id}/role", put(change_role))
         .route("/v1/members/{id}/removal-preview", get(removal_preview))
@@ -131,7 +132,7 @@ pub async fn serve_tls(
     ),
     paths(
         info, sign_in, current, sign_out, change_passphrase, list_keys, generate_key, roll_key,
-        revoke_key, list_members, add_member, change_role, removal_preview, remove_member,
+        revoke_key, record_copy, list_members, add_member, change_role, removal_preview, remove_member,
         transfer_ownership, audit
     ),
     modifiers(&BearerSessions)
@@ -466,6 +467,16 @@ async fn revoke_key(
     Ok(axum::Json(
         s.registry.revoke_key(&m.id, &id, &req.confirmation).await?,
     ))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{id}/copied", tag = "keys", security(("session" = [])), params(("id" = String, Path, description = "The key's id")), responses((status = 204, description = "Recorded in the audit log: the member copied the key during its one-time display"), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
+async fn record_copy(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.registry.record_copy(&m.id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/v1/members", tag = "members", security(("session" = [])), responses((status = 200, description = "Every member, removed ones included", body = Vec<MemberListing>), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]

@@ -536,3 +536,54 @@ async fn the_openapi_document_is_served_checked_in_and_complete() {
     assert!(doc["components"]["schemas"]["IpcError"].is_object());
     assert!(doc["components"]["securitySchemes"]["session"].is_object());
 }
+
+/// "Copy key" on a member's desktop is recorded on the server: one `key_copied` entry for
+/// a key the member may see; another member's key or an unknown id is refused with nothing
+/// recorded.
+#[tokio::test]
+async fn a_copy_during_the_one_time_display_is_audited_on_the_server() {
+    let (_db, registry, team) = team_registry().await;
+    let owner = team.get(Role::Owner, false).clone();
+    let manager = team.get(Role::Manager, false).clone();
+    let app = app(registry);
+    let token = token_of(&app, &manager.name).await;
+    let (s, _, made) = call(
+        &app,
+        Method::POST,
+        "/v1/keys",
+        Some(&token),
+        Some(json!({"name": "Copied once"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{made}");
+    let id = made["key"]["id"].as_str().unwrap().to_owned();
+    let copied = |who: &str| format!("/v1/audit?action=key_copied&member_id={who}");
+    let owner_token = token_of(&app, &owner.name).await;
+    let count = |v: &Value| v["entries"].as_array().map_or(0, Vec::len);
+
+    let path = format!("/v1/keys/{id}/copied");
+    let (s, _, v) = call(&app, Method::POST, &path, Some(&token), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (_, _, log) = call(&app, Method::GET, &copied(&manager.id), Some(&owner_token), None).await;
+    assert_eq!(count(&log), 1, "{log}");
+    assert_eq!(log["entries"][0]["target"].as_str(), Some(id.as_str()), "{log}");
+
+    // Someone else's key (the Owner's), and an id that names no key.
+    let (s, _, theirs) = call(
+        &app,
+        Method::POST,
+        "/v1/keys",
+        Some(&owner_token),
+        Some(json!({"name": "The Owner's"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let theirs = theirs["key"]["id"].as_str().unwrap().to_owned();
+    for bad in [theirs.as_str(), "01a22eb8-0000-7000-8000-000000000000"] {
+        let path = format!("/v1/keys/{bad}/copied");
+        let (s, _, v) = call(&app, Method::POST, &path, Some(&token), None).await;
+        assert!(s.is_client_error(), "{bad}: {s} {v}");
+    }
+    let (_, _, log) = call(&app, Method::GET, &copied(&manager.id), Some(&owner_token), None).await;
+    assert_eq!(count(&log), 1, "nothing more recorded: {log}");
+}

@@ -217,6 +217,28 @@ pub struct SessionStatus {
     /// The app locks after this many seconds without activity.
     #[serde(default)]
     pub idle_lock_secs: u64,
+    /// The team server this app is joined to (its URL); `None` for "this computer only".
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Why the app is locked, when it did not lock at the member's request (the team
+    /// server's session expired or was ended): shown on the sign-in screen.
+    #[serde(default)]
+    pub notice: Option<String>,
+}
+
+/// "Join a team server": the server's URL and how to trust it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinServerRequest {
+    /// `https://host[:port]`, or `http://` to this computer.
+    pub url: String,
+    /// Allow `http://` to another computer (passphrases and keys cross the network
+    /// unencrypted): off unless the member ticks it.
+    #[serde(default)]
+    pub allow_plain_http: bool,
+    /// A PEM file holding the team's own certificate authority, trusted instead of the
+    /// system's; `None` for the system's.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// A passphrase on its way from the UI to the backend: redacted Debug, zeroized on drop.
