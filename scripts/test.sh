@@ -41,16 +41,17 @@ cargo build --release --bins --tests
 step "tests (inside a private D-Bus session with gnome-keyring, on Xvfb)"
 scripts/with-session.sh --display -- cargo test --release --no-fail-fast
 
-step "core, team server and verifier replica tests on PostgreSQL (a throwaway cluster from pg_virtualenv, a private keyring)"
+step "core, team server, verifier replica and two-desktop tests on PostgreSQL (a throwaway cluster from pg_virtualenv, a private keyring, Xvfb)"
 # shellcheck disable=SC2016
-scripts/with-session.sh -- scripts/with-postgres.sh -- bash -c '
+scripts/with-session.sh --display -- scripts/with-postgres.sh -- bash -c '
   set -e
   cargo test --release --no-fail-fast -p keysmith-core --features testkit \
     --test registry --test team --test gate -- "$@"
   cargo test --release --no-fail-fast -p keysmith-core --features testkit \
     --test replica --test migrate -- --ignored
   KEYSMITH_CONCURRENCY_OPS=1000 cargo test --release --no-fail-fast -p keysmith-server
-  cargo test --release --no-fail-fast -p keysmith-tests --test team_server -- --ignored
+  cargo test --release --no-fail-fast -p keysmith-tests --test team_server \
+    --test desktop_team_server -- --ignored
 ' bash "${POSTGRES_SKIPS[@]}"
 
 step "fuzz (short run of each target on its corpus)"

@@ -75,7 +75,12 @@ async fn the_desktop_flows_work_in_the_real_window() {
 
 /// Clicks through flows 1-5 and returns every key the window showed.
 async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
-    // First run: create the Owner.
+    // First run: where the account lives (this computer, the first choice, has the focus);
+    // then create the Owner.
+    by_id(driver, "mode-join").await;
+    assert_eq!(focused_id(driver).await, "mode-local");
+    shot(driver, "00-first-run-choice").await;
+    by_id(driver, "mode-local").await.click().await.unwrap();
     let name = by_id(driver, "setup-name").await;
     assert_eq!(focused_id(driver).await, "setup-name");
     name.send_keys("Olive Owner").await.unwrap();

@@ -96,6 +96,7 @@ async fn a_team_of_roles_in_the_real_window() {
 
 async fn team(d: &WebDriver, data_dir: &Path) {
     // The Owner sets up the account, generates a key, adds an Admin and a Manager.
+    click(d, "mode-local").await;
     type_into(d, "setup-name", "Olive Owner").await;
     type_into(d, "setup-pass", PASSPHRASE).await;
     type_into(d, "setup-pass2", PASSPHRASE).await;

@@ -108,74 +108,7 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    // A certificate for localhost signed by the team's own CA, as an operator would make
-    // them (rustls, like browsers, refuses a CA certificate used as the server's own).
-    let (ca, ca_key) = (w.join("ca.pem"), w.join("ca.key"));
-    let (cert, key, csr) = (w.join("cert.pem"), w.join("key.pem"), w.join("cert.csr"));
-    let ext = w.join("ext.cnf");
-    std::fs::write(
-        &ext,
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-         extendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    let openssl = |args: &[&std::ffi::OsStr]| {
-        let ok = Command::new("openssl")
-            .args(args)
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl (Debian package openssl)");
-        assert!(ok.success(), "openssl {args:?}");
-    };
-    let os = |s: &'static str| std::ffi::OsStr::new(s);
-    openssl(&[
-        os("req"),
-        os("-x509"),
-        os("-newkey"),
-        os("ec"),
-        os("-pkeyopt"),
-        os("ec_paramgen_curve:P-256"),
-        os("-nodes"),
-        os("-days"),
-        os("1"),
-        os("-subj"),
-        os("/CN=Keysmith test CA"),
-        os("-keyout"),
-        ca_key.as_os_str(),
-        os("-out"),
-        ca.as_os_str(),
-    ]);
-    openssl(&[
-        os("req"),
-        os("-newkey"),
-        os("ec"),
-        os("-pkeyopt"),
-        os("ec_paramgen_curve:P-256"),
-        os("-nodes"),
-        os("-subj"),
-        os("/CN=localhost"),
-        os("-keyout"),
-        key.as_os_str(),
-        os("-out"),
-        csr.as_os_str(),
-    ]);
-    openssl(&[
-        os("x509"),
-        os("-req"),
-        os("-in"),
-        csr.as_os_str(),
-        os("-CA"),
-        ca.as_os_str(),
-        os("-CAkey"),
-        ca_key.as_os_str(),
-        os("-CAcreateserial"),
-        os("-days"),
-        os("1"),
-        os("-extfile"),
-        ext.as_os_str(),
-        os("-out"),
-        cert.as_os_str(),
-    ]);
+    let (ca, cert, key) = keysmith_tests::localhost_certificate(w);
     let tls_port = free_port();
     let _a = serve(
         &url,

@@ -4,7 +4,7 @@
 //! this inside `scripts/with-session.sh --display`).
 //!
 //! 1. Launch to interactive: from the moment the app binary is executed until its first
-//!    screen's element is in the DOM (Keysmith: `#setup-name` on an empty data directory;
+//!    screen's element is in the DOM (Keysmith: `#mode-local` on an empty data directory;
 //!    the empty window: `#ready`). WebKitWebDriver starts the app (directly, set up as
 //!    tauri-driver would: the proxy adds up to 40 ms to a command) through a tiny wrapper
 //!    script that records the launch time (wall clock, ns) and its pid, then `exec`s the
@@ -150,7 +150,7 @@ async fn main() {
         Subject {
             label: "Keysmith",
             binary: built_binary("keysmith-app"),
-            ready_id: "setup-name",
+            ready_id: "mode-local",
             keysmith: true,
         },
     ];

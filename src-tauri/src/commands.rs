@@ -3,8 +3,8 @@
 
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
-    CopyReceipt, CreateAccountRequest, GenerateKeyRequest, IpcError, JoinServerRequest, KeyReveal, KeySummary,
-    MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
+    CopyReceipt, CreateAccountRequest, GenerateKeyRequest, IpcError, JoinServerRequest, KeyReveal,
+    KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
     RevokeKeyRequest, RollKeyRequest, SessionStatus, UnlockRequest,
 };
 use tauri::State;

@@ -14,10 +14,10 @@ use keysmith_client::{Remote, Team};
 use keysmith_core::{Error, Registry, SecretStore};
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
-    CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError,
-    JoinServerRequest, KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary,
-    RemoveMemberRequest, RevealRequest, RevealedKey, RevokeKeyRequest, RollKeyRequest,
-    SessionStatus, SessionTokenText, UnlockRequest,
+    CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, JoinServerRequest,
+    KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest,
+    RevealRequest, RevealedKey, RevokeKeyRequest, RollKeyRequest, SessionStatus, SessionTokenText,
+    UnlockRequest,
 };
 
 use crate::clipboard::{self, Clipboard};
@@ -202,7 +202,11 @@ impl AppState {
 
     /// Keeps the session token in the keyring entry `entry` (so that a crash does not leave
     /// a session nobody can end).
-    async fn keep_token(&self, entry: &str, token: Option<SessionTokenText>) -> Result<(), IpcError> {
+    async fn keep_token(
+        &self,
+        entry: &str,
+        token: Option<SessionTokenText>,
+    ) -> Result<(), IpcError> {
         let Some(token) = token else { return Ok(()) };
         let entry = entry.to_owned();
         self.keyring(move |s| s.set(&entry, token.expose().as_bytes()))
@@ -426,10 +430,11 @@ impl AppState {
             }
         }
         if let Backend::Server { remote, config } = self.backend() {
+            // Also when the client forgot the token already (the server said it ended).
+            if let Err(e) = self.secrets.delete(&config.session_entry) {
+                tracing::warn!(error = %e, "could not drop the session token from the keyring");
+            }
             if let Some(token) = remote.take_token() {
-                if let Err(e) = self.secrets.delete(&config.session_entry) {
-                    tracing::warn!(error = %e, "could not drop the session token from the keyring");
-                }
                 tauri::async_runtime::spawn(async move {
                     if let Err(e) = remote.end_session(&token).await {
                         tracing::info!(error = %e.message, "the server did not end the session");
@@ -964,8 +969,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn every_cell_of_the_role_table_through_the_command_layer() {
-        let checked =
-            testkit::walk_role_table(|registry| Ipc(AppState::new(registry), None)).await;
+        let checked = testkit::walk_role_table(|registry| Ipc(AppState::new(registry), None)).await;
         assert!(checked > 150, "only {checked} cells");
     }
 
@@ -1051,7 +1055,10 @@ mod tests {
             passphrase: Passphrase::new(testkit::PASSPHRASE),
         };
         s.unlock(sign_in()).await.unwrap();
-        let kept = keyring.get(&entry).unwrap().expect("the token is in the keyring");
+        let kept = keyring
+            .get(&entry)
+            .unwrap()
+            .expect("the token is in the keyring");
         let token = SessionTokenText::new(String::from_utf8(kept.to_vec()).unwrap());
         let made = s
             .generate_key(GenerateKeyRequest {
@@ -1109,9 +1116,13 @@ mod tests {
     async fn joining_a_server_refuses_what_is_not_one() {
         let dir = tempfile::tempdir().unwrap();
         let keyring: Arc<dyn keysmith_core::SecretStore> = Arc::new(MemoryStore::new());
-        let s = AppState::open(dir.path().to_owned(), keyring.clone(), Duration::from_secs(60))
-            .await
-            .unwrap();
+        let s = AppState::open(
+            dir.path().to_owned(),
+            keyring.clone(),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
         // Something on loopback that answers HTTP but is not Keysmith.
         let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         other.set_nonblocking(true).unwrap();
@@ -1123,7 +1134,9 @@ mod tests {
                 let mut buf = [0u8; 2048];
                 let _ = conn.read(&mut buf).await;
                 let _ = conn
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+                    )
                     .await;
             }
         });
@@ -1162,7 +1175,10 @@ mod tests {
             })
             .await
             .unwrap_err();
-        assert!(missing_ca.message.contains("no-such-ca.pem"), "{missing_ca:?}");
+        assert!(
+            missing_ca.message.contains("no-such-ca.pem"),
+            "{missing_ca:?}"
+        );
         assert!(!dir.path().join(crate::team::FILE).exists());
     }
 
@@ -1175,7 +1191,13 @@ mod tests {
         let (url, _stop) = serve(registry);
         let dir = tempfile::tempdir().unwrap();
         let keyring: Arc<dyn keysmith_core::SecretStore> = Arc::new(MemoryStore::new());
-        let open = || AppState::open(dir.path().to_owned(), keyring.clone(), Duration::from_secs(60));
+        let open = || {
+            AppState::open(
+                dir.path().to_owned(),
+                keyring.clone(),
+                Duration::from_secs(60),
+            )
+        };
         let s = open().await.unwrap();
         let status = s
             .join_server(JoinServerRequest {
@@ -1192,10 +1214,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let refused = s
-            .leave_server()
-            .await
-            .unwrap_err();
+        let refused = s.leave_server().await.unwrap_err();
         assert_eq!(refused.code, ErrorCode::NotPermitted);
         let Backend::Server { remote, config } = s.backend() else {
             unreachable!()
@@ -1204,7 +1223,10 @@ mod tests {
         drop(s); // a crash: no lock
 
         let s = open().await.unwrap();
-        assert_eq!(s.session_status().await.unwrap().server.as_deref(), Some(url.as_str()));
+        assert_eq!(
+            s.session_status().await.unwrap().server.as_deref(),
+            Some(url.as_str())
+        );
         let probe = keysmith_client::Remote::new(&url, &Default::default()).unwrap();
         probe.resume(token);
         let ended = eventually(|| async { probe.current().await.is_err() }).await;
@@ -1213,7 +1235,10 @@ mod tests {
 
         let status = s.leave_server().await.unwrap();
         assert_eq!(status.server, None);
-        assert!(!status.initialized, "this computer's own account was never made");
+        assert!(
+            !status.initialized,
+            "this computer's own account was never made"
+        );
         assert!(!dir.path().join(crate::team::FILE).exists());
         let s = open().await.unwrap();
         assert_eq!(s.session_status().await.unwrap().server, None);

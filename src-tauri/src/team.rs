@@ -106,7 +106,10 @@ impl TeamConfig {
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(internal(format!("{} cannot be deleted: {e}", path.display()))),
+            Err(e) => Err(internal(format!(
+                "{} cannot be deleted: {e}",
+                path.display()
+            ))),
         }
     }
 }

@@ -78,9 +78,7 @@ pub fn App() -> impl IntoView {
         Screen::Loading => {
             view! { <main class="centered muted">"Opening Keysmith…"</main> }.into_any()
         }
-        Screen::Setup => {
-            view! { <FirstRunPage on_done=signed_in on_join=join /> }.into_any()
-        }
+        Screen::Setup => view! { <FirstRunPage on_done=signed_in on_join=join /> }.into_any(),
         Screen::Join => view! { <JoinPage on_done=move |()| refresh() /> }.into_any(),
         Screen::Unlock { server, notice } => view! {
             <UnlockPage

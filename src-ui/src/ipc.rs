@@ -3,10 +3,9 @@
 
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
-    CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError,
-    JoinServerRequest, KeyReveal,
-    KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
-    RevokeKeyRequest, RollKeyRequest, SessionStatus, UnlockRequest,
+    CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, JoinServerRequest,
+    KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest,
+    RevealRequest, RevokeKeyRequest, RollKeyRequest, SessionStatus, UnlockRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -151,7 +151,9 @@ pub fn MainView(
 
 /// `https://keys.example.com:8443` → `keys.example.com:8443`.
 fn host_of(url: &str) -> String {
-    url.split_once("://").map_or(url, |(_, rest)| rest).to_owned()
+    url.split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .to_owned()
 }
 
 #[component]

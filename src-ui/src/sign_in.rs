@@ -28,6 +28,12 @@ pub fn FirstRunPage(
     #[prop(into)] on_join: Callback<()>,
 ) -> impl IntoView {
     let local = RwSignal::new(false);
+    let first = NodeRef::<html::Button>::new();
+    Effect::new(move |_| {
+        if let Some(el) = first.get() {
+            let _ = el.focus();
+        }
+    });
     view! {
         <Show
             when=move || local.get()
@@ -37,7 +43,7 @@ pub fn FirstRunPage(
                         <div class="brand-mark" aria-hidden="true"></div>
                         <h1>"Welcome to Keysmith"</h1>
                         <p class="muted">"Where does your team's account live?"</p>
-                        <button class="option" id="mode-local" on:click=move |_| local.set(true)>
+                        <button class="option" id="mode-local" node_ref=first on:click=move |_| local.set(true)>
                             <strong>"This computer only"</strong>
                             <span class="muted">
                                 "Keys, members and the audit log stay on this computer. "

@@ -365,12 +365,14 @@ impl Remote {
         }
         let status = res.status();
         let bytes = res.bytes().await.unwrap_or_default();
-        Err(serde_json::from_slice::<IpcError>(&bytes).unwrap_or_else(|_| {
-            unavailable(format!(
-                "{} answered HTTP {status}, not Keysmith's API.",
-                self.base
-            ))
-        }))
+        Err(
+            serde_json::from_slice::<IpcError>(&bytes).unwrap_or_else(|_| {
+                unavailable(format!(
+                    "{} answered HTTP {status}, not Keysmith's API.",
+                    self.base
+                ))
+            }),
+        )
     }
 
     /// Ends the session on the server (and forgets it here).

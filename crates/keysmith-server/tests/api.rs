@@ -564,9 +564,20 @@ async fn a_copy_during_the_one_time_display_is_audited_on_the_server() {
     let path = format!("/v1/keys/{id}/copied");
     let (s, _, v) = call(&app, Method::POST, &path, Some(&token), None).await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
-    let (_, _, log) = call(&app, Method::GET, &copied(&manager.id), Some(&owner_token), None).await;
+    let (_, _, log) = call(
+        &app,
+        Method::GET,
+        &copied(&manager.id),
+        Some(&owner_token),
+        None,
+    )
+    .await;
     assert_eq!(count(&log), 1, "{log}");
-    assert_eq!(log["entries"][0]["target"].as_str(), Some(id.as_str()), "{log}");
+    assert_eq!(
+        log["entries"][0]["target"].as_str(),
+        Some(id.as_str()),
+        "{log}"
+    );
 
     // Someone else's key (the Owner's), and an id that names no key.
     let (s, _, theirs) = call(
@@ -584,6 +595,13 @@ async fn a_copy_during_the_one_time_display_is_audited_on_the_server() {
         let (s, _, v) = call(&app, Method::POST, &path, Some(&token), None).await;
         assert!(s.is_client_error(), "{bad}: {s} {v}");
     }
-    let (_, _, log) = call(&app, Method::GET, &copied(&manager.id), Some(&owner_token), None).await;
+    let (_, _, log) = call(
+        &app,
+        Method::GET,
+        &copied(&manager.id),
+        Some(&owner_token),
+        None,
+    )
+    .await;
     assert_eq!(count(&log), 1, "nothing more recorded: {log}");
 }
