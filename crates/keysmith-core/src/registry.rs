@@ -655,10 +655,12 @@ impl Registry {
     }
 
     /// Records that `actor_id` copied the key `key_id` to the clipboard during its one-time
-    /// display.
+    /// display. Only for a key the member may see (as [`Registry::list_keys`]): nobody can
+    /// write "copied" entries against keys they were never shown.
     ///
     /// # Errors
-    /// [`Error::NotSignedIn`], [`Error::NotFound`].
+    /// [`Error::NotSignedIn`], [`Error::NotFound`], [`Error::NotPermitted`] (a key of
+    /// someone else's for a Manager; any key for Authors and Viewers).
     pub async fn record_copy(&self, actor_id: &str, key_id: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let actor = self.actor_in(&mut tx, actor_id).await?;
@@ -668,6 +670,15 @@ impl Registry {
                 what: "API key",
                 id: key_id.to_owned(),
             })?;
+        let own = key.created_by == actor.id;
+        authorize(
+            actor.role,
+            if own {
+                Action::SeeOwnKeys
+            } else {
+                Action::SeeOthersKeys
+            },
+        )?;
         let target = key_target(&key.name, &key.start, &key.id);
         self.audit(
             &mut tx,
