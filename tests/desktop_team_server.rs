@@ -10,67 +10,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use keysmith_tests::ui::{by_id, click, eventually, gone, launch, rows, select, shot, type_into};
 use keysmith_tests::{
-    built_binary, cli_with, free_port, http, keyring_dump, localhost_certificate,
-    require_secret_service, wait_for_port, Running, PASSPHRASE,
+    cli_with, forward_auth_status as verdict, free_port, keyring_dump, localhost_certificate,
+    require_secret_service, serve_team as serve, start_replica as replica, PASSPHRASE,
 };
 use thirtyfour::prelude::*;
 
 const INITIAL: &str = "ada's initial passphrase";
 const ADA: &str = "ada's own passphrase";
-
-fn serve(url: &str, args: &[&str], port: u16) -> Running {
-    let mut child = Running(
-        Command::new(built_binary("keysmith"))
-            .args(["--database-url", url, "serve", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, &mut child.0, "keysmith serve");
-    child
-}
-
-fn replica(url: &str, policy: &Path) -> (Running, u16) {
-    let port = free_port();
-    let mut child = Running(
-        Command::new(built_binary("keysmith"))
-            .args(["--database-url", url, "serve-verifier", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--policy")
-            .arg(policy)
-            .args(["--max-staleness", "500ms"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, &mut child.0, "keysmith serve-verifier");
-    (child, port)
-}
-
-/// What a replica answers for `key` (204 allowed, 401 refused).
-fn verdict(port: u16, key: &str) -> u16 {
-    let bearer = format!("Bearer {key}");
-    http(
-        port,
-        "GET",
-        "/",
-        &[
-            ("Authorization", bearer.as_str()),
-            ("X-Original-Method", "GET"),
-            ("X-Original-URI", "/v1/invoices"),
-        ],
-    )
-    .status
-}
 
 /// First run: "Join a team server" with `url` (and the CA file, for HTTPS).
 async fn join(d: &WebDriver, url: &str, ca: Option<&Path>) {

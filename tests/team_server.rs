@@ -8,12 +8,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use keysmith_tests::{
-    built_binary, cli_with, free_port, http, require_secret_service, wait_for_port, Running,
-    PASSPHRASE,
+    built_binary, cli_with, forward_auth_status, free_port, require_secret_service, serve_team,
+    start_replica, PASSPHRASE,
 };
 
 /// One request with curl: status and JSON body (`Null` when empty). `tls` names the CA file.
@@ -50,21 +50,6 @@ fn curl(
         serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"))
     };
     (status.parse().unwrap(), value)
-}
-
-fn serve(url: &str, args: &[&str], port: u16) -> Running {
-    let mut child = Running(
-        Command::new(built_binary("keysmith"))
-            .args(["--database-url", url, "serve", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, &mut child.0, "keysmith serve");
-    child
 }
 
 #[test]
@@ -110,7 +95,7 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
 
     let (ca, cert, key) = keysmith_tests::localhost_certificate(w);
     let tls_port = free_port();
-    let _a = serve(
+    let _a = serve_team(
         &url,
         &[
             "--tls-cert",
@@ -121,7 +106,7 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
         tls_port,
     );
     let http_port = free_port();
-    let _b = serve(&url, &[], http_port);
+    let _b = serve_team(&url, &[], http_port);
     let a = format!("https://127.0.0.1:{tls_port}");
     let b = format!("http://127.0.0.1:{http_port}");
 
@@ -163,34 +148,8 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
         "[[allow]]\nrole = \"owner\"\nmethods = [\"*\"]\npaths = [\"/**\"]\n",
     )
     .unwrap();
-    let vport = free_port();
-    let mut replica = Running(
-        Command::new(built_binary("keysmith"))
-            .args(["--database-url", &url, "serve-verifier", "--listen"])
-            .arg(format!("127.0.0.1:{vport}"))
-            .arg("--policy")
-            .arg(&policy)
-            .args(["--max-staleness", "500ms"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(vport, &mut replica.0, "keysmith serve-verifier");
-    let bearer = format!("Bearer {api_key}");
-    let check = || {
-        http(
-            vport,
-            "GET",
-            "/",
-            &[
-                ("Authorization", bearer.as_str()),
-                ("X-Original-Method", "GET"),
-                ("X-Original-URI", "/v1/invoices"),
-            ],
-        )
-        .status
-    };
+    let (_replica, vport) = start_replica(&url, &policy);
+    let check = || forward_auth_status(vport, &api_key);
     assert_eq!(check(), 204);
 
     let (status, revoked) = curl(

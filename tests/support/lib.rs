@@ -643,3 +643,56 @@ pub fn localhost_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     ]);
     (ca, cert, key)
 }
+
+/// `keysmith --database-url URL serve` on 127.0.0.1:`port` with `args`, once it listens.
+pub fn serve_team(url: &str, args: &[&str], port: u16) -> Running {
+    let mut child = Running(
+        Command::new(built_binary("keysmith"))
+            .args(["--database-url", url, "serve", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, &mut child.0, "keysmith serve");
+    child
+}
+
+/// A verifier replica on the PostgreSQL database `url` (`serve-verifier --database-url`,
+/// `--max-staleness 500ms`) with `policy`, once it listens; and its port.
+pub fn start_replica(url: &str, policy: &Path) -> (Running, u16) {
+    let port = free_port();
+    let mut child = Running(
+        Command::new(built_binary("keysmith"))
+            .args(["--database-url", url, "serve-verifier", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--policy")
+            .arg(policy)
+            .args(["--max-staleness", "500ms"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, &mut child.0, "keysmith serve-verifier");
+    (child, port)
+}
+
+/// What the verifier on `port` answers a forward-auth check of `GET /v1/invoices` with `key`
+/// (204 allowed, 401 refused, 503 not fresh).
+pub fn forward_auth_status(port: u16, key: &str) -> u16 {
+    let bearer = format!("Bearer {key}");
+    http(
+        port,
+        "GET",
+        "/",
+        &[
+            ("Authorization", bearer.as_str()),
+            ("X-Original-Method", "GET"),
+            ("X-Original-URI", "/v1/invoices"),
+        ],
+    )
+    .status
+}

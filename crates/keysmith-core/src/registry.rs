@@ -664,21 +664,15 @@ impl Registry {
     pub async fn record_copy(&self, actor_id: &str, key_id: &str) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let actor = self.actor_in(&mut tx, actor_id).await?;
-        let key = store::key_by_id(&mut *tx, key_id)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                what: "API key",
-                id: key_id.to_owned(),
-            })?;
-        let own = key.created_by == actor.id;
-        authorize(
-            actor.role,
-            if own {
-                Action::SeeOwnKeys
-            } else {
-                Action::SeeOthersKeys
-            },
-        )?;
+        let key = self
+            .key_for(
+                &mut tx,
+                &actor,
+                key_id,
+                Action::SeeOwnKeys,
+                Action::SeeOthersKeys,
+            )
+            .await?;
         let target = key_target(&key.name, &key.start, &key.id);
         self.audit(
             &mut tx,
@@ -985,21 +979,38 @@ impl Registry {
         actor: &Member,
         key_id: &str,
     ) -> Result<KeyRow> {
+        self.key_for(
+            tx,
+            actor,
+            key_id,
+            Action::RevokeOwnKey,
+            Action::RevokeOthersKey,
+        )
+        .await
+    }
+
+    /// The key `key_id`, if `actor` may act on it: `own` for a key they generated, `others`
+    /// for anyone else's.
+    async fn key_for(
+        &self,
+        tx: &mut WriteTx<'_>,
+        actor: &Member,
+        key_id: &str,
+        own: Action,
+        others: Action,
+    ) -> Result<KeyRow> {
         let key = store::key_by_id(&mut **tx, key_id)
             .await?
             .ok_or_else(|| Error::NotFound {
                 what: "API key",
                 id: key_id.to_owned(),
             })?;
-        let own = key.created_by == actor.id;
-        authorize(
-            actor.role,
-            if own {
-                Action::RevokeOwnKey
-            } else {
-                Action::RevokeOthersKey
-            },
-        )?;
+        let action = if key.created_by == actor.id {
+            own
+        } else {
+            others
+        };
+        authorize(actor.role, action)?;
         Ok(key)
     }
 
