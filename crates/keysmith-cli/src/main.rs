@@ -153,6 +153,11 @@ enum Command {
         /// Log one JSON object per line instead of text.
         #[arg(long)]
         log_json: bool,
+        /// Keep the account's secrets (pepper, audit key, audit anchor) in this directory
+        /// (mode 0700, made by `keysmith export-server-secrets`) instead of the OS keyring:
+        /// for a further server host, or one without a keyring.
+        #[arg(long, value_name = "DIR")]
+        secrets_dir: Option<PathBuf>,
     },
     /// Move this computer's account (members, keys, the whole audit log) to the team's
     /// PostgreSQL database, for `keysmith serve` on this host. Owner only; audited. Keys keep
@@ -166,6 +171,14 @@ enum Command {
     /// keyring. Owner only; audited.
     ExportPepper {
         #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Write the team server's secrets (pepper, audit key, and an anchor on the audit log as
+    /// it is now) to a new directory (mode 0700), for `keysmith serve --secrets-dir` on a
+    /// further host. Run with --database-url on the host that holds them. Owner only;
+    /// audited.
+    ExportServerSecrets {
+        #[arg(long, value_name = "DIR")]
         to: PathBuf,
     },
 }
@@ -385,7 +398,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         )
                     })
             } else {
-                Registry::connect_postgres(url, connections, Arc::new(OsKeyring)).await
+                let secrets: Arc<dyn keysmith_core::SecretStore> = match &cli.command {
+                    Command::Serve {
+                        secrets_dir: Some(dir),
+                        ..
+                    } => Arc::new(keysmith_core::FileStore::open(dir).map_err(|e| Failure {
+                        code: 2,
+                        message: e.to_string(),
+                    })?),
+                    _ => Arc::new(OsKeyring),
+                };
+                Registry::connect_postgres(url, connections, secrets).await
             };
             let registry = opened.map_err(|e| {
                 let mut failure = setup_failure(e);
@@ -395,7 +418,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             (registry, None)
         }
         None => {
-            if matches!(cli.command, Command::Serve { .. }) {
+            if matches!(
+                cli.command,
+                Command::Serve { .. } | Command::ExportServerSecrets { .. }
+            ) {
                 return Err(Failure {
                     code: 2,
                     message: "the team server needs the team's PostgreSQL database: \
@@ -454,12 +480,23 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             )
             .await?;
         }
+        Command::ExportServerSecrets { to } => {
+            let actor = sign_in(&registry, cli.as_member.as_deref()).await?;
+            registry.export_server_secrets(&actor, &to).await?;
+            out!(
+                "Wrote the server's secrets to {} (mode 0700). Copy it to the new host's \
+                 account only (for example with scp -rp), start `keysmith serve --secrets-dir` \
+                 there, then delete this copy.",
+                to.display()
+            );
+        }
         Command::Serve {
             listen,
             tls_cert,
             tls_key,
             max_connections: _,
             log_json: _,
+            secrets_dir: _,
         } => {
             let tls = tls_cert.zip(tls_key);
             serve(registry, listen, tls).await?;

@@ -196,6 +196,15 @@ pub async fn head<'a>(ex: impl Into<Ex<'a>>) -> Result<Head> {
     let last: Option<(i64, Vec<u8>)> = on!(ex, c => sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(c)
             .await?);
+    head_from(last)
+}
+
+/// The [`Head`] of a chain whose last entry is `last` (`seq`, `hash`), or
+/// [`Head::GENESIS`] when there is none.
+///
+/// # Errors
+/// [`Error::AuditTampered`] for a stored hash of the wrong length.
+pub fn head_from(last: Option<(i64, Vec<u8>)>) -> Result<Head> {
     match last {
         None => Ok(Head::GENESIS),
         Some((seq, hash)) => Ok(Head {
@@ -215,6 +224,22 @@ pub async fn head<'a>(ex: impl Into<Ex<'a>>) -> Result<Head> {
 /// [`Error::Storage`].
 pub async fn append(tx: &mut Tx, key: &AuditKey, e: &NewEntry<'_>) -> Result<Head> {
     let last = head(&mut *tx).await?;
+    append_after(tx, key, last, e).await
+}
+
+/// [`append`] when the caller already knows the chain's head `last` (a write transaction
+/// that read it after taking the write lock and tracks its own appends): one statement
+/// fewer while the lock is held.
+///
+/// # Errors
+/// [`Error::Storage`], also when `last` is not the head (the insert's `seq` then collides
+/// with the primary key).
+pub async fn append_after(
+    tx: &mut Tx,
+    key: &AuditKey,
+    last: Head,
+    e: &NewEntry<'_>,
+) -> Result<Head> {
     let seq = last.seq + 1;
     let state = e.subject.map(|s| s.state);
     let hash = keyed_entry_hash(

@@ -31,4 +31,4 @@ mod write;
 pub use error::{Error, Result};
 pub use key::ApiKeySecret;
 pub use registry::{Generated, Member, Registry, Verified};
-pub use secret_store::{MemoryStore, OsKeyring, SecretStore};
+pub use secret_store::{FileStore, MemoryStore, OsKeyring, SecretStore};

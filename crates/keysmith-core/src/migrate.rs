@@ -45,8 +45,7 @@ impl Registry {
         if let Some(problem) = chain.problem {
             return Err(Error::AuditTampered(problem));
         }
-        let mut tx = self.begin_write().await?;
-        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         authorize(actor.role, Action::MoveAccount)?;
         self.audit(
             &mut tx,

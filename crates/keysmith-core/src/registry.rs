@@ -17,7 +17,7 @@ use crate::integrity::{AuditKey, KeyFields, MemberFields, RowKey};
 use crate::key::ApiKeySecret;
 use crate::permissions::{authorize, permits, Action};
 use crate::secret_store::SecretStore;
-use crate::store::{self, KeyRow, MemberRow, Tx};
+use crate::store::{self, KeyRow, MemberRow};
 use crate::write::{
     anchor_entry, audit_key_entry, key_sealed_as, key_subject, member_subject, pepper_entry, Keys,
     WriteTx,
@@ -87,6 +87,12 @@ pub struct Registry {
     secrets: Arc<dyn SecretStore>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keys: OnceCell<Keys>,
+    /// The highest audit entry this process has settled the keyring's anchor on
+    /// ([`Registry::commit`]): settles are serialised here so the anchor never moves back.
+    pub(crate) anchor_settled: tokio::sync::Mutex<i64>,
+    /// The newest head this process committed: a settle writes it, so one keyring write
+    /// covers every commit that landed while the previous settle was under way.
+    pub(crate) newest_committed: std::sync::Mutex<Option<crate::integrity::Head>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -198,6 +204,8 @@ impl Registry {
             secrets,
             clock,
             keys: OnceCell::new(),
+            anchor_settled: tokio::sync::Mutex::new(0),
+            newest_committed: std::sync::Mutex::new(None),
         }
     }
 
@@ -454,30 +462,13 @@ impl Registry {
     /// [`Error::NotSignedIn`] for an unknown or disabled member.
     pub async fn actor(&self, member_id: &str) -> Result<Member> {
         self.keys().await?;
-        // One read transaction: the row and the state the audit log recorded for it come
-        // from one snapshot, so a change committed in between is not taken for tampering.
-        let mut tx = self.pool.begin().await?;
-        let member = match store::member_by_id(&mut tx, member_id).await? {
-            Some(row) if row.disabled_at.is_none() => {
-                member_from_row(self.checked_member(&mut tx, row).await?)
-            }
-            _ => Err(Error::NotSignedIn),
-        };
-        tx.rollback().await?;
-        member
-    }
-
-    /// The member with this id as they are inside `tx` (see [`Registry::actor`]); every
-    /// operation reads its actor here, in the transaction that acts, so a role changed or a
-    /// member removed a moment before is what the permission check sees.
-    ///
-    /// # Errors
-    /// [`Error::NotSignedIn`] for an unknown or disabled member.
-    pub(crate) async fn actor_in(&self, tx: &mut Tx, member_id: &str) -> Result<Member> {
-        match store::member_by_id(&mut *tx, member_id).await? {
-            Some(row) if row.disabled_at.is_none() => {
-                member_from_row(self.checked_member(&mut *tx, row).await?)
-            }
+        // One statement: the row and the state the audit log recorded for it come from one
+        // snapshot, so a change committed in between is not taken for tampering.
+        match store::member_by_id_with_state(&self.pool, member_id).await? {
+            Some(found) if found.row.disabled_at.is_none() => member_from_row(
+                self.member_as_recorded(found.row, found.recorded_state.as_deref())
+                    .await?,
+            ),
             _ => Err(Error::NotSignedIn),
         }
     }
@@ -530,8 +521,7 @@ impl Registry {
         name: &str,
         expires_in_ms: Option<i64>,
     ) -> Result<Generated> {
-        let mut tx = self.begin_write().await?;
-        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         authorize(actor.role, Action::GenerateOwnKey)?;
         let now = self.clock.now_ms();
         let expires_at = expires_in_ms.map(|ms| now + ms);
@@ -582,8 +572,7 @@ impl Registry {
     }
 
     async fn roll_checked(&self, actor_id: &str, key_id: &str, grace_ms: i64) -> Result<Generated> {
-        let mut tx = self.begin_write().await?;
-        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         let key = self.revocable_key(&mut tx, &actor, key_id).await?;
         let key = self.checked_key(&mut tx, key).await?;
         authorize(actor.role, Action::GenerateOwnKey)?;
@@ -662,8 +651,7 @@ impl Registry {
     /// [`Error::NotSignedIn`], [`Error::NotFound`], [`Error::NotPermitted`] (a key of
     /// someone else's for a Manager; any key for Authors and Viewers).
     pub async fn record_copy(&self, actor_id: &str, key_id: &str) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         let key = self
             .key_for(
                 &mut tx,
@@ -740,8 +728,7 @@ impl Registry {
         key_id: &str,
         confirmation: &str,
     ) -> Result<KeySummary> {
-        let mut tx = self.begin_write().await?;
-        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         // A key whose row was changed outside Keysmith may still be revoked: revoking only
         // ever takes access away, and seals the row as revoked.
         let mut key = self.revocable_key(&mut tx, &actor, key_id).await?;
@@ -838,8 +825,7 @@ impl Registry {
 
     async fn export_checked(&self, actor_id: &str, to: &Path) -> Result<()> {
         let pepper = self.pepper().await?;
-        let mut tx = self.begin_write().await?;
-        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         authorize(actor.role, Action::ExportPepper)?;
         self.audit(
             &mut tx,
@@ -903,11 +889,28 @@ impl Registry {
             + Send
             + 'static,
     {
+        self.keyring_call(f).await?.map_err(Error::from)
+    }
+
+    /// Runs a blocking keyring call off the async executor; the outer error is the task's.
+    pub(crate) async fn keyring_call<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn SecretStore) -> T + Send + 'static,
+    {
+        self.spawn_keyring(f)
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Starts a blocking keyring call off the async executor.
+    pub(crate) fn spawn_keyring<T, F>(&self, f: F) -> tokio::task::JoinHandle<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn SecretStore) -> T + Send + 'static,
+    {
         let secrets = Arc::clone(&self.secrets);
         tokio::task::spawn_blocking(move || f(secrets.as_ref()))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(Error::from)
     }
 }
 

@@ -23,6 +23,10 @@ pub enum SecretStoreError {
     /// The keyring exists but is locked or refused access.
     #[error("the OS keyring is locked or refused access ({detail}). Unlock your login keyring and try again")]
     Locked { detail: String },
+    /// A secrets directory ([`FileStore`]) is missing, open to others, or failed a read or
+    /// write.
+    #[error("the secrets directory cannot be used: {detail}")]
+    Directory { detail: String },
     /// The entry exists but does not hold what Keysmith wrote.
     #[error("the keyring entry \"{entry}\" holds unexpected data")]
     BadEntry { entry: String },
@@ -136,5 +140,208 @@ impl SecretStore for MemoryStore {
     fn delete(&self, entry: &str) -> Result<(), SecretStoreError> {
         self.lock().remove(entry);
         Ok(())
+    }
+}
+
+/// Secrets kept as files in one directory, for a team server host that has no OS keyring
+/// (`keysmith serve --secrets-dir DIR`, filled by `keysmith export-server-secrets`).
+///
+/// The directory must belong to this user and be closed to others (mode 0700 or
+/// stricter), as `~/.ssh` is; each entry is a file of mode 0600 named after it (`/` becomes
+/// `.`), replaced atomically (written to a temporary file in the directory, flushed, then
+/// renamed over the old one), so a crash leaves the old or the new secret, never half of one.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    dir: std::path::PathBuf,
+}
+
+impl FileStore {
+    /// Opens the store in `dir`, which must exist.
+    ///
+    /// # Errors
+    /// [`SecretStoreError::Directory`] when `dir` is missing, not a directory, or open to
+    /// its group or others (the message names the mode).
+    pub fn open(dir: &std::path::Path) -> Result<FileStore, SecretStoreError> {
+        let shown = dir.display();
+        let meta = std::fs::metadata(dir).map_err(|e| SecretStoreError::Directory {
+            detail: format!("secrets directory {shown}: {e}"),
+        })?;
+        if !meta.is_dir() {
+            return Err(SecretStoreError::Directory {
+                detail: format!("{shown} is not a directory"),
+            });
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(SecretStoreError::Directory {
+                    detail: format!(
+                        "secrets directory {shown} has mode {mode:o}; it must be closed to group and others (chmod 700)"
+                    ),
+                });
+            }
+        }
+        Ok(FileStore {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Creates `dir` (mode 0700; it must not exist yet) and opens the store in it.
+    ///
+    /// # Errors
+    /// [`SecretStoreError::Directory`] when `dir` exists or cannot be created.
+    pub fn create(dir: &std::path::Path) -> Result<FileStore, SecretStoreError> {
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder
+            .create(dir)
+            .map_err(|e| SecretStoreError::Directory {
+                detail: format!("cannot create secrets directory {}: {e}", dir.display()),
+            })?;
+        FileStore::open(dir)
+    }
+
+    /// The file that holds `entry`: its name with `/` as `.`; entries with other characters
+    /// than ASCII letters, digits, `-`, `_` and `/` are refused (none of Keysmith's are).
+    fn path(&self, entry: &str) -> Result<std::path::PathBuf, SecretStoreError> {
+        let ok = !entry.is_empty()
+            && !entry.starts_with('/')
+            && entry
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '/'));
+        if !ok {
+            return Err(SecretStoreError::BadEntry {
+                entry: entry.to_owned(),
+            });
+        }
+        Ok(self.dir.join(entry.replace('/', ".")))
+    }
+
+    fn io_error(&self, e: &std::io::Error) -> SecretStoreError {
+        SecretStoreError::Directory {
+            detail: format!("secrets directory {}: {e}", self.dir.display()),
+        }
+    }
+}
+
+impl SecretStore for FileStore {
+    fn get(&self, entry: &str) -> Result<Option<Zeroizing<Vec<u8>>>, SecretStoreError> {
+        match std::fs::read(self.path(entry)?) {
+            Ok(bytes) => Ok(Some(Zeroizing::new(bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io_error(&e)),
+        }
+    }
+
+    fn set(&self, entry: &str, secret: &[u8]) -> Result<(), SecretStoreError> {
+        use std::io::Write;
+        let path = self.path(entry)?;
+        // tempfile creates the file with mode 0600.
+        let mut file = tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| self.io_error(&e))?;
+        file.write_all(secret)
+            .and_then(|()| file.as_file().sync_all())
+            .map_err(|e| self.io_error(&e))?;
+        file.persist(&path).map_err(|e| self.io_error(&e.error))?;
+        Ok(())
+    }
+
+    fn delete(&self, entry: &str) -> Result<(), SecretStoreError> {
+        match std::fs::remove_file(self.path(entry)?) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io_error(&e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_store_keeps_entries_as_private_files_and_replaces_them_whole() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("secrets");
+        let store = FileStore::create(&dir).unwrap();
+        assert_eq!(store.get("pepper/abc-1").unwrap(), None);
+        store.set("pepper/abc-1", b"first").unwrap();
+        store.set("pepper/abc-1", b"second").unwrap();
+        assert_eq!(
+            store
+                .get("pepper/abc-1")
+                .unwrap()
+                .as_deref()
+                .map(Vec::as_slice),
+            Some(&b"second"[..])
+        );
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["pepper.abc-1"], "no temporary file is left behind");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode =
+                |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir), 0o700);
+            assert_eq!(mode(&dir.join("pepper.abc-1")), 0o600);
+        }
+        store.delete("pepper/abc-1").unwrap();
+        store.delete("pepper/abc-1").unwrap();
+        assert_eq!(store.get("pepper/abc-1").unwrap(), None);
+        assert!(
+            FileStore::create(&dir).is_err(),
+            "an existing directory is not reused"
+        );
+    }
+
+    #[test]
+    fn a_file_store_refuses_open_directories_and_odd_entry_names() {
+        let parent = tempfile::tempdir().unwrap();
+        let missing = FileStore::open(&parent.path().join("none")).unwrap_err();
+        assert!(matches!(missing, SecretStoreError::Directory { .. }));
+        let file = parent.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(FileStore::open(&file).is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let open = parent.path().join("open");
+            std::fs::create_dir(&open).unwrap();
+            for mode in [0o755, 0o750, 0o705, 0o770, 0o701] {
+                std::fs::set_permissions(&open, std::fs::Permissions::from_mode(mode)).unwrap();
+                let e = FileStore::open(&open).unwrap_err().to_string();
+                assert!(e.contains(&format!("{mode:o}")), "{mode:o}: {e}");
+            }
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o700)).unwrap();
+            assert!(FileStore::open(&open).is_ok());
+        }
+        let store = FileStore::create(&parent.path().join("s")).unwrap();
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../b",
+            "a b",
+            "a.b",
+            "a\0b",
+            "ä",
+        ] {
+            assert!(
+                matches!(store.set(bad, b"x"), Err(SecretStoreError::BadEntry { .. })),
+                "{bad:?}"
+            );
+            assert!(
+                matches!(store.get(bad), Err(SecretStoreError::BadEntry { .. })),
+                "{bad:?}"
+            );
+        }
     }
 }

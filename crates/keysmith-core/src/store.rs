@@ -440,6 +440,59 @@ pub async fn member_by_id<'a>(ex: impl Into<Ex<'a>>, id: &str) -> Result<Option<
     )
 }
 
+/// A member row with the state (row MAC) the newest audit entry about it recorded, if any did.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRowWithState {
+    #[sqlx(flatten)]
+    pub row: MemberRow,
+    pub recorded_state: Option<Vec<u8>>,
+}
+
+/// [`member_by_id`] with the state the audit log last recorded for the member, in one
+/// statement (every command checks its actor this way, inside the write lock).
+pub async fn member_by_id_with_state<'a>(
+    ex: impl Into<Ex<'a>>,
+    id: &str,
+) -> Result<Option<MemberRowWithState>> {
+    Ok(on!(ex, c => sqlx::query_as(&format!(
+        "SELECT (SELECT a.state FROM audit_log a \
+         WHERE a.subject = 'member:' || members.id AND a.state IS NOT NULL \
+         ORDER BY a.seq DESC LIMIT 1) AS recorded_state, {MEMBER_COLUMNS} WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(c)
+    .await?))
+}
+
+/// A member row with its recorded state ([`MemberRowWithState`]) and the audit chain's last
+/// entry (`head_seq`, `head_hash`; `None` for an empty log).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRowAtHead {
+    #[sqlx(flatten)]
+    pub member: MemberRowWithState,
+    pub head_seq: Option<i64>,
+    pub head_hash: Option<Vec<u8>>,
+}
+
+/// [`member_by_id_with_state`] and the audit chain's head in one statement: how a write
+/// transaction starts once it holds the write lock (one round trip fewer under the lock).
+pub async fn member_at_head<'a>(
+    ex: impl Into<Ex<'a>>,
+    id: &str,
+) -> Result<Option<MemberRowAtHead>> {
+    Ok(on!(ex, c => sqlx::query_as(&format!(
+        "SELECT h.seq AS head_seq, h.hash AS head_hash, \
+         (SELECT a.state FROM audit_log a \
+         WHERE a.subject = 'member:' || members.id AND a.state IS NOT NULL \
+         ORDER BY a.seq DESC LIMIT 1) AS recorded_state, {MEMBER_COLUMNS} \
+         LEFT JOIN (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1) h ON 1 = 1 \
+         WHERE members.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(c)
+    .await?))
+}
+
 /// A key to insert. The digest is HMAC-SHA-256 of the key; the key itself is never stored.
 #[derive(Debug)]
 pub struct NewKey<'a> {

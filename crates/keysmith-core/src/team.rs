@@ -142,10 +142,9 @@ impl Registry {
     }
 
     async fn add_checked(&self, actor_id: &str, role: Role, mut row: MemberRow) -> Result<Member> {
-        let mut tx = self.begin_write().await?;
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         let mac = tx.keys().rows.member_mac(MemberFields::from(&row));
         row.mac = Some(mac.to_vec());
-        let actor = self.actor_in(&mut tx, actor_id).await?;
         authorize(actor.role, Action::ManageMember(role))?;
         if store::member_by_name(&mut *tx, &row.name).await?.is_some() {
             return Err(Error::DuplicateName(row.name));
@@ -192,8 +191,7 @@ impl Registry {
         member_id: &str,
         role: Role,
     ) -> Result<Member> {
-        let mut tx = self.begin_write().await?;
-        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         let target = self.target(&mut tx, member_id).await?;
         if target.id == actor.id {
             return Err(Error::InvalidTarget("You cannot change your own role."));
@@ -226,8 +224,7 @@ impl Registry {
     ) -> Result<Vec<KeySummary>> {
         // A write transaction that writes nothing: the same checks as the removal, on the
         // same consistent view.
-        let mut tx = self.begin_write().await?;
-        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         let target = self.removable(&mut tx, &actor, member_id).await?;
         let now = self.clock.now_ms();
         store::active_keys_of(&mut *tx, &target.id)
@@ -260,8 +257,7 @@ impl Registry {
         member_id: &str,
         confirmation: &str,
     ) -> Result<Vec<KeySummary>> {
-        let mut tx = self.begin_write().await?;
-        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         let target = self.removable(&mut tx, &actor, member_id).await?;
         if confirmation != REMOVE_CONFIRMATION {
             return Err(Error::RemoveConfirmationMismatch);
@@ -322,8 +318,7 @@ impl Registry {
     }
 
     async fn transfer_checked(&self, actor_id: &str, member_id: &str) -> Result<Member> {
-        let mut tx = self.begin_write().await?;
-        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         authorize(actor.role, Action::TransferOwnership)?;
         let target = self.target(&mut tx, member_id).await?;
         if target.id == actor.id {
@@ -409,8 +404,7 @@ impl Registry {
             ));
         };
         let phc = phc?;
-        let mut tx = self.begin_write().await?;
-        let actor = self.actor_in(&mut tx, actor_id).await?;
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         // Checked against the passphrase as it is now: not one changed meanwhile.
         let now = store::member_by_id(&mut *tx, &actor.id)
             .await?

@@ -42,8 +42,13 @@ pub(crate) struct WriteTx<'r> {
     keys: &'r Keys,
     /// The chain's head when the transaction began.
     start: Head,
+    /// The chain's head now: `start`, moved by each entry this transaction appended.
+    head: Head,
     /// Whether the anchor was found to vouch for `start` (checked before the first append).
     vouched: bool,
+    /// The keyring read of the anchor, started as soon as the write lock was held so that
+    /// it runs alongside the transaction's first statements.
+    anchor: Option<tokio::task::JoinHandle<AnchorRead>>,
 }
 
 impl Deref for WriteTx<'_> {
@@ -63,6 +68,31 @@ impl WriteTx<'_> {
     pub fn keys(&self) -> &Keys {
         self.keys
     }
+}
+
+type AnchorRead =
+    std::result::Result<Option<zeroize::Zeroizing<Vec<u8>>>, crate::secret_store::SecretStoreError>;
+
+/// The keyring read of the anchor of `account_id`, to run off the executor.
+fn anchor_reader(
+    account_id: &str,
+) -> impl FnOnce(&dyn crate::SecretStore) -> AnchorRead + Send + 'static {
+    let entry = anchor_entry(account_id);
+    move |s| s.get(&entry)
+}
+
+/// The anchor an [`anchor_reader`] read; [`Error::StoreTampered`] when there is none.
+fn decode_anchor(read: Result<AnchorRead>) -> Result<Anchor> {
+    let bytes = read?.map_err(Error::from)?;
+    bytes
+        .as_deref()
+        .and_then(|b| Anchor::decode(b))
+        .ok_or_else(|| {
+            tampered(
+                None,
+                "the audit log's anchor is missing from the OS keyring (or unreadable)".into(),
+            )
+        })
 }
 
 /// Subjects of audit entries: the row an entry changed.
@@ -225,17 +255,7 @@ impl Registry {
     }
 
     async fn read_anchor(&self, account_id: &str) -> Result<Anchor> {
-        let entry = anchor_entry(account_id);
-        let bytes = self.keyring(move |s| s.get(&entry)).await?;
-        bytes
-            .as_deref()
-            .and_then(|b| Anchor::decode(b))
-            .ok_or_else(|| {
-                tampered(
-                    None,
-                    "the audit log's anchor is missing from the OS keyring (or unreadable)".into(),
-                )
-            })
+        decode_anchor(self.keyring_call(anchor_reader(account_id)).await)
     }
 
     async fn write_anchor(&self, account_id: &str, anchor: Anchor) -> Result<()> {
@@ -247,7 +267,9 @@ impl Registry {
     /// Commits `tx`, which moved the audit chain's head from `start` to `end`, anchored: the
     /// keyring's anchor is told first ("pending": if the commit then never happens, the
     /// anchor still vouches for `start`), and settled on `end` after. A failure to settle is
-    /// only logged: the pending head already vouches for `end`.
+    /// only logged: the pending head already vouches for `end`. For the writes that set the
+    /// anchor rather than follow it (an account's first entry, sealing an upgraded store, an
+    /// anchor reset), where no anchor, or one that does not vouch, is there before.
     pub(crate) async fn commit_anchored(
         &self,
         tx: Tx,
@@ -255,6 +277,9 @@ impl Registry {
         keyed_from: i64,
         (start, end): (Head, Head),
     ) -> Result<()> {
+        let mut last_settled = self.anchor_settled.lock().await;
+        *last_settled = 0;
+        *self.committed_slot() = None;
         let pending = Anchor {
             keyed_from,
             head: start,
@@ -267,8 +292,10 @@ impl Registry {
             head: end,
             pending: None,
         };
-        if let Err(e) = self.write_anchor(account_id, settled).await {
-            tracing::warn!(error = %e, "could not settle the audit anchor");
+        self.note_committed(end);
+        match self.write_anchor(account_id, settled).await {
+            Ok(()) => *last_settled = end.seq,
+            Err(e) => tracing::warn!(error = %e, "could not settle the audit anchor"),
         }
         Ok(())
     }
@@ -277,13 +304,52 @@ impl Registry {
     pub(crate) async fn begin_write(&self) -> Result<WriteTx<'_>> {
         let keys = self.keys().await?;
         let mut tx = self.pool.begin_write().await?;
+        let anchor = self.spawn_keyring(anchor_reader(&keys.account_id));
         let start = audit::head(&mut tx).await?;
         Ok(WriteTx {
             tx,
             keys,
             start,
+            head: start,
             vouched: false,
+            anchor: Some(anchor),
         })
+    }
+
+    /// Opens a write transaction ([`Registry::begin_write`]) for the member `actor_id`, and
+    /// returns it with the member as they are inside it: every operation reads its actor
+    /// here, in the transaction that acts, so a role changed or a member removed a moment
+    /// before is what the permission check sees. The chain's head and the member are read in
+    /// one statement once the write lock is held.
+    ///
+    /// # Errors
+    /// [`Error::NotSignedIn`] for an unknown or removed member, [`Error::StoreTampered`] for a
+    /// member row without Keysmith's seal, and [`Registry::begin_write`]'s errors.
+    pub(crate) async fn begin_write_as(
+        &self,
+        actor_id: &str,
+    ) -> Result<(WriteTx<'_>, crate::registry::Member)> {
+        let keys = self.keys().await?;
+        let mut tx = self.pool.begin_write().await?;
+        let anchor = self.spawn_keyring(anchor_reader(&keys.account_id));
+        let found = store::member_at_head(&mut tx, actor_id)
+            .await?
+            .filter(|f| f.member.row.disabled_at.is_none())
+            .ok_or(Error::NotSignedIn)?;
+        let start = audit::head_from(found.head_seq.zip(found.head_hash))?;
+        let actor = crate::registry::member_from_row(
+            self.member_as_recorded(found.member.row, found.member.recorded_state.as_deref())
+                .await?,
+        )?;
+        let tx = WriteTx {
+            tx,
+            keys,
+            start,
+            head: start,
+            vouched: false,
+            anchor: Some(anchor),
+        };
+        Ok((tx, actor))
     }
 
     /// Appends an audit entry inside `tx`. Before the first one, the chain's head must be
@@ -301,16 +367,31 @@ impl Registry {
         subject: Option<Subject<'_>>,
     ) -> Result<()> {
         if !tx.vouched {
-            let anchor = self.read_anchor(&tx.keys.account_id).await?;
-            let at_reach = audit::hash_at(&mut tx.tx, anchor.reach().seq).await?;
-            if let Err(what) = anchor.vouches_for(tx.start, at_reach) {
+            let anchor = match tx.anchor.take() {
+                Some(read) => decode_anchor(
+                    read.await
+                        .map_err(|e| Error::Internal(format!("keyring task: {e}"))),
+                )?,
+                None => self.read_anchor(&tx.keys.account_id).await?,
+            };
+            // The usual case, a head the anchor names, needs no look-up of the entry at
+            // the anchor's reach (one statement fewer while the write lock is held).
+            let vouched = match anchor.vouches_for(tx.start, None) {
+                Ok(()) => Ok(()),
+                Err(_) => {
+                    let at_reach = audit::hash_at(&mut tx.tx, anchor.reach().seq).await?;
+                    anchor.vouches_for(tx.start, at_reach)
+                }
+            };
+            if let Err(what) = vouched {
                 return Err(moved_or_tampered(&mut tx.tx, what).await);
             }
             tx.vouched = true;
         }
-        audit::append(
+        tx.head = audit::append_after(
             &mut tx.tx,
             &tx.keys.audit,
+            tx.head,
             &audit::NewEntry {
                 at: self.clock.now_ms(),
                 actor_id,
@@ -325,17 +406,58 @@ impl Registry {
         Ok(())
     }
 
-    /// Commits `tx`, anchored ([`Registry::commit_anchored`]) when it extended the audit
-    /// chain.
-    pub(crate) async fn commit(&self, mut tx: WriteTx<'_>) -> Result<()> {
-        let end = audit::head(&mut tx.tx).await?;
-        if end == tx.start {
-            tx.tx.commit().await?;
+    /// Commits `tx`, then, when it extended the audit chain, settles the keyring's anchor on
+    /// the new head.
+    ///
+    /// No "pending" write is needed before `COMMIT` here (unlike
+    /// [`Registry::commit_anchored`], which writes an account's first anchor): the entries
+    /// were appended only after the anchor was found to vouch for the chain's start, and an
+    /// anchor that lags behind a chain that goes on from it still vouches
+    /// ([`Anchor::vouches_for`]). So a crash between `COMMIT` and the settle leaves an
+    /// anchor one commit behind, exactly what a pending anchor would have accepted too, and
+    /// the keyring write (a D-Bus round trip on Linux) stays out of the write lock. A
+    /// failure to settle is only logged, for the same reason.
+    pub(crate) async fn commit(&self, tx: WriteTx<'_>) -> Result<()> {
+        let (end, keys) = (tx.head, tx.keys);
+        let extended = end != tx.start;
+        tx.tx.commit().await?;
+        if !extended {
             return Ok(());
         }
-        let keys = tx.keys;
-        self.commit_anchored(tx.tx, &keys.account_id, keys.keyed_from, (tx.start, end))
-            .await
+        self.note_committed(end);
+        let mut settled = self.anchor_settled.lock().await;
+        // Coalesced: a settle that ran while this one waited may already cover `end`.
+        if end.seq > *settled {
+            let newest = self.newest_committed().unwrap_or(end);
+            let anchor = Anchor {
+                keyed_from: keys.keyed_from,
+                head: newest,
+                pending: None,
+            };
+            match self.write_anchor(&keys.account_id, anchor).await {
+                Ok(()) => *settled = newest.seq,
+                Err(e) => tracing::warn!(error = %e, "could not settle the audit anchor"),
+            }
+        }
+        Ok(())
+    }
+
+    fn committed_slot(&self) -> std::sync::MutexGuard<'_, Option<Head>> {
+        self.newest_committed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn newest_committed(&self) -> Option<Head> {
+        *self.committed_slot()
+    }
+
+    /// Records `head` as committed by this process, if it is the newest so far.
+    fn note_committed(&self, head: Head) {
+        let mut slot = self.committed_slot();
+        if slot.is_none_or(|h| h.seq < head.seq) {
+            *slot = Some(head);
+        }
     }
 
     /// Recomputes the MAC of member `id` after a change in `tx`, and returns it.
@@ -361,13 +483,22 @@ impl Registry {
     /// `row`, if its MAC matches and it is in the state the audit log last recorded for it;
     /// else [`Error::StoreTampered`] naming the member.
     pub(crate) async fn checked_member(&self, conn: &mut Tx, row: MemberRow) -> Result<MemberRow> {
+        let recorded = audit::latest_state(conn, &member_subject(&row.id)).await?;
+        self.member_as_recorded(row, recorded.as_deref()).await
+    }
+
+    /// [`Registry::checked_member`] when the state the audit log last recorded for the
+    /// member (`recorded`) was read with the row.
+    pub(crate) async fn member_as_recorded(
+        &self,
+        row: MemberRow,
+        recorded: Option<&[u8]>,
+    ) -> Result<MemberRow> {
         let keys = self.keys().await?;
         if keys
             .rows
             .member_ok(MemberFields::from(&row), row.mac.as_deref())
-            && self
-                .as_recorded(conn, &member_subject(&row.id), row.mac.as_deref())
-                .await?
+            && as_recorded(recorded, row.mac.as_deref())
         {
             Ok(row)
         } else {
@@ -387,13 +518,6 @@ impl Registry {
         let keys = self.keys().await?;
         let recorded = audit::latest_state(conn, &key_subject(&row.id)).await?;
         Ok(key_sealed_as(&keys.rows, row, recorded.as_deref()))
-    }
-
-    /// Whether a row's MAC is the state the newest audit entry about it recorded (see
-    /// [`as_recorded`]).
-    async fn as_recorded(&self, conn: &mut Tx, subject: &str, mac: Option<&[u8]>) -> Result<bool> {
-        let recorded = audit::latest_state(conn, subject).await?;
-        Ok(as_recorded(recorded.as_deref(), mac))
     }
 }
 
@@ -701,5 +825,76 @@ impl Registry {
             .await?;
         tracing::warn!(member = %owner.id, %problem, "the Owner accepted the store as it is");
         Ok(problem)
+    }
+}
+
+impl Registry {
+    /// Writes what a further team server host needs into a new secrets directory `to`
+    /// ([`crate::FileStore`]: mode 0700, one 0600 file per entry): the pepper, the audit
+    /// key, and an anchor on the audit chain's head as of this export, so that
+    /// `keysmith serve --secrets-dir` on that host checks and extends the same chain (its
+    /// anchor then follows the commits that host makes). Owner only; audited (a
+    /// `pepper_exported` entry naming the directory). Whoever holds the directory can verify
+    /// keys, seal rows and extend the audit chain: keep it as secret as the keyring.
+    ///
+    /// # Errors
+    /// [`Error::NotSignedIn`], [`Error::NotPermitted`] (everyone but the Owner),
+    /// [`Error::Keyring`] (`to` exists or cannot be written; this host's keyring),
+    /// [`Error::PepperMissing`], [`Error::AuditKeyMissing`].
+    pub async fn export_server_secrets(&self, actor_id: &str, to: &std::path::Path) -> Result<()> {
+        self.noting_tamper(self.export_secrets_checked(actor_id, to))
+            .await
+    }
+
+    async fn export_secrets_checked(&self, actor_id: &str, to: &std::path::Path) -> Result<()> {
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
+        crate::permissions::authorize(actor.role, crate::permissions::Action::ExportPepper)?;
+        // Created first: a directory that exists already is refused before anything is
+        // written, and only one made here is removed when the export fails.
+        let store = crate::FileStore::create(to)?;
+        let done = async {
+            let keys = tx.keys;
+            let account = keys.account_id.clone();
+            let entries = [pepper_entry(&account), audit_key_entry(&account)];
+            let lookup = entries.clone();
+            let secrets = self
+                .keyring(move |s| {
+                    lookup
+                        .iter()
+                        .map(|e| s.get(e))
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                })
+                .await?;
+            self.audit(
+                &mut tx,
+                Some(&actor),
+                AuditAction::PepperExported,
+                &format!("secrets directory {}", to.display()),
+                "pepper, audit key and audit anchor, for a team server host",
+                None,
+            )
+            .await?;
+            for (entry, secret) in entries.iter().zip(&secrets) {
+                let bytes = secret.as_ref().ok_or_else(|| {
+                    Error::Internal(format!("the keyring entry {entry} vanished"))
+                })?;
+                crate::SecretStore::set(&store, entry, bytes)?;
+            }
+            let anchor = Anchor {
+                keyed_from: keys.keyed_from,
+                head: tx.head,
+                pending: None,
+            };
+            crate::SecretStore::set(&store, &anchor_entry(&account), anchor.encode().as_bytes())?;
+            self.commit(tx).await
+        }
+        .await;
+        if let Err(e) = done {
+            // Unaudited (or half written), the export did not happen.
+            let _ = std::fs::remove_dir_all(to);
+            return Err(e);
+        }
+        tracing::info!(member = %actor.id, "server secrets exported");
+        Ok(())
     }
 }
