@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use keysmith_tests::{
     built_binary, cli_with, forward_auth_status, free_port, require_secret_service, serve_team,
-    start_replica, PASSPHRASE,
+    start_replica, wait_for_port, Running, PASSPHRASE,
 };
 
 /// One request with curl: status and JSON body (`Null` when empty). `tls` names the CA file.
@@ -352,4 +352,211 @@ fn a_one_computer_account_moves_to_postgres_and_its_keys_keep_working() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// The sequence number of the anchor kept in a secrets directory (`v1 KEYED_FROM SEQ HASH`).
+fn anchor_seq(dir: &Path) -> i64 {
+    let entry = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("audit-head.")
+        })
+        .expect("an anchor file");
+    let text = std::fs::read_to_string(entry).unwrap();
+    text.split(' ').nth(2).unwrap().parse().unwrap()
+}
+
+#[test]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh's PostgreSQL pass"]
+fn a_second_server_host_runs_on_exported_secrets_without_a_keyring() {
+    require_secret_service();
+    let server = std::env::var("KEYSMITH_TEST_DATABASE_URL").expect("scripts/with-postgres.sh");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt
+        .block_on(keysmith_core::store::create_postgres_database(
+            &server,
+            "keysmith_two_hosts",
+        ))
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut full = vec!["--database-url", url.as_str()];
+        full.extend_from_slice(args);
+        cli_with(w, &full, None, env)
+    };
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    ok(run(&["init", "--owner", "Olive"], &[]));
+    ok(run(
+        &["--as", "Olive", "members", "add", "Ada", "--role", "admin"],
+        &[("KEYSMITH_NEW_PASSPHRASE", "ada's first passphrase")],
+    ));
+    ok(run(
+        &["--as", "Ada", "passphrase"],
+        &[
+            ("KEYSMITH_PASSPHRASE", "ada's first passphrase"),
+            ("KEYSMITH_NEW_PASSPHRASE", "ada's own passphrase"),
+        ],
+    ));
+
+    // Only the Owner exports, and only into a directory that does not exist yet.
+    let secrets = w.join("host-b-secrets");
+    let o = run(
+        &[
+            "--as",
+            "Ada",
+            "export-server-secrets",
+            "--to",
+            secrets.to_str().unwrap(),
+        ],
+        &[("KEYSMITH_PASSPHRASE", "ada's own passphrase")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("only the Owner"));
+    assert!(!secrets.exists());
+    let o = cli_with(
+        w,
+        &[
+            "--as",
+            "Olive",
+            "export-server-secrets",
+            "--to",
+            secrets.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "without --database-url it names the option"
+    );
+    assert!(!secrets.exists());
+    ok(run(
+        &[
+            "--as",
+            "Olive",
+            "export-server-secrets",
+            "--to",
+            secrets.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&secrets), 0o700);
+        let mut names = Vec::new();
+        for e in std::fs::read_dir(&secrets).unwrap() {
+            let p = e.unwrap().path();
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+            names.push(
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .split('.')
+                    .next()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        names.sort();
+        assert_eq!(names, ["audit-head", "audit-key", "pepper"]);
+    }
+    let exported_at = anchor_seq(&secrets);
+    let o = run(
+        &[
+            "--as",
+            "Olive",
+            "export-server-secrets",
+            "--to",
+            secrets.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "an existing directory is refused");
+    assert_eq!(anchor_seq(&secrets), exported_at, "and left as it was");
+
+    // Host B: no session bus at all, so no keyring; its secrets come from the directory.
+    let b_port = free_port();
+    let mut b = Running(
+        Command::new(built_binary("keysmith"))
+            .args(["--database-url", &url, "serve", "--listen"])
+            .arg(format!("127.0.0.1:{b_port}"))
+            .arg("--secrets-dir")
+            .arg(&secrets)
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(b_port, &mut b.0, "keysmith serve --secrets-dir");
+    let a_port = free_port();
+    let _a = serve_team(&url, &[], a_port);
+    let hosts = [
+        format!("http://127.0.0.1:{a_port}"),
+        format!("http://127.0.0.1:{b_port}"),
+    ];
+    let (status, signed) = curl(
+        &format!("{}/v1/sessions", hosts[1]),
+        "POST",
+        None,
+        Some(serde_json::json!({"name": "Olive", "passphrase": PASSPHRASE})),
+        None,
+    );
+    assert_eq!(status, 200, "{signed}");
+    let token = signed["token"].as_str().unwrap().to_owned();
+    // Writes through both hosts, interleaved: one chain, each host's anchor following it.
+    let mut last_b_key = String::new();
+    for i in 0..6 {
+        let host = &hosts[i % 2];
+        let (status, made) = curl(
+            &format!("{host}/v1/keys"),
+            "POST",
+            Some(&token),
+            Some(serde_json::json!({"name": format!("Key {i}")})),
+            None,
+        );
+        assert_eq!(status, 201, "{host}: {made}");
+        if i % 2 == 1 {
+            last_b_key = made["key"]["id"].as_str().unwrap().to_owned();
+        }
+    }
+    let (status, revoked) = curl(
+        &format!("{}/v1/keys/{last_b_key}/revoke", hosts[1]),
+        "POST",
+        Some(&token),
+        Some(serde_json::json!({"confirmation": "REVOKE"})),
+        None,
+    );
+    assert_eq!(status, 200, "{revoked}");
+    assert!(
+        anchor_seq(&secrets) > exported_at,
+        "host B's anchor follows the commits it makes"
+    );
+    let o = run(&["audit", "verify"], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("intact"));
+
+    // A secrets directory open to others is refused, and the message says what to do.
+    drop(b);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let o = Command::new(built_binary("keysmith"))
+        .args(["--database-url", &url, "serve", "--listen"])
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--secrets-dir")
+        .arg(&secrets)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("chmod 700"));
 }
