@@ -240,6 +240,22 @@ pub async fn append_after(
     last: Head,
     e: &NewEntry<'_>,
 ) -> Result<Head> {
+    append_after_with(tx, key, last, e, None).await
+}
+
+/// [`append_after`], inserting the API key `with_key` first when given (the entry that
+/// records a key's generation). On PostgreSQL both rows go in one statement (a
+/// data-modifying `WITH`, so one round trip under the write lock); on SQLite, two.
+///
+/// # Errors
+/// [`Error::Storage`].
+pub async fn append_after_with(
+    tx: &mut Tx,
+    key: &AuditKey,
+    last: Head,
+    e: &NewEntry<'_>,
+    with_key: Option<&crate::store::NewKey<'_>>,
+) -> Result<Head> {
     let seq = last.seq + 1;
     let state = e.subject.map(|s| s.state);
     let hash = keyed_entry_hash(
@@ -255,10 +271,42 @@ pub async fn append_after(
         e.subject.map(|s| s.row),
         state.as_ref().map(|s| &s[..]),
     );
-    on!(&mut *tx, c => sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash, keyed, subject, state) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11)",
-    )
+    const INSERT_ENTRY: &str = "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash, keyed, subject, state) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11)";
+    const INSERT_KEY_THEN_ENTRY: &str = "WITH new_key AS (\
+         INSERT INTO api_keys (id, name, start, digest, created_at, created_by, expires_at, mac) \
+         VALUES ($12, $13, $14, $15, $16, $17, $18, $19)) \
+         INSERT INTO audit_log (seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash, keyed, subject, state) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11)";
+    if let Some(k) = with_key {
+        if let crate::store::Ex::Postgres(c) = crate::store::Ex::from(&mut *tx) {
+            sqlx::query(INSERT_KEY_THEN_ENTRY)
+                .bind(seq)
+                .bind(e.at)
+                .bind(e.actor_id)
+                .bind(e.actor_name)
+                .bind(e.action.as_str())
+                .bind(e.target)
+                .bind(e.detail)
+                .bind(&last.hash[..])
+                .bind(&hash[..])
+                .bind(e.subject.map(|s| s.row))
+                .bind(state.as_ref().map(|s| &s[..]))
+                .bind(k.id)
+                .bind(k.name)
+                .bind(k.start)
+                .bind(&k.digest[..])
+                .bind(k.created_at)
+                .bind(k.created_by)
+                .bind(k.expires_at)
+                .bind(&k.mac[..])
+                .execute(c)
+                .await?;
+            return Ok(Head { seq, hash });
+        }
+        crate::store::insert_key(&mut *tx, k).await?;
+    }
+    on!(&mut *tx, c => sqlx::query(INSERT_ENTRY)
     .bind(seq)
     .bind(e.at)
     .bind(e.actor_id)

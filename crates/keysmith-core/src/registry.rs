@@ -525,26 +525,33 @@ impl Registry {
         authorize(actor.role, Action::GenerateOwnKey)?;
         let now = self.clock.now_ms();
         let expires_at = expires_in_ms.map(|ms| now + ms);
-        let (generated, mac) =
-            insert_new_key(&mut tx, &actor.summary(), name, expires_at, now).await?;
-        let target = key_target(name, &generated.summary.start, &generated.summary.id);
+        let drawn = draw_key(&tx, &actor.summary(), name, expires_at, now)?;
+        let summary = &drawn.generated.summary;
+        let target = key_target(name, &summary.start, &summary.id);
         let detail = expires_at
             .map(|at| format!("expires {} UTC", crate::clock::format_utc(at)))
             .unwrap_or_default();
-        let subject = key_subject(&generated.summary.id);
-        self.audit(
+        let subject = key_subject(&summary.id);
+        // The key and its entry in one statement on PostgreSQL.
+        self.append_entry_with_key(
             &mut tx,
-            Some(&actor),
-            AuditAction::KeyGenerated,
-            &target,
-            &detail,
-            Some(Subject {
-                row: &subject,
-                state: mac,
-            }),
+            &drawn.row(),
+            &audit::NewEntry {
+                at: now,
+                actor_id: Some(&actor.id),
+                actor_name: &actor.name,
+                action: AuditAction::KeyGenerated,
+                target: &target,
+                detail: &detail,
+                subject: Some(Subject {
+                    row: &subject,
+                    state: drawn.mac,
+                }),
+            },
         )
         .await?;
         self.commit(tx).await?;
+        let generated = drawn.generated;
         tracing::info!(key = %generated.summary.id, member = %actor.id, "API key generated");
         Ok(generated)
     }
@@ -923,35 +930,59 @@ async fn insert_new_key(
     expires_at: Option<i64>,
     now: i64,
 ) -> Result<(Generated, [u8; 32])> {
+    let drawn = draw_key(tx, creator, name, expires_at, now)?;
+    store::insert_key(&mut **tx, &drawn.row()).await?;
+    Ok((drawn.generated, drawn.mac))
+}
+
+/// A key drawn for `creator` with its digest and row MAC, not stored yet.
+struct DrawnKey {
+    generated: Generated,
+    digest: [u8; 32],
+    mac: [u8; 32],
+}
+
+impl DrawnKey {
+    fn row(&self) -> store::NewKey<'_> {
+        let s = &self.generated.summary;
+        store::NewKey {
+            id: &s.id,
+            name: &s.name,
+            start: &s.start,
+            digest: &self.digest,
+            created_at: s.created_at,
+            created_by: &s.created_by.id,
+            expires_at: s.expires_at,
+            mac: &self.mac,
+        }
+    }
+}
+
+/// Draws a key for `creator` (see [`insert_new_key`]) without storing it.
+fn draw_key(
+    tx: &WriteTx<'_>,
+    creator: &MemberSummary,
+    name: &str,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<DrawnKey> {
     let secret = ApiKeySecret::generate()?;
-    let digest = tx.keys().pepper.digest(&secret);
+    let digest = *tx.keys().pepper.digest(&secret).as_bytes();
     let id = uuid::Uuid::now_v7().to_string();
     let start = secret.start();
     let mac = tx.keys().rows.key_mac(KeyFields {
         id: &id,
-        digest: digest.as_bytes(),
+        digest: &digest,
         created_by: &creator.id,
         created_at: now,
         revoked_at: None,
         expires_at,
         replaced_by: None,
     });
-    store::insert_key(
-        &mut **tx,
-        &store::NewKey {
-            id: &id,
-            name,
-            start: &start,
-            digest: digest.as_bytes(),
-            created_at: now,
-            created_by: &creator.id,
-            expires_at,
-            mac: &mac,
-        },
-    )
-    .await?;
-    Ok((
-        Generated {
+    Ok(DrawnKey {
+        digest,
+        mac,
+        generated: Generated {
             summary: KeySummary {
                 id,
                 name: name.to_owned(),
@@ -966,8 +997,7 @@ async fn insert_new_key(
             },
             secret,
         },
-        mac,
-    ))
+    })
 }
 
 impl Registry {

@@ -508,6 +508,7 @@ pub struct NewKey<'a> {
     pub mac: &'a [u8; 32],
 }
 
+/// Inserts a key (`audit::append_after_with` has the same statement inside its own).
 pub async fn insert_key<'a>(ex: impl Into<Ex<'a>>, k: &NewKey<'_>) -> Result<()> {
     on!(ex, c => sqlx::query(
         "INSERT INTO api_keys (id, name, start, digest, created_at, created_by, expires_at, mac) \

@@ -366,6 +366,36 @@ impl Registry {
         detail: &str,
         subject: Option<Subject<'_>>,
     ) -> Result<()> {
+        let entry = audit::NewEntry {
+            at: self.clock.now_ms(),
+            actor_id,
+            actor_name,
+            action,
+            target,
+            detail,
+            subject,
+        };
+        self.append_with(tx, &entry, None).await
+    }
+
+    /// Inserts the new API key `key` and appends `entry`, which records it, inside `tx`
+    /// (one statement on PostgreSQL: `audit::append_after_with`), after the same anchor
+    /// check as [`Registry::append_entry`].
+    pub(crate) async fn append_entry_with_key(
+        &self,
+        tx: &mut WriteTx<'_>,
+        key: &store::NewKey<'_>,
+        entry: &audit::NewEntry<'_>,
+    ) -> Result<()> {
+        self.append_with(tx, entry, Some(key)).await
+    }
+
+    async fn append_with(
+        &self,
+        tx: &mut WriteTx<'_>,
+        entry: &audit::NewEntry<'_>,
+        with_key: Option<&store::NewKey<'_>>,
+    ) -> Result<()> {
         if !tx.vouched {
             let anchor = match tx.anchor.take() {
                 Some(read) => decode_anchor(
@@ -388,21 +418,8 @@ impl Registry {
             }
             tx.vouched = true;
         }
-        tx.head = audit::append_after(
-            &mut tx.tx,
-            &tx.keys.audit,
-            tx.head,
-            &audit::NewEntry {
-                at: self.clock.now_ms(),
-                actor_id,
-                actor_name,
-                action,
-                target,
-                detail,
-                subject,
-            },
-        )
-        .await?;
+        tx.head =
+            audit::append_after_with(&mut tx.tx, &tx.keys.audit, tx.head, entry, with_key).await?;
         Ok(())
     }
 
