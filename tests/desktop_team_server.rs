@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use keysmith_tests::ui::{by_id, click, eventually, gone, launch, rows, select, shot, type_into};
 use keysmith_tests::{
-    cli_with, forward_auth_status as verdict, free_port, keyring_dump, localhost_certificate,
-    require_secret_service, serve_team as serve, start_replica as replica, PASSPHRASE,
+    cli_with, forward_auth_status as verdict, free_port, keyring_dump, require_secret_service,
+    serve_team as serve, serve_team_https, start_replica as replica, team_database, PASSPHRASE,
 };
 use thirtyfour::prelude::*;
 
@@ -57,10 +57,7 @@ async fn status_of(d: &WebDriver, id: &str) -> String {
 #[ignore = "needs PostgreSQL: run by scripts/test.sh's PostgreSQL pass"]
 async fn two_desktops_one_team_server_and_its_replicas() {
     require_secret_service();
-    let server = std::env::var("KEYSMITH_TEST_DATABASE_URL").expect("scripts/with-postgres.sh");
-    let url = keysmith_core::store::create_postgres_database(&server, "keysmith_desktops")
-        .await
-        .unwrap();
+    let url = team_database("keysmith_desktops").await;
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let o = cli_with(
@@ -73,18 +70,7 @@ async fn two_desktops_one_team_server_and_its_replicas() {
 
     // Two instances of the team server (HTTPS with the team's CA, and plain HTTP on
     // loopback), and two verifier replicas, all on the one database.
-    let (ca, cert, key) = localhost_certificate(w);
-    let tls_port = free_port();
-    let _a = serve(
-        &url,
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-        tls_port,
-    );
+    let (_a, tls_port, ca) = serve_team_https(&url, w);
     let http_port = free_port();
     let mut b = serve(&url, &[], http_port);
     let a_url = format!("https://localhost:{tls_port}");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use keysmith_tests::{
     built_binary, cli_with, forward_auth_status, free_port, require_secret_service, serve_team,
-    start_replica, wait_for_port, Running, PASSPHRASE,
+    serve_team_https, start_replica, team_database, wait_for_port, Running, PASSPHRASE,
 };
 
 /// One request with curl: status and JSON body (`Null` when empty). `tls` names the CA file.
@@ -56,14 +56,9 @@ fn curl(
 #[ignore = "needs PostgreSQL: run by scripts/test.sh's PostgreSQL pass"]
 fn two_server_instances_and_a_replica_on_one_postgres_database() {
     require_secret_service();
-    let server = std::env::var("KEYSMITH_TEST_DATABASE_URL").expect("scripts/with-postgres.sh");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let url = rt
-        .block_on(keysmith_core::store::create_postgres_database(
-            &server,
-            "keysmith_team_server",
-        ))
-        .unwrap();
+    let url = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(team_database("keysmith_team_server"));
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
 
@@ -93,18 +88,7 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let (ca, cert, key) = keysmith_tests::localhost_certificate(w);
-    let tls_port = free_port();
-    let _a = serve_team(
-        &url,
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-        tls_port,
-    );
+    let (_a, tls_port, ca) = serve_team_https(&url, w);
     let http_port = free_port();
     let _b = serve_team(&url, &[], http_port);
     let a = format!("https://127.0.0.1:{tls_port}");
@@ -278,14 +262,9 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
 #[ignore = "needs PostgreSQL: run by scripts/test.sh's PostgreSQL pass"]
 fn a_one_computer_account_moves_to_postgres_and_its_keys_keep_working() {
     require_secret_service();
-    let server = std::env::var("KEYSMITH_TEST_DATABASE_URL").expect("scripts/with-postgres.sh");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let url = rt
-        .block_on(keysmith_core::store::create_postgres_database(
-            &server,
-            "keysmith_moved",
-        ))
-        .unwrap();
+    let url = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(team_database("keysmith_moved"));
     let work = tempfile::tempdir().unwrap();
     let d = work.path();
     let ok = |o: std::process::Output| {
@@ -304,7 +283,7 @@ fn a_one_computer_account_moves_to_postgres_and_its_keys_keep_working() {
     let said = ok(o);
     assert!(said.contains("Moved 1 members, 1 keys"), "{said}");
     assert!(
-        !said.contains(&server[server.find(':').unwrap() + 3..server.find('@').unwrap()]),
+        !said.contains(&url[url.find(':').unwrap() + 3..url.find('@').unwrap()]),
         "the URL's password was printed"
     );
     // The key verifies against the team's database, with this host's keyring.
@@ -374,14 +353,9 @@ fn anchor_seq(dir: &Path) -> i64 {
 #[ignore = "needs PostgreSQL: run by scripts/test.sh's PostgreSQL pass"]
 fn a_second_server_host_runs_on_exported_secrets_without_a_keyring() {
     require_secret_service();
-    let server = std::env::var("KEYSMITH_TEST_DATABASE_URL").expect("scripts/with-postgres.sh");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let url = rt
-        .block_on(keysmith_core::store::create_postgres_database(
-            &server,
-            "keysmith_two_hosts",
-        ))
-        .unwrap();
+    let url = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(team_database("keysmith_two_hosts"));
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
     let run = |args: &[&str], env: &[(&str, &str)]| {

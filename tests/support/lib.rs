@@ -660,6 +660,29 @@ pub fn serve_team(url: &str, args: &[&str], port: u16) -> Running {
     child
 }
 
+/// The team server over HTTPS on a free port: a `localhost` certificate from a CA of the
+/// team's own, made in `dir` ([`localhost_certificate`]), then [`serve_team`] with it.
+/// Returns the server, its port and the CA's PEM file (what a member passes to trust it).
+pub fn serve_team_https(url: &str, dir: &Path) -> (Running, u16, PathBuf) {
+    let (ca, cert, key) = localhost_certificate(dir);
+    let port = free_port();
+    let args = ["--tls-cert", path_str(&cert), "--tls-key", path_str(&key)];
+    (serve_team(url, &args, port), port, ca)
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 temporary path")
+}
+
+/// A new database on the throwaway PostgreSQL server of `scripts/with-postgres.sh`
+/// (`KEYSMITH_TEST_DATABASE_URL`), named `name`; its URL.
+pub async fn team_database(name: &str) -> String {
+    let server = std::env::var("KEYSMITH_TEST_DATABASE_URL").expect("scripts/with-postgres.sh");
+    keysmith_core::store::create_postgres_database(&server, name)
+        .await
+        .unwrap()
+}
+
 /// A verifier replica on the PostgreSQL database `url` (`serve-verifier --database-url`,
 /// `--max-staleness 500ms`) with `policy`, once it listens; and its port.
 pub fn start_replica(url: &str, policy: &Path) -> (Running, u16) {

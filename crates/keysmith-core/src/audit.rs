@@ -278,9 +278,10 @@ pub async fn append_after_with(
          VALUES ($12, $13, $14, $15, $16, $17, $18, $19)) \
          INSERT INTO audit_log (seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash, keyed, subject, state) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11)";
-    if let Some(k) = with_key {
-        if let crate::store::Ex::Postgres(c) = crate::store::Ex::from(&mut *tx) {
-            sqlx::query(INSERT_KEY_THEN_ENTRY)
+    // The entry's eleven fields, in the column order of both statements.
+    macro_rules! bind_entry {
+        ($query:expr) => {
+            $query
                 .bind(seq)
                 .bind(e.at)
                 .bind(e.actor_id)
@@ -292,35 +293,21 @@ pub async fn append_after_with(
                 .bind(&hash[..])
                 .bind(e.subject.map(|s| s.row))
                 .bind(state.as_ref().map(|s| &s[..]))
-                .bind(k.id)
-                .bind(k.name)
-                .bind(k.start)
-                .bind(&k.digest[..])
-                .bind(k.created_at)
-                .bind(k.created_by)
-                .bind(k.expires_at)
-                .bind(&k.mac[..])
+        };
+    }
+    if let Some(k) = with_key {
+        if let crate::store::Ex::Postgres(c) = crate::store::Ex::from(&mut *tx) {
+            crate::store::bind_new_key!(bind_entry!(sqlx::query(INSERT_KEY_THEN_ENTRY)), k)
                 .execute(c)
                 .await?;
             return Ok(Head { seq, hash });
         }
         crate::store::insert_key(&mut *tx, k).await?;
     }
-    on!(&mut *tx, c => sqlx::query(INSERT_ENTRY)
-    .bind(seq)
-    .bind(e.at)
-    .bind(e.actor_id)
-    .bind(e.actor_name)
-    .bind(e.action.as_str())
-    .bind(e.target)
-    .bind(e.detail)
-    .bind(&last.hash[..])
-    .bind(&hash[..])
-    .bind(e.subject.map(|s| s.row))
-    .bind(state.as_ref().map(|s| &s[..]))
-    .execute(c)
-    .await
-    .map(|_| ())?);
+    on!(&mut *tx, c => bind_entry!(sqlx::query(INSERT_ENTRY))
+        .execute(c)
+        .await
+        .map(|_| ())?);
     Ok(Head { seq, hash })
 }
 

@@ -508,20 +508,30 @@ pub struct NewKey<'a> {
     pub mac: &'a [u8; 32],
 }
 
+/// Binds a [`NewKey`]'s eight fields, in the column order of [`insert_key`]'s statement, to
+/// a query (also `audit::append_after_with`'s, which inserts the key in the same statement
+/// as its audit entry).
+macro_rules! bind_new_key {
+    ($query:expr, $k:expr) => {
+        $query
+            .bind($k.id)
+            .bind($k.name)
+            .bind($k.start)
+            .bind(&$k.digest[..])
+            .bind($k.created_at)
+            .bind($k.created_by)
+            .bind($k.expires_at)
+            .bind(&$k.mac[..])
+    };
+}
+pub(crate) use bind_new_key;
+
 /// Inserts a key (`audit::append_after_with` has the same statement inside its own).
 pub async fn insert_key<'a>(ex: impl Into<Ex<'a>>, k: &NewKey<'_>) -> Result<()> {
-    on!(ex, c => sqlx::query(
+    on!(ex, c => bind_new_key!(sqlx::query(
         "INSERT INTO api_keys (id, name, start, digest, created_at, created_by, expires_at, mac) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(k.id)
-    .bind(k.name)
-    .bind(k.start)
-    .bind(&k.digest[..])
-    .bind(k.created_at)
-    .bind(k.created_by)
-    .bind(k.expires_at)
-    .bind(&k.mac[..])
+    ), k)
     .execute(c)
     .await?
     .rows_affected());

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 
 use keysmith_types::ChainStatus;
+use tokio::task::JoinHandle;
 
 use crate::audit::{self, AuditAction, Subject};
 use crate::digest::Pepper;
@@ -48,7 +49,7 @@ pub(crate) struct WriteTx<'r> {
     vouched: bool,
     /// The keyring read of the anchor, started as soon as the write lock was held so that
     /// it runs alongside the transaction's first statements.
-    anchor: Option<tokio::task::JoinHandle<AnchorRead>>,
+    anchor: Option<JoinHandle<AnchorRead>>,
 }
 
 impl Deref for WriteTx<'_> {
@@ -64,7 +65,19 @@ impl DerefMut for WriteTx<'_> {
     }
 }
 
-impl WriteTx<'_> {
+impl<'r> WriteTx<'r> {
+    /// A write transaction holding the write lock, whose chain starts at `start`.
+    fn new(tx: Tx, keys: &'r Keys, start: Head, anchor: JoinHandle<AnchorRead>) -> Self {
+        WriteTx {
+            tx,
+            keys,
+            start,
+            head: start,
+            vouched: false,
+            anchor: Some(anchor),
+        }
+    }
+
     pub fn keys(&self) -> &Keys {
         self.keys
     }
@@ -306,14 +319,7 @@ impl Registry {
         let mut tx = self.pool.begin_write().await?;
         let anchor = self.spawn_keyring(anchor_reader(&keys.account_id));
         let start = audit::head(&mut tx).await?;
-        Ok(WriteTx {
-            tx,
-            keys,
-            start,
-            head: start,
-            vouched: false,
-            anchor: Some(anchor),
-        })
+        Ok(WriteTx::new(tx, keys, start, anchor))
     }
 
     /// Opens a write transaction ([`Registry::begin_write`]) for the member `actor_id`, and
@@ -341,15 +347,7 @@ impl Registry {
             self.member_as_recorded(found.member.row, found.member.recorded_state.as_deref())
                 .await?,
         )?;
-        let tx = WriteTx {
-            tx,
-            keys,
-            start,
-            head: start,
-            vouched: false,
-            anchor: Some(anchor),
-        };
-        Ok((tx, actor))
+        Ok((WriteTx::new(tx, keys, start, anchor), actor))
     }
 
     /// Appends an audit entry inside `tx`. Before the first one, the chain's head must be
