@@ -31,7 +31,7 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::digest::Pepper;
-use crate::store::{KeyRow, MemberRow};
+use crate::store::{KeyRow, MemberRow, SealedKeyRow};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -73,6 +73,20 @@ pub struct KeyFields<'a> {
     pub revoked_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub replaced_by: Option<&'a str>,
+}
+
+impl<'a> From<&'a SealedKeyRow> for KeyFields<'a> {
+    fn from(k: &'a SealedKeyRow) -> Self {
+        KeyFields {
+            id: &k.id,
+            digest: &k.digest,
+            created_by: &k.created_by,
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+            expires_at: k.expires_at,
+            replaced_by: k.replaced_by.as_deref(),
+        }
+    }
 }
 
 impl<'a> From<&'a KeyRow> for KeyFields<'a> {

@@ -28,7 +28,7 @@ use crate::digest::Pepper;
 use crate::error::{Error, Result};
 use crate::policy::Policy;
 use crate::store::{self, ChangeListener, Pool};
-use crate::verifier::Verifier;
+use crate::verifier::{FedIndex, Verifier};
 
 /// How often uses are written as last-used times.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
@@ -76,19 +76,18 @@ pub async fn start(
     let mut tx = pool.begin().await?;
     let positions = store::change_positions(&mut tx).await?;
     let members = store::list_members(&mut tx).await?;
-    let keys = store::all_keys(&mut tx).await?;
+    let bad_row = |e: crate::verifier::VerifierError| Error::Internal(e.to_string());
+    let mut loaded = FedIndex::new(pepper, &members).map_err(bad_row)?;
+    drop(members);
+    store::each_sealed_key(&mut tx, |row| loaded.push_key(&row).map_err(bad_row)).await?;
     tx.rollback().await?;
     let verifier = Verifier::fed(
-        pepper,
+        loaded,
         policy,
         Arc::new(SystemClock),
-        &members,
-        &keys,
         started,
         max_staleness,
-    )
-    .map_err(|e| Error::Internal(e.to_string()))?;
-    drop((members, keys));
+    );
     let verifier = Arc::new(verifier);
     let wake = Arc::new(Notify::new());
     let listener = {

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
@@ -719,6 +720,45 @@ pub async fn all_keys<'a>(ex: impl Into<Ex<'a>>) -> Result<Vec<KeyRow>> {
             .fetch_all(c)
             .await?),
     )
+}
+
+/// The columns of a key row that its seal covers, with the seal: all a verifier's index
+/// needs (no names, so loading a large store holds no text per key).
+#[derive(Debug, sqlx::FromRow)]
+pub struct SealedKeyRow {
+    pub id: String,
+    /// HMAC-SHA-256(pepper, key): the key's stored form.
+    pub digest: Vec<u8>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub replaced_by: Option<String>,
+    /// The row's MAC (`integrity::RowKey::key_mac`); `None` before it was sealed.
+    pub mac: Option<Vec<u8>>,
+}
+
+/// Selects a [`SealedKeyRow`], columns in that order (the SQLite verifier reads them by
+/// position).
+pub(crate) const SEALED_KEY_SELECT: &str = "SELECT id, digest, created_by, created_at, \
+     revoked_at, expires_at, replaced_by, mac FROM api_keys";
+
+/// Hands every key row to `each` as it is read (streamed, never collected: an index of a
+/// million keys is built without a million rows in memory at once).
+///
+/// # Errors
+/// [`Error::Storage`], or the first error `each` returns (the rest are not read).
+pub async fn each_sealed_key<'a>(
+    ex: impl Into<Ex<'a>>,
+    mut each: impl FnMut(SealedKeyRow) -> Result<()>,
+) -> Result<()> {
+    on!(ex, c => {
+        let mut rows = sqlx::query_as::<_, SealedKeyRow>(SEALED_KEY_SELECT).fetch(c);
+        while let Some(row) = rows.try_next().await? {
+            each(row)?;
+        }
+    });
+    Ok(())
 }
 
 /// Whether any member or key row has no MAC yet (a database from before schema version 5).

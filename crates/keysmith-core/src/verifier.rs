@@ -267,8 +267,49 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
-const KEY_SELECT: &str = "SELECT id, digest, created_by, created_at, revoked_at, expires_at, \
-     replaced_by, mac FROM api_keys";
+const KEY_SELECT: &str = crate::store::SEALED_KEY_SELECT;
+
+/// The index of a fed verifier while it loads: every member first, then the keys one row
+/// at a time as they stream from the database ([`crate::store::each_sealed_key`]), so the
+/// load never holds more than one row besides the index.
+pub(crate) struct FedIndex {
+    pepper: Pepper,
+    row_key: RowKey,
+    index: Index,
+}
+
+impl FedIndex {
+    /// # Errors
+    /// [`VerifierError::BadRow`] for a member row the verifier cannot read.
+    pub(crate) fn new(
+        pepper: Pepper,
+        members: &[crate::store::MemberRow],
+    ) -> Result<FedIndex, VerifierError> {
+        let row_key = RowKey::derive(&pepper);
+        let mut index = Index::default();
+        for m in members {
+            push_member(&mut index, member_info(m, &row_key))?;
+        }
+        Ok(FedIndex {
+            pepper,
+            row_key,
+            index,
+        })
+    }
+
+    /// # Errors
+    /// [`VerifierError::BadRow`] for a key row the verifier cannot read.
+    pub(crate) fn push_key(&mut self, k: &crate::store::SealedKeyRow) -> Result<(), VerifierError> {
+        let entry = entry_from_fields(
+            KeyFields::from(k),
+            k.mac.as_deref(),
+            &self.index,
+            &self.row_key,
+        )?;
+        self.index.keys.insert(prefix(&entry.digest), entry);
+        Ok(())
+    }
+}
 
 impl Verifier {
     /// Opens the database at `db_path` (which the app or CLI already created and migrated)
@@ -357,32 +398,22 @@ impl Verifier {
         })
     }
 
-    /// A verifier whose index is fed from outside ([`crate::replica`]): built from every
-    /// member and key row, fresh as of `confirmed` (a moment before the rows were read).
-    /// Checks answer 503 ([`Denial::Unavailable`]) once the last confirmation is older than
-    /// `max_staleness`.
-    ///
-    /// # Errors
-    /// [`VerifierError::BadRow`] for a row the verifier cannot read.
+    /// A verifier whose index is fed from outside ([`crate::replica`]), built by `loaded`
+    /// and fresh as of `confirmed` (a moment before its rows were read). Checks answer 503
+    /// ([`Denial::Unavailable`]) once the last confirmation is older than `max_staleness`.
     pub(crate) fn fed(
-        pepper: Pepper,
+        loaded: FedIndex,
         policy: Option<Policy>,
         clock: Arc<dyn Clock>,
-        members: &[crate::store::MemberRow],
-        keys: &[crate::store::KeyRow],
         confirmed: std::time::Instant,
         max_staleness: Duration,
-    ) -> Result<Verifier, VerifierError> {
-        let row_key = RowKey::derive(&pepper);
-        let mut index = Index::default();
-        for m in members {
-            push_member(&mut index, member_info(m, &row_key))?;
-        }
-        for k in keys {
-            let entry = entry_from_fields(KeyFields::from(k), k.mac.as_deref(), &index, &row_key)?;
-            index.keys.insert(prefix(&entry.digest), entry);
-        }
-        Ok(Verifier {
+    ) -> Verifier {
+        let FedIndex {
+            pepper,
+            row_key,
+            index,
+        } = loaded;
+        Verifier {
             digester: pepper.digester(),
             row_key,
             rolled_back: std::sync::atomic::AtomicBool::new(false),
@@ -394,7 +425,7 @@ impl Verifier {
                 max_staleness,
             },
             used: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// Applies changes read from the feed: every member (when given) and the changed keys.
