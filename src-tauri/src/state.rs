@@ -6,7 +6,7 @@
 //! the data directory), or a team server the app joined (`team-server.json` in the data
 //! directory). Every screen goes through [`keysmith_client::Team`], so both behave alike.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,9 @@ enum Backend {
     Local(Arc<Registry>),
     /// "Join a team server": the server decides; this app holds no pepper and no database.
     Server { remote: Remote, config: TeamConfig },
+    /// First run, before the choice: no database yet (the first-run screen offers both; the
+    /// database file is created only when "This computer only" sets up an account).
+    Fresh,
 }
 
 /// Everything the window's commands share.
@@ -139,8 +142,9 @@ impl AppState {
     }
 
     /// The app's state on the data directory `dir`: joined to the team server that
-    /// `team-server.json` names, or else this computer's registry (opened, created on first
-    /// use). A session token a crashed run left in the keyring is ended on the server.
+    /// `team-server.json` names, or else this computer's registry (when its database exists;
+    /// before the first-run choice there is none, and joining a server never makes one). A
+    /// session token a crashed run left in the keyring is ended on the server.
     ///
     /// # Errors
     /// An unreadable `team-server.json` or CA file; the registry's errors.
@@ -154,7 +158,7 @@ impl AppState {
                 let remote = config.remote()?;
                 Backend::Server { remote, config }
             }
-            None => Backend::Local(Arc::new(Registry::open(&dir, Arc::clone(&secrets)).await?)),
+            None => local_backend(&dir, &secrets).await?,
         };
         let state = AppState::build(backend, Some(dir), secrets, idle_limit);
         state.end_left_over_session().await;
@@ -295,6 +299,7 @@ impl AppState {
                 })
             }
             Backend::Server { remote, .. } => Ok(Team::Remote(remote)),
+            Backend::Fresh => Err(Error::NotInitialized.to_ipc()),
         }
     }
 
@@ -326,6 +331,7 @@ impl AppState {
         let (initialized, server) = match &backend {
             Backend::Local(registry) => (registry.is_initialized().await?, None),
             Backend::Server { remote, .. } => (true, Some(remote.url().to_owned())),
+            Backend::Fresh => (false, None),
         };
         let mut signed_in = None;
         let mut must_change_passphrase = false;
@@ -357,6 +363,7 @@ impl AppState {
                         }
                     }
                 },
+                Backend::Fresh => self.lock(),
             }
         }
         Ok(SessionStatus {
@@ -374,13 +381,24 @@ impl AppState {
         &self,
         req: CreateAccountRequest,
     ) -> Result<MemberSummary, IpcError> {
-        let Backend::Local(registry) = self.backend() else {
-            return Err(IpcError {
-                code: ErrorCode::AlreadyInitialized,
-                message: "This app is joined to a team server: the account is set up there, \
+        let registry = match self.backend() {
+            Backend::Local(registry) => registry,
+            Backend::Fresh => {
+                let Some(dir) = self.data_dir.as_deref() else {
+                    return Err(fixed_mode());
+                };
+                let registry = Arc::new(Registry::open(dir, Arc::clone(&self.secrets)).await?);
+                self.set_backend(Backend::Local(Arc::clone(&registry)));
+                registry
+            }
+            Backend::Server { .. } => {
+                return Err(IpcError {
+                    code: ErrorCode::AlreadyInitialized,
+                    message: "This app is joined to a team server: the account is set up there, \
                           and its Owner adds you as a member."
-                    .into(),
-            });
+                        .into(),
+                })
+            }
         };
         let owner = registry
             .create_account(&req.owner_name, req.passphrase.expose())
@@ -400,6 +418,7 @@ impl AppState {
                 self.start_session(summary.clone(), member.must_change_passphrase);
                 Ok(summary)
             }
+            Backend::Fresh => Err(Error::NotInitialized.to_ipc()),
             Backend::Server { remote, config } => {
                 let res = remote.sign_in(&req.name, req.passphrase.expose()).await?;
                 if let Err(e) = self
@@ -450,6 +469,7 @@ impl AppState {
             Backend::Local(registry) => Ok(registry
                 .change_passphrase(&id, req.current.expose(), req.new.expose())
                 .await?),
+            Backend::Fresh => Err(Error::NotInitialized.to_ipc()),
             Backend::Server { remote, config } => {
                 // The server ends every session of the member's and answers with a new one.
                 let res = self.checked(
@@ -516,10 +536,10 @@ impl AppState {
             return Err(fixed_mode());
         };
         if let Backend::Server { .. } = self.backend() {
-            let registry = Registry::open(&dir, Arc::clone(&self.secrets)).await?;
+            let local = local_backend(&dir, &self.secrets).await?;
             TeamConfig::remove(&dir)?;
             tracing::info!("left the team server");
-            self.set_backend(Backend::Local(Arc::new(registry)));
+            self.set_backend(local);
         }
         *lock(&self.notice) = None;
         self.session_status().await
@@ -661,6 +681,17 @@ impl AppState {
     pub async fn audit_report(&self, filter: AuditFilter) -> Result<AuditReport, IpcError> {
         let team = self.team().await?;
         self.checked(team.audit_report(&filter).await)
+    }
+}
+
+/// This computer's registry in `dir` if its database exists, else [`Backend::Fresh`].
+async fn local_backend(dir: &Path, secrets: &Arc<dyn SecretStore>) -> Result<Backend, IpcError> {
+    if dir.join(keysmith_core::store::DB_FILE).is_file() {
+        Ok(Backend::Local(Arc::new(
+            Registry::open(dir, Arc::clone(secrets)).await?,
+        )))
+    } else {
+        Ok(Backend::Fresh)
     }
 }
 
@@ -1242,6 +1273,61 @@ mod tests {
         assert!(!dir.path().join(crate::team::FILE).exists());
         let s = open().await.unwrap();
         assert_eq!(s.session_status().await.unwrap().server, None);
+        assert!(
+            !dir.path().join(store::DB_FILE).exists(),
+            "joining and leaving a team server made a database on this computer"
+        );
+    }
+
+    /// Before the first-run choice there is no database; signing in is refused as "not set
+    /// up"; choosing "This computer only" (setting up the account) makes it, and the next
+    /// run opens it.
+    #[tokio::test]
+    async fn the_database_is_made_only_when_this_computer_is_chosen() {
+        let dir = tempfile::tempdir().unwrap();
+        let keyring: Arc<dyn keysmith_core::SecretStore> = Arc::new(MemoryStore::new());
+        let open = || {
+            AppState::open(
+                dir.path().to_owned(),
+                keyring.clone(),
+                Duration::from_secs(60),
+            )
+        };
+        let db = dir.path().join(store::DB_FILE);
+        let s = open().await.unwrap();
+        let status = s.session_status().await.unwrap();
+        assert!(!status.initialized && status.signed_in.is_none() && status.server.is_none());
+        let refused = s
+            .unlock(UnlockRequest {
+                name: "Olive".into(),
+                passphrase: Passphrase::new(PASS),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::NotInitialized);
+        assert_eq!(
+            s.list_keys().await.unwrap_err().code,
+            ErrorCode::NotSignedIn
+        );
+        assert!(!db.exists(), "a database before the first-run choice");
+
+        s.create_account(CreateAccountRequest {
+            owner_name: "Olive".into(),
+            passphrase: Passphrase::new(PASS),
+        })
+        .await
+        .unwrap();
+        assert!(db.is_file());
+        assert!(s.list_keys().await.unwrap().is_empty());
+        drop(s);
+        let s = open().await.unwrap();
+        assert!(s.session_status().await.unwrap().initialized);
+        s.unlock(UnlockRequest {
+            name: "Olive".into(),
+            passphrase: Passphrase::new(PASS),
+        })
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
