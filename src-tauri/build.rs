@@ -23,6 +23,7 @@ const COMMANDS: &[&str] = &[
     "audit_report",
     "join_server",
     "leave_server",
+    "scan_folder",
 ];
 
 fn main() {

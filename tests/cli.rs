@@ -681,3 +681,220 @@ fn four_commands_of_one_member_at_once_all_succeed() {
     let keys: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(keys.as_array().map(Vec::len), Some(4), "{keys}");
 }
+
+/// `keysmith scan`: the account's keys found in files and in git history are named (never
+/// printed); a live one makes the exit code 1, a revoked or foreign one does not; binary,
+/// missing and look-alike input is handled as documented.
+#[test]
+fn scan_names_the_live_keys_it_finds_and_never_prints_them() {
+    use std::process::{Command, Stdio};
+    require_secret_service();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("conf")).unwrap();
+    let o = cli(&d, &["scan", work.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(3), "no account: {}", stderr(&o));
+
+    assert!(cli(&d, &["init", "--owner", "Olive"], None)
+        .status
+        .success());
+    let create = |name: &str| {
+        let o = cli(
+            &d,
+            &["--as", "Olive", "keys", "create", "--name", name],
+            None,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).trim().to_owned()
+    };
+    let live = create("Billing export");
+    let old = create("Old import");
+    let foreign = keysmith_core::ApiKeySecret::generate().unwrap();
+    let foreign = foreign.expose().to_owned();
+    let list = cli(&d, &["--as", "Olive", "keys", "list", "--json"], None);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
+    let id_of = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let o = cli(
+        &d,
+        &[
+            "--as",
+            "Olive",
+            "keys",
+            "revoke",
+            &id_of("Old import"),
+            "--confirm",
+            "REVOKE",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let mut look_alike = live.clone();
+    look_alike.replace_range(20..21, if &live[20..21] == "a" { "b" } else { "a" });
+    std::fs::write(
+        work.join("conf/.env"),
+        format!("# settings\nDB=postgres://x\nBILLING_KEY={live}\n"),
+    )
+    .unwrap();
+    std::fs::write(work.join("notes.md"), format!("old: `{old}`\n")).unwrap();
+    std::fs::write(
+        work.join("other.txt"),
+        format!("\n\n{foreign}\n{look_alike}\n"),
+    )
+    .unwrap();
+    let mut binary = b"\x00\x01ELF".to_vec();
+    binary.extend_from_slice(live.as_bytes());
+    std::fs::write(work.join("blob.bin"), &binary).unwrap();
+
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(&work)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
+    };
+    // A key committed once and deleted since lives on in the history.
+    git(&["init", "-q"]);
+    std::fs::write(
+        work.join("leak.sh"),
+        format!("#!/bin/sh\n\ncurl -H 'Authorization: Bearer {live}'\n"),
+    )
+    .unwrap();
+    git(&["add", "leak.sh"]);
+    git(&["commit", "-qm", "add a script"]);
+    git(&["rm", "-q", "leak.sh"]);
+    git(&["commit", "-qm", "remove it"]);
+
+    let w = work.to_str().unwrap();
+    let o = cli(&d, &["scan", w], None);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "a live key found: {out}{err}");
+    for key in [&live, &old, &foreign] {
+        assert!(
+            !out.contains(&key[4..]) && !err.contains(&key[4..]),
+            "a key was printed"
+        );
+    }
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    let env = work.join("conf/.env");
+    assert!(
+        lines.contains(
+            &format!(
+                "{}:3: LIVE key \"Billing export\" (ksk_{}…, active) by Olive: roll or revoke it",
+                env.display(),
+                &live[4..8]
+            )
+            .as_str()
+        ),
+        "{out}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "{}:1: dead key \"Old import\"",
+            work.join("notes.md").display()
+        )) && l.contains("revoked")),
+        "{out}"
+    );
+    assert!(
+        lines.contains(
+            &format!(
+                "{}:3: a Keysmith key that is not this account's",
+                work.join("other.txt").display()
+            )
+            .as_str()
+        ),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(":leak.sh:3: LIVE key \"Billing export\"")),
+        "{out}"
+    );
+    assert!(
+        err.contains("1 binary files skipped") && err.contains("4 keys found, 2 live"),
+        "{err}"
+    );
+
+    // --json: the same findings, for tools.
+    let o = cli(&d, &["scan", "--json", "--no-history", w], None);
+    assert_eq!(o.status.code(), Some(1));
+    let found: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let found = found.as_array().unwrap();
+    assert_eq!(found.len(), 3, "--no-history leaves the deleted file out");
+    assert_eq!(found[0]["line"], 3);
+    assert_eq!(found[0]["live"], true);
+    assert_eq!(found[0]["key"]["id"], id_of("Billing export"));
+    assert!(found
+        .iter()
+        .any(|f| f["key"].is_null() && f["live"] == false));
+
+    // A named binary file and a missing path cannot be scanned: exit 2, each named.
+    let o = cli(
+        &d,
+        &[
+            "scan",
+            work.join("blob.bin").to_str().unwrap(),
+            work.join("nope").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("blob.bin: binary data") && stderr(&o).contains("nope: cannot read it"),
+        "{}",
+        stderr(&o)
+    );
+
+    // As a pre-commit hook: what is staged.
+    std::fs::write(
+        work.join("deploy.yml"),
+        format!("steps:\n  - key: {live}\n"),
+    )
+    .unwrap();
+    git(&["add", "deploy.yml"]);
+    let hook = Command::new(keysmith_tests::built_binary("keysmith"))
+        .args(["--data-dir", d.to_str().unwrap(), "scan", "--staged"])
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    assert_eq!(hook.status.code(), Some(1), "{}", stderr(&hook));
+    assert!(
+        stdout(&hook).starts_with("(staged) deploy.yml:2: LIVE key \"Billing export\""),
+        "{}",
+        stdout(&hook)
+    );
+
+    // Once revoked, nothing found is live: exit 0.
+    let o = cli(
+        &d,
+        &[
+            "--as",
+            "Olive",
+            "keys",
+            "revoke",
+            &id_of("Billing export"),
+            "--confirm",
+            "REVOKE",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(&d, &["scan", w], None);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(!stdout(&o).contains("LIVE"));
+}

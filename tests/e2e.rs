@@ -327,6 +327,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     );
 
     let billing_keys = expiry_and_roll(driver, data_dir).await;
+    scan_a_folder(driver, data_dir, &second_key, &first_key).await;
 
     // Lock, a wrong passphrase, then unlock.
     by_id(driver, "lock-button").await.click().await.unwrap();
@@ -350,6 +351,105 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     let mut keys = vec![first_key, second_key];
     keys.extend(billing_keys);
     keys
+}
+
+/// "Scan a folder": bad paths are refused inline; a folder holding a live and a revoked key
+/// names both (never showing them); Revoke from the results revokes the live one, and the
+/// scan comes back showing none live.
+async fn scan_a_folder(driver: &WebDriver, data_dir: &Path, live: &str, revoked: &str) {
+    let project = data_dir.parent().unwrap().join("project");
+    std::fs::create_dir_all(project.join("config")).unwrap();
+    std::fs::write(
+        project.join("config/app.env"),
+        format!("# billing\nSYNC_KEY={live}\n"),
+    )
+    .unwrap();
+    std::fs::write(project.join("notes.txt"), format!("old key: {revoked}\n")).unwrap();
+
+    by_id(driver, "scan-folder").await.click().await.unwrap();
+    by_id(driver, "scan-dialog").await;
+    assert_eq!(focused_id(driver).await, "scan-path");
+    let path = by_id(driver, "scan-path").await;
+    path.send_keys(Key::Enter).await.unwrap();
+    let err = by_id(driver, "scan-error").await.text().await.unwrap();
+    assert!(err.contains("Type the folder"), "{err}");
+    path.send_keys("/no/such/folder").await.unwrap();
+    by_id(driver, "scan-submit").await.click().await.unwrap();
+    eventually(
+        "a missing folder was not refused",
+        Duration::from_secs(10),
+        || async {
+            let err = by_id(driver, "scan-error")
+                .await
+                .text()
+                .await
+                .unwrap_or_default();
+            if err.contains("Nothing is at /no/such/folder") {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        },
+    )
+    .await;
+    path.clear().await.unwrap();
+    path.send_keys(project.to_str().unwrap()).await.unwrap();
+    path.send_keys(Key::Enter).await.unwrap();
+    let summary = by_id(driver, "scan-summary").await.text().await.unwrap();
+    assert!(summary.contains("2 keys found, 1 live"), "{summary}");
+    let results = by_id(driver, "scan-results").await.text().await.unwrap();
+    assert!(!results.contains(&live[4..]) && !results.contains(&revoked[4..]));
+    assert!(
+        results.contains(&format!("{}:2", project.join("config/app.env").display())),
+        "{results}"
+    );
+    assert!(results.contains("Revoked") && results.contains(&format!("{}…", &live[4..8])));
+    shot(driver, "18-scan").await;
+
+    let live_row = "#scan-results li.live button.revoke";
+    driver
+        .find(By::Css(live_row))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    by_id(driver, "revoke-dialog").await;
+    by_id(driver, "revoke-confirm")
+        .await
+        .send_keys("REVOKE")
+        .await
+        .unwrap();
+    by_id(driver, "revoke-submit").await.click().await.unwrap();
+    gone(driver, "revoke-dialog").await;
+    by_id(driver, "scan-dialog").await;
+    eventually(
+        "the scan never came back with none live",
+        Duration::from_secs(10),
+        || async {
+            let summary = by_id(driver, "scan-summary")
+                .await
+                .text()
+                .await
+                .unwrap_or_default();
+            if summary.contains("none of them live") {
+                Ok(())
+            } else {
+                Err(summary)
+            }
+        },
+    )
+    .await;
+    by_id(driver, "scan-path")
+        .await
+        .send_keys(Key::Escape)
+        .await
+        .unwrap();
+    gone(driver, "scan-dialog").await;
+    assert_eq!(
+        cli(data_dir, &["verify", live], None).status.code(),
+        Some(1)
+    );
 }
 
 /// The text of cell `class` in the row of key `id`, read in one script call (the list

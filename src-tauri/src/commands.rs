@@ -5,7 +5,7 @@ use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, GenerateKeyRequest, IpcError, JoinServerRequest, KeyReveal,
     KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
-    RevokeKeyRequest, RollKeyRequest, SessionStatus, UnlockRequest,
+    RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest, SessionStatus, UnlockRequest,
 };
 use tauri::State;
 
@@ -35,6 +35,14 @@ pub async fn unlock(
 #[tauri::command]
 pub fn lock(state: State<'_, AppState>) {
     state.lock();
+}
+
+#[tauri::command]
+pub async fn scan_folder(
+    state: State<'_, AppState>,
+    request: ScanRequest,
+) -> Result<ScanReport, IpcError> {
+    state.scan_folder(request).await
 }
 
 #[tauri::command]

@@ -43,6 +43,7 @@ pub fn run() {
             commands::unlock,
             commands::lock,
             commands::list_keys,
+            commands::scan_folder,
             commands::generate_key,
             commands::copy_key,
             commands::finish_reveal,

@@ -16,8 +16,8 @@ use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, JoinServerRequest,
     KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest,
-    RevealRequest, RevealedKey, RevokeKeyRequest, RollKeyRequest, SessionStatus, SessionTokenText,
-    UnlockRequest,
+    RevealRequest, RevealedKey, RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest,
+    SessionStatus, SessionTokenText, UnlockRequest,
 };
 
 use crate::clipboard::{self, Clipboard};
@@ -153,6 +153,9 @@ impl AppState {
         secrets: Arc<dyn SecretStore>,
         idle_limit: Duration,
     ) -> Result<AppState, IpcError> {
+        // Made now, with its mode, also before the first-run choice: joining a server keeps
+        // `team-server.json` there.
+        keysmith_core::data_dir::ensure(&dir)?;
         let backend = match TeamConfig::load(&dir)? {
             Some(config) => {
                 let remote = config.remote()?;
@@ -543,6 +546,46 @@ impl AppState {
         }
         *lock(&self.notice) = None;
         self.session_status().await
+    }
+
+    /// "Scan a folder": this computer's account names the keys found in `req.path` (a
+    /// folder or file; a git repository's history too when it is one's top). Any signed-in
+    /// member may scan: only who holds a key learns what it is, as with `keysmith verify`.
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidPath`] (empty, or nothing there), [`ErrorCode::NotPermitted`] on
+    /// a team server (the server holds the pepper: scan there with `keysmith scan`), the
+    /// registry's errors.
+    pub async fn scan_folder(&self, req: ScanRequest) -> Result<ScanReport, IpcError> {
+        let team = self.team().await?;
+        let Team::Local { registry, .. } = team else {
+            return Err(IpcError {
+                code: ErrorCode::NotPermitted,
+                message: "On a team server the keys are checked there: run `keysmith scan PATH` \
+                          on the server's host (it holds the pepper)."
+                    .into(),
+            });
+        };
+        let path = PathBuf::from(req.path.trim());
+        if req.path.trim().is_empty() {
+            return Err(
+                Error::InvalidPath("Type the folder to scan, e.g. /home/you/src.".into()).to_ipc(),
+            );
+        }
+        if !path.exists() {
+            return Err(Error::InvalidPath(format!(
+                "Nothing is at {}: check the folder's path.",
+                path.display()
+            ))
+            .to_ipc());
+        }
+        let report = registry
+            .scan(keysmith_core::scan::ScanTarget::Paths {
+                paths: vec![path],
+                history: true,
+            })
+            .await?;
+        Ok(report)
     }
 
     pub async fn list_keys(&self) -> Result<Vec<KeySummary>, IpcError> {
@@ -1220,11 +1263,13 @@ mod tests {
         let (_db, registry, team) = testkit::team_registry().await;
         let owner = team.get(Role::Owner, false).clone();
         let (url, _stop) = serve(registry);
-        let dir = tempfile::tempdir().unwrap();
+        let parent = tempfile::tempdir().unwrap();
+        // A data directory that does not exist yet, as on a new computer.
+        let data_dir = parent.path().join("keysmith");
         let keyring: Arc<dyn keysmith_core::SecretStore> = Arc::new(MemoryStore::new());
         let open = || {
             AppState::open(
-                dir.path().to_owned(),
+                data_dir.as_path().to_owned(),
                 keyring.clone(),
                 Duration::from_secs(60),
             )
@@ -1270,11 +1315,11 @@ mod tests {
             !status.initialized,
             "this computer's own account was never made"
         );
-        assert!(!dir.path().join(crate::team::FILE).exists());
+        assert!(!data_dir.as_path().join(crate::team::FILE).exists());
         let s = open().await.unwrap();
         assert_eq!(s.session_status().await.unwrap().server, None);
         assert!(
-            !dir.path().join(store::DB_FILE).exists(),
+            !data_dir.as_path().join(store::DB_FILE).exists(),
             "joining and leaving a team server made a database on this computer"
         );
     }
@@ -1285,15 +1330,16 @@ mod tests {
     #[tokio::test]
     async fn the_database_is_made_only_when_this_computer_is_chosen() {
         let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_owned();
         let keyring: Arc<dyn keysmith_core::SecretStore> = Arc::new(MemoryStore::new());
         let open = || {
             AppState::open(
-                dir.path().to_owned(),
+                data_dir.as_path().to_owned(),
                 keyring.clone(),
                 Duration::from_secs(60),
             )
         };
-        let db = dir.path().join(store::DB_FILE);
+        let db = data_dir.as_path().join(store::DB_FILE);
         let s = open().await.unwrap();
         let status = s.session_status().await.unwrap();
         assert!(!status.initialized && status.signed_in.is_none() && status.server.is_none());

@@ -5,7 +5,8 @@ use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, JoinServerRequest,
     KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest,
-    RevealRequest, RevokeKeyRequest, RollKeyRequest, SessionStatus, UnlockRequest,
+    RevealRequest, RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest, SessionStatus,
+    UnlockRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -101,6 +102,10 @@ pub async fn lock() -> Result<(), IpcError> {
 
 pub async fn list_keys() -> Result<Vec<KeySummary>, IpcError> {
     call("list_keys", no_args()).await
+}
+
+pub async fn scan_folder(req: &ScanRequest) -> Result<ScanReport, IpcError> {
+    call("scan_folder", with_request(req)?).await
 }
 
 pub async fn generate_key(req: &GenerateKeyRequest) -> Result<KeyReveal, IpcError> {

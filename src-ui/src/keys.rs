@@ -7,6 +7,7 @@ use leptos::task::spawn_local;
 use crate::dialogs::{
     dialog_open, dialog_open_untracked, CreateKeyDialog, RevealDialog, RevokeDialog, RollDialog,
 };
+use crate::scan::ScanDialog;
 use crate::{format, ipc};
 
 #[component]
@@ -19,6 +20,17 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
     let revoking = RwSignal::new(None::<KeySummary>);
     let rolling = RwSignal::new(None::<KeySummary>);
     let sees_others = matches!(member.role, Role::Owner | Role::Admin);
+    let scanning = RwSignal::new(false);
+    let scan_path = RwSignal::new(String::new());
+    let scan_report = RwSignal::new(None::<keysmith_types::ScanReport>);
+    // A Roll or Revoke opened from the scan's results: the scan comes back after it.
+    let back_to_scan = RwSignal::new(false);
+    let after_action = move || {
+        if back_to_scan.get_untracked() {
+            back_to_scan.set(false);
+            scanning.set(true);
+        }
+    };
 
     let reload = move || {
         spawn_local(async move {
@@ -71,10 +83,24 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
         reveal.set(Some(r));
         reload();
     };
-    let on_reveal_closed = move |()| reveal.set(None);
+    let on_reveal_closed = move |()| {
+        reveal.set(None);
+        after_action();
+    };
     let on_revoked = move |()| {
         revoking.set(None);
         reload();
+        after_action();
+    };
+    let on_scan_roll = move |k: KeySummary| {
+        scanning.set(false);
+        back_to_scan.set(true);
+        rolling.set(Some(k));
+    };
+    let on_scan_revoke = move |k: KeySummary| {
+        scanning.set(false);
+        back_to_scan.set(true);
+        revoking.set(Some(k));
     };
     let on_rolled = move |r: KeyReveal| {
         rolling.set(None);
@@ -93,7 +119,10 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                             "afterwards only its name and first 4 characters."
                         </p>
                     </div>
-                    <button class="primary" id="create-key" on:click=move |_| creating.set(true)>"Create A Key"</button>
+                    <div class="head-actions">
+                        <button class="secondary" id="scan-folder" on:click=move |_| scanning.set(true)>"Scan a folder"</button>
+                        <button class="primary" id="create-key" on:click=move |_| creating.set(true)>"Create A Key"</button>
+                    </div>
                 </div>
                 {sees_others.then(|| view! {
                     <div class="toolbar">
@@ -150,11 +179,16 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
         </Show>
         {move || reveal.get().map(|r| view! { <RevealDialog reveal=r on_closed=on_reveal_closed /> })}
         {move || revoking.get().map(|k| view! {
-            <RevokeDialog key=k on_revoked=on_revoked on_cancel=move |()| revoking.set(None) />
+            <RevokeDialog key=k on_revoked=on_revoked on_cancel=move |()| { revoking.set(None); after_action(); } />
         })}
         {move || rolling.get().map(|k| view! {
-            <RollDialog key=k on_rolled=on_rolled on_cancel=move |()| rolling.set(None) />
+            <RollDialog key=k on_rolled=on_rolled on_cancel=move |()| { rolling.set(None); after_action(); } />
         })}
+        <Show when=move || scanning.get()>
+            <ScanDialog path=scan_path report=scan_report
+                on_roll=on_scan_roll on_revoke=on_scan_revoke
+                on_close=move |()| scanning.set(false) />
+        </Show>
     }
 }
 

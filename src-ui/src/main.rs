@@ -10,6 +10,7 @@ mod format;
 mod ipc;
 mod keys;
 mod members;
+mod scan;
 mod shell;
 mod sign_in;
 

@@ -105,6 +105,24 @@ enum Command {
         #[arg(value_name = "KEY|-", default_value = "-")]
         key: String,
     },
+    /// Look through files, directories and git history for Keysmith keys, and name the
+    /// account's keys found (never the key itself). Exit 0 no live key, 1 a live key found,
+    /// 2 something could not be scanned, 3 cannot check (no account, keyring or database).
+    Scan {
+        /// Files and directories (default: the current directory). A directory that is a
+        /// git repository's top also has its history read (every commit of every branch).
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Only what is staged in the git repository here: for a pre-commit hook.
+        #[arg(long, conflicts_with = "paths")]
+        staged: bool,
+        /// Do not read git history.
+        #[arg(long)]
+        no_history: bool,
+        /// One JSON array of findings.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the forward-auth verifier (nginx auth_request, Traefik ForwardAuth) on loopback.
     ServeVerifier {
         /// Address to listen on; keep it on loopback or a private network.
@@ -372,7 +390,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if let Some(url) = cli.server.clone() {
         return run_remote(cli, &url).await;
     }
-    let verifying = matches!(cli.command, Command::Verify { .. });
+    let verifying = matches!(cli.command, Command::Verify { .. } | Command::Scan { .. });
     let setup_failure = |e: Error| Failure {
         code: if verifying { 3 } else { 1 },
         message: e.to_ipc().message,
@@ -452,6 +470,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             out!("Created the account; {} is its Owner.", member.name);
         }
         Command::Verify { key } => verify(&registry, &key).await?,
+        Command::Scan {
+            paths,
+            staged,
+            no_history,
+            json,
+        } => scan(&registry, paths, staged, !no_history, json).await?,
         Command::ExportPepper { to } => {
             let actor = sign_in(&registry, cli.as_member.as_deref()).await?;
             registry.export_pepper(&actor, &to).await?;
@@ -819,6 +843,107 @@ fn database_label(url: &str) -> String {
     format!("postgres://{rest}")
 }
 
+/// A key's status in a word (a rolled key still working is in its grace period).
+fn status_word(k: &KeySummary) -> &'static str {
+    match k.status {
+        KeyStatus::Active if k.replaced_by.is_some() => "grace",
+        KeyStatus::Active => "active",
+        KeyStatus::Revoked => "revoked",
+        KeyStatus::Expired => "expired",
+        KeyStatus::Tampered => "CHANGED OUTSIDE KEYSMITH",
+    }
+}
+
+/// `keysmith scan`: finds keys, then asks the registry what each is.
+async fn scan(
+    registry: &Registry,
+    paths: Vec<PathBuf>,
+    staged: bool,
+    history: bool,
+    json: bool,
+) -> Result<(), Failure> {
+    use keysmith_core::scan::ScanTarget;
+    let started = std::time::Instant::now();
+    let target = if staged {
+        ScanTarget::Staged {
+            repo: PathBuf::from("."),
+        }
+    } else if paths.is_empty() {
+        ScanTarget::Paths {
+            paths: vec![PathBuf::from(".")],
+            history,
+        }
+    } else {
+        ScanTarget::Paths { paths, history }
+    };
+    let report = registry.scan(target).await.map_err(|e| Failure {
+        code: 3,
+        message: e.to_ipc().message,
+    })?;
+    let findings = &report.findings;
+    if json {
+        out!("{}", to_json(findings)?);
+    } else {
+        for f in findings {
+            match &f.key {
+                Some(k) => out!(
+                    "{}:{}: {} key \"{}\" (ksk_{}…, {}) by {}{}",
+                    f.place,
+                    f.line,
+                    if f.live { "LIVE" } else { "dead" },
+                    k.name,
+                    k.start,
+                    status_word(k),
+                    k.created_by.name,
+                    if f.live { ": roll or revoke it" } else { "" }
+                ),
+                None => out!(
+                    "{}:{}: a Keysmith key that is not this account's",
+                    f.place,
+                    f.line
+                ),
+            }
+        }
+    }
+    for problem in &report.problems {
+        eprintln!("keysmith scan: {problem}");
+    }
+    let live = findings.iter().filter(|f| f.live).count();
+    eprintln!(
+        "Scanned {} files ({:.1} MB{}{}) in {:.2} s: {} keys found, {} live.",
+        report.files,
+        report.bytes as f64 / 1e6,
+        if report.binary_skipped > 0 {
+            format!(", {} binary files skipped", report.binary_skipped)
+        } else {
+            String::new()
+        },
+        if report.git_lines > 0 {
+            format!(", {} lines added in git", report.git_lines)
+        } else {
+            String::new()
+        },
+        started.elapsed().as_secs_f64(),
+        findings.len(),
+        live
+    );
+    if live > 0 {
+        Err(Failure {
+            code: 1,
+            message: format!(
+                "{live} live key(s) found: roll or revoke them, then remove them from the files"
+            ),
+        })
+    } else if !report.problems.is_empty() {
+        Err(Failure {
+            code: 2,
+            message: format!("{} path(s) could not be scanned", report.problems.len()),
+        })
+    } else {
+        Ok(())
+    }
+}
+
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Failure> {
     serde_json::to_string_pretty(value).map_err(|e| Failure {
         code: 1,
@@ -948,13 +1073,7 @@ fn print_table(keys: &[KeySummary]) {
         "EXPIRES"
     );
     for k in keys {
-        let status = match k.status {
-            KeyStatus::Active if k.replaced_by.is_some() => "grace",
-            KeyStatus::Active => "active",
-            KeyStatus::Revoked => "revoked",
-            KeyStatus::Expired => "expired",
-            KeyStatus::Tampered => "CHANGED OUTSIDE KEYSMITH",
-        };
+        let status = status_word(k);
         let expires = match (&k.replaced_by, k.expires_at) {
             (Some(_), Some(at)) => format!("{} (rolled)", format_time(Some(at))),
             (_, at) => format_time(at),

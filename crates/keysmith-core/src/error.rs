@@ -89,6 +89,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    InvalidPath(String),
     #[error("Internal error: {0}")]
     Internal(String),
 }
@@ -123,6 +125,7 @@ impl Error {
             Error::InvalidDuration(_) => ErrorCode::InvalidDuration,
             Error::AlreadyReplaced => ErrorCode::AlreadyReplaced,
             Error::PepperFile(_) => ErrorCode::PepperFile,
+            Error::InvalidPath(_) => ErrorCode::InvalidPath,
             Error::ConfirmationMismatch => ErrorCode::ConfirmationMismatch,
             Error::AlreadyRevoked => ErrorCode::AlreadyRevoked,
             Error::DuplicateName(_) => ErrorCode::DuplicateName,

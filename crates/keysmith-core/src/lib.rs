@@ -16,6 +16,7 @@ pub mod policy;
 pub mod process;
 pub mod registry;
 pub mod replica;
+pub mod scan;
 #[cfg(target_os = "linux")]
 mod secret_service;
 pub mod secret_store;

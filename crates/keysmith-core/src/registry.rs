@@ -818,6 +818,83 @@ impl Registry {
         })
     }
 
+    /// What this account knows of keys found somewhere (`keysmith scan`), in order: each
+    /// key's summary (name, first 4 characters, creator, status), or `None` for a
+    /// well-formed key that is none of this account's. Only reads: no last use is recorded,
+    /// and revoked or expired keys are reported as such. A row changed outside Keysmith is
+    /// reported as [`KeyStatus::Tampered`]. Like [`Registry::verify`], it needs no signed-in
+    /// member: whoever holds a key can already check it.
+    ///
+    /// # Errors
+    /// [`Error::PepperMissing`] and the other errors of loading the account's secrets,
+    /// [`Error::StoreTampered`] (the database rolled back), [`Error::Storage`].
+    pub async fn identify(&self, keys: &[&ApiKeySecret]) -> Result<Vec<Option<KeySummary>>> {
+        let pepper = self.pepper().await?;
+        self.noting_tamper(self.check_anchor()).await?;
+        let now = self.clock.now_ms();
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let digest = pepper.digest(key);
+            let Some(row) = store::key_by_digest(&mut tx, digest.as_bytes())
+                .await?
+                .filter(|m| {
+                    crate::digest::KeyDigest::from_slice(&m.digest).is_some_and(|d| d == digest)
+                })
+            else {
+                out.push(None);
+                continue;
+            };
+            let sealed = self.key_sealed(&mut tx, &row).await?;
+            let mut summary = summary_from_row(row, now)?;
+            if !sealed {
+                summary.status = KeyStatus::Tampered;
+            }
+            out.push(Some(summary));
+        }
+        tx.rollback().await?;
+        Ok(out)
+    }
+
+    /// Scans `target` for Keysmith keys and says what each found key is
+    /// ([`Registry::identify`]); the keys themselves go no further than this call.
+    ///
+    /// # Errors
+    /// As [`Registry::identify`]; what could not be scanned is in the report's `problems`.
+    pub async fn scan(
+        &self,
+        target: crate::scan::ScanTarget,
+    ) -> Result<keysmith_types::ScanReport> {
+        let (found, walked) = tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            let walked = crate::scan::scan_target(&target, &mut |f| found.push(f));
+            (found, walked)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("the scan stopped: {e}")))?;
+        let keys: Vec<&ApiKeySecret> = found.iter().map(|f| &f.key).collect();
+        let known = self.identify(&keys).await?;
+        drop(keys);
+        let findings = found
+            .into_iter()
+            .zip(known)
+            .map(|(f, key)| keysmith_types::ScanFinding {
+                live: key.as_ref().is_some_and(|k| k.status == KeyStatus::Active),
+                place: f.place,
+                line: f.line,
+                key,
+            })
+            .collect();
+        Ok(keysmith_types::ScanReport {
+            findings,
+            files: walked.files,
+            bytes: walked.bytes,
+            binary_skipped: walked.binary_skipped,
+            git_lines: walked.git_lines,
+            problems: walked.problems.iter().map(ToString::to_string).collect(),
+        })
+    }
+
     /// Writes the account's pepper to a new file (mode 0600), for a verifier that runs where
     /// no keyring is (`keysmith serve-verifier --pepper-file`). Owner only; audited. Whoever
     /// holds the file and a copy of the database can confirm guessed keys, so keep it as

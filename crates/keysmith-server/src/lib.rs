@@ -187,6 +187,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::RemoveConfirmationMismatch
         | C::InvalidDuration
         | C::InvalidTarget
+        | C::InvalidPath
         | C::MalformedRequest => StatusCode::UNPROCESSABLE_ENTITY,
         C::AlreadyInitialized
         | C::AccountMoved

@@ -84,6 +84,8 @@ pub enum ErrorCode {
     MalformedRequest,
     /// This computer's account was moved to a team server: work there.
     AccountMoved,
+    /// A path to scan is empty, missing or cannot be used.
+    InvalidPath,
 }
 
 /// The one error shape that crosses IPC: a stable code and a human sentence.
@@ -297,6 +299,42 @@ pub struct RollKeyRequest {
 
 /// The grace period a roll gives the old key unless another is chosen: 24 hours.
 pub const DEFAULT_ROLL_GRACE_SECS: i64 = 24 * 3600;
+
+/// "Scan a folder": look through `path` (a folder or a file, and a git repository's history
+/// when it is one's top) for this account's keys (`keysmith scan` on the command line).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScanRequest {
+    pub path: String,
+}
+
+/// A Keysmith key found by a scan; the key itself is never part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanFinding {
+    /// A file, `COMMIT:PATH` in git history (12 hex digits), or `(staged) PATH`.
+    pub place: String,
+    /// 1-based line number.
+    pub line: u64,
+    /// The key works (active, or rolled and in its grace period): roll or revoke it.
+    pub live: bool,
+    /// `None`: a well-formed Keysmith key (its checksum holds) that is none of this
+    /// account's.
+    pub key: Option<KeySummary>,
+}
+
+/// What a scan found and what it looked through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanReport {
+    pub findings: Vec<ScanFinding>,
+    /// Files read, and their bytes.
+    pub files: u64,
+    pub bytes: u64,
+    /// Binary files met inside folders, skipped (as ripgrep does).
+    pub binary_skipped: u64,
+    /// Lines added in git history (or the index) that were read.
+    pub git_lines: u64,
+    /// What could not be scanned, one plain sentence each (unreadable, binary when named).
+    pub problems: Vec<String>,
+}
 
 /// Revoke a key; `confirmation` must be exactly `REVOKE`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
