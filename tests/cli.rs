@@ -724,20 +724,24 @@ fn scan_names_the_live_keys_it_finds_and_never_prints_them() {
             .unwrap()
             .to_owned()
     };
-    let o = cli(
-        &d,
-        &[
-            "--as",
-            "Olive",
-            "keys",
-            "revoke",
-            &id_of("Old import"),
-            "--confirm",
-            "REVOKE",
-        ],
-        None,
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let revoke = |name: &str| {
+        let id = id_of(name);
+        let o = cli(
+            &d,
+            &[
+                "--as",
+                "Olive",
+                "keys",
+                "revoke",
+                &id,
+                "--confirm",
+                "REVOKE",
+            ],
+            None,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    revoke("Old import");
 
     let mut look_alike = live.clone();
     look_alike.replace_range(20..21, if &live[20..21] == "a" { "b" } else { "a" });
@@ -880,20 +884,7 @@ fn scan_names_the_live_keys_it_finds_and_never_prints_them() {
     );
 
     // Once revoked, nothing found is live: exit 0.
-    let o = cli(
-        &d,
-        &[
-            "--as",
-            "Olive",
-            "keys",
-            "revoke",
-            &id_of("Billing export"),
-            "--confirm",
-            "REVOKE",
-        ],
-        None,
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    revoke("Billing export");
     let o = cli(&d, &["scan", w], None);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(!stdout(&o).contains("LIVE"));

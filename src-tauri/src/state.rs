@@ -566,8 +566,9 @@ impl AppState {
                     .into(),
             });
         };
-        let path = PathBuf::from(req.path.trim());
-        if req.path.trim().is_empty() {
+        let typed = req.path.trim();
+        let path = PathBuf::from(typed);
+        if typed.is_empty() {
             return Err(
                 Error::InvalidPath("Type the folder to scan, e.g. /home/you/src.".into()).to_ipc(),
             );

@@ -129,6 +129,17 @@ pub fn key_status(
     }
 }
 
+/// The key row whose digest is `digest`: looked up by the database's index, then compared
+/// again in constant time.
+async fn key_with_digest(
+    tx: &mut store::Tx,
+    digest: &crate::digest::KeyDigest,
+) -> Result<Option<KeyRow>> {
+    Ok(store::key_by_digest(tx, digest.as_bytes())
+        .await?
+        .filter(|m| crate::digest::KeyDigest::from_slice(&m.digest).is_some_and(|d| d == *digest)))
+}
+
 pub(crate) fn summary_from_row(row: KeyRow, now: i64) -> Result<KeySummary> {
     let role = Role::parse(&row.creator_role).ok_or_else(|| {
         Error::Internal(format!(
@@ -790,11 +801,8 @@ impl Registry {
         // One read transaction: the key, its creator and the states the audit log recorded
         // for both come from one snapshot (a change committed meanwhile is not tampering).
         let mut tx = self.pool.begin().await?;
-        let found = store::key_by_digest(&mut tx, digest.as_bytes())
+        let found = key_with_digest(&mut tx, &digest)
             .await?
-            .filter(|m| {
-                crate::digest::KeyDigest::from_slice(&m.digest).is_some_and(|d| d == digest)
-            })
             .ok_or(Error::UnknownKey)?;
         let row = self.checked_key(&mut tx, found).await?;
         // The creator's row decides what the key may do: it must carry the seal too.
@@ -836,12 +844,7 @@ impl Registry {
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             let digest = pepper.digest(key);
-            let Some(row) = store::key_by_digest(&mut tx, digest.as_bytes())
-                .await?
-                .filter(|m| {
-                    crate::digest::KeyDigest::from_slice(&m.digest).is_some_and(|d| d == digest)
-                })
-            else {
+            let Some(row) = key_with_digest(&mut tx, &digest).await? else {
                 out.push(None);
                 continue;
             };
