@@ -26,6 +26,7 @@ use keysmith_tests::{
     require_secret_service, sigkill, try_http, PASSPHRASE,
 };
 use sqlx::Connection;
+use thirtyfour::By;
 
 const ROUNDS: usize = 50;
 /// Members who act in every round and are never the target of a member change.
@@ -1211,6 +1212,22 @@ async fn app_round<T: Send + 'static>(
         click(&d, "unlock-submit").await;
         if kill_step == 1 {
             break 'flow;
+        }
+        // A CLI sign-in as Ada killed in an earlier round counts as a failed attempt (counted
+        // before Argon2, cleared on success), so Ada may be told to wait a moment: wait it
+        // out and sign in again, as a person would.
+        for _ in 0..30 {
+            if !d.find_all(By::Id("create-key")).await.unwrap().is_empty() {
+                break;
+            }
+            let waiting = match d.find_all(By::Id("unlock-error")).await.unwrap().first() {
+                Some(e) => e.text().await.unwrap_or_default().contains("try again"),
+                None => false,
+            };
+            tokio::time::sleep(Duration::from_millis(if waiting { 1000 } else { 200 })).await;
+            if waiting {
+                click(&d, "unlock-submit").await;
+            }
         }
         by_id(&d, "create-key").await;
         handle = cli_ops.take().map(|f| f());
