@@ -11,6 +11,7 @@ const COMMANDS: &[&str] = &[
     "copy_key",
     "finish_reveal",
     "revoke_key",
+    "set_key_paused",
     "roll_key",
     "quit",
     "change_passphrase",

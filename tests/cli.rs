@@ -64,6 +64,32 @@ fn init_create_list_verify_revoke() {
         assert!(!stderr(&o).contains(&typo[4..]));
     }
 
+    // Pause: refused (exit 1, "paused") until resumed; both say what happened.
+    let o = cli(d, &["--as", "Olive", "keys", "pause", &id], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("Paused \"Zapier sync\""),
+        "{}",
+        stdout(&o)
+    );
+    let o = cli(d, &["verify", &key], None);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("paused"), "{}", stderr(&o));
+    let o = cli(d, &["--as", "Olive", "keys", "list", "--json"], None);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(list[0]["status"], "paused");
+    assert!(list[0]["paused_at"].is_i64());
+    let o = cli(d, &["--as", "Olive", "keys", "pause", &id], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already paused"), "{}", stderr(&o));
+    let o = cli(d, &["--as", "Olive", "keys", "resume", &id], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("active again"), "{}", stdout(&o));
+    assert_eq!(cli(d, &["verify", &key], None).status.code(), Some(0));
+    let o = cli(d, &["--as", "Olive", "keys", "resume", &id], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not paused"), "{}", stderr(&o));
+
     // Revoke needs REVOKE exactly.
     let o = cli(
         d,

@@ -250,6 +250,8 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         );
     }
 
+    pause_and_resume(driver, data_dir, &second_key).await;
+
     // Flow 5: revoke, with the wrong text first.
     let revoke = driver
         .find(By::Css(format!(
@@ -607,4 +609,61 @@ async fn expiry_and_roll(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         assert_eq!(cli(data_dir, &["verify", key], None).status.code(), Some(0));
     }
     vec![old_key, new_key]
+}
+
+/// Pauses the newest key from its row (refused by `keysmith verify` at once), then resumes
+/// it (accepted again); an unknown id is refused by the backend whatever the UI shows.
+async fn pause_and_resume(driver: &WebDriver, data_dir: &Path, key: &str) {
+    let id = rows(driver).await[0].0.clone();
+    let button = format!("tr[data-key-id='{id}'] button.pause");
+    let pause = driver.find(By::Css(button.clone())).await.unwrap();
+    assert_eq!(pause.text().await.unwrap(), "Pause");
+    pause.click().await.unwrap();
+    let wanted = id.as_str();
+    eventually(
+        "the row never showed Paused",
+        Duration::from_secs(10),
+        || async move {
+            let now = rows(driver).await;
+            if now.iter().any(|r| r.0 == wanted && r.3 == "Paused") {
+                Ok(())
+            } else {
+                Err(now)
+            }
+        },
+    )
+    .await;
+    let o = cli(data_dir, &["verify", key], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("paused"));
+    shot(driver, "19-paused").await;
+
+    let ret = driver
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               window.__TAURI__.core.invoke('set_key_paused', { request: { id: 'no-such-key', pause: true } })
+                 .then(() => done('paused'), e => done(e.code));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ret.json(), &serde_json::json!("not_found"));
+
+    let resume = driver.find(By::Css(button)).await.unwrap();
+    assert_eq!(resume.text().await.unwrap(), "Resume");
+    resume.click().await.unwrap();
+    eventually(
+        "the row never showed Active again",
+        Duration::from_secs(10),
+        || async move {
+            let now = rows(driver).await;
+            if now.iter().any(|r| r.0 == wanted && r.3 == "Active") {
+                Ok(())
+            } else {
+                Err(now)
+            }
+        },
+    )
+    .await;
+    assert_eq!(cli(data_dir, &["verify", key], None).status.code(), Some(0));
 }

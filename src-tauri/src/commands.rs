@@ -4,8 +4,9 @@
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, GenerateKeyRequest, IpcError, JoinServerRequest, KeyReveal,
-    KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest, RevealRequest,
-    RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest, SessionStatus, UnlockRequest,
+    KeySummary, MemberListing, MemberRequest, MemberSummary, PauseKeyRequest, RemoveMemberRequest,
+    RevealRequest, RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest, SessionStatus,
+    UnlockRequest,
 };
 use tauri::State;
 
@@ -85,6 +86,14 @@ pub async fn revoke_key(
     request: RevokeKeyRequest,
 ) -> Result<KeySummary, IpcError> {
     state.revoke_key(request).await
+}
+
+#[tauri::command]
+pub async fn set_key_paused(
+    state: State<'_, AppState>,
+    request: PauseKeyRequest,
+) -> Result<KeySummary, IpcError> {
+    state.set_key_paused(request).await
 }
 
 /// Quits after the person chose to close while a key was still on display.

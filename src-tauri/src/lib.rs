@@ -48,6 +48,7 @@ pub fn run() {
             commands::copy_key,
             commands::finish_reveal,
             commands::revoke_key,
+            commands::set_key_paused,
             commands::roll_key,
             commands::quit,
             commands::change_passphrase,

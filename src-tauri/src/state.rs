@@ -15,9 +15,9 @@ use keysmith_core::{Error, Registry, SecretStore};
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, JoinServerRequest,
-    KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest,
-    RevealRequest, RevealedKey, RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest,
-    SessionStatus, SessionTokenText, UnlockRequest,
+    KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary, PauseKeyRequest,
+    RemoveMemberRequest, RevealRequest, RevealedKey, RevokeKeyRequest, RollKeyRequest, ScanReport,
+    ScanRequest, SessionStatus, SessionTokenText, UnlockRequest,
 };
 
 use crate::clipboard::{self, Clipboard};
@@ -686,6 +686,11 @@ impl AppState {
         self.checked(team.revoke_key(&req.id, &req.confirmation).await)
     }
 
+    pub async fn set_key_paused(&self, req: PauseKeyRequest) -> Result<KeySummary, IpcError> {
+        let team = self.team().await?;
+        self.checked(team.set_key_paused(&req.id, req.pause).await)
+    }
+
     pub async fn list_members(&self) -> Result<Vec<MemberListing>, IpcError> {
         let team = self.team().await?;
         self.checked(team.list_members().await)
@@ -980,6 +985,16 @@ mod tests {
                     .revoke_key(RevokeKeyRequest {
                         id: key_id.into(),
                         confirmation: "REVOKE".into(),
+                    })
+                    .await,
+            )
+        }
+        async fn pause_key(&self, key_id: &str) -> Result<(), ErrorCode> {
+            code(
+                self.0
+                    .set_key_paused(PauseKeyRequest {
+                        id: key_id.into(),
+                        pause: true,
                     })
                     .await,
             )

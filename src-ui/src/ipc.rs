@@ -4,9 +4,9 @@
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, JoinServerRequest,
-    KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary, RemoveMemberRequest,
-    RevealRequest, RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest, SessionStatus,
-    UnlockRequest,
+    KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary, PauseKeyRequest,
+    RemoveMemberRequest, RevealRequest, RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest,
+    SessionStatus, UnlockRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -134,6 +134,10 @@ pub async fn roll_key(req: &RollKeyRequest) -> Result<KeyReveal, IpcError> {
 
 pub async fn revoke_key(req: &RevokeKeyRequest) -> Result<KeySummary, IpcError> {
     call("revoke_key", with_request(req)?).await
+}
+
+pub async fn set_key_paused(req: &PauseKeyRequest) -> Result<KeySummary, IpcError> {
+    call("set_key_paused", with_request(req)?).await
 }
 
 pub async fn change_passphrase(req: &ChangePassphraseRequest) -> Result<(), IpcError> {

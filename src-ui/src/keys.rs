@@ -15,6 +15,8 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
     let keys = RwSignal::new(Vec::<KeySummary>::new());
     let loaded = RwSignal::new(false);
     let load_error = RwSignal::new(None::<String>);
+    // A pause or resume the backend refused (the key changed meanwhile, a role changed…).
+    let action_error = RwSignal::new(None::<String>);
     let creating = RwSignal::new(false);
     let reveal = RwSignal::new(None::<KeyReveal>);
     let revoking = RwSignal::new(None::<KeySummary>);
@@ -102,6 +104,19 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
         back_to_scan.set(true);
         revoking.set(Some(k));
     };
+    let on_pause = move |(k, pause): (KeySummary, bool)| {
+        spawn_local(async move {
+            let req = keysmith_types::PauseKeyRequest {
+                id: k.id.clone(),
+                pause,
+            };
+            match ipc::set_key_paused(&req).await {
+                Ok(_) => action_error.set(None),
+                Err(e) => action_error.set(Some(format!("“{}”: {}", k.name, e.message))),
+            }
+            reload();
+        })
+    };
     let on_rolled = move |r: KeyReveal| {
         rolling.set(None);
         reveal.set(Some(r));
@@ -135,6 +150,9 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                         </select>
                     </div>
                 })}
+                <Show when=move || action_error.get().is_some()>
+                    <p class="error" role="alert" id="key-action-error">{move || action_error.get()}</p>
+                </Show>
                 <Show when=move || load_error.get().is_some()>
                     <p class="error" role="alert">{move || load_error.get()}</p>
                 </Show>
@@ -163,12 +181,13 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                         <tbody>
                             <For
                                 each=shown
-                                key=|k| (k.id.clone(), k.revoked_at, k.last_used_at, k.expires_at, k.replaced_by.clone(), k.status)
+                                key=|k| (k.id.clone(), k.revoked_at, k.last_used_at, k.expires_at, k.replaced_by.clone(), k.paused_at, k.status)
                                 let:key
                             >
                                 <KeyRow key=key sees_others=sees_others
                                     on_revoke=move |k| revoking.set(Some(k))
-                                    on_roll=move |k| rolling.set(Some(k)) />
+                                    on_roll=move |k| rolling.set(Some(k))
+                                    on_pause=on_pause />
                             </For>
                         </tbody>
                     </table>
@@ -198,12 +217,17 @@ fn KeyRow(
     sees_others: bool,
     #[prop(into)] on_revoke: Callback<KeySummary>,
     #[prop(into)] on_roll: Callback<KeySummary>,
+    /// The key, and whether to pause it (`true`) or resume it.
+    #[prop(into)]
+    on_pause: Callback<(KeySummary, bool)>,
 ) -> impl IntoView {
     let revoked = key.status == KeyStatus::Revoked;
     let active = key.status == KeyStatus::Active;
     let rolled = key.replaced_by.is_some();
     let for_revoke = key.clone();
     let for_roll = key.clone();
+    let for_pause = key.clone();
+    let paused = key.status == KeyStatus::Paused;
     let expires = match (key.expires_at, rolled) {
         (None, _) => "Never".to_owned(),
         (Some(at), true) => format!("{} (rolled)", format::when(Some(at))),
@@ -222,6 +246,10 @@ fn KeyRow(
                 "Changed outside Keysmith"
             </span>
         }.into_any(),
+        KeyStatus::Paused => view! {
+            <span class="status paused" title=format!("Paused {}: refused until someone resumes it", format::when(key.paused_at))>"Paused"</span>
+        }
+        .into_any(),
         KeyStatus::Active if rolled => view! { <span class="status grace">"Grace period"</span> }.into_any(),
         KeyStatus::Active => view! { <span class="status active">"Active"</span> }.into_any(),
     };
@@ -239,6 +267,18 @@ fn KeyRow(
             <td class="actions">
                 {(active && !rolled).then(|| view! {
                     <button class="ghost roll" on:click=move |_| on_roll.run(for_roll.clone())>"Roll"</button>
+                })}
+                {(active || paused).then(|| {
+                    let label = if paused { "Resume" } else { "Pause" };
+                    let title = if paused {
+                        "Let this key work again"
+                    } else {
+                        "Refuse this key everywhere until you resume it"
+                    };
+                    view! {
+                        <button class="ghost pause" title=title
+                            on:click=move |_| on_pause.run((for_pause.clone(), !paused))>{label}</button>
+                    }
                 })}
                 {(!revoked).then(|| view! {
                     <button class="danger-ghost revoke" on:click=move |_| on_revoke.run(for_revoke.clone())>

@@ -164,9 +164,11 @@ fn Finding(
         KeyStatus::Active => ("Active", "active"),
         KeyStatus::Revoked => ("Revoked", "revoked"),
         KeyStatus::Expired => ("Expired", "expired"),
+        KeyStatus::Paused => ("Paused", "paused"),
         KeyStatus::Tampered => ("Changed outside Keysmith", "tampered"),
     };
-    let can_roll = finding.live && !rolled;
+    // A paused key is live (resuming it brings it back) but is not rolled while paused.
+    let can_roll = finding.live && !rolled && key.status == KeyStatus::Active;
     let can_revoke = key.status != KeyStatus::Revoked;
     let for_roll = key.clone();
     let for_revoke = key.clone();

@@ -235,6 +235,16 @@ enum KeysCommand {
         #[arg(long, value_name = "REVOKE")]
         confirm: String,
     },
+    /// Pause a key: every verifier refuses it until it is resumed.
+    Pause {
+        /// The key's id (from `keys list`).
+        id: String,
+    },
+    /// Resume a paused key: it works again (its expiry, if any, still applies).
+    Resume {
+        /// The key's id (from `keys list`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -658,6 +668,24 @@ async fn team_command(team: &Team, command: Command) -> Result<(), Failure> {
                     key.start
                 );
             }
+            KeysCommand::Pause { id } => {
+                let key = team.set_key_paused(&id, true).await?;
+                out!(
+                    "Paused \"{}\" ({}…): it is refused until you resume it (keysmith keys resume {}).",
+                    key.name,
+                    key.start,
+                    key.id
+                );
+            }
+            KeysCommand::Resume { id } => {
+                let key = team.set_key_paused(&id, false).await?;
+                out!(
+                    "Resumed \"{}\" ({}…): it is {} again.",
+                    key.name,
+                    key.start,
+                    status_word(&key)
+                );
+            }
         },
         _ => {}
     }
@@ -762,7 +790,10 @@ async fn verify(registry: &Registry, arg: &str) -> Result<(), Failure> {
         Err(e) => Err(Failure {
             code: match e.code() {
                 ErrorCode::MalformedKey => 2,
-                ErrorCode::UnknownKey | ErrorCode::KeyRevoked | ErrorCode::KeyExpired => 1,
+                ErrorCode::UnknownKey
+                | ErrorCode::KeyRevoked
+                | ErrorCode::KeyExpired
+                | ErrorCode::KeyPaused => 1,
                 // No account, no keyring, no database, or a store changed outside Keysmith:
                 // the key could not be checked at all.
                 _ => 3,
@@ -850,6 +881,7 @@ fn status_word(k: &KeySummary) -> &'static str {
         KeyStatus::Active => "active",
         KeyStatus::Revoked => "revoked",
         KeyStatus::Expired => "expired",
+        KeyStatus::Paused => "paused",
         KeyStatus::Tampered => "CHANGED OUTSIDE KEYSMITH",
     }
 }

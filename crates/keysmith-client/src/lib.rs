@@ -518,6 +518,34 @@ impl Team {
         }
     }
 
+    /// Pauses a key (`pause`) or resumes it: a paused key is refused like a revoked one
+    /// until it is resumed.
+    ///
+    /// # Errors
+    /// The registry's or server's error.
+    pub async fn set_key_paused(&self, key_id: &str, pause: bool) -> Result<KeySummary, IpcError> {
+        match self {
+            Team::Local {
+                registry,
+                member_id,
+            } => if pause {
+                registry.pause_key(member_id, key_id).await
+            } else {
+                registry.resume_key(member_id, key_id).await
+            }
+            .map_err(core),
+            Team::Remote(r) => {
+                let verb = if pause { "pause" } else { "resume" };
+                r.call(
+                    reqwest::Method::POST,
+                    &format!("/v1/keys/{}/{verb}", segment(key_id)),
+                    None,
+                )
+                .await
+            }
+        }
+    }
+
     /// Every member, removed ones included.
     ///
     /// # Errors

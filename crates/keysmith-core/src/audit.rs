@@ -27,6 +27,8 @@ pub enum AuditAction {
     KeyCopied,
     KeyRevoked,
     KeyRolled,
+    KeyPaused,
+    KeyResumed,
     PepperExported,
     MemberAdded,
     MemberRemoved,
@@ -41,13 +43,15 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 19] = [
         AuditAction::SignIn,
         AuditAction::SignInFailed,
         AuditAction::KeyGenerated,
         AuditAction::KeyCopied,
         AuditAction::KeyRevoked,
         AuditAction::KeyRolled,
+        AuditAction::KeyPaused,
+        AuditAction::KeyResumed,
         AuditAction::PepperExported,
         AuditAction::MemberAdded,
         AuditAction::MemberRemoved,
@@ -70,6 +74,8 @@ impl AuditAction {
             AuditAction::KeyCopied => "key_copied",
             AuditAction::KeyRevoked => "key_revoked",
             AuditAction::KeyRolled => "key_rolled",
+            AuditAction::KeyPaused => "key_paused",
+            AuditAction::KeyResumed => "key_resumed",
             AuditAction::PepperExported => "pepper_exported",
             AuditAction::MemberAdded => "member_added",
             AuditAction::MemberRemoved => "member_removed",

@@ -41,6 +41,12 @@ pub enum Error {
     KeyRevoked,
     #[error("That API key has expired.")]
     KeyExpired,
+    #[error("That API key is paused: it is refused until someone resumes it.")]
+    KeyPaused,
+    #[error("That API key is already paused.")]
+    AlreadyPaused,
+    #[error("That API key is not paused.")]
+    NotPaused,
     #[error("{0}")]
     InvalidDuration(String),
     #[error("That API key was already rolled: roll its replacement instead.")]
@@ -122,6 +128,9 @@ impl Error {
             Error::UnknownKey => ErrorCode::UnknownKey,
             Error::KeyRevoked => ErrorCode::KeyRevoked,
             Error::KeyExpired => ErrorCode::KeyExpired,
+            Error::KeyPaused => ErrorCode::KeyPaused,
+            Error::AlreadyPaused => ErrorCode::AlreadyPaused,
+            Error::NotPaused => ErrorCode::NotPaused,
             Error::InvalidDuration(_) => ErrorCode::InvalidDuration,
             Error::AlreadyReplaced => ErrorCode::AlreadyReplaced,
             Error::PepperFile(_) => ErrorCode::PepperFile,

@@ -73,6 +73,8 @@ pub struct KeyFields<'a> {
     pub revoked_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub replaced_by: Option<&'a str>,
+    /// When the key was paused; `None` when it is not.
+    pub paused_at: Option<i64>,
 }
 
 impl<'a> From<&'a SealedKeyRow> for KeyFields<'a> {
@@ -85,6 +87,7 @@ impl<'a> From<&'a SealedKeyRow> for KeyFields<'a> {
             revoked_at: k.revoked_at,
             expires_at: k.expires_at,
             replaced_by: k.replaced_by.as_deref(),
+            paused_at: k.paused_at,
         }
     }
 }
@@ -99,6 +102,7 @@ impl<'a> From<&'a KeyRow> for KeyFields<'a> {
             revoked_at: k.revoked_at,
             expires_at: k.expires_at,
             replaced_by: k.replaced_by.as_deref(),
+            paused_at: k.paused_at,
         }
     }
 }
@@ -150,7 +154,9 @@ impl RowKey {
     }
 
     /// The MAC of a key row: id, digest, creator, creation, revocation and expiry times,
-    /// and its replacement.
+    /// its replacement, and, only while the key is paused, the time it was paused (so the
+    /// seals of keys that were never paused are those of schema version 5, and a pause
+    /// lifted outside Keysmith no longer matches).
     pub fn key_mac(&self, k: KeyFields<'_>) -> [u8; 32] {
         let mut mac = keyed(&self.0);
         put(&mut mac, b"key v1");
@@ -161,6 +167,11 @@ impl RowKey {
         put(&mut mac, opt(k.revoked_at).as_bytes());
         put(&mut mac, opt(k.expires_at).as_bytes());
         put(&mut mac, k.replaced_by.unwrap_or("").as_bytes());
+        if let Some(at) = k.paused_at {
+            // Length-prefixed fields decode one way only, so nine fields never encode
+            // like eight.
+            put(&mut mac, at.to_string().as_bytes());
+        }
         mac.finalize().into_bytes().into()
     }
 

@@ -113,20 +113,34 @@ pub(crate) fn member_from_row(row: MemberRow) -> Result<Member> {
 }
 
 /// A key's status at `now`: revoked (also when its creator was removed), expired (past its
-/// expiry or its grace period after a roll), or active.
+/// expiry or its grace period after a roll), paused, or active, the first that holds.
 pub fn key_status(
     revoked_at: Option<i64>,
     creator_disabled_at: Option<i64>,
     expires_at: Option<i64>,
+    paused_at: Option<i64>,
     now: i64,
 ) -> KeyStatus {
     if revoked_at.is_some() || creator_disabled_at.is_some() {
         KeyStatus::Revoked
     } else if expires_at.is_some_and(|at| now >= at) {
         KeyStatus::Expired
+    } else if paused_at.is_some() {
+        KeyStatus::Paused
     } else {
         KeyStatus::Active
     }
+}
+
+/// [`key_status`] of a stored row.
+fn row_status(row: &KeyRow, now: i64) -> KeyStatus {
+    key_status(
+        row.revoked_at,
+        row.creator_disabled_at,
+        row.expires_at,
+        row.paused_at,
+        now,
+    )
 }
 
 /// The key row whose digest is `digest`: looked up by the database's index, then compared
@@ -148,7 +162,7 @@ pub(crate) fn summary_from_row(row: KeyRow, now: i64) -> Result<KeySummary> {
         ))
     })?;
     Ok(KeySummary {
-        status: key_status(row.revoked_at, row.creator_disabled_at, row.expires_at, now),
+        status: row_status(&row, now),
         id: row.id,
         name: row.name,
         start: row.start,
@@ -162,6 +176,7 @@ pub(crate) fn summary_from_row(row: KeyRow, now: i64) -> Result<KeySummary> {
         revoked_at: row.revoked_at,
         expires_at: row.expires_at,
         replaced_by: row.replaced_by,
+        paused_at: row.paused_at,
     })
 }
 
@@ -607,9 +622,11 @@ impl Registry {
         if key.replaced_by.is_some() {
             return Err(Error::AlreadyReplaced);
         }
-        match key_status(key.revoked_at, key.creator_disabled_at, key.expires_at, now) {
+        match row_status(&key, now) {
             KeyStatus::Revoked | KeyStatus::Tampered => return Err(Error::AlreadyRevoked),
             KeyStatus::Expired => return Err(Error::KeyExpired),
+            // A roll hands out a working secret; a paused key's integration is on hold.
+            KeyStatus::Paused => return Err(Error::KeyPaused),
             KeyStatus::Active => {}
         }
         let (generated, new_mac) =
@@ -782,6 +799,81 @@ impl Registry {
         summary_from_row(key, now)
     }
 
+    /// Pauses a key: from the commit on it is refused everywhere (app, CLI, verifiers) like a
+    /// revoked key, but [`Registry::resume_key`] brings it back. Allowed to whoever may revoke
+    /// it (its creator while their role may revoke their own keys, the Owner and Admins for
+    /// anyone's). Audited as `key_paused`.
+    ///
+    /// # Errors
+    /// [`Error::NotSignedIn`], [`Error::NotFound`], [`Error::NotPermitted`],
+    /// [`Error::AlreadyPaused`], [`Error::AlreadyRevoked`], [`Error::KeyExpired`] (nothing to
+    /// pause), [`Error::StoreTampered`] (its row was changed outside Keysmith: revoke it).
+    pub async fn pause_key(&self, actor_id: &str, key_id: &str) -> Result<KeySummary> {
+        self.noting_tamper(self.pause_checked(actor_id, key_id, true))
+            .await
+    }
+
+    /// Resumes a paused key: it works again as it did before the pause (its expiry, if any,
+    /// still applies). Allowed to the same members as [`Registry::pause_key`]; audited as
+    /// `key_resumed`.
+    ///
+    /// # Errors
+    /// [`Error::NotSignedIn`], [`Error::NotFound`], [`Error::NotPermitted`],
+    /// [`Error::NotPaused`], [`Error::AlreadyRevoked`], [`Error::StoreTampered`].
+    pub async fn resume_key(&self, actor_id: &str, key_id: &str) -> Result<KeySummary> {
+        self.noting_tamper(self.pause_checked(actor_id, key_id, false))
+            .await
+    }
+
+    async fn pause_checked(&self, actor_id: &str, key_id: &str, pause: bool) -> Result<KeySummary> {
+        let (mut tx, actor) = self.begin_write_as(actor_id).await?;
+        let key = self.revocable_key(&mut tx, &actor, key_id).await?;
+        let mut key = self.checked_key(&mut tx, key).await?;
+        let now = self.clock.now_ms();
+        match (row_status(&key, now), pause) {
+            (KeyStatus::Revoked | KeyStatus::Tampered, _) => return Err(Error::AlreadyRevoked),
+            (KeyStatus::Expired, true) => return Err(Error::KeyExpired),
+            (KeyStatus::Paused, true) => return Err(Error::AlreadyPaused),
+            (KeyStatus::Active, false) => return Err(Error::NotPaused),
+            // An expired key that is still paused may be resumed: it stays expired.
+            (KeyStatus::Expired, false) if key.paused_at.is_none() => return Err(Error::NotPaused),
+            _ => {}
+        }
+        let paused_at = pause.then_some(now);
+        if !store::set_paused(&mut *tx, key_id, paused_at).await? {
+            return Err(if pause {
+                Error::AlreadyPaused
+            } else {
+                Error::NotPaused
+            });
+        }
+        let mac = self.reseal_key(&mut tx, key_id).await?;
+        let target = key_target(&key.name, &key.start, &key.id);
+        let detail = format!("key of {}", key.creator_name);
+        let subject = key_subject(&key.id);
+        let action = if pause {
+            AuditAction::KeyPaused
+        } else {
+            AuditAction::KeyResumed
+        };
+        self.audit(
+            &mut tx,
+            Some(&actor),
+            action,
+            &target,
+            &detail,
+            Some(Subject {
+                row: &subject,
+                state: mac,
+            }),
+        )
+        .await?;
+        self.commit(tx).await?;
+        tracing::info!(key = %key_id, member = %actor.id, paused = pause, "API key pause changed");
+        key.paused_at = paused_at;
+        summary_from_row(key, now)
+    }
+
     /// Checks a presented key: format and checksum, then HMAC with the pepper, then lookup,
     /// then status; records the use. Digests are compared in constant time.
     ///
@@ -812,9 +904,10 @@ impl Registry {
         self.checked_member(&mut tx, creator).await?;
         tx.rollback().await?;
         let now = self.clock.now_ms();
-        match key_status(row.revoked_at, row.creator_disabled_at, row.expires_at, now) {
+        match row_status(&row, now) {
             KeyStatus::Revoked | KeyStatus::Tampered => return Err(Error::KeyRevoked),
             KeyStatus::Expired => return Err(Error::KeyExpired),
+            KeyStatus::Paused => return Err(Error::KeyPaused),
             KeyStatus::Active => {}
         }
         store::touch_last_used(&self.pool, &row.id, now).await?;
@@ -882,7 +975,10 @@ impl Registry {
             .into_iter()
             .zip(known)
             .map(|(f, key)| keysmith_types::ScanFinding {
-                live: key.as_ref().is_some_and(|k| k.status == KeyStatus::Active),
+                // A paused key works again the moment someone resumes it.
+                live: key
+                    .as_ref()
+                    .is_some_and(|k| matches!(k.status, KeyStatus::Active | KeyStatus::Paused)),
                 place: f.place,
                 line: f.line,
                 key,
@@ -1058,6 +1154,7 @@ fn draw_key(
         revoked_at: None,
         expires_at,
         replaced_by: None,
+        paused_at: None,
     });
     Ok(DrawnKey {
         digest,
@@ -1073,6 +1170,7 @@ fn draw_key(
                 revoked_at: None,
                 expires_at,
                 replaced_by: None,
+                paused_at: None,
                 status: KeyStatus::Active,
             },
             secret,
@@ -1082,7 +1180,8 @@ fn draw_key(
 
 impl Registry {
     /// The key `key_id` read inside `tx`, once `actor` is allowed to revoke it (their own,
-    /// or anyone's for the Owner and Admins). Revoking and rolling both start here.
+    /// or anyone's for the Owner and Admins). Revoking, rolling, pausing and resuming all
+    /// start here.
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::NotPermitted`].

@@ -351,13 +351,15 @@ pub struct KeyRow {
     pub revoked_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub replaced_by: Option<String>,
+    /// When the key was paused (Unix ms); `None` when it is not.
+    pub paused_at: Option<i64>,
     /// The row's MAC (`integrity::RowKey::key_mac`); `None` before it was sealed.
     pub mac: Option<Vec<u8>>,
 }
 
 const KEY_COLUMNS: &str = "k.id, k.name, k.start, k.digest, k.created_at, k.created_by, \
      m.name AS creator_name, m.role AS creator_role, m.disabled_at AS creator_disabled_at, \
-     k.last_used_at, k.revoked_at, k.expires_at, k.replaced_by, k.mac \
+     k.last_used_at, k.revoked_at, k.expires_at, k.replaced_by, k.paused_at, k.mac \
      FROM api_keys k JOIN members m ON m.id = k.created_by";
 
 /// The account's id, if first-run set-up was done.
@@ -608,6 +610,25 @@ pub async fn revoke_key<'a>(ex: impl Into<Ex<'a>>, id: &str, now: i64) -> Result
     Ok(done == 1)
 }
 
+/// Pauses a key at `now` (`Some`) or resumes it (`None`). Returns false if the key is
+/// unknown, revoked, or already in that state.
+pub async fn set_paused<'a>(
+    ex: impl Into<Ex<'a>>,
+    id: &str,
+    paused_at: Option<i64>,
+) -> Result<bool> {
+    let done = on!(ex, c => sqlx::query(
+        "UPDATE api_keys SET paused_at = $1 WHERE id = $2 AND revoked_at IS NULL \
+         AND (paused_at IS NULL) = ($1 IS NOT NULL)",
+    )
+    .bind(paused_at)
+    .bind(id)
+    .execute(c)
+    .await?
+    .rows_affected());
+    Ok(done == 1)
+}
+
 /// Ends a rolled key's life at `expires_at` (never later than an expiry it already had) and
 /// points it at its replacement. Returns false if it was already replaced or revoked.
 pub async fn mark_rolled<'a>(
@@ -734,6 +755,8 @@ pub struct SealedKeyRow {
     pub revoked_at: Option<i64>,
     pub expires_at: Option<i64>,
     pub replaced_by: Option<String>,
+    /// When the key was paused (Unix ms); `None` when it is not.
+    pub paused_at: Option<i64>,
     /// The row's MAC (`integrity::RowKey::key_mac`); `None` before it was sealed.
     pub mac: Option<Vec<u8>>,
 }
@@ -741,7 +764,7 @@ pub struct SealedKeyRow {
 /// Selects a [`SealedKeyRow`], columns in that order (the SQLite verifier reads them by
 /// position).
 pub(crate) const SEALED_KEY_SELECT: &str = "SELECT id, digest, created_by, created_at, \
-     revoked_at, expires_at, replaced_by, mac FROM api_keys";
+     revoked_at, expires_at, replaced_by, mac, paused_at FROM api_keys";
 
 /// Hands every key row to `each` as it is read (streamed, never collected: an index of a
 /// million keys is built without a million rows in memory at once).
@@ -1058,7 +1081,7 @@ pub async fn copy_member<'a>(ex: impl Into<Ex<'a>>, m: &MemberRow) -> Result<()>
 pub async fn copy_key<'a>(ex: impl Into<Ex<'a>>, k: &KeyRow) -> Result<()> {
     on!(ex, c => sqlx::query(
         "INSERT INTO api_keys (id, name, start, digest, created_at, created_by, revoked_at, \
-         last_used_at, expires_at, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         last_used_at, expires_at, mac, paused_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&k.id)
     .bind(&k.name)
@@ -1070,6 +1093,7 @@ pub async fn copy_key<'a>(ex: impl Into<Ex<'a>>, k: &KeyRow) -> Result<()> {
     .bind(k.last_used_at)
     .bind(k.expires_at)
     .bind(&k.mac)
+    .bind(k.paused_at)
     .execute(c)
     .await?
     .rows_affected());

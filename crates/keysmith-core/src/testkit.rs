@@ -200,6 +200,7 @@ pub async fn bulk_keys(
             revoked_at: None,
             expires_at: None,
             replaced_by: None,
+            paused_at: None,
         });
         store::insert_key(
             &mut tx,
@@ -236,7 +237,7 @@ pub async fn fingerprint(pool: &store::Pool) -> String {
         .await
         .unwrap()
         .into_iter()
-        .map(|k| format!("{} {:?}", k.id, k.revoked_at))
+        .map(|k| format!("{} {:?} {:?}", k.id, k.revoked_at, k.paused_at))
         .collect();
     let audit = crate::audit::head(pool).await.unwrap().seq;
     format!("{members:?}|{keys:?}|{audit}")
@@ -249,6 +250,8 @@ pub trait Surface {
     async fn generate_key(&self, name: &str) -> Result<(), ErrorCode>;
     async fn list_keys(&self) -> Result<Vec<KeySummary>, ErrorCode>;
     async fn revoke_key(&self, key_id: &str) -> Result<(), ErrorCode>;
+    /// Pauses the key.
+    async fn pause_key(&self, key_id: &str) -> Result<(), ErrorCode>;
     /// Rolls the key with a 1-hour grace period.
     async fn roll_key(&self, key_id: &str) -> Result<(), ErrorCode>;
     async fn add_member(&self, name: &str, role: Role) -> Result<(), ErrorCode>;
@@ -265,6 +268,8 @@ enum Op {
     List,
     RevokeOwn,
     RevokeOf(Role),
+    PauseOwn,
+    PauseOf(Role),
     RollOwn,
     RollOf(Role),
     Add(Role),
@@ -286,6 +291,7 @@ fn cells(actor: Role) -> Vec<(Op, bool)> {
     let generates = permits(actor, Action::GenerateOwnKey);
     if actor >= Role::Manager {
         cells.push((Op::RevokeOwn, permits(actor, Action::RevokeOwnKey)));
+        cells.push((Op::PauseOwn, permits(actor, Action::RevokeOwnKey)));
         cells.push((
             Op::RollOwn,
             permits(actor, Action::RevokeOwnKey) && generates,
@@ -298,6 +304,7 @@ fn cells(actor: Role) -> Vec<(Op, bool)> {
                 Op::RevokeOf(target),
                 permits(actor, Action::RevokeOthersKey),
             ));
+            cells.push((Op::PauseOf(target), permits(actor, Action::RevokeOthersKey)));
             cells.push((
                 Op::RollOf(target),
                 permits(actor, Action::RevokeOthersKey) && generates,
@@ -347,6 +354,11 @@ pub async fn walk_role_table<S: Surface>(surface: impl Fn(Registry) -> S) -> usi
                 Op::RevokeOf(t) => {
                     let key = team.get(*t, true).key_id.clone().unwrap();
                     s.revoke_key(&key).await
+                }
+                Op::PauseOwn => s.pause_key(actor.key_id.as_deref().unwrap()).await,
+                Op::PauseOf(t) => {
+                    let key = team.get(*t, true).key_id.clone().unwrap();
+                    s.pause_key(&key).await
                 }
                 Op::RollOwn => s.roll_key(actor.key_id.as_deref().unwrap()).await,
                 Op::RollOf(t) => {

@@ -2,7 +2,7 @@
 //!
 //! One function, [`Verifier::check`]: parse (prefix, length, alphabet, checksum) → HMAC-SHA-256
 //! with the pepper → lookup in an in-memory index → status (active, revoked, expired,
-//! unknown) → the creator's *current* role → the policy's answer for (method, path).
+//! paused, unknown) → the creator's *current* role → the policy's answer for (method, path).
 //!
 //! The index holds every key's digest, so a check costs one HMAC and one hash lookup. It
 //! stays exact without polling: before answering, the verifier reads the header of the
@@ -69,6 +69,8 @@ pub enum Denial {
     Revoked { key_id: String },
     #[error("API key {key_id} has expired")]
     Expired { key_id: String },
+    #[error("API key {key_id} is paused")]
+    Paused { key_id: String },
     #[error("role {role} of API key {key_id} may not call this endpoint")]
     RoleRefused { key_id: String, role: Role },
     #[error("bad original request: {0}")]
@@ -92,6 +94,7 @@ impl Denial {
             | Denial::UnknownKey
             | Denial::Revoked { .. }
             | Denial::Expired { .. }
+            | Denial::Paused { .. }
             | Denial::Tampered { .. } => 401,
             Denial::RoleRefused { .. } => 403,
             Denial::BadRequest(_) => 400,
@@ -104,6 +107,7 @@ impl Denial {
         match self {
             Denial::Revoked { key_id }
             | Denial::Expired { key_id }
+            | Denial::Paused { key_id }
             | Denial::Tampered { key_id }
             | Denial::RoleRefused { key_id, .. } => Some(key_id),
             _ => None,
@@ -136,6 +140,8 @@ struct Entry {
     key_id: u128,
     creator: u32,
     revoked: bool,
+    /// Paused by a member: refused until resumed.
+    paused: bool,
     /// The row's MAC does not match: it was changed outside Keysmith.
     tampered: bool,
     /// Unix ms; `i64::MAX` when the key never expires.
@@ -565,6 +571,9 @@ impl Verifier {
         if now >= entry.expires_at {
             return Err(Denial::Expired { key_id: key_id() });
         }
+        if entry.paused {
+            return Err(Denial::Paused { key_id: key_id() });
+        }
         if let (Some(t), Some(path)) = (target, path) {
             let allowed = self
                 .policy
@@ -793,6 +802,7 @@ fn entry_from_row(
     let created_by: String = row.get(2)?;
     let replaced_by: Option<String> = row.get(6)?;
     let mac: Option<Vec<u8>> = row.get(7)?;
+    let paused_at: Option<i64> = row.get(8)?;
     entry_from_fields(
         KeyFields {
             id: &id,
@@ -802,6 +812,7 @@ fn entry_from_row(
             revoked_at: row.get(4)?,
             expires_at: row.get(5)?,
             replaced_by: replaced_by.as_deref(),
+            paused_at,
         },
         mac.as_deref(),
         index,
@@ -838,6 +849,7 @@ fn entry_from_fields(
         key_id,
         creator,
         revoked: k.revoked_at.is_some(),
+        paused: k.paused_at.is_some(),
         tampered: !sealed,
         expires_at: k.expires_at.unwrap_or(i64::MAX),
     })

@@ -354,3 +354,257 @@ async fn the_database_file_never_holds_a_key() {
         );
     }
 }
+
+/// The actions of the audit entries that name `key_id`, oldest first.
+async fn key_actions(f: &Fixture, actor: &str, key_id: &str) -> Vec<String> {
+    let report = f
+        .registry
+        .audit_report(actor, &keysmith_types::AuditFilter::default())
+        .await
+        .unwrap();
+    assert!(report.chain.intact, "{:?}", report.chain.problem);
+    let mut actions: Vec<String> = report
+        .entries
+        .into_iter()
+        .filter(|e| e.target.contains(key_id))
+        .map(|e| e.action)
+        .collect();
+    actions.reverse();
+    actions
+}
+
+#[tokio::test]
+async fn a_paused_key_is_refused_until_resumed_and_both_are_audited() {
+    let f = fixture().await;
+    let o = owner(&f).await;
+    let g = f.registry.generate_key(&o, "CRM").await.unwrap();
+    let id = g.summary.id.clone();
+    let key = g.secret.expose().to_owned();
+
+    let paused = f.registry.pause_key(&o, &id).await.unwrap();
+    assert_eq!(paused.status, KeyStatus::Paused);
+    assert!(paused.paused_at.is_some());
+    let listed = f.registry.list_keys(&o).await.unwrap();
+    assert_eq!(
+        (listed[0].status, listed[0].paused_at),
+        (KeyStatus::Paused, paused.paused_at)
+    );
+    let err = f.registry.verify(&key).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::KeyPaused);
+    // A paused key found in a file is still live: resuming it brings it back.
+    let secret = ApiKeySecret::parse(&key).unwrap();
+    let found = f.registry.identify(&[&secret]).await.unwrap();
+    assert_eq!(found[0].as_ref().unwrap().status, KeyStatus::Paused);
+
+    let resumed = f.registry.resume_key(&o, &id).await.unwrap();
+    assert_eq!(
+        (resumed.status, resumed.paused_at),
+        (KeyStatus::Active, None)
+    );
+    assert!(f.registry.verify(&key).await.is_ok());
+    // And once more: a key may be paused again after a resume.
+    f.registry.pause_key(&o, &id).await.unwrap();
+    assert_eq!(
+        f.registry.verify(&key).await.unwrap_err().code(),
+        ErrorCode::KeyPaused
+    );
+    assert_eq!(
+        key_actions(&f, &o, &id).await,
+        ["key_generated", "key_paused", "key_resumed", "key_paused"]
+    );
+}
+
+#[tokio::test]
+async fn pause_and_resume_refuse_what_they_cannot_do_and_change_nothing() {
+    let f = fixture().await;
+    let o = owner(&f).await;
+    let manager = insert_member(&f, "Max", Role::Manager).await;
+    let active = f
+        .registry
+        .generate_key(&o, "active")
+        .await
+        .unwrap()
+        .summary
+        .id;
+    let paused = f
+        .registry
+        .generate_key(&o, "paused")
+        .await
+        .unwrap()
+        .summary
+        .id;
+    f.registry.pause_key(&o, &paused).await.unwrap();
+    let revoked = f
+        .registry
+        .generate_key(&o, "revoked")
+        .await
+        .unwrap()
+        .summary
+        .id;
+    f.registry.revoke_key(&o, &revoked, "REVOKE").await.unwrap();
+    // Rolled with no grace: the old key is expired from the next instant.
+    let expired = f
+        .registry
+        .generate_key(&o, "expired")
+        .await
+        .unwrap()
+        .summary
+        .id;
+    f.registry.roll_key(&o, &expired, 0).await.unwrap();
+    let paused_then_revoked = f.registry.generate_key(&o, "p+r").await.unwrap().summary.id;
+    f.registry
+        .pause_key(&o, &paused_then_revoked)
+        .await
+        .unwrap();
+    f.registry
+        .revoke_key(&o, &paused_then_revoked, "REVOKE")
+        .await
+        .unwrap();
+    let pool = f.registry.pool().clone();
+
+    let cases: [(&str, &str, bool, ErrorCode); 12] = [
+        (
+            "pause a paused key",
+            &paused,
+            true,
+            ErrorCode::AlreadyPaused,
+        ),
+        ("resume an active key", &active, false, ErrorCode::NotPaused),
+        (
+            "pause a revoked key",
+            &revoked,
+            true,
+            ErrorCode::AlreadyRevoked,
+        ),
+        (
+            "resume a revoked key",
+            &revoked,
+            false,
+            ErrorCode::AlreadyRevoked,
+        ),
+        (
+            "resume a revoked paused key",
+            &paused_then_revoked,
+            false,
+            ErrorCode::AlreadyRevoked,
+        ),
+        (
+            "pause an expired key",
+            &expired,
+            true,
+            ErrorCode::KeyExpired,
+        ),
+        (
+            "resume an expired key",
+            &expired,
+            false,
+            ErrorCode::NotPaused,
+        ),
+        (
+            "pause an unknown id",
+            "no-such-id",
+            true,
+            ErrorCode::NotFound,
+        ),
+        ("resume an empty id", "", false, ErrorCode::NotFound),
+        (
+            "pause with a control character",
+            "id\u{7}",
+            true,
+            ErrorCode::NotFound,
+        ),
+        (
+            "a Manager pauses the Owner's key",
+            &active,
+            true,
+            ErrorCode::NotPermitted,
+        ),
+        (
+            "a Manager resumes the Owner's key",
+            &paused,
+            false,
+            ErrorCode::NotPermitted,
+        ),
+    ];
+    for (what, id, pause, want) in cases {
+        let actor = if what.starts_with("a Manager") {
+            &manager
+        } else {
+            &o
+        };
+        let before = keysmith_core::testkit::fingerprint(&pool).await;
+        let got = if pause {
+            f.registry.pause_key(actor, id).await
+        } else {
+            f.registry.resume_key(actor, id).await
+        };
+        assert_eq!(got.map(|_| ()).map_err(|e| e.code()), Err(want), "{what}");
+        assert_eq!(
+            keysmith_core::testkit::fingerprint(&pool).await,
+            before,
+            "{what}"
+        );
+    }
+    // A paused key is not rolled: a roll hands out a working secret.
+    let before = keysmith_core::testkit::fingerprint(&pool).await;
+    let err = f
+        .registry
+        .roll_key(&o, &paused, 3_600_000)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::KeyPaused);
+    assert_eq!(keysmith_core::testkit::fingerprint(&pool).await, before);
+}
+
+#[tokio::test]
+async fn a_pause_lifted_or_set_outside_keysmith_is_refused() {
+    let f = fixture().await;
+    let o = owner(&f).await;
+    let lifted = f.registry.generate_key(&o, "lifted").await.unwrap();
+    f.registry.pause_key(&o, &lifted.summary.id).await.unwrap();
+    let set = f.registry.generate_key(&o, "set").await.unwrap();
+    let revoked = f.registry.generate_key(&o, "revoked").await.unwrap();
+    f.registry
+        .revoke_key(&o, &revoked.summary.id, "REVOKE")
+        .await
+        .unwrap();
+
+    raw(
+        &f,
+        &format!(
+            "UPDATE api_keys SET paused_at = NULL WHERE id = '{}'",
+            lifted.summary.id
+        ),
+    )
+    .await
+    .unwrap();
+    raw(
+        &f,
+        &format!(
+            "UPDATE api_keys SET paused_at = 5 WHERE id = '{}'",
+            set.summary.id
+        ),
+    )
+    .await
+    .unwrap();
+    for g in [&lifted, &set] {
+        let err = f.registry.verify(g.secret.expose()).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::StoreTampered, "{}", g.summary.name);
+    }
+    let list = f.registry.list_keys(&o).await.unwrap();
+    for g in [&lifted, &set] {
+        let k = list.iter().find(|k| k.id == g.summary.id).unwrap();
+        assert_eq!(k.status, KeyStatus::Tampered, "{}", k.name);
+    }
+    // The schema refuses pausing or resuming a revoked key, whoever asks.
+    let err = raw(
+        &f,
+        &format!(
+            "UPDATE api_keys SET paused_at = 5 WHERE id = '{}'",
+            revoked.summary.id
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("cannot be paused or resumed"), "{err}");
+}

@@ -108,6 +108,37 @@ async fn every_replica_refuses_a_revoked_key_within_the_bound() {
         }
     }
 
+    // A pause reaches every replica within the bound, and so does the resume.
+    registry
+        .pause_key(&manager, &later.summary.id)
+        .await
+        .unwrap();
+    let returned = Instant::now();
+    for r in &set {
+        until_refused(r, later.secret.expose(), returned, returned + BOUND, |d| {
+            matches!(d, Denial::Paused { .. })
+        })
+        .await;
+    }
+    registry
+        .resume_key(&owner, &later.summary.id)
+        .await
+        .unwrap();
+    for r in &set {
+        let start = Instant::now();
+        while r
+            .verifier
+            .check(Some(later.secret.expose()), Some(GET))
+            .is_err()
+        {
+            assert!(
+                start.elapsed() < BOUND * 10,
+                "a resume never reached a replica"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     registry
         .revoke_key(&owner, &g.summary.id, REVOKE_CONFIRMATION)
         .await

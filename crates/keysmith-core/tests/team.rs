@@ -41,6 +41,9 @@ impl Surface for Core {
     async fn revoke_key(&self, key_id: &str) -> Result<(), ErrorCode> {
         code(self.registry.revoke_key(&self.me(), key_id, "REVOKE").await)
     }
+    async fn pause_key(&self, key_id: &str) -> Result<(), ErrorCode> {
+        code(self.registry.pause_key(&self.me(), key_id).await)
+    }
     async fn roll_key(&self, key_id: &str) -> Result<(), ErrorCode> {
         code(self.registry.roll_key(&self.me(), key_id, 3_600_000).await)
     }

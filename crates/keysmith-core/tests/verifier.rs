@@ -207,6 +207,47 @@ async fn missing_malformed_and_bad_requests_are_told_apart() {
 }
 
 #[tokio::test]
+async fn a_pause_and_a_resume_are_seen_on_the_next_check() {
+    let f = fixture().await;
+    let owner = f.team.get(Role::Owner, false).id.clone();
+    let manager = f.team.get(Role::Manager, false).id.clone();
+    let (key, id) = key_of(&f, Role::Manager).await;
+    assert!(f.verifier.check(Some(&key), get("/v1/reports/a")).is_ok());
+    // The creator pauses it: refused (401, with the key id for the log) on the next check.
+    f.registry.pause_key(&manager, &id).await.unwrap();
+    let got = f.verifier.check(Some(&key), get("/v1/reports/a"));
+    assert_eq!(got, Err(Denial::Paused { key_id: id.clone() }));
+    assert_eq!(got.unwrap_err().http_status(), 401);
+    // Paused outranks nothing: an unreadable request is still 400, an unknown key 401.
+    assert!(matches!(
+        f.verifier.check(Some(&key), get("/a%2Fb")),
+        Err(Denial::BadRequest(_))
+    ));
+    // The Owner resumes it: allowed on the next check, with the creator's role.
+    f.registry.resume_key(&owner, &id).await.unwrap();
+    assert_eq!(
+        f.verifier
+            .check(Some(&key), get("/v1/reports/a"))
+            .unwrap()
+            .role,
+        Role::Manager
+    );
+    // A verifier opened while the key is paused refuses it from the start.
+    f.registry.pause_key(&owner, &id).await.unwrap();
+    let fresh = Verifier::with_clock(
+        &f.dir.path().join(store::DB_FILE),
+        f.registry.verifier_pepper().await.unwrap(),
+        None,
+        f.clock.clone(),
+    )
+    .unwrap();
+    assert_eq!(
+        fresh.check(Some(&key), None),
+        Err(Denial::Paused { key_id: id })
+    );
+}
+
+#[tokio::test]
 async fn changes_by_another_connection_are_seen_on_the_next_check() {
     let f = fixture().await;
     let owner = f.team.get(Role::Owner, false).id.clone();

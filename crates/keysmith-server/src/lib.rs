@@ -45,6 +45,8 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/v1/keys", get(list_keys).post(generate_key))
         .route("/v1/keys/{id}/roll", post(roll_key))
         .route("/v1/keys/{id}/revoke", post(revoke_key))
+        .route("/v1/keys/{id}/pause", post(pause_key))
+        .route("/v1/keys/{id}/resume", post(resume_key))
         .route("/v1/keys/{id}/copied", post(record_copy))
         .route("/v1/members", get(list_members).post(add_member))
         .route("/v1/members/{id}/role", put(change_role))
@@ -132,7 +134,7 @@ pub async fn serve_tls(
     ),
     paths(
         info, sign_in, current, sign_out, change_passphrase, list_keys, generate_key, roll_key,
-        revoke_key, record_copy, list_members, add_member, change_role, removal_preview, remove_member,
+        revoke_key, pause_key, resume_key, record_copy, list_members, add_member, change_role, removal_preview, remove_member,
         transfer_ownership, audit
     ),
     modifiers(&BearerSessions)
@@ -196,7 +198,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::DuplicateName
         | C::UnknownKey
         | C::KeyRevoked
-        | C::KeyExpired => StatusCode::CONFLICT,
+        | C::KeyExpired
+        | C::KeyPaused
+        | C::AlreadyPaused
+        | C::NotPaused => StatusCode::CONFLICT,
         C::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         C::NotInitialized
         | C::KeyringUnavailable
@@ -468,6 +473,24 @@ async fn revoke_key(
     Ok(axum::Json(
         s.registry.revoke_key(&m.id, &id, &req.confirmation).await?,
     ))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{id}/pause", tag = "keys", security(("session" = [])), params(("id" = String, Path, description = "The key's id")), responses((status = 200, description = "Paused: refused by every verifier until resumed", body = KeySummary), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
+async fn pause_key(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+    Path(id): Path<String>,
+) -> ApiResult<KeySummary> {
+    Ok(axum::Json(s.registry.pause_key(&m.id, &id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/keys/{id}/resume", tag = "keys", security(("session" = [])), params(("id" = String, Path, description = "The key's id")), responses((status = 200, description = "Resumed: the key works again", body = KeySummary), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
+async fn resume_key(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+    Path(id): Path<String>,
+) -> ApiResult<KeySummary> {
+    Ok(axum::Json(s.registry.resume_key(&m.id, &id).await?))
 }
 
 #[utoipa::path(post, path = "/v1/keys/{id}/copied", tag = "keys", security(("session" = [])), params(("id" = String, Path, description = "The key's id")), responses((status = 204, description = "Recorded in the audit log: the member copied the key during its one-time display"), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]

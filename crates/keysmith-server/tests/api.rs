@@ -115,6 +115,10 @@ impl Surface for Http {
             .await
             .map(|_| ())
     }
+    async fn pause_key(&self, key_id: &str) -> Result<(), ErrorCode> {
+        let path = format!("/v1/keys/{key_id}/pause");
+        self.go(Method::POST, &path, None).await.map(|_| ())
+    }
     async fn roll_key(&self, key_id: &str) -> Result<(), ErrorCode> {
         let path = format!("/v1/keys/{key_id}/roll");
         self.go(Method::POST, &path, Some(json!({"grace_secs": 3600})))

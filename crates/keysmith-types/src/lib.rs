@@ -86,6 +86,13 @@ pub enum ErrorCode {
     AccountMoved,
     /// A path to scan is empty, missing or cannot be used.
     InvalidPath,
+    /// The key is paused: it is refused until someone resumes it (and it cannot be rolled
+    /// meanwhile).
+    KeyPaused,
+    /// The key is already paused.
+    AlreadyPaused,
+    /// The key is not paused, so there is nothing to resume.
+    NotPaused,
 }
 
 /// The one error shape that crosses IPC: a stable code and a human sentence.
@@ -174,6 +181,8 @@ pub enum KeyStatus {
     Expired,
     /// Its row was changed outside Keysmith: it is refused everywhere (revoke it).
     Tampered,
+    /// Paused by a member: refused like a revoked key until someone resumes it.
+    Paused,
 }
 
 /// A member as others see them.
@@ -205,6 +214,9 @@ pub struct KeySummary {
     /// The id of the key that replaced this one when it was rolled.
     #[serde(default)]
     pub replaced_by: Option<String>,
+    /// When the key was paused (Unix ms); `None` when it is not paused.
+    #[serde(default)]
+    pub paused_at: Option<i64>,
     pub status: KeyStatus,
 }
 
@@ -341,6 +353,13 @@ pub struct ScanReport {
 pub struct RevokeKeyRequest {
     pub id: String,
     pub confirmation: String,
+}
+
+/// Pause a key (`pause: true`) or resume it (`pause: false`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PauseKeyRequest {
+    pub id: String,
+    pub pause: bool,
 }
 
 /// Acts on the key that is being shown once (copy it, or end its display).
@@ -553,13 +572,15 @@ pub const RESTORED_CONFIRMATION: &str = "RESTORED";
 /// Every audit action as stored (`key_generated`, …) with the label people read, in the
 /// order the audit page's filter offers them. keysmith-core's `AuditAction` has exactly these
 /// (a test there checks both ways), so no entry ever shows a raw code.
-pub const AUDIT_ACTIONS: [(&str, &str); 17] = [
+pub const AUDIT_ACTIONS: [(&str, &str); 19] = [
     ("sign_in", "Signed in"),
     ("sign_in_failed", "Failed sign-in"),
     ("key_generated", "Key generated"),
     ("key_copied", "Key copied"),
     ("key_revoked", "Key revoked"),
     ("key_rolled", "Key rolled"),
+    ("key_paused", "Key paused"),
+    ("key_resumed", "Key resumed"),
     ("pepper_exported", "Pepper exported"),
     ("member_added", "Member added"),
     ("member_removed", "Member removed"),
