@@ -762,8 +762,8 @@ mod tests {
     use keysmith_types::{
         AddMemberRequest, AuditFilter, ChangePassphraseRequest, ChangeRoleRequest,
         CreateAccountRequest, ErrorCode, GenerateKeyRequest, JoinServerRequest, MemberRequest,
-        Passphrase, RemoveMemberRequest, RevealRequest, RevokeKeyRequest, Role, RollKeyRequest,
-        SessionTokenText, UnlockRequest,
+        Passphrase, PauseKeyRequest, RemoveMemberRequest, RevealRequest, RevokeKeyRequest, Role,
+        RollKeyRequest, SessionTokenText, UnlockRequest,
     };
 
     use super::{AppState, Backend};

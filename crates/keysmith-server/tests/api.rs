@@ -518,6 +518,8 @@ async fn the_openapi_document_is_served_checked_in_and_complete() {
         ("/v1/keys", &["get", "post"]),
         ("/v1/keys/{id}/roll", &["post"]),
         ("/v1/keys/{id}/revoke", &["post"]),
+        ("/v1/keys/{id}/pause", &["post"]),
+        ("/v1/keys/{id}/resume", &["post"]),
         ("/v1/keys/{id}/copied", &["post"]),
         ("/v1/members", &["get", "post"]),
         ("/v1/members/{id}/role", &["put"]),
@@ -535,7 +537,7 @@ async fn the_openapi_document_is_served_checked_in_and_complete() {
     }
     assert_eq!(
         paths.len(),
-        14,
+        16,
         "a path the router does not answer, or one missing"
     );
     assert!(doc["components"]["schemas"]["IpcError"].is_object());
