@@ -329,6 +329,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     );
 
     let billing_keys = expiry_and_roll(driver, data_dir).await;
+    filters_and_search(driver).await;
     scan_a_folder(driver, data_dir, &second_key, &first_key).await;
 
     // Lock, a wrong passphrase, then unlock.
@@ -666,4 +667,124 @@ async fn pause_and_resume(driver: &WebDriver, data_dir: &Path, key: &str) {
     )
     .await;
     assert_eq!(cli(data_dir, &["verify", key], None).status.code(), Some(0));
+}
+
+/// The ids of the rows the list shows now.
+async fn shown_ids(driver: &WebDriver) -> Vec<String> {
+    rows(driver).await.into_iter().map(|r| r.0).collect()
+}
+
+/// The list's "Show" filter and search box, typed and picked as a person would. Expects the
+/// keys `expiry_and_roll` leaves: a revoked "Zapier newsletter sync", an active "CI deploy",
+/// the rolled "Billing export" in its 1-hour grace period and its 30-day replacement.
+async fn filters_and_search(driver: &WebDriver) {
+    let all = rows(driver).await;
+    assert_eq!(all.len(), 4, "{all:?}");
+    let id_of = |name: &str, status: &str| {
+        all.iter()
+            .find(|r| r.1 == name && r.3 == status)
+            .map(|r| r.0.clone())
+            .unwrap_or_else(|| panic!("no {name} {status} in {all:?}"))
+    };
+    let in_grace = id_of("Billing export", "Grace period");
+    let ci = id_of("CI deploy", "Active");
+    let revoked = id_of("Zapier newsletter sync", "Revoked");
+    assert!(driver
+        .find_all(By::Id("keys-count"))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Only the key in its grace period stops within 7 days (the replacement has 30).
+    select(driver, "key-flag", "expiring").await;
+    let want = vec![in_grace.clone()];
+    let want = &want;
+    eventually(
+        "the filter never showed only the expiring key",
+        Duration::from_secs(5),
+        || async move {
+            let ids = shown_ids(driver).await;
+            if &ids == want {
+                Ok(())
+            } else {
+                Err(ids)
+            }
+        },
+    )
+    .await;
+    let flag = driver
+        .find(By::Css(format!(
+            "tr[data-key-id='{in_grace}'] .flag.expiring"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(flag.text().await.unwrap(), "Stops within a day");
+    assert_eq!(
+        by_id(driver, "keys-count").await.text().await.unwrap(),
+        "Showing 1 of 4 keys."
+    );
+    shot(driver, "25-expiring-filter").await;
+    // Every key here was made minutes ago: none is unused for 90 days.
+    select(driver, "key-flag", "unused").await;
+    by_id(driver, "unused-days").await;
+    eventually(
+        "the unused filter still shows keys",
+        Duration::from_secs(5),
+        || async move {
+            let ids = shown_ids(driver).await;
+            if ids.is_empty() {
+                Ok(())
+            } else {
+                Err(ids)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        by_id(driver, "keys-count").await.text().await.unwrap(),
+        "No key matches (of 4)."
+    );
+    select(driver, "key-flag", "").await;
+
+    // Search: name, creator and status, any case.
+    let search = by_id(driver, "key-search").await;
+    for (typed, want) in [
+        ("ci DEP", vec![ci.clone()]),
+        ("revoked", vec![revoked.clone()]),
+        ("grace", vec![in_grace.clone()]),
+        ("no such key", vec![]),
+    ] {
+        search.send_keys(Key::Control + "a").await.unwrap();
+        search.send_keys(Key::Backspace).await.unwrap();
+        search.send_keys(typed).await.unwrap();
+        let want = &want;
+        eventually(
+            &format!("searching {typed:?}"),
+            Duration::from_secs(5),
+            || async move {
+                let ids = shown_ids(driver).await;
+                if &ids == want {
+                    Ok(())
+                } else {
+                    Err(ids)
+                }
+            },
+        )
+        .await;
+    }
+    search.send_keys(Key::Control + "a").await.unwrap();
+    search.send_keys(Key::Backspace).await.unwrap();
+    eventually(
+        "clearing the search never showed every key",
+        Duration::from_secs(5),
+        || async move {
+            let n = rows(driver).await.len();
+            if n == 4 {
+                Ok(())
+            } else {
+                Err(n)
+            }
+        },
+    )
+    .await;
 }

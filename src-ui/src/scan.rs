@@ -159,13 +159,14 @@ fn Finding(
         .into_any();
     };
     let rolled = key.replaced_by.is_some();
-    let (status, class) = match key.status {
-        KeyStatus::Active if rolled => ("Grace period", "grace"),
-        KeyStatus::Active => ("Active", "active"),
-        KeyStatus::Revoked => ("Revoked", "revoked"),
-        KeyStatus::Expired => ("Expired", "expired"),
-        KeyStatus::Paused => ("Paused", "paused"),
-        KeyStatus::Tampered => ("Changed outside Keysmith", "tampered"),
+    let status = key.status_label();
+    let class = match key.status {
+        KeyStatus::Active if rolled => "grace",
+        KeyStatus::Active => "active",
+        KeyStatus::Revoked => "revoked",
+        KeyStatus::Expired => "expired",
+        KeyStatus::Paused => "paused",
+        KeyStatus::Tampered => "tampered",
     };
     // A paused key is live (resuming it brings it back) but is not rolled while paused.
     let can_roll = finding.live && !rolled && key.status == KeyStatus::Active;

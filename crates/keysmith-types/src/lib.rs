@@ -220,6 +220,63 @@ pub struct KeySummary {
     pub status: KeyStatus,
 }
 
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The list flags a working key whose expiry (or grace period) ends within this many days.
+pub const EXPIRING_SOON_DAYS: i64 = 7;
+
+/// The list flags a working key nobody used for this many days, unless the member chose
+/// another number.
+pub const UNUSED_DAYS_DEFAULT: i64 = 90;
+
+impl KeySummary {
+    /// The status as the app shows it: "Active", "Grace period" (rolled, still working),
+    /// "Paused", "Expired", "Revoked" or "Changed outside Keysmith".
+    pub fn status_label(&self) -> &'static str {
+        match self.status {
+            KeyStatus::Active if self.replaced_by.is_some() => "Grace period",
+            KeyStatus::Active => "Active",
+            KeyStatus::Paused => "Paused",
+            KeyStatus::Expired => "Expired",
+            KeyStatus::Revoked => "Revoked",
+            KeyStatus::Tampered => "Changed outside Keysmith",
+        }
+    }
+
+    /// Whether the key works at `now` (Unix ms) and stops within `days` days: its expiry, or
+    /// the end of its grace period after a roll.
+    pub fn expires_within(&self, now: i64, days: i64) -> bool {
+        self.status == KeyStatus::Active
+            && self
+                .expires_at
+                .is_some_and(|at| at > now && at - now <= days.saturating_mul(DAY_MS))
+    }
+
+    /// Whether the key works at `now` (Unix ms) and nothing used it for at least `days` days
+    /// (counted from its creation when it was never used). A paused key is left out: it is
+    /// not used on purpose.
+    pub fn unused_for(&self, now: i64, days: i64) -> bool {
+        self.status == KeyStatus::Active
+            && now.saturating_sub(self.last_used_at.unwrap_or(self.created_at))
+                >= days.saturating_mul(DAY_MS)
+    }
+
+    /// Whether `query` is part of the key's name, its creator's name or its status label,
+    /// ignoring case and the spaces around it. An empty query matches every key.
+    pub fn matches(&self, query: &str) -> bool {
+        let q = query.trim().to_lowercase();
+        q.is_empty()
+            || [
+                self.name.as_str(),
+                self.created_by.name.as_str(),
+                self.status_label(),
+            ]
+            .iter()
+            .any(|field| field.to_lowercase().contains(&q))
+    }
+}
+
 /// Whether first-run set-up was done and who, if anyone, is signed in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionStatus {
@@ -597,6 +654,99 @@ pub const AUDIT_ACTIONS: [(&str, &str); 19] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(status: KeyStatus, created_at: i64) -> KeySummary {
+        KeySummary {
+            id: "k".into(),
+            name: "Zapier Sync".into(),
+            start: "AbCd".into(),
+            created_at,
+            created_by: MemberSummary {
+                id: "m".into(),
+                name: "Ösel Nilsson".into(),
+                role: Role::Manager,
+            },
+            last_used_at: None,
+            revoked_at: None,
+            expires_at: None,
+            replaced_by: None,
+            paused_at: None,
+            status,
+        }
+    }
+
+    #[test]
+    fn expiring_soon_is_a_working_key_that_stops_within_the_days() {
+        let now = 1_000 * DAY_MS;
+        let at = |expires_at: Option<i64>, status: KeyStatus| KeySummary {
+            expires_at,
+            ..key(status, 0)
+        };
+        let cases = [
+            (at(None, KeyStatus::Active), false),
+            (at(Some(now + 1), KeyStatus::Active), true),
+            (at(Some(now + 7 * DAY_MS), KeyStatus::Active), true),
+            (at(Some(now + 7 * DAY_MS + 1), KeyStatus::Active), false),
+            (at(Some(now), KeyStatus::Active), false),
+            (at(Some(now - 1), KeyStatus::Expired), false),
+            (at(Some(now + DAY_MS), KeyStatus::Revoked), false),
+            (at(Some(now + DAY_MS), KeyStatus::Paused), false),
+            (at(Some(i64::MAX), KeyStatus::Active), false),
+        ];
+        for (k, want) in cases {
+            assert_eq!(k.expires_within(now, EXPIRING_SOON_DAYS), want, "{k:?}");
+        }
+    }
+
+    #[test]
+    fn unused_counts_from_the_last_use_or_the_creation() {
+        let now = 1_000 * DAY_MS;
+        let used = |last: Option<i64>, created: i64, status: KeyStatus| KeySummary {
+            last_used_at: last,
+            ..key(status, created)
+        };
+        let cases = [
+            (used(None, now - 90 * DAY_MS, KeyStatus::Active), true),
+            (used(None, now - 90 * DAY_MS + 1, KeyStatus::Active), false),
+            (used(Some(now - DAY_MS), 0, KeyStatus::Active), false),
+            (used(Some(now - 91 * DAY_MS), 0, KeyStatus::Active), true),
+            (used(Some(now - 91 * DAY_MS), 0, KeyStatus::Paused), false),
+            (used(Some(now - 91 * DAY_MS), 0, KeyStatus::Revoked), false),
+            (used(Some(now - 91 * DAY_MS), 0, KeyStatus::Expired), false),
+        ];
+        for (k, want) in cases {
+            assert_eq!(k.unused_for(now, UNUSED_DAYS_DEFAULT), want, "{k:?}");
+        }
+        // Other thresholds, including absurd ones, never overflow.
+        assert!(used(None, 0, KeyStatus::Active).unused_for(now, 1));
+        assert!(!used(None, 0, KeyStatus::Active).unused_for(now, i64::MAX));
+    }
+
+    #[test]
+    fn search_matches_name_creator_and_status_ignoring_case() {
+        let k = key(KeyStatus::Paused, 0);
+        for (query, want) in [
+            ("", true),
+            ("   ", true),
+            ("zapier", true),
+            ("  SYNC ", true),
+            ("ösel", true),
+            ("ÖSEL", true),
+            ("nilsson", true),
+            ("paused", true),
+            ("active", false),
+            ("AbCd", false), // the first 4 characters are not searched: not a name
+            ("zapier nilsson", false),
+        ] {
+            assert_eq!(k.matches(query), want, "{query:?}");
+        }
+        let rolled = KeySummary {
+            replaced_by: Some("k2".into()),
+            ..key(KeyStatus::Active, 0)
+        };
+        assert!(rolled.matches("grace"));
+        assert!(!rolled.matches("paused"));
+    }
 
     #[test]
     fn secrets_are_redacted_in_debug_and_display() {
