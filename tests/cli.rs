@@ -90,6 +90,65 @@ fn init_create_list_verify_revoke() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not paused"), "{}", stderr(&o));
 
+    // A key limited to networks: said on creation, listed, kept by a roll.
+    let o = cli(
+        d,
+        &[
+            "--as",
+            "Olive",
+            "keys",
+            "create",
+            "--name",
+            "office",
+            "--allow-from",
+            "203.0.113.0/24,2001:DB8::/32",
+            "--allow-from",
+            "198.51.100.7",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("It works only from 203.0.113.0/24, 2001:db8::/32, 198.51.100.7/32."),
+        "{}",
+        stderr(&o)
+    );
+    let o = cli(d, &["--as", "Olive", "keys", "list"], None);
+    assert!(
+        stdout(&o).contains("203.0.113.0/24,2001:db8::/32,198.51.100.7/32"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("anywhere"), "{}", stdout(&o));
+    let o = cli(d, &["--as", "Olive", "keys", "list", "--json"], None);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let office = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "office")
+        .unwrap();
+    assert_eq!(
+        office["allowed_sources"],
+        serde_json::json!(["203.0.113.0/24", "2001:db8::/32", "198.51.100.7/32"])
+    );
+    let office_id = office["id"].as_str().unwrap().to_owned();
+    let o = cli(
+        d,
+        &["--as", "Olive", "keys", "roll", &office_id, "--grace", "0s"],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(d, &["--as", "Olive", "keys", "list", "--json"], None);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let limited = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"] == "office" && k["allowed_sources"].as_array().unwrap().len() == 3)
+        .count();
+    assert_eq!(limited, 2, "the replacement keeps the list");
+
     // Revoke needs REVOKE exactly.
     let o = cli(
         d,
@@ -127,7 +186,13 @@ fn init_create_list_verify_revoke() {
     assert!(stderr(&o).contains("revoked"));
     let o = cli(d, &["--as", "Olive", "keys", "list", "--json"], None);
     let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(list[0]["status"], "revoked");
+    let revoked = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(revoked["status"], "revoked");
 }
 
 #[test]
@@ -168,6 +233,47 @@ fn bad_input_gets_clear_errors() {
             "No API key",
         ),
         (vec!["keys", "list"], "--as NAME"),
+        (
+            vec![
+                "--as",
+                "Olive",
+                "keys",
+                "create",
+                "--name",
+                "n",
+                "--allow-from",
+                "10.1.2.3/8",
+            ],
+            "\"10.1.2.3/8\" has bits set past its /8 prefix: did you mean 10.0.0.0/8?",
+        ),
+        (
+            vec![
+                "--as",
+                "Olive",
+                "keys",
+                "create",
+                "--name",
+                "n",
+                "--allow-from",
+                "10.0.0.0/8",
+                "--allow-from",
+                "office.example",
+            ],
+            "\"office.example\" is not an IPv4 or IPv6 address",
+        ),
+        (
+            vec![
+                "--as",
+                "Olive",
+                "keys",
+                "create",
+                "--name",
+                "n",
+                "--allow-from",
+                "::/129",
+            ],
+            "\"::/129\" is not an IPv4 or IPv6 network",
+        ),
     ] {
         let o = cli(d, &args, None);
         assert_ne!(o.status.code(), Some(0), "{args:?}");

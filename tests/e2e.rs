@@ -482,8 +482,35 @@ async fn expiry_and_roll(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         .await
         .unwrap();
     select(driver, "key-expiry", "30").await;
+    // Allowed addresses: a network with host bits is refused inline, naming the value,
+    // and nothing is created; then a good list.
+    let sources = by_id(driver, "key-sources").await;
+    sources.send_keys("127.0.0.0/8, 10.1.2.3/8").await.unwrap();
+    by_id(driver, "generate-key").await.click().await.unwrap();
+    let err = by_id(driver, "key-sources-error")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        err.contains("\"10.1.2.3/8\" has bits set past its /8 prefix: did you mean 10.0.0.0/8?"),
+        "{err}"
+    );
+    assert_eq!(focused_id(driver).await, "key-sources");
+    shot(driver, "26-allowed-addresses").await;
+    assert_eq!(rows(driver).await.len(), 2, "a refused list created a key");
+    sources.clear().await.unwrap();
+    sources
+        .send_keys("127.0.0.0/8, 2001:DB8::/32")
+        .await
+        .unwrap();
+    gone(driver, "key-sources-error").await;
     by_id(driver, "generate-key").await.click().await.unwrap();
     let old_key = by_id(driver, "revealed-key").await.text().await.unwrap();
+    assert_eq!(
+        by_id(driver, "reveal-sources").await.text().await.unwrap(),
+        "Works only from 127.0.0.0/8, 2001:db8::/32"
+    );
     by_id(driver, "copy-key").await.click().await.unwrap();
     by_id(driver, "copy-note").await;
     by_id(driver, "reveal-done").await.click().await.unwrap();
@@ -502,6 +529,10 @@ async fn expiry_and_roll(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     .await;
     let expires = cell(driver, &old_id, "expires").await;
     assert_ne!(expires, "Never", "a 30-day key shows its expiry");
+    assert_eq!(
+        cell(driver, &old_id, "sources").await,
+        "Only from 127.0.0.0/8, 2001:db8::/32"
+    );
 
     // Roll: choose the grace period, the replacement is shown once. (The list re-renders
     // a row when it changes, so a found button may go stale: find it again then.)
@@ -564,6 +595,11 @@ async fn expiry_and_roll(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         .unwrap()
         .0;
     assert_eq!(cell(driver, &new_id, "last-used").await, "Never");
+    assert_eq!(
+        cell(driver, &new_id, "sources").await,
+        "Only from 127.0.0.0/8, 2001:db8::/32",
+        "the replacement keeps the allowed addresses"
+    );
     let policy = data_dir.join("policy.toml");
     std::fs::write(
         &policy,
@@ -585,6 +621,20 @@ async fn expiry_and_roll(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
             ("Authorization", &format!("Bearer {new_key}")),
             ("X-Original-Method", "GET"),
             ("X-Original-URI", "/v1/invoices"),
+        ],
+    );
+    assert_eq!(r.status, 204, "{r:?}");
+    // This test connects from 127.0.0.1, inside the list; with no trusted proxy a
+    // claimed address changes nothing.
+    let r = http(
+        port,
+        "GET",
+        "/auth",
+        &[
+            ("Authorization", &format!("Bearer {new_key}")),
+            ("X-Original-Method", "GET"),
+            ("X-Original-URI", "/v1/invoices"),
+            ("X-Forwarded-For", "192.0.2.1"),
         ],
     );
     assert_eq!(r.status, 204, "{r:?}");

@@ -103,6 +103,35 @@ fn nginx_accepts_and_refuses_by_policy_and_sees_revocations_at_once() {
         None,
     ));
     assert_eq!(manager_key.len(), 53);
+    // Keys limited to source networks: nginx and this test both run on 127.0.0.1.
+    let here_key = out(&cli(
+        d,
+        &[
+            "--as",
+            "Olive",
+            "keys",
+            "create",
+            "--name",
+            "here only",
+            "--allow-from",
+            "127.0.0.0/8, ::1",
+        ],
+        None,
+    ));
+    let elsewhere_key = out(&cli(
+        d,
+        &[
+            "--as",
+            "Olive",
+            "keys",
+            "create",
+            "--name",
+            "elsewhere only",
+            "--allow-from",
+            "192.0.2.0/24",
+        ],
+        None,
+    ));
 
     let policy = d.join("policy.toml");
     std::fs::write(&policy, POLICY).unwrap();
@@ -111,7 +140,7 @@ fn nginx_accepts_and_refuses_by_policy_and_sees_revocations_at_once() {
     let (verifier, verifier_port) = start_verifier(
         d,
         &policy,
-        &["--flush-secs", "1"],
+        &["--flush-secs", "1", "--trusted-proxy", "127.0.0.1"],
         &[("KEYSMITH_LOG", "debug")],
         log.into(),
     );
@@ -170,6 +199,30 @@ fn nginx_accepts_and_refuses_by_policy_and_sees_revocations_at_once() {
         assert_eq!(r.status, 403, "{method} {path}: {r:?}");
         assert!(!r.body.contains("upstream saw"));
     }
+    // Source networks: nginx appends the client's address to X-Forwarded-For and the
+    // verifier trusts nginx only, so a client cannot claim an address of its own.
+    let r = http(front, "GET", "/api/orders", &[("X-Api-Key", &here_key)]);
+    assert_eq!(r.status, 200, "{r:?}");
+    for spoof in [None, Some("192.0.2.7"), Some("192.0.2.7, 192.0.2.8")] {
+        let mut headers = vec![("X-Api-Key", elsewhere_key.as_str())];
+        if let Some(claimed) = spoof {
+            headers.push(("X-Forwarded-For", claimed));
+        }
+        let r = http(front, "GET", "/api/orders", &headers);
+        assert_eq!(r.status, 403, "claimed {spoof:?}: {r:?}");
+        assert!(!r.body.contains("upstream saw"));
+    }
+    let r = http(
+        front,
+        "GET",
+        "/api/orders",
+        &[("X-Api-Key", &here_key), ("X-Forwarded-For", "192.0.2.7")],
+    );
+    assert_eq!(
+        r.status, 200,
+        "a claimed address does not hide the real one: {r:?}"
+    );
+
     // No key; a browser page (Origin); a malformed key.
     let r = http(front, "GET", "/api/orders", &[]);
     assert_eq!(r.status, 401, "{r:?}");
@@ -245,7 +298,13 @@ fn nginx_accepts_and_refuses_by_policy_and_sees_revocations_at_once() {
     drop(verifier);
     let logs = std::fs::read_to_string(d.join("verifier.log")).unwrap();
     assert!(logs.contains(&id), "the refusal names the key id");
-    for k in [&owner_key, &manager_key] {
+    let elsewhere = key_id(d, "elsewhere only");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(&elsewhere) && l.contains("may not be used from 127.0.0.1")),
+        "the address refusal names the key id and the client address"
+    );
+    for k in [&owner_key, &manager_key, &here_key, &elsewhere_key] {
         assert!(!logs.contains(&k[4..]), "a key reached the verifier's log");
     }
 }

@@ -599,7 +599,10 @@ impl AppState {
     pub async fn generate_key(&self, req: GenerateKeyRequest) -> Result<KeyReveal, IpcError> {
         let team = self.team().await?;
         let expires_in_ms = req.expires_in_secs.map(secs_to_ms).transpose()?;
-        let reveal = self.checked(team.generate_key(&req.name, expires_in_ms).await)?;
+        let reveal = self.checked(
+            team.generate_key(&req.name, expires_in_ms, &req.allowed_sources)
+                .await,
+        )?;
         Ok(self.start_reveal(reveal))
     }
 
@@ -806,6 +809,7 @@ mod tests {
         let req = GenerateKeyRequest {
             name: "x".into(),
             expires_in_secs: None,
+            allowed_sources: Vec::new(),
         };
         assert_eq!(
             s.generate_key(req).await.unwrap_err().code,
@@ -847,6 +851,7 @@ mod tests {
             .generate_key(GenerateKeyRequest {
                 name: "CRM".into(),
                 expires_in_secs: None,
+                allowed_sources: Vec::new(),
             })
             .await
             .unwrap();
@@ -863,6 +868,7 @@ mod tests {
             .generate_key(GenerateKeyRequest {
                 name: "ERP".into(),
                 expires_in_secs: None,
+                allowed_sources: Vec::new(),
             })
             .await
             .unwrap();
@@ -893,6 +899,7 @@ mod tests {
                 .generate_key(GenerateKeyRequest {
                     name: format!("CRM {copied_since}"),
                     expires_in_secs: None,
+                    allowed_sources: Vec::new(),
                 })
                 .await
                 .unwrap();
@@ -925,6 +932,7 @@ mod tests {
             .generate_key(GenerateKeyRequest {
                 name: "CRM".into(),
                 expires_in_secs: None,
+                allowed_sources: Vec::new(),
             })
             .await
             .unwrap();
@@ -972,6 +980,7 @@ mod tests {
                     .generate_key(GenerateKeyRequest {
                         name: name.into(),
                         expires_in_secs: None,
+                        allowed_sources: Vec::new(),
                     })
                     .await,
             )
@@ -1154,6 +1163,7 @@ mod tests {
             .generate_key(GenerateKeyRequest {
                 name: "Billing".into(),
                 expires_in_secs: None,
+                allowed_sources: Vec::new(),
             })
             .await
             .unwrap();

@@ -4,7 +4,7 @@
 //! something would be lost), and the page behind it is `inert` while it is open.
 
 use keysmith_types::{
-    GenerateKeyRequest, KeyReveal, KeySummary, RevokeKeyRequest, RollKeyRequest,
+    ErrorCode, GenerateKeyRequest, KeyReveal, KeySummary, RevokeKeyRequest, RollKeyRequest,
     DEFAULT_ROLL_GRACE_SECS, REVOKE_CONFIRMATION,
 };
 use leptos::ev::{KeyboardEvent, SubmitEvent};
@@ -66,9 +66,14 @@ pub fn CreateKeyDialog(
     let name = RwSignal::new(String::new());
     // Lifetime in days; "" = never expires.
     let expiry = RwSignal::new(String::new());
+    // Allowed source addresses or networks, as typed ("" = anywhere).
+    let sources = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
+    // A refusal of the address list, shown under that field.
+    let sources_error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let input = NodeRef::<html::Input>::new();
+    let sources_input = NodeRef::<html::Input>::new();
     focus_on_mount(input);
 
     let submit = move |ev: SubmitEvent| {
@@ -84,12 +89,20 @@ pub fn CreateKeyDialog(
                 .parse::<i64>()
                 .ok()
                 .map(|days| days * 86_400),
+            // The backend splits on commas and whitespace and checks every entry.
+            allowed_sources: vec![sources.get_untracked()],
         };
         spawn_local(async move {
             let result = ipc::generate_key(&req).await;
             busy.set(false);
             match result {
                 Ok(reveal) => on_generated.run(reveal),
+                Err(e) if e.code == ErrorCode::InvalidAddress => {
+                    sources_error.set(Some(e.message));
+                    if let Some(el) = sources_input.get_untracked() {
+                        let _ = el.focus();
+                    }
+                }
                 Err(e) => {
                     error.set(Some(e.message));
                     if let Some(el) = input.get_untracked() {
@@ -133,6 +146,26 @@ pub fn CreateKeyDialog(
                     <option value="365">"In 1 year"</option>
                 </select>
                 <p class="hint">"An expired key stops working by itself. Roll a key before it expires to replace it."</p>
+                <label for="key-sources">"Allowed addresses " <span class="optional">"(optional)"</span></label>
+                <input
+                    id="key-sources"
+                    type="text"
+                    autocomplete="off"
+                    spellcheck="false"
+                    placeholder="e.g. 203.0.113.0/24, 2001:db8::/32"
+                    node_ref=sources_input
+                    bind:value=sources
+                    on:input=move |_| sources_error.set(None)
+                    aria-describedby="key-sources-hint"
+                    aria-invalid=move || sources_error.get().is_some().to_string()
+                />
+                <p class="hint" id="key-sources-hint">
+                    "Only requests from these IP addresses or networks (CIDR) can use the key; "
+                    "separate them with commas. Empty: anywhere. Fixed for the key's life."
+                </p>
+                <Show when=move || sources_error.get().is_some()>
+                    <p class="error" role="alert" id="key-sources-error">{move || sources_error.get()}</p>
+                </Show>
                 <div class="buttons">
                     <button type="button" class="secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
                     <button type="submit" class="primary" id="generate-key" disabled=move || busy.get()>
@@ -148,6 +181,7 @@ pub fn CreateKeyDialog(
 pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) -> impl IntoView {
     let key_id = StoredValue::new(reveal.key.id.clone());
     let key_name = reveal.key.name.clone();
+    let sources = reveal.key.allowed_sources.join(", ");
     let copied = RwSignal::new(false);
     let copy_note = RwSignal::new(None::<String>);
     let error = RwSignal::new(None::<String>);
@@ -223,6 +257,11 @@ pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) ->
         }>
             <h2 id="reveal-title">"Your new API key"</h2>
             <p class="muted">"For "<strong>{key_name}</strong></p>
+            {(!sources.is_empty()).then(|| view! {
+                <p class="muted" id="reveal-sources">
+                    "Works only from "<span class="sources">{sources}</span>
+                </p>
+            })}
             <code class="secret" id="revealed-key" aria-label="The new API key">{secret}</code>
             <p class="warning">
                 "Copy this key now and save it somewhere secure. You won't be able to see or copy it again. "

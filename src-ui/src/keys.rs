@@ -340,6 +340,14 @@ fn KeyRow(
             <td class="name-cell">
                 <span class="name">{key.name.clone()}</span>
                 <span class="created">{format!("Created {}", format::when(Some(key.created_at)))}</span>
+                {(!key.allowed_sources.is_empty()).then(|| {
+                    let list = key.allowed_sources.join(", ");
+                    view! {
+                        <span class="sources" title=format!("Refused from any other address: {list}")>
+                            {format!("Only from {list}")}
+                        </span>
+                    }
+                })}
                 {expiring}
                 {idle}
             </td>

@@ -143,6 +143,11 @@ enum Command {
         /// holds every change (`1s`, `500ms`).
         #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_staleness)]
         max_staleness: std::time::Duration,
+        /// Believe `X-Forwarded-For` from this proxy address or network (CIDR; repeat for
+        /// several): the client's address for keys limited to networks is then the rightmost
+        /// entry that is not a trusted proxy. Without it the connection's peer is the client.
+        #[arg(long, value_name = "CIDR")]
+        trusted_proxy: Vec<String>,
         /// Log one JSON object per line instead of text.
         #[arg(long)]
         log_json: bool,
@@ -211,6 +216,10 @@ enum KeysCommand {
         /// Make the key expire after this long (`30d`, `12h`, `90min`; 1 minute to 3650 days).
         #[arg(long, value_name = "DURATION", value_parser = parse_duration_ms)]
         expires_in: Option<i64>,
+        /// Accept the key only from this address or network (CIDR, IPv4 or IPv6; repeat, or
+        /// separate with commas; at most 32). Fixed for the key's life. Default: anywhere.
+        #[arg(long, value_name = "CIDR")]
+        allow_from: Vec<String>,
     },
     /// Replace a key: standard output gets the new key alone, this once; the old key keeps
     /// working for the grace period, then fails as expired.
@@ -500,9 +509,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             pepper_file,
             flush_secs,
             max_staleness,
+            trusted_proxy,
             log_json: _,
             workers: _,
         } => {
+            let trusted =
+                keysmith_verifier::TrustedProxies::parse(&trusted_proxy).map_err(|e| Failure {
+                    code: 2,
+                    message: format!("--trusted-proxy: {e}"),
+                })?;
             serve_verifier(
                 &registry,
                 dir.as_deref(),
@@ -511,6 +526,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 pepper_file.as_deref(),
                 flush_secs,
                 max_staleness,
+                trusted,
             )
             .await?;
         }
@@ -630,14 +646,26 @@ async fn team_command(team: &Team, command: Command) -> Result<(), Failure> {
             }
         }
         Command::Keys(cmd) => match cmd {
-            KeysCommand::Create { name, expires_in } => {
-                let generated = team.generate_key(&name, expires_in).await?;
+            KeysCommand::Create {
+                name,
+                expires_in,
+                allow_from,
+            } => {
+                let generated = team.generate_key(&name, expires_in, &allow_from).await?;
                 print_once(&generated)?;
                 let expiry = generated.key.expires_at.map_or_else(String::new, |at| {
                     format!(" It expires {} UTC.", keysmith_core::clock::format_utc(at))
                 });
+                let from = if generated.key.allowed_sources.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " It works only from {}.",
+                        generated.key.allowed_sources.join(", ")
+                    )
+                };
                 eprintln!(
-                    "Generated \"{}\" (id {}).{expiry} This is the only time the key is shown: store it now.",
+                    "Generated \"{}\" (id {}).{expiry}{from} This is the only time the key is shown: store it now.",
                     generated.key.name, generated.key.id
                 );
             }
@@ -927,7 +955,12 @@ async fn scan(
                     k.start,
                     status_word(k),
                     k.created_by.name,
-                    if f.live { ": roll or revoke it" } else { "" }
+                    match (f.live, k.status) {
+                        // A paused key is not rolled: revoke it (or resume, then roll).
+                        (true, KeyStatus::Paused) => ": revoke it",
+                        (true, _) => ": roll or revoke it",
+                        (false, _) => "",
+                    }
                 ),
                 None => out!(
                     "{}:{}: a Keysmith key that is not this account's",
@@ -1094,7 +1127,7 @@ fn print_table(keys: &[KeySummary]) {
         return;
     }
     out!(
-        "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<16}",
+        "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<26}  FROM",
         "ID",
         "NAME",
         "KEY",
@@ -1110,8 +1143,13 @@ fn print_table(keys: &[KeySummary]) {
             (Some(_), Some(at)) => format!("{} (rolled)", format_time(Some(at))),
             (_, at) => format_time(at),
         };
+        let from = if k.allowed_sources.is_empty() {
+            "anywhere".to_owned()
+        } else {
+            k.allowed_sources.join(",")
+        };
         out!(
-            "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<16}",
+            "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<26}  {from}",
             k.id,
             truncate(&k.name, 24),
             format!("{}…", k.start),
@@ -1152,6 +1190,7 @@ async fn serve_verifier(
     pepper_file: Option<&std::path::Path>,
     flush_secs: u64,
     max_staleness: std::time::Duration,
+    trusted: keysmith_verifier::TrustedProxies,
 ) -> Result<(), Failure> {
     let fail = |message: String| Failure { code: 1, message };
     let policy = Policy::load(policy).map_err(|e| fail(format!("policy refused: {e}")))?;
@@ -1203,6 +1242,7 @@ async fn serve_verifier(
     keysmith_verifier::serve(
         listener,
         verifier,
+        trusted,
         std::time::Duration::from_secs(flush_secs.max(1)),
         shutdown_signal(),
     )

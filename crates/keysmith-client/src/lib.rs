@@ -413,30 +413,43 @@ impl Team {
         }
     }
 
-    /// Generates a key (shown once), expiring after `expires_in_ms` when given.
+    /// Generates a key (shown once), expiring after `expires_in_ms` when given, usable only
+    /// from `allowed_sources` (addresses or CIDR networks) when any are given.
     ///
     /// # Errors
-    /// The registry's or server's error.
+    /// The registry's or server's error; `invalid_address` for a malformed allowlist.
     pub async fn generate_key(
         &self,
         name: &str,
         expires_in_ms: Option<i64>,
+        allowed_sources: &[String],
     ) -> Result<KeyReveal, IpcError> {
         match self {
             Team::Local {
                 registry,
                 member_id,
-            } => registry
-                .generate_key_expiring(member_id, name, expires_in_ms)
-                .await
-                .map(|g| g.reveal())
-                .map_err(core),
+            } => {
+                let limits = keysmith_core::KeyLimits {
+                    expires_in_ms,
+                    sources: keysmith_core::sources::AllowedSources::parse(allowed_sources)
+                        .map_err(core)?,
+                };
+                registry
+                    .generate_key_limited(member_id, name, &limits)
+                    .await
+                    .map(|g| g.reveal())
+                    .map_err(core)
+            }
             Team::Remote(r) => {
                 let secs = expires_in_ms.map(|ms| ms / 1000);
                 r.call(
                     reqwest::Method::POST,
                     "/v1/keys",
-                    Some(json!({"name": name, "expires_in_secs": secs})),
+                    Some(json!({
+                        "name": name,
+                        "expires_in_secs": secs,
+                        "allowed_sources": allowed_sources,
+                    })),
                 )
                 .await
             }

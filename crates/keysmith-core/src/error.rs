@@ -49,6 +49,8 @@ pub enum Error {
     NotPaused,
     #[error("{0}")]
     InvalidDuration(String),
+    #[error("{0}")]
+    InvalidAddress(String),
     #[error("That API key was already rolled: roll its replacement instead.")]
     AlreadyReplaced,
     #[error("{0}.")]
@@ -132,6 +134,7 @@ impl Error {
             Error::AlreadyPaused => ErrorCode::AlreadyPaused,
             Error::NotPaused => ErrorCode::NotPaused,
             Error::InvalidDuration(_) => ErrorCode::InvalidDuration,
+            Error::InvalidAddress(_) => ErrorCode::InvalidAddress,
             Error::AlreadyReplaced => ErrorCode::AlreadyReplaced,
             Error::PepperFile(_) => ErrorCode::PepperFile,
             Error::InvalidPath(_) => ErrorCode::InvalidPath,

@@ -75,6 +75,8 @@ pub struct KeyFields<'a> {
     pub replaced_by: Option<&'a str>,
     /// When the key was paused; `None` when it is not.
     pub paused_at: Option<i64>,
+    /// The stored allowed-source list; `None` for anywhere.
+    pub allowed_sources: Option<&'a str>,
 }
 
 impl<'a> From<&'a SealedKeyRow> for KeyFields<'a> {
@@ -88,6 +90,7 @@ impl<'a> From<&'a SealedKeyRow> for KeyFields<'a> {
             expires_at: k.expires_at,
             replaced_by: k.replaced_by.as_deref(),
             paused_at: k.paused_at,
+            allowed_sources: k.allowed_sources.as_deref(),
         }
     }
 }
@@ -103,6 +106,7 @@ impl<'a> From<&'a KeyRow> for KeyFields<'a> {
             expires_at: k.expires_at,
             replaced_by: k.replaced_by.as_deref(),
             paused_at: k.paused_at,
+            allowed_sources: k.allowed_sources.as_deref(),
         }
     }
 }
@@ -156,7 +160,9 @@ impl RowKey {
     /// The MAC of a key row: id, digest, creator, creation, revocation and expiry times,
     /// its replacement, and, only while the key is paused, the time it was paused (so the
     /// seals of keys that were never paused are those of schema version 5, and a pause
-    /// lifted outside Keysmith no longer matches).
+    /// lifted outside Keysmith no longer matches); then, only for a key with an allowlist,
+    /// the tag `sources` and the list (a tagged pair, so the field count still tells the
+    /// optional fields apart: 9 is paused, 10 is a list, 11 both).
     pub fn key_mac(&self, k: KeyFields<'_>) -> [u8; 32] {
         let mut mac = keyed(&self.0);
         put(&mut mac, b"key v1");
@@ -171,6 +177,10 @@ impl RowKey {
             // Length-prefixed fields decode one way only, so nine fields never encode
             // like eight.
             put(&mut mac, at.to_string().as_bytes());
+        }
+        if let Some(sources) = k.allowed_sources {
+            put(&mut mac, b"sources");
+            put(&mut mac, sources.as_bytes());
         }
         mac.finalize().into_bytes().into()
     }

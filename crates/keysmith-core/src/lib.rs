@@ -21,6 +21,7 @@ pub mod scan;
 mod secret_service;
 pub mod secret_store;
 pub mod session;
+pub mod sources;
 pub mod store;
 mod team;
 #[cfg(feature = "testkit")]
@@ -31,5 +32,5 @@ mod write;
 
 pub use error::{Error, Result};
 pub use key::ApiKeySecret;
-pub use registry::{Generated, Member, Registry, Verified};
+pub use registry::{Generated, KeyLimits, Member, Registry, Verified};
 pub use secret_store::{FileStore, MemoryStore, OsKeyring, SecretStore};

@@ -17,6 +17,7 @@ use crate::integrity::{AuditKey, KeyFields, MemberFields, RowKey};
 use crate::key::ApiKeySecret;
 use crate::permissions::{authorize, permits, Action};
 use crate::secret_store::SecretStore;
+use crate::sources::AllowedSources;
 use crate::store::{self, KeyRow, MemberRow};
 use crate::write::{
     anchor_entry, audit_key_entry, key_sealed_as, key_subject, member_subject, pepper_entry, Keys,
@@ -177,7 +178,22 @@ pub(crate) fn summary_from_row(row: KeyRow, now: i64) -> Result<KeySummary> {
         expires_at: row.expires_at,
         replaced_by: row.replaced_by,
         paused_at: row.paused_at,
+        allowed_sources: row
+            .allowed_sources
+            .as_deref()
+            .map(|list| list.split(' ').map(str::to_owned).collect())
+            .unwrap_or_default(),
     })
+}
+
+/// What limits a new key besides its creator's role. A roll keeps them.
+#[derive(Debug, Clone, Default)]
+pub struct KeyLimits {
+    /// Lifetime in milliseconds from generation (1 minute to 10 years); `None` for a key
+    /// that never expires.
+    pub expires_in_ms: Option<i64>,
+    /// Where the key may be used from (`sources.rs`); any address by default.
+    pub sources: AllowedSources,
 }
 
 impl Registry {
@@ -533,11 +549,28 @@ impl Registry {
         name: &str,
         expires_in_ms: Option<i64>,
     ) -> Result<Generated> {
+        let limits = KeyLimits {
+            expires_in_ms,
+            ..KeyLimits::default()
+        };
+        self.generate_key_limited(actor_id, name, &limits).await
+    }
+
+    /// [`Registry::generate_key`] with [`KeyLimits`]: a lifetime and a source allowlist.
+    ///
+    /// # Errors
+    /// As [`Registry::generate_key`], and [`Error::InvalidDuration`].
+    pub async fn generate_key_limited(
+        &self,
+        actor_id: &str,
+        name: &str,
+        limits: &KeyLimits,
+    ) -> Result<Generated> {
         let name = validate::name(name, "key name")?;
-        if let Some(ms) = expires_in_ms {
+        if let Some(ms) = limits.expires_in_ms {
             validate::lifetime_ms(ms)?;
         }
-        self.noting_tamper(self.generate_checked(actor_id, &name, expires_in_ms))
+        self.noting_tamper(self.generate_checked(actor_id, &name, limits))
             .await
     }
 
@@ -545,18 +578,24 @@ impl Registry {
         &self,
         actor_id: &str,
         name: &str,
-        expires_in_ms: Option<i64>,
+        limits: &KeyLimits,
     ) -> Result<Generated> {
         let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         authorize(actor.role, Action::GenerateOwnKey)?;
         let now = self.clock.now_ms();
-        let expires_at = expires_in_ms.map(|ms| now + ms);
-        let drawn = draw_key(&tx, &actor.summary(), name, expires_at, now)?;
+        let expires_at = limits.expires_in_ms.map(|ms| now + ms);
+        let sources = limits.sources.stored();
+        let drawn = draw_key(&tx, &actor.summary(), name, expires_at, sources, now)?;
         let summary = &drawn.generated.summary;
         let target = key_target(name, &summary.start, &summary.id);
-        let detail = expires_at
-            .map(|at| format!("expires {} UTC", crate::clock::format_utc(at)))
-            .unwrap_or_default();
+        let detail = [
+            expires_at.map(|at| format!("expires {} UTC", crate::clock::format_utc(at))),
+            (!limits.sources.is_any()).then(|| format!("only from {}", limits.sources)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ");
         let subject = key_subject(&summary.id);
         // The key and its entry in one statement on PostgreSQL.
         self.append_entry_with_key(
@@ -629,8 +668,16 @@ impl Registry {
             KeyStatus::Paused => return Err(Error::KeyPaused),
             KeyStatus::Active => {}
         }
-        let (generated, new_mac) =
-            insert_new_key(&mut tx, &creator, &key.name, key.expires_at, now).await?;
+        // The replacement keeps what limits the old key: its expiry and its allowlist.
+        let (generated, new_mac) = insert_new_key(
+            &mut tx,
+            &creator,
+            &key.name,
+            key.expires_at,
+            key.allowed_sources.clone(),
+            now,
+        )
+        .await?;
         if !store::mark_rolled(&mut *tx, &key.id, &generated.summary.id, now + grace_ms).await? {
             return Err(Error::AlreadyReplaced);
         }
@@ -1104,9 +1151,10 @@ async fn insert_new_key(
     creator: &MemberSummary,
     name: &str,
     expires_at: Option<i64>,
+    sources: Option<String>,
     now: i64,
 ) -> Result<(Generated, [u8; 32])> {
-    let drawn = draw_key(tx, creator, name, expires_at, now)?;
+    let drawn = draw_key(tx, creator, name, expires_at, sources, now)?;
     store::insert_key(&mut **tx, &drawn.row()).await?;
     Ok((drawn.generated, drawn.mac))
 }
@@ -1116,6 +1164,8 @@ struct DrawnKey {
     generated: Generated,
     digest: [u8; 32],
     mac: [u8; 32],
+    /// The stored allowlist (`AllowedSources::stored`).
+    sources: Option<String>,
 }
 
 impl DrawnKey {
@@ -1130,6 +1180,7 @@ impl DrawnKey {
             created_by: &s.created_by.id,
             expires_at: s.expires_at,
             mac: &self.mac,
+            allowed_sources: self.sources.as_deref(),
         }
     }
 }
@@ -1140,6 +1191,7 @@ fn draw_key(
     creator: &MemberSummary,
     name: &str,
     expires_at: Option<i64>,
+    sources: Option<String>,
     now: i64,
 ) -> Result<DrawnKey> {
     let secret = ApiKeySecret::generate()?;
@@ -1155,10 +1207,16 @@ fn draw_key(
         expires_at,
         replaced_by: None,
         paused_at: None,
+        allowed_sources: sources.as_deref(),
     });
+    let allowed_sources = sources
+        .as_deref()
+        .map(|list| list.split(' ').map(str::to_owned).collect())
+        .unwrap_or_default();
     Ok(DrawnKey {
         digest,
         mac,
+        sources,
         generated: Generated {
             summary: KeySummary {
                 id,
@@ -1171,6 +1229,7 @@ fn draw_key(
                 expires_at,
                 replaced_by: None,
                 paused_at: None,
+                allowed_sources,
                 status: KeyStatus::Active,
             },
             secret,

@@ -353,13 +353,16 @@ pub struct KeyRow {
     pub replaced_by: Option<String>,
     /// When the key was paused (Unix ms); `None` when it is not.
     pub paused_at: Option<i64>,
+    /// The networks the key may be used from (`sources::AllowedSources::stored`); `None` for
+    /// anywhere.
+    pub allowed_sources: Option<String>,
     /// The row's MAC (`integrity::RowKey::key_mac`); `None` before it was sealed.
     pub mac: Option<Vec<u8>>,
 }
 
 const KEY_COLUMNS: &str = "k.id, k.name, k.start, k.digest, k.created_at, k.created_by, \
      m.name AS creator_name, m.role AS creator_role, m.disabled_at AS creator_disabled_at, \
-     k.last_used_at, k.revoked_at, k.expires_at, k.replaced_by, k.paused_at, k.mac \
+     k.last_used_at, k.revoked_at, k.expires_at, k.replaced_by, k.paused_at, k.allowed_sources, k.mac \
      FROM api_keys k JOIN members m ON m.id = k.created_by";
 
 /// The account's id, if first-run set-up was done.
@@ -509,9 +512,11 @@ pub struct NewKey<'a> {
     pub expires_at: Option<i64>,
     /// The row's MAC (`integrity::RowKey::key_mac`).
     pub mac: &'a [u8; 32],
+    /// `sources::AllowedSources::stored`; `None` for anywhere.
+    pub allowed_sources: Option<&'a str>,
 }
 
-/// Binds a [`NewKey`]'s eight fields, in the column order of [`insert_key`]'s statement, to
+/// Binds a [`NewKey`]'s nine fields, in the column order of [`insert_key`]'s statement, to
 /// a query (also `audit::append_after_with`'s, which inserts the key in the same statement
 /// as its audit entry).
 macro_rules! bind_new_key {
@@ -525,6 +530,7 @@ macro_rules! bind_new_key {
             .bind($k.created_by)
             .bind($k.expires_at)
             .bind(&$k.mac[..])
+            .bind($k.allowed_sources)
     };
 }
 pub(crate) use bind_new_key;
@@ -532,8 +538,8 @@ pub(crate) use bind_new_key;
 /// Inserts a key (`audit::append_after_with` has the same statement inside its own).
 pub async fn insert_key<'a>(ex: impl Into<Ex<'a>>, k: &NewKey<'_>) -> Result<()> {
     on!(ex, c => bind_new_key!(sqlx::query(
-        "INSERT INTO api_keys (id, name, start, digest, created_at, created_by, expires_at, mac) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO api_keys (id, name, start, digest, created_at, created_by, expires_at, mac, \
+         allowed_sources) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     ), k)
     .execute(c)
     .await?
@@ -757,6 +763,8 @@ pub struct SealedKeyRow {
     pub replaced_by: Option<String>,
     /// When the key was paused (Unix ms); `None` when it is not.
     pub paused_at: Option<i64>,
+    /// The networks the key may be used from; `None` for anywhere.
+    pub allowed_sources: Option<String>,
     /// The row's MAC (`integrity::RowKey::key_mac`); `None` before it was sealed.
     pub mac: Option<Vec<u8>>,
 }
@@ -764,7 +772,7 @@ pub struct SealedKeyRow {
 /// Selects a [`SealedKeyRow`], columns in that order (the SQLite verifier reads them by
 /// position).
 pub(crate) const SEALED_KEY_SELECT: &str = "SELECT id, digest, created_by, created_at, \
-     revoked_at, expires_at, replaced_by, mac, paused_at FROM api_keys";
+     revoked_at, expires_at, replaced_by, mac, paused_at, allowed_sources FROM api_keys";
 
 /// Hands every key row to `each` as it is read (streamed, never collected: an index of a
 /// million keys is built without a million rows in memory at once).
@@ -1081,7 +1089,8 @@ pub async fn copy_member<'a>(ex: impl Into<Ex<'a>>, m: &MemberRow) -> Result<()>
 pub async fn copy_key<'a>(ex: impl Into<Ex<'a>>, k: &KeyRow) -> Result<()> {
     on!(ex, c => sqlx::query(
         "INSERT INTO api_keys (id, name, start, digest, created_at, created_by, revoked_at, \
-         last_used_at, expires_at, mac, paused_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         last_used_at, expires_at, mac, paused_at, allowed_sources) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&k.id)
     .bind(&k.name)
@@ -1094,6 +1103,7 @@ pub async fn copy_key<'a>(ex: impl Into<Ex<'a>>, k: &KeyRow) -> Result<()> {
     .bind(k.expires_at)
     .bind(&k.mac)
     .bind(k.paused_at)
+    .bind(&k.allowed_sources)
     .execute(c)
     .await?
     .rows_affected());

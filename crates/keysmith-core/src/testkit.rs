@@ -182,6 +182,19 @@ pub async fn bulk_keys(
     n: usize,
     keep_every: usize,
 ) -> Vec<String> {
+    bulk_keys_from(pool, pepper, owner_id, n, keep_every, None).await
+}
+
+/// [`bulk_keys`] whose keys carry the allowlist `sources` (stored form, as
+/// `AllowedSources::stored`), so benchmarks measure the address check too.
+pub async fn bulk_keys_from(
+    pool: &store::Pool,
+    pepper: &crate::digest::Pepper,
+    owner_id: &str,
+    n: usize,
+    keep_every: usize,
+    sources: Option<&str>,
+) -> Vec<String> {
     let now = crate::clock::SystemClock.now_ms();
     let rows = crate::integrity::RowKey::derive(pepper);
     let mut kept = Vec::with_capacity(n / keep_every.max(1) + 1);
@@ -201,6 +214,7 @@ pub async fn bulk_keys(
             expires_at: None,
             replaced_by: None,
             paused_at: None,
+            allowed_sources: sources,
         });
         store::insert_key(
             &mut tx,
@@ -213,6 +227,7 @@ pub async fn bulk_keys(
                 created_by: owner_id,
                 expires_at: None,
                 mac: &mac,
+                allowed_sources: sources,
             },
         )
         .await

@@ -2,7 +2,8 @@
 //!
 //! One function, [`Verifier::check`]: parse (prefix, length, alphabet, checksum) → HMAC-SHA-256
 //! with the pepper → lookup in an in-memory index → status (active, revoked, expired,
-//! paused, unknown) → the creator's *current* role → the policy's answer for (method, path).
+//! paused, unknown) → the key's allowed source networks, if any (`sources.rs`) → the creator's
+//! *current* role → the policy's answer for (method, path).
 //!
 //! The index holds every key's digest, so a check costs one HMAC and one hash lookup. It
 //! stays exact without polling: before answering, the verifier reads the header of the
@@ -20,6 +21,7 @@
 //! transaction by [`Verifier::flush_last_used`] (the HTTP service calls it every 2 s).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -43,6 +45,10 @@ pub struct Target<'a> {
     pub method: &'a str,
     /// The original request URI (`/v1/reports?x=1`), see [`request_path`].
     pub uri: &'a str,
+    /// The client's address, when the caller could establish it (`keysmith-verifier` takes
+    /// it from the connection, or from a trusted proxy's `X-Forwarded-For`). A key with an
+    /// allowlist is refused when it is `None`.
+    pub client: Option<IpAddr>,
 }
 
 /// A key that passed every check.
@@ -71,6 +77,11 @@ pub enum Denial {
     Expired { key_id: String },
     #[error("API key {key_id} is paused")]
     Paused { key_id: String },
+    #[error("API key {key_id} may not be used from {}", .client.map_or_else(|| "an unknown address".to_owned(), |a| a.to_string()))]
+    SourceRefused {
+        key_id: String,
+        client: Option<IpAddr>,
+    },
     #[error("role {role} of API key {key_id} may not call this endpoint")]
     RoleRefused { key_id: String, role: Role },
     #[error("bad original request: {0}")]
@@ -85,7 +96,7 @@ pub enum Denial {
 
 impl Denial {
     /// The HTTP status the forward-auth service answers with: 401 for no usable key, 403 for a
-    /// role the policy refuses, 400 for an unreadable original request, 503 when the database
+    /// role the policy refuses or an address the key's allowlist does not hold, 400 for an unreadable original request, 503 when the database
     /// cannot be read (fail closed).
     pub fn http_status(&self) -> u16 {
         match self {
@@ -96,7 +107,7 @@ impl Denial {
             | Denial::Expired { .. }
             | Denial::Paused { .. }
             | Denial::Tampered { .. } => 401,
-            Denial::RoleRefused { .. } => 403,
+            Denial::RoleRefused { .. } | Denial::SourceRefused { .. } => 403,
             Denial::BadRequest(_) => 400,
             Denial::Unavailable | Denial::RolledBack => 503,
         }
@@ -109,6 +120,7 @@ impl Denial {
             | Denial::Expired { key_id }
             | Denial::Paused { key_id }
             | Denial::Tampered { key_id }
+            | Denial::SourceRefused { key_id, .. }
             | Denial::RoleRefused { key_id, .. } => Some(key_id),
             _ => None,
         }
@@ -146,6 +158,8 @@ struct Entry {
     tampered: bool,
     /// Unix ms; `i64::MAX` when the key never expires.
     expires_at: i64,
+    /// The networks the key may be used from; empty for anywhere.
+    sources: Box<[ipnet::IpNet]>,
 }
 
 #[derive(Debug, Clone)]
@@ -574,6 +588,14 @@ impl Verifier {
         if entry.paused {
             return Err(Denial::Paused { key_id: key_id() });
         }
+        if let Some(t) = target {
+            if !crate::sources::allows(&entry.sources, t.client) {
+                return Err(Denial::SourceRefused {
+                    key_id: key_id(),
+                    client: t.client,
+                });
+            }
+        }
         if let (Some(t), Some(path)) = (target, path) {
             let allowed = self
                 .policy
@@ -803,6 +825,7 @@ fn entry_from_row(
     let replaced_by: Option<String> = row.get(6)?;
     let mac: Option<Vec<u8>> = row.get(7)?;
     let paused_at: Option<i64> = row.get(8)?;
+    let allowed_sources: Option<String> = row.get(9)?;
     entry_from_fields(
         KeyFields {
             id: &id,
@@ -813,6 +836,7 @@ fn entry_from_row(
             expires_at: row.get(5)?,
             replaced_by: replaced_by.as_deref(),
             paused_at,
+            allowed_sources: allowed_sources.as_deref(),
         },
         mac.as_deref(),
         index,
@@ -840,7 +864,10 @@ fn entry_from_fields(
         .member_ix
         .get(k.created_by)
         .ok_or_else(|| VerifierError::BadRow(format!("key {id} names an unknown creator")))?;
-    let sealed = rows.key_ok(k, mac);
+    // A list that does not read back is Keysmith's own only if the row is changed outside
+    // it (the MAC covers the text): refuse the key either way.
+    let sources = crate::sources::AllowedSources::from_stored(k.allowed_sources);
+    let sealed = rows.key_ok(k, mac) && sources.is_ok();
     if !sealed {
         tracing::error!(key = %id, "a key row was changed outside Keysmith; it is refused");
     }
@@ -852,5 +879,8 @@ fn entry_from_fields(
         paused: k.paused_at.is_some(),
         tampered: !sealed,
         expires_at: k.expires_at.unwrap_or(i64::MAX),
+        sources: sources
+            .map(|s| s.networks().to_vec().into_boxed_slice())
+            .unwrap_or_default(),
     })
 }

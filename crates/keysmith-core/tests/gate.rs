@@ -64,6 +64,7 @@ async fn an_owner_rolling_a_managers_key_makes_a_managers_key() {
     let delete = Target {
         method: "DELETE",
         uri: "/v1/orders/1",
+        client: None,
     };
     assert_eq!(
         verifier.check(Some(new.secret.expose()), Some(delete)),
@@ -78,6 +79,7 @@ async fn an_owner_rolling_a_managers_key_makes_a_managers_key() {
             Some(Target {
                 method: "GET",
                 uri: "/v1/reports/1",
+                client: None,
             }),
         )
         .unwrap();

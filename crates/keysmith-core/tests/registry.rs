@@ -608,3 +608,95 @@ async fn a_pause_lifted_or_set_outside_keysmith_is_refused() {
     .unwrap_err();
     assert!(err.contains("cannot be paused or resumed"), "{err}");
 }
+
+/// A key's allowed source networks: canonical in the list and the reveal, kept by a roll,
+/// fixed by the schema, and a list changed outside Keysmith (trigger dropped) no longer
+/// matches the row's seal.
+#[tokio::test]
+async fn allowed_sources_are_kept_on_roll_and_sealed() {
+    use keysmith_core::sources::AllowedSources;
+    use keysmith_core::KeyLimits;
+
+    let f = fixture().await;
+    let o = owner(&f).await;
+    let limits = KeyLimits {
+        expires_in_ms: None,
+        sources: AllowedSources::parse(&["2001:DB8::/32, 203.0.113.0/24", "198.51.100.7"]).unwrap(),
+    };
+    let g = f
+        .registry
+        .generate_key_limited(&o, "office", &limits)
+        .await
+        .unwrap();
+    let want = ["2001:db8::/32", "203.0.113.0/24", "198.51.100.7/32"];
+    assert_eq!(g.summary.allowed_sources, want);
+    assert_eq!(g.reveal().key.allowed_sources, want);
+    let open = f.registry.generate_key(&o, "anywhere").await.unwrap();
+    assert!(open.summary.allowed_sources.is_empty());
+    let rolled = f.registry.roll_key(&o, &g.summary.id, 0).await.unwrap();
+    assert_eq!(
+        rolled.summary.allowed_sources, want,
+        "a roll keeps the list"
+    );
+    let list = f.registry.list_keys(&o).await.unwrap();
+    for id in [&g.summary.id, &rolled.summary.id] {
+        let k = list.iter().find(|k| &k.id == id).unwrap();
+        assert_eq!(k.allowed_sources, want);
+    }
+    assert!(list
+        .iter()
+        .find(|k| k.id == open.summary.id)
+        .unwrap()
+        .allowed_sources
+        .is_empty());
+    // The audit entry says where the key works.
+    let log = f
+        .registry
+        .audit_entries(&o, &keysmith_types::AuditFilter::default())
+        .await
+        .unwrap();
+    assert!(
+        log.iter().any(|e| e
+            .detail
+            .contains("only from 2001:db8::/32 203.0.113.0/24 198.51.100.7/32")),
+        "{log:?}"
+    );
+
+    // Fixed for the key's life: the schema refuses any change.
+    let id = &rolled.summary.id;
+    for sql in [
+        format!("UPDATE api_keys SET allowed_sources = NULL WHERE id = '{id}'"),
+        format!("UPDATE api_keys SET allowed_sources = '0.0.0.0/0' WHERE id = '{id}'"),
+        format!(
+            "UPDATE api_keys SET allowed_sources = '10.0.0.0/8' WHERE id = '{}'",
+            open.summary.id
+        ),
+    ] {
+        let err = raw(&f, &sql).await.unwrap_err();
+        assert!(err.contains("fixed for its life"), "{sql}: {err}");
+    }
+    assert!(f.registry.verify(rolled.secret.expose()).await.is_ok());
+    // Past the trigger: the seal no longer matches, widened or narrowed.
+    raw(&f, "DROP TRIGGER api_keys_sources_fixed")
+        .await
+        .unwrap();
+    raw(
+        &f,
+        &format!("UPDATE api_keys SET allowed_sources = '0.0.0.0/0 ::/0' WHERE id = '{id}'"),
+    )
+    .await
+    .unwrap();
+    raw(
+        &f,
+        &format!(
+            "UPDATE api_keys SET allowed_sources = '127.0.0.1/32' WHERE id = '{}'",
+            open.summary.id
+        ),
+    )
+    .await
+    .unwrap();
+    for secret in [&rolled.secret, &open.secret] {
+        let err = f.registry.verify(secret.expose()).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::StoreTampered);
+    }
+}

@@ -32,6 +32,7 @@ const BOUND: Duration = Duration::from_millis(400);
 const GET: Target<'static> = Target {
     method: "GET",
     uri: "/v1/reports/today",
+    client: None,
 };
 
 async fn replicas(db: &TestDb, registry: &Registry, n: usize) -> Vec<Replica> {
@@ -161,6 +162,7 @@ async fn every_replica_refuses_a_revoked_key_within_the_bound() {
     let post = Target {
         method: "POST",
         uri: "/v1/anything",
+        client: None,
     };
     for r in &set {
         let start = Instant::now();

@@ -77,7 +77,11 @@ async fn key_of(f: &Fixture, role: Role) -> (String, String) {
 }
 
 fn get<'a>(uri: &'a str) -> Option<Target<'a>> {
-    Some(Target { method: "GET", uri })
+    Some(Target {
+        method: "GET",
+        uri,
+        client: None,
+    })
 }
 
 #[tokio::test]
@@ -110,7 +114,11 @@ async fn decision_table_status_by_role_by_path() {
             .await
             .unwrap();
         for (i, (method, uri)) in paths.iter().enumerate() {
-            let target = Some(Target { method, uri });
+            let target = Some(Target {
+                method,
+                uri,
+                client: None,
+            });
             let got = f.verifier.check(Some(&active), target);
             if allowed(role, i) {
                 let grant = got.unwrap();
@@ -588,4 +596,98 @@ async fn zero_staleness_for_every_writer() {
     let checks = hammer.join().unwrap();
     assert!(checks > 100, "the concurrent checker ran ({checks} checks)");
     assert!(stale.is_empty(), "stale answers:\n{}", stale.join("\n"));
+}
+
+/// A key limited to networks: allowed from inside them (IPv4-mapped clients too), refused
+/// (403, naming the key id and the client) from outside and when the client is unknown; its
+/// replacement after a roll carries the same limits. A status-only check (no target) does
+/// not look at addresses.
+#[tokio::test]
+async fn source_networks_limit_where_a_key_works() {
+    use keysmith_core::sources::AllowedSources;
+    use keysmith_core::KeyLimits;
+    use std::net::IpAddr;
+
+    let f = fixture().await;
+    let manager = f.team.get(Role::Manager, false).id.clone();
+    let g = f
+        .registry
+        .generate_key_limited(
+            &manager,
+            "office",
+            &KeyLimits {
+                sources: AllowedSources::parse(&["203.0.113.0/24", "2001:db8::/32"]).unwrap(),
+                ..KeyLimits::default()
+            },
+        )
+        .await
+        .unwrap();
+    let from = |client: Option<&str>| Target {
+        method: "GET",
+        uri: "/v1/reports/7",
+        client: client.map(|c| c.parse::<IpAddr>().unwrap()),
+    };
+    let id = g.summary.id.clone();
+    let check = |key: &str, client: Option<&str>| f.verifier.check(Some(key), Some(from(client)));
+    let key = g.secret.expose();
+    for client in [
+        "203.0.113.1",
+        "203.0.113.254",
+        "::ffff:203.0.113.9",
+        "2001:db8::42",
+    ] {
+        assert!(check(key, Some(client)).is_ok(), "{client}");
+    }
+    for client in ["203.0.114.1", "10.0.0.1", "2001:db9::1", "::1"] {
+        let got = check(key, Some(client));
+        assert_eq!(
+            got,
+            Err(Denial::SourceRefused {
+                key_id: id.clone(),
+                client: Some(client.parse().unwrap())
+            }),
+            "{client}"
+        );
+        let denial = got.unwrap_err();
+        assert_eq!(denial.http_status(), 403);
+        assert_eq!(
+            denial.to_string(),
+            format!("API key {id} may not be used from {client}")
+        );
+    }
+    assert_eq!(
+        check(key, None).unwrap_err().to_string(),
+        format!("API key {id} may not be used from an unknown address")
+    );
+    // The address is checked after the status (a paused key stays 401) and before the
+    // policy (a path the role may not call from outside is 403 for the address).
+    f.registry.pause_key(&manager, &id).await.unwrap();
+    assert!(matches!(
+        check(key, Some("10.0.0.1")),
+        Err(Denial::Paused { .. })
+    ));
+    f.registry.resume_key(&manager, &id).await.unwrap();
+    let delete = Target {
+        method: "DELETE",
+        uri: "/v1/reports/7",
+        client: Some("203.0.113.1".parse().unwrap()),
+    };
+    assert!(matches!(
+        f.verifier.check(Some(key), Some(delete)),
+        Err(Denial::RoleRefused { .. })
+    ));
+    // No target: a status check only.
+    assert!(f.verifier.check(Some(key), None).is_ok());
+    // A roll keeps the limits.
+    let next = f.registry.roll_key(&manager, &id, 0).await.unwrap();
+    let next_key = next.secret.expose();
+    assert!(check(next_key, Some("203.0.113.1")).is_ok());
+    assert!(matches!(
+        check(next_key, Some("198.51.100.1")),
+        Err(Denial::SourceRefused { .. })
+    ));
+    // A key without a list works from anywhere, and from an unknown client.
+    let (open, _) = key_of(&f, Role::Manager).await;
+    assert!(check(&open, None).is_ok());
+    assert!(check(&open, Some("198.51.100.1")).is_ok());
 }

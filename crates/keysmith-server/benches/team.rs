@@ -26,6 +26,7 @@ const POLICY: &str = "[[allow]]\nrole = \"manager\"\nmethods = [\"GET\"]\npaths 
 const GET: Target<'static> = Target {
     method: "GET",
     uri: "/v1/x",
+    client: None,
 };
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -151,7 +152,7 @@ async fn creation(db: &TestDb, registry: &Registry, team: &testkit::Team) {
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while Instant::now() < until {
-                team.generate_key(&format!("bench {c} {n}"), None)
+                team.generate_key(&format!("bench {c} {n}"), None, &[])
                     .await
                     .unwrap();
                 n += 1;

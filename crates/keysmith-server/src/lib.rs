@@ -188,6 +188,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::ConfirmationMismatch
         | C::RemoveConfirmationMismatch
         | C::InvalidDuration
+        | C::InvalidAddress
         | C::InvalidTarget
         | C::InvalidPath
         | C::MalformedRequest => StatusCode::UNPROCESSABLE_ENTITY,
@@ -434,9 +435,13 @@ async fn generate_key(
         .expires_in_secs
         .map(keysmith_core::validate::secs_to_ms)
         .transpose()?;
+    let limits = keysmith_core::KeyLimits {
+        expires_in_ms,
+        sources: keysmith_core::sources::AllowedSources::parse(&req.allowed_sources)?,
+    };
     let generated = s
         .registry
-        .generate_key_expiring(&m.id, &req.name, expires_in_ms)
+        .generate_key_limited(&m.id, &req.name, &limits)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(generated.reveal())))
 }

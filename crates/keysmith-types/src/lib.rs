@@ -67,6 +67,8 @@ pub enum ErrorCode {
     KeyExpired,
     /// An expiry or grace period is out of range or unreadable.
     InvalidDuration,
+    /// An allowed source address or network (CIDR) is malformed, or the list is too long.
+    InvalidAddress,
     /// The key was already rolled: roll its replacement instead.
     AlreadyReplaced,
     /// A pepper file cannot be used (missing, wrong mode, wrong content).
@@ -217,6 +219,10 @@ pub struct KeySummary {
     /// When the key was paused (Unix ms); `None` when it is not paused.
     #[serde(default)]
     pub paused_at: Option<i64>,
+    /// The networks (CIDR) the key may be used from; empty for anywhere. Fixed for the key's
+    /// life; a roll keeps them.
+    #[serde(default)]
+    pub allowed_sources: Vec<String>,
     pub status: KeyStatus,
 }
 
@@ -356,6 +362,10 @@ pub struct GenerateKeyRequest {
     /// Lifetime in seconds from now; `None` for a key that never expires.
     #[serde(default)]
     pub expires_in_secs: Option<i64>,
+    /// Where the key may be used from: IPv4/IPv6 addresses or CIDR networks (at most 32);
+    /// empty for anywhere.
+    #[serde(default)]
+    pub allowed_sources: Vec<String>,
 }
 
 /// Roll a key: generate its replacement (shown once) and let the old key keep working for
@@ -671,6 +681,7 @@ mod tests {
             expires_at: None,
             replaced_by: None,
             paused_at: None,
+            allowed_sources: Vec::new(),
             status,
         }
     }

@@ -6,12 +6,14 @@
 //!   `X-Keysmith-Role`, when the key is active and the policy lets its creator's current
 //!   role call the original method and path;
 //! - 401 (with `WWW-Authenticate: Bearer`, RFC 6750 §3) for a missing, malformed, unknown,
-//!   revoked or expired key; 403 when the role may not call that endpoint, and for any
+//!   revoked, expired or paused key; 403 when the role may not call that endpoint, when the
+//!   key is limited to networks the client's address (`client.rs`) is not in, and for any
 //!   request carrying `Origin` (keys are not for browser pages; no CORS header is ever
 //!   sent); 400 for unreadable headers; 503 if the key database cannot be read.
 //!
 //! Logs (tracing) name the key id, never the key.
 
+pub mod client;
 pub mod extract;
 
 use std::future::Future;
@@ -19,11 +21,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Response, StatusCode};
 use axum::Router;
 use keysmith_core::verifier::{Denial, Target, Verifier};
 
+pub use client::{client_address, TrustedProxies};
 pub use extract::{extract, ExtractError, Extracted, PresentedKey};
 
 /// Response headers of an allowed request.
@@ -31,14 +34,35 @@ pub const KEY_ID_HEADER: &str = "x-keysmith-key-id";
 pub const MEMBER_HEADER: &str = "x-keysmith-member";
 pub const ROLE_HEADER: &str = "x-keysmith-role";
 
-/// The service for one verifier: every path and method answers the same way.
+/// The service for one verifier, trusting no proxy's `X-Forwarded-For`: every path and
+/// method answers the same way.
 pub fn router(verifier: Arc<Verifier>) -> Router {
-    Router::new().fallback(check).with_state(verifier)
+    router_behind(verifier, TrustedProxies::default())
 }
 
-async fn check(State(verifier): State<Arc<Verifier>>, request: Request) -> Response<Body> {
+/// [`router`] behind the proxies `trusted` (`--trusted-proxy`), whose `X-Forwarded-For`
+/// names the client ([`client_address`]). The peer address comes from
+/// `ConnectInfo<SocketAddr>` ([`serve`] provides it); without it the client is unknown.
+pub fn router_behind(verifier: Arc<Verifier>, trusted: TrustedProxies) -> Router {
+    Router::new()
+        .fallback(check)
+        .with_state(Arc::new(Service { verifier, trusted }))
+}
+
+struct Service {
+    verifier: Arc<Verifier>,
+    trusted: TrustedProxies,
+}
+
+async fn check(State(service): State<Arc<Service>>, request: Request) -> Response<Body> {
+    let verifier = &service.verifier;
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     // The whole request, not the `HeaderMap` extractor: that one clones every header.
     let headers = request.headers();
+    let client = client_address(headers, peer, &service.trusted);
     let request = match extract(headers) {
         Ok(r) => r,
         Err(e) => {
@@ -51,6 +75,7 @@ async fn check(State(verifier): State<Arc<Verifier>>, request: Request) -> Respo
         Some(Target {
             method: request.method,
             uri: request.uri,
+            client,
         }),
     );
     match decision {
@@ -111,14 +136,16 @@ fn plain(status: u16, message: &str) -> Response<Body> {
     response
 }
 
-/// Serves `verifier` on `listener` until `shutdown` completes, writing last-used times every
-/// `flush_every` (and once more at shutdown).
+/// Serves `verifier` on `listener` until `shutdown` completes, believing `X-Forwarded-For`
+/// from `trusted` only, writing last-used times every `flush_every` (and once more at
+/// shutdown).
 ///
 /// # Errors
 /// The listener's I/O error.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     verifier: Arc<Verifier>,
+    trusted: TrustedProxies,
     flush_every: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -133,7 +160,9 @@ pub async fn serve(
             }
         })
     };
-    let result = axum::serve(listener, router(Arc::clone(&verifier)))
+    let app = router_behind(Arc::clone(&verifier), trusted)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     flusher.abort();

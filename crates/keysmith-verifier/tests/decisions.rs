@@ -271,3 +271,167 @@ async fn bad_headers_get_400_and_never_a_panic() {
         );
     }
 }
+
+/// Keys limited to networks, through the router: the client address comes from the
+/// connection, or from `X-Forwarded-For` only when the connection is a trusted proxy's.
+#[tokio::test]
+async fn source_networks_follow_the_trusted_proxy_rule() {
+    use axum::extract::ConnectInfo;
+    use keysmith_core::sources::AllowedSources;
+    use keysmith_core::KeyLimits;
+    use std::net::SocketAddr;
+
+    let (dir, registry, team) = team_registry().await;
+    let me = &team.get(Role::Owner, false).id;
+    let limited = registry
+        .generate_key_limited(
+            me,
+            "office",
+            &KeyLimits {
+                sources: AllowedSources::parse(&["203.0.113.0/24", "2001:db8::/32"]).unwrap(),
+                ..KeyLimits::default()
+            },
+        )
+        .await
+        .unwrap();
+    let open = registry.generate_key(me, "anywhere").await.unwrap();
+    let verifier = Arc::new(
+        Verifier::open(
+            &dir.path().join(store::DB_FILE),
+            registry.verifier_pepper().await.unwrap(),
+            Some(Policy::parse(POLICY, "policy.toml").unwrap()),
+        )
+        .unwrap(),
+    );
+    let trusted = keysmith_verifier::TrustedProxies::parse(&["127.0.0.1", "10.0.0.0/8"]).unwrap();
+    let behind = keysmith_verifier::router_behind(Arc::clone(&verifier), trusted);
+    let direct = keysmith_verifier::router(Arc::clone(&verifier));
+
+    let send = |app: &axum::Router, key: &str, peer: Option<&str>, xff: Option<&str>| {
+        let mut req = Request::builder()
+            .uri("/auth")
+            .header("x-api-key", key)
+            .header("x-original-method", "GET")
+            .header("x-original-uri", "/v1/reports/1");
+        if let Some(v) = xff {
+            req = req.header("x-forwarded-for", v);
+        }
+        let mut req = req.body(Body::empty()).unwrap();
+        if let Some(p) = peer {
+            let addr: SocketAddr = p.parse().unwrap();
+            req.extensions_mut().insert(ConnectInfo(addr));
+        }
+        app.clone().oneshot(req)
+    };
+    let key = limited.secret.expose();
+    // (router behind proxies?, peer, X-Forwarded-For, expected)
+    let table: &[(bool, Option<&str>, Option<&str>, StatusCode)] = &[
+        // Straight from the client.
+        (
+            false,
+            Some("203.0.113.9:5000"),
+            None,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            false,
+            Some("[2001:db8::5]:5000"),
+            None,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            false,
+            Some("[::ffff:203.0.113.9]:5000"),
+            None,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            false,
+            Some("198.51.100.1:5000"),
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        // A header from an untrusted peer is ignored, whatever it claims.
+        (
+            false,
+            Some("198.51.100.1:5000"),
+            Some("203.0.113.9"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            true,
+            Some("198.51.100.1:5000"),
+            Some("203.0.113.9"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            false,
+            Some("127.0.0.1:5000"),
+            Some("203.0.113.9"),
+            StatusCode::FORBIDDEN,
+        ),
+        // From a trusted proxy: the rightmost untrusted entry.
+        (
+            true,
+            Some("127.0.0.1:5000"),
+            Some("203.0.113.9"),
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            true,
+            Some("127.0.0.1:5000"),
+            Some("203.0.113.9, 10.0.0.2"),
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            true,
+            Some("10.1.1.1:5000"),
+            Some("2001:db8::1"),
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            true,
+            Some("127.0.0.1:5000"),
+            Some("203.0.113.9, 198.51.100.1"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            true,
+            Some("127.0.0.1:5000"),
+            Some("198.51.100.1"),
+            StatusCode::FORBIDDEN,
+        ),
+        // Unknown client: refused.
+        (true, Some("127.0.0.1:5000"), None, StatusCode::FORBIDDEN),
+        (
+            true,
+            Some("127.0.0.1:5000"),
+            Some("unknown"),
+            StatusCode::FORBIDDEN,
+        ),
+        (true, None, Some("203.0.113.9"), StatusCode::FORBIDDEN),
+        (false, None, None, StatusCode::FORBIDDEN),
+    ];
+    for (is_behind, peer, xff, want) in table {
+        let app = if *is_behind { &behind } else { &direct };
+        let res = send(app, key, *peer, *xff).await.unwrap();
+        assert_eq!(
+            res.status(),
+            *want,
+            "behind={is_behind} peer={peer:?} xff={xff:?}"
+        );
+        if *want == StatusCode::FORBIDDEN {
+            let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+            let body = String::from_utf8_lossy(&body);
+            assert!(body.contains("may not be used from"), "{body}");
+            assert!(body.contains(&limited.summary.id), "{body}");
+        }
+        // A key without an allowlist is allowed from anywhere, even from an unknown client.
+        let res = send(app, open.secret.expose(), *peer, *xff).await.unwrap();
+        assert_eq!(
+            res.status(),
+            StatusCode::NO_CONTENT,
+            "open key, peer={peer:?} xff={xff:?}"
+        );
+    }
+}
