@@ -1,5 +1,7 @@
 -- wrk script for scripts/bench-verifier.sh: each request presents one key from KEYS_FILE
--- (round robin, as Authorization: Bearer) for METHOD and URI_PATH, as nginx auth_request would.
+-- (round robin, as Authorization: Bearer) for METHOD and URI_PATH, as nginx auth_request would,
+-- with the client's address in X-Forwarded-For (the verifier trusts 127.0.0.1; the stored
+-- keys are limited to networks holding 203.0.113.9).
 local keys = {}
 local i = 0
 local method = os.getenv("METHOD") or "GET"
@@ -17,5 +19,6 @@ function request()
     ["Authorization"] = "Bearer " .. keys[i],
     ["X-Original-Method"] = method,
     ["X-Original-URI"] = path,
+    ["X-Forwarded-For"] = "203.0.113.9",
   })
 end

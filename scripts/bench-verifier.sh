@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # HTTP figures for the forward-auth verifier, with wrk from Debian, on loopback:
 #  1. throughput and p99 of `keysmith serve-verifier` against a bare axum handler that answers
-#     204 (crates/keysmith-verifier/examples/bare_204.rs), alternating, same wrk settings;
+#     204 (crates/keysmith-verifier/examples/bare_204.rs), alternating, same wrk settings; the
+#     stored keys are limited to networks and the client comes from X-Forwarded-For behind a
+#     trusted proxy, so every allow also parses the header and matches the address;
 #  2. the saturating load (connections beyond which throughput stops growing);
 #  3. twice that load for 60 s: valid keys plus keys that must be refused (revoked, unknown,
 #     a role the policy refuses); any 2xx among the latter is a wrong allow. The verifier's
@@ -30,7 +32,8 @@ VP=19181; BP=19190
 WORKERS=${WORKERS:-$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))}
 echo "server threads: $WORKERS (both servers; serve-verifier's default; WORKERS=N to change)"
 KEYSMITH_LOG=warn "$BIN/keysmith" --data-dir "$work" serve-verifier --listen "127.0.0.1:$VP" \
-  --policy "$work/policy.toml" --pepper-file "$work/pepper" --workers "$WORKERS" 2>"$work/verifier.log" &
+  --policy "$work/policy.toml" --pepper-file "$work/pepper" --workers "$WORKERS" \
+  --trusted-proxy 127.0.0.1 2>"$work/verifier.log" &
 vpid=$!; pids+=("$vpid")
 "$BIN/examples/bare_204" "127.0.0.1:$BP" "$WORKERS" & pids+=("$!")
 for port in $VP $BP; do

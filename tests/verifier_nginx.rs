@@ -199,8 +199,9 @@ fn nginx_accepts_and_refuses_by_policy_and_sees_revocations_at_once() {
         assert_eq!(r.status, 403, "{method} {path}: {r:?}");
         assert!(!r.body.contains("upstream saw"));
     }
-    // Source networks: nginx appends the client's address to X-Forwarded-For and the
-    // verifier trusts nginx only, so a client cannot claim an address of its own.
+    // Source networks: nginx replaces X-Forwarded-For with the client's address and the
+    // verifier trusts nginx only, so a client cannot claim an address of its own (even one
+    // connecting from the proxy's own address, as this test does).
     let r = http(front, "GET", "/api/orders", &[("X-Api-Key", &here_key)]);
     assert_eq!(r.status, 200, "{r:?}");
     for spoof in [None, Some("192.0.2.7"), Some("192.0.2.7, 192.0.2.8")] {

@@ -878,6 +878,43 @@ mod tests {
         assert_eq!(gone.unwrap_err().code, ErrorCode::NotFound);
     }
 
+    /// A malformed allowlist is refused by the command with `invalid_address`, naming the
+    /// entry: no key is stored and none is held for display. A good one comes back canonical.
+    #[tokio::test]
+    async fn a_bad_allowed_address_list_creates_nothing() {
+        let (_dir, s) = signed_in_owner().await;
+        for (typed, named) in [
+            ("10.1.2.3/8", "\"10.1.2.3/8\""),
+            ("10.0.0.0/8, office", "\"office\""),
+            ("2001:db8::/129", "\"2001:db8::/129\""),
+        ] {
+            let err = s
+                .generate_key(GenerateKeyRequest {
+                    name: "CI".into(),
+                    expires_in_secs: None,
+                    allowed_sources: vec![typed.into()],
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidAddress, "{typed}");
+            assert!(err.message.contains(named), "{typed}: {}", err.message);
+            assert!(!s.reveal_uncopied());
+            assert!(s.list_keys().await.unwrap().is_empty(), "{typed}");
+        }
+        let reveal = s
+            .generate_key(GenerateKeyRequest {
+                name: "CI".into(),
+                expires_in_secs: None,
+                allowed_sources: vec!["203.0.113.0/24,  2001:DB8::/32 ".into()],
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            reveal.key.allowed_sources,
+            ["203.0.113.0/24", "2001:db8::/32"]
+        );
+    }
+
     /// Lock clears a copied key from the clipboard at once, not when its 30 s run out; and
     /// leaves alone what the person copied since. Uses the real clipboard (X11 on Xvfb).
     #[tokio::test]

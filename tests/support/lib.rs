@@ -374,9 +374,9 @@ pub fn nginx_conf(dir: &Path, fronts: &[(u16, u16)], verifier: u16, extra: &str)
             proxy_set_header Content-Length "";
             proxy_set_header X-Original-Method $request_method;
             proxy_set_header X-Original-URI $request_uri;
-            # The client's address, appended to any the client sent: the verifier
-            # (--trusted-proxy 127.0.0.1) reads it from the right.
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            # The client's address, replacing any the client sent (one proxy in front:
+            # the verifier, --trusted-proxy 127.0.0.1, believes nothing else).
+            proxy_set_header X-Forwarded-For $remote_addr;
         }}
     }}
 "#

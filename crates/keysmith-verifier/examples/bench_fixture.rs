@@ -41,8 +41,17 @@ fn main() {
         let pepper =
             Pepper::from_bytes(&secrets.get(&format!("pepper/{account}")).unwrap().unwrap())
                 .unwrap();
-        let good =
-            testkit::bulk_keys(registry.pool(), &pepper, &owner.id, n, (n / 1000).max(1)).await;
+        let good = testkit::bulk_keys_from(
+            registry.pool(),
+            &pepper,
+            &owner.id,
+            n,
+            (n / 1000).max(1),
+            // Every key limited to networks: the benchmark's client (203.0.113.9,
+            // told by the trusted proxy 127.0.0.1) is inside the second one.
+            Some("192.0.2.0/24 203.0.113.0/24 2001:db8::/32"),
+        )
+        .await;
         let manager = registry
             .add_member(&owner.id, "Max", Role::Manager, pass)
             .await
