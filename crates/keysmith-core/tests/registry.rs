@@ -677,9 +677,12 @@ async fn allowed_sources_are_kept_on_roll_and_sealed() {
     }
     assert!(f.registry.verify(rolled.secret.expose()).await.is_ok());
     // Past the trigger: the seal no longer matches, widened or narrowed.
-    raw(&f, "DROP TRIGGER api_keys_sources_fixed")
-        .await
-        .unwrap();
+    let drop = if f.registry.pool().backend() == store::Backend::Postgres {
+        "DROP TRIGGER api_keys_sources_fixed ON api_keys"
+    } else {
+        "DROP TRIGGER api_keys_sources_fixed"
+    };
+    raw(&f, drop).await.unwrap();
     raw(
         &f,
         &format!("UPDATE api_keys SET allowed_sources = '0.0.0.0/0 ::/0' WHERE id = '{id}'"),
