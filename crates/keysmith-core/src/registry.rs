@@ -178,11 +178,7 @@ pub(crate) fn summary_from_row(row: KeyRow, now: i64) -> Result<KeySummary> {
         expires_at: row.expires_at,
         replaced_by: row.replaced_by,
         paused_at: row.paused_at,
-        allowed_sources: row
-            .allowed_sources
-            .as_deref()
-            .map(|list| list.split(' ').map(str::to_owned).collect())
-            .unwrap_or_default(),
+        allowed_sources: crate::sources::stored_networks(row.allowed_sources.as_deref()),
     })
 }
 
@@ -1209,10 +1205,7 @@ fn draw_key(
         paused_at: None,
         allowed_sources: sources.as_deref(),
     });
-    let allowed_sources = sources
-        .as_deref()
-        .map(|list| list.split(' ').map(str::to_owned).collect())
-        .unwrap_or_default();
+    let allowed_sources = crate::sources::stored_networks(sources.as_deref());
     Ok(DrawnKey {
         digest,
         mac,

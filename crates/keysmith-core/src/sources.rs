@@ -112,6 +112,14 @@ impl AllowedSources {
     }
 }
 
+/// The networks of a stored list ([`AllowedSources::stored`]) as text, for summaries:
+/// empty for `None` (anywhere).
+pub fn stored_networks(stored: Option<&str>) -> Vec<String> {
+    stored
+        .map(|list| list.split(' ').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
 /// [`AllowedSources::allows`] over a slice of networks (the verifier's index holds them
 /// without the wrapper).
 pub fn allows(nets: &[IpNet], client: Option<IpAddr>) -> bool {

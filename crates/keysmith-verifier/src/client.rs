@@ -65,21 +65,25 @@ pub fn client_address(
     if !trusted.holds(peer) {
         return Some(peer);
     }
-    let mut entries: Vec<&str> = Vec::new();
-    for value in headers.get_all(X_FORWARDED_FOR) {
-        let text = value.to_str().ok()?;
-        entries.extend(text.split(',').map(str::trim));
-        if entries.len() > MAX_FORWARDED_HOPS {
+    // Two passes over the field lines, no allocation on this per-request path: every line
+    // readable and the chain within bounds, then the walk from the right.
+    let lines = headers.get_all(X_FORWARDED_FOR);
+    let mut hops = 0;
+    for value in &lines {
+        hops += value.to_str().ok()?.split(',').count();
+        if hops > MAX_FORWARDED_HOPS {
             return None;
         }
     }
     let mut last = None;
-    for entry in entries.iter().rev() {
-        let addr = forwarded_address(entry)?;
-        if !trusted.holds(addr) {
-            return Some(addr);
+    for value in lines.iter().rev() {
+        for entry in value.to_str().ok()?.rsplit(',') {
+            let addr = forwarded_address(entry.trim())?;
+            if !trusted.holds(addr) {
+                return Some(addr);
+            }
+            last = Some(addr);
         }
-        last = Some(addr);
     }
     last
 }
