@@ -87,7 +87,8 @@ fn main() {
         let account = store::account_id(registry.pool()).await.unwrap().unwrap();
         let bytes = secrets.get(&format!("pepper/{account}")).unwrap().unwrap();
         let pepper = Pepper::from_bytes(&bytes).unwrap();
-        // Every key carries an allowlist, so each check also matches the client address.
+        // Every key carries an allowlist and a rate limit (high enough never to refuse), so each
+    // check also matches the client address and takes from the key's bucket.
         let kept = testkit::bulk_keys_from(
             registry.pool(),
             &pepper,
@@ -95,6 +96,7 @@ fn main() {
             n,
             100,
             Some(BENCH_SOURCES),
+            Some("1000000/s burst 1000000"),
         )
         .await;
         registry.pool().close().await;

@@ -51,6 +51,8 @@ pub enum Error {
     InvalidDuration(String),
     #[error("{0}")]
     InvalidAddress(String),
+    #[error("{0}")]
+    InvalidRateLimit(String),
     #[error("That API key was already rolled: roll its replacement instead.")]
     AlreadyReplaced,
     #[error("{0}.")]
@@ -135,6 +137,7 @@ impl Error {
             Error::NotPaused => ErrorCode::NotPaused,
             Error::InvalidDuration(_) => ErrorCode::InvalidDuration,
             Error::InvalidAddress(_) => ErrorCode::InvalidAddress,
+            Error::InvalidRateLimit(_) => ErrorCode::InvalidRateLimit,
             Error::AlreadyReplaced => ErrorCode::AlreadyReplaced,
             Error::PepperFile(_) => ErrorCode::PepperFile,
             Error::InvalidPath(_) => ErrorCode::InvalidPath,

@@ -77,6 +77,8 @@ pub struct KeyFields<'a> {
     pub paused_at: Option<i64>,
     /// The stored allowed-source list; `None` for anywhere.
     pub allowed_sources: Option<&'a str>,
+    /// The stored rate limit; `None` for none.
+    pub rate_limit: Option<&'a str>,
 }
 
 impl<'a> From<&'a SealedKeyRow> for KeyFields<'a> {
@@ -91,6 +93,7 @@ impl<'a> From<&'a SealedKeyRow> for KeyFields<'a> {
             replaced_by: k.replaced_by.as_deref(),
             paused_at: k.paused_at,
             allowed_sources: k.allowed_sources.as_deref(),
+            rate_limit: k.rate_limit.as_deref(),
         }
     }
 }
@@ -107,6 +110,7 @@ impl<'a> From<&'a KeyRow> for KeyFields<'a> {
             replaced_by: k.replaced_by.as_deref(),
             paused_at: k.paused_at,
             allowed_sources: k.allowed_sources.as_deref(),
+            rate_limit: k.rate_limit.as_deref(),
         }
     }
 }
@@ -162,7 +166,9 @@ impl RowKey {
     /// seals of keys that were never paused are those of schema version 5, and a pause
     /// lifted outside Keysmith no longer matches); then, only for a key with an allowlist,
     /// the tag `sources` and the list (a tagged pair, so the field count still tells the
-    /// optional fields apart: 9 is paused, 10 is a list, 11 both).
+    /// optional fields apart: 9 is paused, 10 is a list, 11 both); then, only for a key with
+    /// a rate limit, the tag `rate` and the limit (the tags differ, and a pause time is
+    /// digits, so every combination encodes differently).
     pub fn key_mac(&self, k: KeyFields<'_>) -> [u8; 32] {
         let mut mac = keyed(&self.0);
         put(&mut mac, b"key v1");
@@ -181,6 +187,10 @@ impl RowKey {
         if let Some(sources) = k.allowed_sources {
             put(&mut mac, b"sources");
             put(&mut mac, sources.as_bytes());
+        }
+        if let Some(rate) = k.rate_limit {
+            put(&mut mac, b"rate");
+            put(&mut mac, rate.as_bytes());
         }
         mac.finalize().into_bytes().into()
     }

@@ -21,6 +21,7 @@ pub mod scan;
 mod secret_service;
 pub mod secret_store;
 pub mod session;
+pub mod rate;
 pub mod sources;
 pub mod store;
 mod team;

@@ -17,6 +17,7 @@ use crate::integrity::{AuditKey, KeyFields, MemberFields, RowKey};
 use crate::key::ApiKeySecret;
 use crate::permissions::{authorize, permits, Action};
 use crate::secret_store::SecretStore;
+use crate::rate::RateLimit;
 use crate::sources::AllowedSources;
 use crate::store::{self, KeyRow, MemberRow};
 use crate::write::{
@@ -179,6 +180,7 @@ pub(crate) fn summary_from_row(row: KeyRow, now: i64) -> Result<KeySummary> {
         replaced_by: row.replaced_by,
         paused_at: row.paused_at,
         allowed_sources: crate::sources::stored_networks(row.allowed_sources.as_deref()),
+        rate_limit: row.rate_limit,
     })
 }
 
@@ -190,6 +192,8 @@ pub struct KeyLimits {
     pub expires_in_ms: Option<i64>,
     /// Where the key may be used from (`sources.rs`); any address by default.
     pub sources: AllowedSources,
+    /// How often the key may be used (`rate.rs`); no limit by default.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Registry {
@@ -580,13 +584,18 @@ impl Registry {
         authorize(actor.role, Action::GenerateOwnKey)?;
         let now = self.clock.now_ms();
         let expires_at = limits.expires_in_ms.map(|ms| now + ms);
-        let sources = limits.sources.stored();
-        let drawn = draw_key(&tx, &actor.summary(), name, expires_at, sources, now)?;
+        let stored = StoredLimits {
+            expires_at,
+            sources: limits.sources.stored(),
+            rate_limit: limits.rate_limit.map(|r| r.stored()),
+        };
+        let drawn = draw_key(&tx, &actor.summary(), name, stored, now)?;
         let summary = &drawn.generated.summary;
         let target = key_target(name, &summary.start, &summary.id);
         let detail = [
             expires_at.map(|at| format!("expires {} UTC", crate::clock::format_utc(at))),
             (!limits.sources.is_any()).then(|| format!("only from {}", limits.sources)),
+            limits.rate_limit.map(|r| format!("at most {r}")),
         ]
         .into_iter()
         .flatten()
@@ -664,16 +673,13 @@ impl Registry {
             KeyStatus::Paused => return Err(Error::KeyPaused),
             KeyStatus::Active => {}
         }
-        // The replacement keeps what limits the old key: its expiry and its allowlist.
-        let (generated, new_mac) = insert_new_key(
-            &mut tx,
-            &creator,
-            &key.name,
-            key.expires_at,
-            key.allowed_sources.clone(),
-            now,
-        )
-        .await?;
+        // The replacement keeps what limits the old key: its expiry, allowlist and rate limit.
+        let kept = StoredLimits {
+            expires_at: key.expires_at,
+            sources: key.allowed_sources.clone(),
+            rate_limit: key.rate_limit.clone(),
+        };
+        let (generated, new_mac) = insert_new_key(&mut tx, &creator, &key.name, kept, now).await?;
         if !store::mark_rolled(&mut *tx, &key.id, &generated.summary.id, now + grace_ms).await? {
             return Err(Error::AlreadyReplaced);
         }
@@ -1146,13 +1152,23 @@ async fn insert_new_key(
     tx: &mut WriteTx<'_>,
     creator: &MemberSummary,
     name: &str,
-    expires_at: Option<i64>,
-    sources: Option<String>,
+    limits: StoredLimits,
     now: i64,
 ) -> Result<(Generated, [u8; 32])> {
-    let drawn = draw_key(tx, creator, name, expires_at, sources, now)?;
+    let drawn = draw_key(tx, creator, name, limits, now)?;
     store::insert_key(&mut **tx, &drawn.row()).await?;
     Ok((drawn.generated, drawn.mac))
+}
+
+/// What limits a new key, in stored form: what a roll copies to the replacement.
+#[derive(Debug, Clone, Default)]
+struct StoredLimits {
+    /// Unix ms; `None` for never.
+    expires_at: Option<i64>,
+    /// `AllowedSources::stored`.
+    sources: Option<String>,
+    /// `RateLimit::stored`.
+    rate_limit: Option<String>,
 }
 
 /// A key drawn for `creator` with its digest and row MAC, not stored yet.
@@ -1160,8 +1176,7 @@ struct DrawnKey {
     generated: Generated,
     digest: [u8; 32],
     mac: [u8; 32],
-    /// The stored allowlist (`AllowedSources::stored`).
-    sources: Option<String>,
+    limits: StoredLimits,
 }
 
 impl DrawnKey {
@@ -1176,7 +1191,8 @@ impl DrawnKey {
             created_by: &s.created_by.id,
             expires_at: s.expires_at,
             mac: &self.mac,
-            allowed_sources: self.sources.as_deref(),
+            allowed_sources: self.limits.sources.as_deref(),
+            rate_limit: self.limits.rate_limit.as_deref(),
         }
     }
 }
@@ -1186,10 +1202,10 @@ fn draw_key(
     tx: &WriteTx<'_>,
     creator: &MemberSummary,
     name: &str,
-    expires_at: Option<i64>,
-    sources: Option<String>,
+    limits: StoredLimits,
     now: i64,
 ) -> Result<DrawnKey> {
+    let expires_at = limits.expires_at;
     let secret = ApiKeySecret::generate()?;
     let digest = *tx.keys().pepper.digest(&secret).as_bytes();
     let id = uuid::Uuid::now_v7().to_string();
@@ -1203,13 +1219,15 @@ fn draw_key(
         expires_at,
         replaced_by: None,
         paused_at: None,
-        allowed_sources: sources.as_deref(),
+        allowed_sources: limits.sources.as_deref(),
+        rate_limit: limits.rate_limit.as_deref(),
     });
-    let allowed_sources = crate::sources::stored_networks(sources.as_deref());
+    let allowed_sources = crate::sources::stored_networks(limits.sources.as_deref());
+    let rate_limit = limits.rate_limit.clone();
     Ok(DrawnKey {
         digest,
         mac,
-        sources,
+        limits,
         generated: Generated {
             summary: KeySummary {
                 id,
@@ -1223,6 +1241,7 @@ fn draw_key(
                 replaced_by: None,
                 paused_at: None,
                 allowed_sources,
+                rate_limit,
                 status: KeyStatus::Active,
             },
             secret,

@@ -182,11 +182,12 @@ pub async fn bulk_keys(
     n: usize,
     keep_every: usize,
 ) -> Vec<String> {
-    bulk_keys_from(pool, pepper, owner_id, n, keep_every, None).await
+    bulk_keys_from(pool, pepper, owner_id, n, keep_every, None, None).await
 }
 
 /// [`bulk_keys`] whose keys carry the allowlist `sources` (stored form, as
-/// `AllowedSources::stored`), so benchmarks measure the address check too.
+/// `AllowedSources::stored`) and the rate limit `rate_limit` (`RateLimit::stored`), so
+/// benchmarks measure those checks too.
 pub async fn bulk_keys_from(
     pool: &store::Pool,
     pepper: &crate::digest::Pepper,
@@ -194,6 +195,7 @@ pub async fn bulk_keys_from(
     n: usize,
     keep_every: usize,
     sources: Option<&str>,
+    rate_limit: Option<&str>,
 ) -> Vec<String> {
     let now = crate::clock::SystemClock.now_ms();
     let rows = crate::integrity::RowKey::derive(pepper);
@@ -215,6 +217,7 @@ pub async fn bulk_keys_from(
             replaced_by: None,
             paused_at: None,
             allowed_sources: sources,
+            rate_limit,
         });
         store::insert_key(
             &mut tx,
@@ -228,6 +231,7 @@ pub async fn bulk_keys_from(
                 expires_at: None,
                 mac: &mac,
                 allowed_sources: sources,
+                rate_limit,
             },
         )
         .await

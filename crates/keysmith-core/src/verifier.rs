@@ -3,7 +3,8 @@
 //! One function, [`Verifier::check`]: parse (prefix, length, alphabet, checksum) → HMAC-SHA-256
 //! with the pepper → lookup in an in-memory index → status (active, revoked, expired,
 //! paused, unknown) → the key's allowed source networks, if any (`sources.rs`) → the creator's
-//! *current* role → the policy's answer for (method, path).
+//! *current* role → the policy's answer for (method, path) → the key's rate limit, if any
+//! (`rate.rs`; only a request that passed everything else counts against it).
 //!
 //! The index holds every key's digest, so a check costs one HMAC and one hash lookup. It
 //! stays exact without polling: before answering, the verifier reads the header of the
@@ -37,6 +38,7 @@ use crate::digest::{Digester, Pepper};
 use crate::integrity::{KeyFields, MemberFields, RowKey};
 use crate::key::{ApiKeySecret, KeyFormatError};
 use crate::policy::{request_path, PathError, Policy};
+use crate::rate::RateLimit;
 
 /// The original request a key is presented for.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +86,13 @@ pub enum Denial {
     },
     #[error("role {role} of API key {key_id} may not call this endpoint")]
     RoleRefused { key_id: String, role: Role },
+    #[error("API key {key_id} is over its rate limit of {limit}; retry in {} s", retry_after_secs(*.retry_after))]
+    RateLimited {
+        key_id: String,
+        limit: RateLimit,
+        /// How long until the key's next request would be allowed.
+        retry_after: Duration,
+    },
     #[error("bad original request: {0}")]
     BadRequest(PathError),
     #[error("the verifier cannot read the key database")]
@@ -96,8 +105,9 @@ pub enum Denial {
 
 impl Denial {
     /// The HTTP status the forward-auth service answers with: 401 for no usable key, 403 for a
-    /// role the policy refuses or an address the key's allowlist does not hold, 400 for an unreadable original request, 503 when the database
-    /// cannot be read (fail closed).
+    /// role the policy refuses or an address the key's allowlist does not hold, 429 for a key
+    /// over its rate limit (RFC 6585 §4), 400 for an unreadable original request, 503 when
+    /// the database cannot be read (fail closed).
     pub fn http_status(&self) -> u16 {
         match self {
             Denial::MissingKey
@@ -108,6 +118,7 @@ impl Denial {
             | Denial::Paused { .. }
             | Denial::Tampered { .. } => 401,
             Denial::RoleRefused { .. } | Denial::SourceRefused { .. } => 403,
+            Denial::RateLimited { .. } => 429,
             Denial::BadRequest(_) => 400,
             Denial::Unavailable | Denial::RolledBack => 503,
         }
@@ -121,9 +132,54 @@ impl Denial {
             | Denial::Paused { key_id }
             | Denial::Tampered { key_id }
             | Denial::SourceRefused { key_id, .. }
+            | Denial::RateLimited { key_id, .. }
             | Denial::RoleRefused { key_id, .. } => Some(key_id),
             _ => None,
         }
+    }
+
+    /// For a key over its rate limit, the whole seconds to wait before retrying (at least 1,
+    /// rounded up): the value of `Retry-After` (RFC 9110 §10.2.3).
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Denial::RateLimited { retry_after, .. } => Some(retry_after_secs(*retry_after)),
+            _ => None,
+        }
+    }
+}
+
+/// `wait` in whole seconds, rounded up, at least 1.
+fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+/// One key's rate limiter: `governor`'s GCRA state for the key's [`RateLimit`], kept across
+/// index reloads of the same key (a pause and resume does not refill the bucket).
+struct KeyLimiter {
+    limit: RateLimit,
+    limiter: governor::DefaultDirectRateLimiter,
+}
+
+impl KeyLimiter {
+    fn new(limit: RateLimit) -> KeyLimiter {
+        KeyLimiter {
+            limit,
+            limiter: governor::RateLimiter::direct(limit.quota()),
+        }
+    }
+
+    /// Takes one request from the bucket, or says how long until one is there.
+    fn take(&self) -> Result<(), Duration> {
+        self.limiter.check().map_err(|not_until| {
+            not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))
+        })
+    }
+}
+
+impl std::fmt::Debug for KeyLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyLimiter").field("limit", &self.limit).finish_non_exhaustive()
     }
 }
 
@@ -160,6 +216,22 @@ struct Entry {
     expires_at: i64,
     /// The networks the key may be used from; empty for anywhere.
     sources: Box<[ipnet::IpNet]>,
+    /// The key's rate limiter; `None` for no limit.
+    limiter: Option<Arc<KeyLimiter>>,
+}
+
+impl Index {
+    /// Puts `entry` in the index; a key already there with the same rate limit keeps its
+    /// limiter's state (a reload must not hand out a fresh burst).
+    fn put(&mut self, mut entry: Entry) {
+        let slot = prefix(&entry.digest);
+        if let (Some(old), Some(new)) = (self.keys.get(&slot), entry.limiter.as_ref()) {
+            if let Some(kept) = old.limiter.as_ref().filter(|l| l.limit == new.limit) {
+                entry.limiter = Some(Arc::clone(kept));
+            }
+        }
+        self.keys.insert(slot, entry);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -326,7 +398,7 @@ impl FedIndex {
             &self.index,
             &self.row_key,
         )?;
-        self.index.keys.insert(prefix(&entry.digest), entry);
+        self.index.put(entry);
         Ok(())
     }
 }
@@ -400,7 +472,7 @@ impl Verifier {
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let entry = entry_from_row(row, &index, &row_key)?;
-                index.keys.insert(prefix(&entry.digest), entry);
+                index.put(entry);
             }
         }
         Ok(Verifier {
@@ -494,7 +566,7 @@ impl Verifier {
             index.member_ix = next.member_ix;
         }
         for entry in entries {
-            index.keys.insert(prefix(&entry.digest), entry);
+            index.put(entry);
         }
         Ok(())
     }
@@ -608,6 +680,15 @@ impl Verifier {
                 });
             }
         }
+        // Last, so a request refused for another reason does not use up the key's quota. A
+        // status-only check (no target: `keysmith verify`) is not a use of the key.
+        if let (Some(_), Some(limiter)) = (target, entry.limiter.as_ref()) {
+            limiter.take().map_err(|retry_after| Denial::RateLimited {
+                key_id: key_id(),
+                limit: limiter.limit,
+                retry_after,
+            })?;
+        }
         let grant = Grant {
             key_id: key_id(),
             member_id: member.id.clone(),
@@ -697,7 +778,7 @@ impl Verifier {
         index.members = fresh.members;
         index.member_ix = fresh.member_ix;
         for entry in entries {
-            index.keys.insert(prefix(&entry.digest), entry);
+            index.put(entry);
         }
         drop(index);
         if let Some((seq, _)) = changed.last() {
@@ -826,6 +907,7 @@ fn entry_from_row(
     let mac: Option<Vec<u8>> = row.get(7)?;
     let paused_at: Option<i64> = row.get(8)?;
     let allowed_sources: Option<String> = row.get(9)?;
+    let rate_limit: Option<String> = row.get(10)?;
     entry_from_fields(
         KeyFields {
             id: &id,
@@ -837,6 +919,7 @@ fn entry_from_row(
             replaced_by: replaced_by.as_deref(),
             paused_at,
             allowed_sources: allowed_sources.as_deref(),
+            rate_limit: rate_limit.as_deref(),
         },
         mac.as_deref(),
         index,
@@ -867,7 +950,8 @@ fn entry_from_fields(
     // A list that does not read back is Keysmith's own only if the row is changed outside
     // it (the MAC covers the text): refuse the key either way.
     let sources = crate::sources::AllowedSources::from_stored(k.allowed_sources);
-    let sealed = rows.key_ok(k, mac) && sources.is_ok();
+    let rate_limit = RateLimit::from_stored(k.rate_limit);
+    let sealed = rows.key_ok(k, mac) && sources.is_ok() && rate_limit.is_ok();
     if !sealed {
         tracing::error!(key = %id, "a key row was changed outside Keysmith; it is refused");
     }
@@ -882,5 +966,9 @@ fn entry_from_fields(
         sources: sources
             .map(|s| s.networks().to_vec().into_boxed_slice())
             .unwrap_or_default(),
+        limiter: rate_limit
+            .ok()
+            .flatten()
+            .map(|limit| Arc::new(KeyLimiter::new(limit))),
     })
 }

@@ -189,6 +189,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::RemoveConfirmationMismatch
         | C::InvalidDuration
         | C::InvalidAddress
+        | C::InvalidRateLimit
         | C::InvalidTarget
         | C::InvalidPath
         | C::MalformedRequest => StatusCode::UNPROCESSABLE_ENTITY,

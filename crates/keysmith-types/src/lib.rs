@@ -69,6 +69,8 @@ pub enum ErrorCode {
     InvalidDuration,
     /// An allowed source address or network (CIDR) is malformed, or the list is too long.
     InvalidAddress,
+    /// A rate limit is malformed, zero or too large.
+    InvalidRateLimit,
     /// The key was already rolled: roll its replacement instead.
     AlreadyReplaced,
     /// A pepper file cannot be used (missing, wrong mode, wrong content).
@@ -223,6 +225,10 @@ pub struct KeySummary {
     /// life; a roll keeps them.
     #[serde(default)]
     pub allowed_sources: Vec<String>,
+    /// The key's rate limit, canonical (`10/s burst 20`, `600/min burst 600`); `None` for no
+    /// limit. Fixed for the key's life; a roll keeps it.
+    #[serde(default)]
+    pub rate_limit: Option<String>,
     pub status: KeyStatus,
 }
 
@@ -366,6 +372,11 @@ pub struct GenerateKeyRequest {
     /// empty for anywhere.
     #[serde(default)]
     pub allowed_sources: Vec<String>,
+    /// A rate limit the verifier enforces, such as `10/s`, `600/min burst 50` or
+    /// `5 per second` (1 to 1,000,000 requests per second or minute; the burst defaults to
+    /// one period's worth); `None` or empty for no limit.
+    #[serde(default)]
+    pub rate_limit: Option<String>,
 }
 
 /// Roll a key: generate its replacement (shown once) and let the old key keep working for
@@ -682,6 +693,7 @@ mod tests {
             replaced_by: None,
             paused_at: None,
             allowed_sources: Vec::new(),
+            rate_limit: None,
             status,
         }
     }
