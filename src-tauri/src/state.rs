@@ -598,11 +598,7 @@ impl AppState {
     /// the server did not confirm as stored is never shown.
     pub async fn generate_key(&self, req: GenerateKeyRequest) -> Result<KeyReveal, IpcError> {
         let team = self.team().await?;
-        let expires_in_ms = req.expires_in_secs.map(secs_to_ms).transpose()?;
-        let reveal = self.checked(
-            team.generate_key(&req.name, expires_in_ms, &req.allowed_sources)
-                .await,
-        )?;
+        let reveal = self.checked(team.generate_key(&req).await)?;
         Ok(self.start_reveal(reveal))
     }
 
@@ -810,6 +806,7 @@ mod tests {
             name: "x".into(),
             expires_in_secs: None,
             allowed_sources: Vec::new(),
+            rate_limit: None,
         };
         assert_eq!(
             s.generate_key(req).await.unwrap_err().code,
@@ -852,6 +849,7 @@ mod tests {
                 name: "CRM".into(),
                 expires_in_secs: None,
                 allowed_sources: Vec::new(),
+                rate_limit: None,
             })
             .await
             .unwrap();
@@ -869,6 +867,7 @@ mod tests {
                 name: "ERP".into(),
                 expires_in_secs: None,
                 allowed_sources: Vec::new(),
+                rate_limit: None,
             })
             .await
             .unwrap();
@@ -893,6 +892,7 @@ mod tests {
                     name: "CI".into(),
                     expires_in_secs: None,
                     allowed_sources: vec![typed.into()],
+                    rate_limit: None,
                 })
                 .await
                 .unwrap_err();
@@ -906,6 +906,7 @@ mod tests {
                 name: "CI".into(),
                 expires_in_secs: None,
                 allowed_sources: vec!["203.0.113.0/24,  2001:DB8::/32 ".into()],
+                rate_limit: None,
             })
             .await
             .unwrap();
@@ -937,6 +938,7 @@ mod tests {
                     name: format!("CRM {copied_since}"),
                     expires_in_secs: None,
                     allowed_sources: Vec::new(),
+                    rate_limit: None,
                 })
                 .await
                 .unwrap();
@@ -970,6 +972,7 @@ mod tests {
                 name: "CRM".into(),
                 expires_in_secs: None,
                 allowed_sources: Vec::new(),
+                rate_limit: None,
             })
             .await
             .unwrap();
@@ -1018,6 +1021,7 @@ mod tests {
                         name: name.into(),
                         expires_in_secs: None,
                         allowed_sources: Vec::new(),
+                        rate_limit: None,
                     })
                     .await,
             )
@@ -1201,6 +1205,7 @@ mod tests {
                 name: "Billing".into(),
                 expires_in_secs: None,
                 allowed_sources: Vec::new(),
+                rate_limit: None,
             })
             .await
             .unwrap();

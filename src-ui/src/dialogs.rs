@@ -68,12 +68,16 @@ pub fn CreateKeyDialog(
     let expiry = RwSignal::new(String::new());
     // Allowed source addresses or networks, as typed ("" = anywhere).
     let sources = RwSignal::new(String::new());
+    // The rate limit, as typed ("" = none).
+    let rate = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
-    // A refusal of the address list, shown under that field.
+    // Refusals of the address list and of the rate limit, each shown under its field.
     let sources_error = RwSignal::new(None::<String>);
+    let rate_error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let input = NodeRef::<html::Input>::new();
     let sources_input = NodeRef::<html::Input>::new();
+    let rate_input = NodeRef::<html::Input>::new();
     focus_on_mount(input);
 
     let submit = move |ev: SubmitEvent| {
@@ -91,6 +95,8 @@ pub fn CreateKeyDialog(
                 .map(|days| days * 86_400),
             // The backend splits on commas and whitespace and checks every entry.
             allowed_sources: vec![sources.get_untracked()],
+            // The backend parses and checks it; empty is no limit.
+            rate_limit: Some(rate.get_untracked()),
         };
         spawn_local(async move {
             let result = ipc::generate_key(&req).await;
@@ -100,6 +106,12 @@ pub fn CreateKeyDialog(
                 Err(e) if e.code == ErrorCode::InvalidAddress => {
                     sources_error.set(Some(e.message));
                     if let Some(el) = sources_input.get_untracked() {
+                        let _ = el.focus();
+                    }
+                }
+                Err(e) if e.code == ErrorCode::InvalidRateLimit => {
+                    rate_error.set(Some(e.message));
+                    if let Some(el) = rate_input.get_untracked() {
                         let _ = el.focus();
                     }
                 }
@@ -166,6 +178,26 @@ pub fn CreateKeyDialog(
                 <Show when=move || sources_error.get().is_some()>
                     <p class="error" role="alert" id="key-sources-error">{move || sources_error.get()}</p>
                 </Show>
+                <label for="key-rate">"Rate limit " <span class="optional">"(optional)"</span></label>
+                <input
+                    id="key-rate"
+                    type="text"
+                    autocomplete="off"
+                    spellcheck="false"
+                    placeholder="e.g. 10/s or 600/min burst 50"
+                    node_ref=rate_input
+                    bind:value=rate
+                    on:input=move |_| rate_error.set(None)
+                    aria-describedby="key-rate-hint"
+                    aria-invalid=move || rate_error.get().is_some().to_string()
+                />
+                <p class="hint" id="key-rate-hint">
+                    "Requests per second (/s) or minute (/min); a burst allows that many at once. "
+                    "Beyond it the verifier answers 429 Too Many Requests. Empty: no limit. Fixed for the key's life."
+                </p>
+                <Show when=move || rate_error.get().is_some()>
+                    <p class="error" role="alert" id="key-rate-error">{move || rate_error.get()}</p>
+                </Show>
                 <div class="buttons">
                     <button type="button" class="secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
                     <button type="submit" class="primary" id="generate-key" disabled=move || busy.get()>
@@ -182,6 +214,7 @@ pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) ->
     let key_id = StoredValue::new(reveal.key.id.clone());
     let key_name = reveal.key.name.clone();
     let sources = reveal.key.allowed_sources.join(", ");
+    let rate_limit = reveal.key.rate_limit.clone();
     let copied = RwSignal::new(false);
     let copy_note = RwSignal::new(None::<String>);
     let error = RwSignal::new(None::<String>);
@@ -260,6 +293,11 @@ pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) ->
             {(!sources.is_empty()).then(|| view! {
                 <p class="muted" id="reveal-sources">
                     "Works only from "<span class="sources">{sources}</span>
+                </p>
+            })}
+            {rate_limit.map(|limit| view! {
+                <p class="muted" id="reveal-rate">
+                    "Rate limit: "<span class="rate">{limit}</span>
                 </p>
             })}
             <code class="secret" id="revealed-key" aria-label="The new API key">{secret}</code>

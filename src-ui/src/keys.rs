@@ -348,6 +348,11 @@ fn KeyRow(
                         </span>
                     }
                 })}
+                {key.rate_limit.clone().map(|limit| view! {
+                    <span class="rate" title="Requests beyond this rate are refused with 429 Too Many Requests">
+                        {format!("Rate limit {limit}")}
+                    </span>
+                })}
                 {expiring}
                 {idle}
             </td>

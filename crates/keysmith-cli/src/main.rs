@@ -16,7 +16,9 @@ use keysmith_core::digest::Pepper;
 use keysmith_core::policy::Policy;
 use keysmith_core::verifier::Verifier;
 use keysmith_core::{Error, OsKeyring, Registry};
-use keysmith_types::{AuditFilter, ErrorCode, IpcError, KeyReveal, KeyStatus, KeySummary, Role};
+use keysmith_types::{
+    AuditFilter, ErrorCode, GenerateKeyRequest, IpcError, KeyReveal, KeyStatus, KeySummary, Role,
+};
 use zeroize::Zeroizing;
 
 /// Freed heap blocks are wiped (1Password's zeroizing-alloc): the keys this process prints or
@@ -220,6 +222,12 @@ enum KeysCommand {
         /// separate with commas; at most 32). Fixed for the key's life. Default: anywhere.
         #[arg(long, value_name = "CIDR")]
         allow_from: Vec<String>,
+        /// Refuse the key's requests beyond this rate, with 429 and Retry-After (`10/s`,
+        /// `600/min`, `10/s burst 20`; 1 to 1000000 per second or minute; the burst defaults
+        /// to one period's worth). Each verifier counts on its own. Fixed for the key's life.
+        /// Default: no limit.
+        #[arg(long, value_name = "RATE")]
+        rate_limit: Option<String>,
     },
     /// Replace a key: standard output gets the new key alone, this once; the old key keeps
     /// working for the grace period, then fails as expired.
@@ -650,8 +658,15 @@ async fn team_command(team: &Team, command: Command) -> Result<(), Failure> {
                 name,
                 expires_in,
                 allow_from,
+                rate_limit,
             } => {
-                let generated = team.generate_key(&name, expires_in, &allow_from).await?;
+                let request = GenerateKeyRequest {
+                    name,
+                    expires_in_secs: expires_in.map(|ms| ms / 1000),
+                    allowed_sources: allow_from,
+                    rate_limit,
+                };
+                let generated = team.generate_key(&request).await?;
                 print_once(&generated)?;
                 let expiry = generated.key.expires_at.map_or_else(String::new, |at| {
                     format!(" It expires {} UTC.", keysmith_core::clock::format_utc(at))
@@ -664,8 +679,13 @@ async fn team_command(team: &Team, command: Command) -> Result<(), Failure> {
                         generated.key.allowed_sources.join(", ")
                     )
                 };
+                let limit = generated
+                    .key
+                    .rate_limit
+                    .as_ref()
+                    .map_or_else(String::new, |r| format!(" It is limited to {r}."));
                 eprintln!(
-                    "Generated \"{}\" (id {}).{expiry}{from} This is the only time the key is shown: store it now.",
+                    "Generated \"{}\" (id {}).{expiry}{from}{limit} This is the only time the key is shown: store it now.",
                     generated.key.name, generated.key.id
                 );
             }
@@ -1127,7 +1147,7 @@ fn print_table(keys: &[KeySummary]) {
         return;
     }
     out!(
-        "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<26}  FROM",
+        "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<26}  {:<24}  FROM",
         "ID",
         "NAME",
         "KEY",
@@ -1135,7 +1155,8 @@ fn print_table(keys: &[KeySummary]) {
         "CREATED BY",
         "CREATED",
         "LAST USED",
-        "EXPIRES"
+        "EXPIRES",
+        "RATE LIMIT"
     );
     for k in keys {
         let status = status_word(k);
@@ -1149,7 +1170,7 @@ fn print_table(keys: &[KeySummary]) {
             k.allowed_sources.join(",")
         };
         out!(
-            "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<26}  {from}",
+            "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<26}  {:<24}  {from}",
             k.id,
             truncate(&k.name, 24),
             format!("{}…", k.start),
@@ -1158,6 +1179,7 @@ fn print_table(keys: &[KeySummary]) {
             format_time(Some(k.created_at)),
             format_time(k.last_used_at),
             expires,
+            k.rate_limit.as_deref().unwrap_or("none"),
         );
     }
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use keysmith_core::Registry;
 use keysmith_types::{
-    AuditFilter, AuditReport, ErrorCode, IpcError, KeyReveal, KeySummary, MemberListing,
-    MemberSummary, Role, ServerInfo, SessionTokenText, SignInResponse, API_VERSION,
+    AuditFilter, AuditReport, ErrorCode, GenerateKeyRequest, IpcError, KeyReveal, KeySummary,
+    MemberListing, MemberSummary, Role, ServerInfo, SessionTokenText, SignInResponse, API_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -413,45 +413,31 @@ impl Team {
         }
     }
 
-    /// Generates a key (shown once), expiring after `expires_in_ms` when given, usable only
-    /// from `allowed_sources` (addresses or CIDR networks) when any are given.
+    /// Generates a key (shown once) with the request's limits: lifetime, allowed addresses,
+    /// rate limit.
     ///
     /// # Errors
-    /// The registry's or server's error; `invalid_address` for a malformed allowlist.
-    pub async fn generate_key(
-        &self,
-        name: &str,
-        expires_in_ms: Option<i64>,
-        allowed_sources: &[String],
-    ) -> Result<KeyReveal, IpcError> {
+    /// The registry's or server's error; `invalid_duration`, `invalid_address` or
+    /// `invalid_rate_limit` naming a malformed limit.
+    pub async fn generate_key(&self, req: &GenerateKeyRequest) -> Result<KeyReveal, IpcError> {
         match self {
             Team::Local {
                 registry,
                 member_id,
             } => {
-                let limits = keysmith_core::KeyLimits {
-                    expires_in_ms,
-                    sources: keysmith_core::sources::AllowedSources::parse(allowed_sources)
-                        .map_err(core)?,
-                };
+                let limits = keysmith_core::KeyLimits::from_request(req).map_err(core)?;
                 registry
-                    .generate_key_limited(member_id, name, &limits)
+                    .generate_key_limited(member_id, &req.name, &limits)
                     .await
                     .map(|g| g.reveal())
                     .map_err(core)
             }
             Team::Remote(r) => {
-                let secs = expires_in_ms.map(|ms| ms / 1000);
-                r.call(
-                    reqwest::Method::POST,
-                    "/v1/keys",
-                    Some(json!({
-                        "name": name,
-                        "expires_in_secs": secs,
-                        "allowed_sources": allowed_sources,
-                    })),
-                )
-                .await
+                let body = serde_json::to_value(req).map_err(|e| IpcError {
+                    code: ErrorCode::Internal,
+                    message: format!("could not encode the request: {e}"),
+                })?;
+                r.call(reqwest::Method::POST, "/v1/keys", Some(body)).await
             }
         }
     }

@@ -88,7 +88,7 @@ fn main() {
         let bytes = secrets.get(&format!("pepper/{account}")).unwrap().unwrap();
         let pepper = Pepper::from_bytes(&bytes).unwrap();
         // Every key carries an allowlist and a rate limit (high enough never to refuse), so each
-    // check also matches the client address and takes from the key's bucket.
+        // check also matches the client address and takes from the key's bucket.
         let kept = testkit::bulk_keys_from(
             registry.pool(),
             &pepper,

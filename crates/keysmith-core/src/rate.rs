@@ -75,7 +75,9 @@ impl RateLimit {
             return Err(bad("a rate limit holds no control characters"));
         }
         if text.len() > MAX_TEXT_LEN {
-            return Err(bad("too long for a rate limit such as 10/s or 600/min burst 50"));
+            return Err(bad(
+                "too long for a rate limit such as 10/s or 600/min burst 50",
+            ));
         }
         let lower = text.to_ascii_lowercase();
         let (rate, burst) = match lower.split_once("burst") {
@@ -85,8 +87,11 @@ impl RateLimit {
         let (count, unit) = rate
             .split_once('/')
             .or_else(|| rate.split_once(" per "))
-            .ok_or_else(|| bad("write it as requests per second or minute, such as 10/s or 600/min"))?;
-        let requests = number(count.trim()).map_err(|why| bad(&format!("the number of requests {why}")))?;
+            .ok_or_else(|| {
+                bad("write it as requests per second or minute, such as 10/s or 600/min")
+            })?;
+        let requests =
+            number(count.trim()).map_err(|why| bad(&format!("the number of requests {why}")))?;
         let per = match unit.trim() {
             "s" | "sec" | "second" => Per::Second,
             "m" | "min" | "minute" => Per::Minute,
@@ -96,7 +101,11 @@ impl RateLimit {
             None => requests,
             Some(b) => number(b).map_err(|why| bad(&format!("the burst {why}")))?,
         };
-        Ok(Some(RateLimit { requests, per, burst }))
+        Ok(Some(RateLimit {
+            requests,
+            per,
+            burst,
+        }))
     }
 
     /// A limit from its parts.
@@ -158,7 +167,13 @@ impl RateLimit {
 impl fmt::Display for RateLimit {
     /// The canonical form, also the stored one: `10/s burst 20`, `600/min burst 600`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{} burst {}", self.requests, self.per.unit(), self.burst)
+        write!(
+            f,
+            "{}/{} burst {}",
+            self.requests,
+            self.per.unit(),
+            self.burst
+        )
     }
 }
 
@@ -167,10 +182,14 @@ fn number(text: &str) -> std::result::Result<NonZeroU32, String> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err("must be a whole number".into());
     }
-    let n: u64 = text
-        .trim_start_matches('0')
-        .parse()
-        .unwrap_or(if text.bytes().all(|b| b == b'0') { 0 } else { u64::MAX });
+    let n: u64 =
+        text.trim_start_matches('0')
+            .parse()
+            .unwrap_or(if text.bytes().all(|b| b == b'0') {
+                0
+            } else {
+                u64::MAX
+            });
     if n == 0 {
         return Err(
             "must be at least 1 (a limit of zero would refuse every request: pause or revoke the key instead)".into(),
@@ -236,9 +255,17 @@ mod tests {
         let table = [
             ("0/s", "\"0/s\"", "at least 1"),
             ("000/min", "\"000/min\"", "at least 1"),
-            ("10/s burst 0", "\"10/s burst 0\"", "burst must be at least 1"),
+            (
+                "10/s burst 0",
+                "\"10/s burst 0\"",
+                "burst must be at least 1",
+            ),
             ("1000001/s", "\"1000001/s\"", "at most 1000000"),
-            ("99999999999999999999/s", "\"99999999999999999999/s\"", "at most"),
+            (
+                "99999999999999999999/s",
+                "\"99999999999999999999/s\"",
+                "at most",
+            ),
             ("10/s burst 1000001", "burst 1000001", "at most"),
             ("-1/s", "\"-1/s\"", "whole number"),
             ("+5/s", "\"+5/s\"", "whole number"),
@@ -252,8 +279,16 @@ mod tests {
             ("10/", "\"10/\"", "second (/s) or a minute (/min)"),
             ("10", "\"10\"", "such as 10/s"),
             ("fast", "\"fast\"", "such as 10/s"),
-            ("10/s burst", "\"10/s burst\"", "burst must be a whole number"),
-            ("10/s burst 5 please", "please", "burst must be a whole number"),
+            (
+                "10/s burst",
+                "\"10/s burst\"",
+                "burst must be a whole number",
+            ),
+            (
+                "10/s burst 5 please",
+                "please",
+                "burst must be a whole number",
+            ),
             ("10/s/s", "\"10/s/s\"", "second (/s) or a minute (/min)"),
             ("10/s\u{0}", "\\0", "control characters"),
             ("10\n/s", "\\n", "control characters"),
@@ -291,10 +326,16 @@ mod tests {
         assert_eq!(quota.replenish_interval(), Duration::from_millis(100));
         assert_eq!(quota.burst_size().get(), 20);
         let limit = RateLimit::new(600, Per::Minute, 1).unwrap();
-        assert_eq!(limit.quota().replenish_interval(), Duration::from_millis(100));
+        assert_eq!(
+            limit.quota().replenish_interval(),
+            Duration::from_millis(100)
+        );
         assert_eq!(limit.quota().burst_size().get(), 1);
         let fastest = RateLimit::new(MAX_RATE, Per::Second, MAX_RATE).unwrap();
-        assert_eq!(fastest.quota().replenish_interval(), Duration::from_micros(1));
+        assert_eq!(
+            fastest.quota().replenish_interval(),
+            Duration::from_micros(1)
+        );
         assert!(RateLimit::new(0, Per::Second, 1).is_err());
         assert!(RateLimit::new(1, Per::Second, 0).is_err());
     }

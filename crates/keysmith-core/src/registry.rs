@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::integrity::{AuditKey, KeyFields, MemberFields, RowKey};
 use crate::key::ApiKeySecret;
 use crate::permissions::{authorize, permits, Action};
-use crate::secret_store::SecretStore;
 use crate::rate::RateLimit;
+use crate::secret_store::SecretStore;
 use crate::sources::AllowedSources;
 use crate::store::{self, KeyRow, MemberRow};
 use crate::write::{
@@ -194,6 +194,30 @@ pub struct KeyLimits {
     pub sources: AllowedSources,
     /// How often the key may be used (`rate.rs`); no limit by default.
     pub rate_limit: Option<RateLimit>,
+}
+
+impl KeyLimits {
+    /// The limits a generate request asks for (`POST /v1/keys`, the app's dialog, `keys
+    /// create`), checked.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDuration`] for a lifetime out of range, [`Error::InvalidAddress`] for
+    /// a malformed allowlist, [`Error::InvalidRateLimit`] for a malformed, zero or too large
+    /// rate limit; each names the bad value.
+    pub fn from_request(req: &keysmith_types::GenerateKeyRequest) -> Result<KeyLimits> {
+        let expires_in_ms = req.expires_in_secs.map(validate::secs_to_ms).transpose()?;
+        if let Some(ms) = expires_in_ms {
+            validate::lifetime_ms(ms)?;
+        }
+        Ok(KeyLimits {
+            expires_in_ms,
+            sources: AllowedSources::parse(&req.allowed_sources)?,
+            rate_limit: match req.rate_limit.as_deref() {
+                Some(text) => RateLimit::parse(text)?,
+                None => None,
+            },
+        })
+    }
 }
 
 impl Registry {

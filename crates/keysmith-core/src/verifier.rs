@@ -172,14 +172,18 @@ impl KeyLimiter {
     /// Takes one request from the bucket, or says how long until one is there.
     fn take(&self) -> Result<(), Duration> {
         self.limiter.check().map_err(|not_until| {
-            not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))
+            not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ))
         })
     }
 }
 
 impl std::fmt::Debug for KeyLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyLimiter").field("limit", &self.limit).finish_non_exhaustive()
+        f.debug_struct("KeyLimiter")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
     }
 }
 

@@ -622,6 +622,7 @@ async fn allowed_sources_are_kept_on_roll_and_sealed() {
     let limits = KeyLimits {
         expires_in_ms: None,
         sources: AllowedSources::parse(&["2001:DB8::/32, 203.0.113.0/24", "198.51.100.7"]).unwrap(),
+        rate_limit: None,
     };
     let g = f
         .registry
@@ -699,6 +700,143 @@ async fn allowed_sources_are_kept_on_roll_and_sealed() {
     .await
     .unwrap();
     for secret in [&rolled.secret, &open.secret] {
+        let err = f.registry.verify(secret.expose()).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::StoreTampered);
+    }
+}
+
+/// A key's rate limit: canonical in the summary, the reveal and the list, kept by a roll, in
+/// the audit entry, fixed by the schema, and sealed: a limit raised or removed outside
+/// Keysmith (trigger dropped) is refused as a changed row. A bad limit changes nothing.
+#[tokio::test]
+async fn rate_limits_are_kept_on_roll_and_sealed() {
+    use keysmith_core::rate::RateLimit;
+    use keysmith_core::KeyLimits;
+    use keysmith_types::GenerateKeyRequest;
+
+    let f = fixture().await;
+    let o = owner(&f).await;
+    // Bad limits from a request: each names the value, and no key or entry is written.
+    let before_keys = f.registry.list_keys(&o).await.unwrap().len();
+    let before_log = f
+        .registry
+        .audit_entries(&o, &keysmith_types::AuditFilter::default())
+        .await
+        .unwrap()
+        .len();
+    for (bad, named) in [
+        ("0/s", "\"0/s\""),
+        ("10/s burst 0", "\"10/s burst 0\""),
+        ("10/hour", "\"10/hour\""),
+        ("2000000/s", "\"2000000/s\""),
+        ("lots", "\"lots\""),
+    ] {
+        let req = GenerateKeyRequest {
+            name: "limited".into(),
+            rate_limit: Some(bad.into()),
+            ..Default::default()
+        };
+        let err = KeyLimits::from_request(&req).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidRateLimit, "{bad}");
+        assert!(err.to_string().contains(named), "{bad}: {err}");
+    }
+    assert_eq!(f.registry.list_keys(&o).await.unwrap().len(), before_keys);
+    assert_eq!(
+        f.registry
+            .audit_entries(&o, &keysmith_types::AuditFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        before_log
+    );
+
+    let req = GenerateKeyRequest {
+        name: "metered".into(),
+        rate_limit: Some(" 600 per minute, BURST 50 ".into()),
+        ..Default::default()
+    };
+    let limits = KeyLimits::from_request(&req).unwrap();
+    assert_eq!(
+        limits.rate_limit,
+        RateLimit::parse("600/min burst 50").unwrap()
+    );
+    let g = f
+        .registry
+        .generate_key_limited(&o, "metered", &limits)
+        .await
+        .unwrap();
+    let want = Some("600/min burst 50".to_owned());
+    assert_eq!(g.summary.rate_limit, want);
+    assert_eq!(g.reveal().key.rate_limit, want);
+    let open = f.registry.generate_key(&o, "unmetered").await.unwrap();
+    assert_eq!(open.summary.rate_limit, None);
+    let rolled = f.registry.roll_key(&o, &g.summary.id, 0).await.unwrap();
+    assert_eq!(rolled.summary.rate_limit, want, "a roll keeps the limit");
+    let list = f.registry.list_keys(&o).await.unwrap();
+    for id in [&g.summary.id, &rolled.summary.id] {
+        assert_eq!(list.iter().find(|k| &k.id == id).unwrap().rate_limit, want);
+    }
+    assert_eq!(
+        list.iter()
+            .find(|k| k.id == open.summary.id)
+            .unwrap()
+            .rate_limit,
+        None
+    );
+    let log = f
+        .registry
+        .audit_entries(&o, &keysmith_types::AuditFilter::default())
+        .await
+        .unwrap();
+    assert!(
+        log.iter()
+            .any(|e| e.detail.contains("at most 600/min burst 50")),
+        "{log:?}"
+    );
+
+    // Fixed for the key's life.
+    let id = &rolled.summary.id;
+    for sql in [
+        format!("UPDATE api_keys SET rate_limit = NULL WHERE id = '{id}'"),
+        format!("UPDATE api_keys SET rate_limit = '1000000/s burst 1000000' WHERE id = '{id}'"),
+        format!(
+            "UPDATE api_keys SET rate_limit = '1/min burst 1' WHERE id = '{}'",
+            open.summary.id
+        ),
+    ] {
+        let err = raw(&f, &sql).await.unwrap_err();
+        assert!(
+            err.contains("rate limit is fixed for its life"),
+            "{sql}: {err}"
+        );
+    }
+    assert!(f.registry.verify(rolled.secret.expose()).await.is_ok());
+    // Past the trigger: raised, removed or added, the seal no longer matches.
+    let drop = if f.registry.pool().backend() == store::Backend::Postgres {
+        "DROP TRIGGER api_keys_rate_limit_fixed ON api_keys"
+    } else {
+        "DROP TRIGGER api_keys_rate_limit_fixed"
+    };
+    raw(&f, drop).await.unwrap();
+    let g2 = f
+        .registry
+        .generate_key_limited(&o, "metered too", &limits)
+        .await
+        .unwrap();
+    for sql in [
+        format!("UPDATE api_keys SET rate_limit = '1000000/s burst 1000000' WHERE id = '{id}'"),
+        format!(
+            "UPDATE api_keys SET rate_limit = NULL WHERE id = '{}'",
+            g2.summary.id
+        ),
+        format!(
+            "UPDATE api_keys SET rate_limit = '600/min burst 50' WHERE id = '{}'",
+            open.summary.id
+        ),
+    ] {
+        raw(&f, &sql).await.unwrap();
+    }
+    for secret in [&rolled.secret, &g2.secret, &open.secret] {
         let err = f.registry.verify(secret.expose()).await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::StoreTampered);
     }

@@ -691,3 +691,117 @@ async fn source_networks_limit_where_a_key_works() {
     assert!(check(&open, None).is_ok());
     assert!(check(&open, Some("198.51.100.1")).is_ok());
 }
+
+/// A rate-limited key: its burst is allowed at once, the next request is refused (429, naming
+/// the key id and the limit, with a wait of at most one period); only requests that passed
+/// every other check count (a refused role, a paused key and a status-only check take
+/// nothing); a pause and resume does not refill the bucket; other keys and the replacement
+/// after a roll have buckets of their own, with the same limit. The limit is one request a
+/// minute, so nothing is replenished while the test runs.
+#[tokio::test]
+async fn a_rate_limit_refuses_requests_beyond_the_burst() {
+    use keysmith_core::rate::RateLimit;
+    use keysmith_core::KeyLimits;
+    use std::time::Duration;
+
+    let f = fixture().await;
+    let manager = f.team.get(Role::Manager, false).id.clone();
+    let limit = RateLimit::parse("1/min burst 3").unwrap().unwrap();
+    let limits = KeyLimits {
+        rate_limit: Some(limit),
+        ..KeyLimits::default()
+    };
+    let generate = |name: &'static str| {
+        let limits = limits.clone();
+        let manager = manager.clone();
+        let registry = &f.registry;
+        async move {
+            registry
+                .generate_key_limited(&manager, name, &limits)
+                .await
+                .unwrap()
+        }
+    };
+    let g = generate("metered").await;
+    let other = generate("metered too").await;
+    let id = g.summary.id.clone();
+    let key = g.secret.expose();
+    let read = get("/v1/reports/7");
+    let delete = Some(Target {
+        method: "DELETE",
+        uri: "/v1/reports/7",
+        client: None,
+    });
+    // Refusals for other reasons and status-only checks take nothing from the bucket.
+    for _ in 0..5 {
+        assert!(matches!(
+            f.verifier.check(Some(key), delete),
+            Err(Denial::RoleRefused { .. })
+        ));
+        assert!(f.verifier.check(Some(key), None).is_ok());
+    }
+    f.registry.pause_key(&manager, &id).await.unwrap();
+    for _ in 0..5 {
+        assert!(matches!(
+            f.verifier.check(Some(key), read),
+            Err(Denial::Paused { .. })
+        ));
+    }
+    f.registry.resume_key(&manager, &id).await.unwrap();
+    for i in 0..3 {
+        assert!(f.verifier.check(Some(key), read).is_ok(), "request {i}");
+    }
+    let refused = f.verifier.check(Some(key), read).unwrap_err();
+    let Denial::RateLimited {
+        key_id,
+        limit: shown,
+        retry_after,
+    } = &refused
+    else {
+        panic!("{refused:?}");
+    };
+    assert_eq!(key_id, &id);
+    assert_eq!(shown, &limit);
+    assert!(
+        *retry_after > Duration::ZERO && *retry_after <= Duration::from_secs(60),
+        "{retry_after:?}"
+    );
+    assert_eq!(refused.http_status(), 429);
+    let secs = refused.retry_after_secs().unwrap();
+    assert!((1..=60).contains(&secs), "{secs}");
+    assert_eq!(
+        refused.to_string(),
+        format!("API key {id} is over its rate limit of 1/min burst 3; retry in {secs} s")
+    );
+    assert_eq!(refused.key_id(), Some(id.as_str()));
+    // A pause and resume reloads the key, but does not hand out a fresh burst.
+    f.registry.pause_key(&manager, &id).await.unwrap();
+    f.registry.resume_key(&manager, &id).await.unwrap();
+    assert!(matches!(
+        f.verifier.check(Some(key), read),
+        Err(Denial::RateLimited { .. })
+    ));
+    // Another key with the same limit has its own bucket; so does the replacement.
+    for _ in 0..3 {
+        assert!(f.verifier.check(Some(other.secret.expose()), read).is_ok());
+    }
+    let next = f.registry.roll_key(&manager, &id, 60_000).await.unwrap();
+    assert_eq!(next.summary.rate_limit.as_deref(), Some("1/min burst 3"));
+    for _ in 0..3 {
+        assert!(f.verifier.check(Some(next.secret.expose()), read).is_ok());
+    }
+    assert!(matches!(
+        f.verifier.check(Some(next.secret.expose()), read),
+        Err(Denial::RateLimited { .. })
+    ));
+    // The old key, still in its grace period, is still over its own limit.
+    assert!(matches!(
+        f.verifier.check(Some(key), read),
+        Err(Denial::RateLimited { .. })
+    ));
+    // A key without a limit is never rate-limited.
+    let (open, _) = key_of(&f, Role::Manager).await;
+    for _ in 0..50 {
+        assert!(f.verifier.check(Some(&open), read).is_ok());
+    }
+}

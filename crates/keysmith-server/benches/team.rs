@@ -152,9 +152,12 @@ async fn creation(db: &TestDb, registry: &Registry, team: &testkit::Team) {
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while Instant::now() < until {
-                team.generate_key(&format!("bench {c} {n}"), None, &[])
-                    .await
-                    .unwrap();
+                team.generate_key(&keysmith_types::GenerateKeyRequest {
+                    name: format!("bench {c} {n}"),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
                 n += 1;
             }
             n

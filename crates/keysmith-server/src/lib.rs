@@ -432,14 +432,7 @@ async fn generate_key(
     Signed(m): Signed,
     Body(req): Body<GenerateKeyRequest>,
 ) -> Result<(StatusCode, axum::Json<KeyReveal>), ApiError> {
-    let expires_in_ms = req
-        .expires_in_secs
-        .map(keysmith_core::validate::secs_to_ms)
-        .transpose()?;
-    let limits = keysmith_core::KeyLimits {
-        expires_in_ms,
-        sources: keysmith_core::sources::AllowedSources::parse(&req.allowed_sources)?,
-    };
+    let limits = keysmith_core::KeyLimits::from_request(&req)?;
     let generated = s
         .registry
         .generate_key_limited(&m.id, &req.name, &limits)

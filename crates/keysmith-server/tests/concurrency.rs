@@ -83,7 +83,10 @@ async fn two_instances_sixteen_clients_one_unforked_chain() {
                 match i % 4 {
                     0 | 1 => {
                         let g = team
-                            .generate_key(&format!("client {c} key {i}"), None, &[])
+                            .generate_key(&keysmith_types::GenerateKeyRequest {
+                                name: format!("client {c} key {i}"),
+                                ..Default::default()
+                            })
                             .await
                             .unwrap();
                         mine.push(g.key.id.clone());

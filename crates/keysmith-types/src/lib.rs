@@ -361,7 +361,7 @@ pub struct UnlockRequest {
 }
 
 /// Generate a key for the signed-in member.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GenerateKeyRequest {
     pub name: String,
