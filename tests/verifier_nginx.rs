@@ -118,6 +118,21 @@ fn nginx_accepts_and_refuses_by_policy_and_sees_revocations_at_once() {
         ],
         None,
     ));
+    // A key limited to 2 requests at once and 1 a minute.
+    let metered_key = out(&cli(
+        d,
+        &[
+            "--as",
+            "Olive",
+            "keys",
+            "create",
+            "--name",
+            "metered",
+            "--rate-limit",
+            "1/min burst 2",
+        ],
+        None,
+    ));
     let elsewhere_key = out(&cli(
         d,
         &[
@@ -224,6 +239,26 @@ fn nginx_accepts_and_refuses_by_policy_and_sees_revocations_at_once() {
         "a claimed address does not hide the real one: {r:?}"
     );
 
+    // Rate limit: the burst passes, the next request reaches the client as 429 with
+    // Retry-After (nginx's auth_request would make it 500 without the recipe's error_page).
+    for i in 0..2 {
+        let r = http(front, "GET", "/api/orders", &[("X-Api-Key", &metered_key)]);
+        assert_eq!(r.status, 200, "request {i} of the burst: {r:?}");
+    }
+    let r = http(front, "GET", "/api/orders", &[("X-Api-Key", &metered_key)]);
+    assert_eq!(r.status, 429, "{r:?}");
+    let wait: u64 = r
+        .headers
+        .iter()
+        .find(|(k, _)| k == "retry-after")
+        .map(|(_, v)| v.parse().unwrap())
+        .expect("Retry-After");
+    assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+    assert!(!r.body.contains("upstream saw"));
+    // Other keys are not limited by it.
+    let r = http(front, "GET", "/api/orders", &[("X-Api-Key", &here_key)]);
+    assert_eq!(r.status, 200, "{r:?}");
+
     // No key; a browser page (Origin); a malformed key.
     let r = http(front, "GET", "/api/orders", &[]);
     assert_eq!(r.status, 401, "{r:?}");
@@ -305,7 +340,19 @@ fn nginx_accepts_and_refuses_by_policy_and_sees_revocations_at_once() {
             .any(|l| l.contains(&elsewhere) && l.contains("may not be used from 127.0.0.1")),
         "the address refusal names the key id and the client address"
     );
-    for k in [&owner_key, &manager_key, &here_key, &elsewhere_key] {
+    let metered = key_id(d, "metered");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains(&metered) && l.contains("over its rate limit of 1/min burst 2")),
+        "the rate-limit refusal names the key id and the limit"
+    );
+    for k in [
+        &owner_key,
+        &manager_key,
+        &here_key,
+        &elsewhere_key,
+        &metered_key,
+    ] {
         assert!(!logs.contains(&k[4..]), "a key reached the verifier's log");
     }
 }

@@ -365,6 +365,17 @@ pub fn nginx_conf(dir: &Path, fronts: &[(u16, u16)], verifier: u16, extra: &str)
             proxy_set_header X-Keysmith-Member $keysmith_member;
             proxy_set_header X-Keysmith-Role $keysmith_role;
             proxy_pass http://127.0.0.1:{upstream};
+            # A key over its rate limit: auth_request turns the verifier's 429 into 500.
+            auth_request_set $keysmith_retry_after $upstream_http_retry_after;
+            error_page 500 = @keysmith_500;
+        }}
+
+        location @keysmith_500 {{
+            if ($keysmith_retry_after) {{
+                add_header Retry-After $keysmith_retry_after always;
+                return 429 "Too many requests with this API key\n";
+            }}
+            return 500;
         }}
 
         location = /_keysmith {{

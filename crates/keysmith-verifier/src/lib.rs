@@ -9,7 +9,12 @@
 //!   revoked, expired or paused key; 403 when the role may not call that endpoint, when the
 //!   key is limited to networks the client's address (`client.rs`) is not in, and for any
 //!   request carrying `Origin` (keys are not for browser pages; no CORS header is ever
-//!   sent); 400 for unreadable headers; 503 if the key database cannot be read.
+//!   sent); 429 with `Retry-After` (whole seconds, RFC 9110 §10.2.3) when the key is over
+//!   its rate limit; 400 for unreadable headers; 503 if the key database cannot be read.
+//!
+//! nginx's `auth_request` passes on only 2xx, 401 and 403, and turns any other answer into
+//! 500; the README's recipe catches that 500 and answers 429 itself when the sub-request
+//! carried `Retry-After` (`tests/verifier_nginx.rs` runs it).
 //!
 //! Logs (tracing) name the key id, never the key.
 
@@ -102,6 +107,11 @@ async fn check(State(service): State<Arc<Service>>, request: Request) -> Respons
                 "refused"
             );
             let mut response = plain(status, &denial.to_string());
+            if let Some(secs) = denial.retry_after_secs() {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
             if status == 401 {
                 let challenge = match denial {
                     Denial::MissingKey => "Bearer realm=\"keysmith\"",

@@ -435,3 +435,80 @@ async fn source_networks_follow_the_trusted_proxy_rule() {
         );
     }
 }
+
+/// A rate-limited key through the real router: its burst gets 204, then 429 with
+/// `Retry-After` in whole seconds (1 to 60 for a limit of one a minute) and a body naming
+/// the key id and the limit, never the key; requests the role may not make stay 403 and take
+/// nothing; an unlimited key is never 429.
+#[tokio::test]
+async fn a_key_over_its_rate_limit_gets_429_with_retry_after() {
+    use keysmith_core::rate::RateLimit;
+    use keysmith_core::KeyLimits;
+
+    let (dir, registry, team) = team_registry().await;
+    let me = &team.get(Role::Manager, false).id;
+    let limited = registry
+        .generate_key_limited(
+            me,
+            "metered",
+            &KeyLimits {
+                rate_limit: RateLimit::parse("1/min burst 2").unwrap(),
+                ..KeyLimits::default()
+            },
+        )
+        .await
+        .unwrap();
+    let open = registry.generate_key(me, "unmetered").await.unwrap();
+    let verifier = Arc::new(
+        Verifier::open(
+            &dir.path().join(store::DB_FILE),
+            registry.verifier_pepper().await.unwrap(),
+            Some(Policy::parse(POLICY, "policy.toml").unwrap()),
+        )
+        .unwrap(),
+    );
+    let app = keysmith_verifier::router(verifier);
+    let key = limited.secret.expose();
+    let call = |key: &str, method: &str| {
+        app.clone().oneshot(request(
+            Some(key),
+            Form::ApiKey,
+            method,
+            "/v1/reports/1",
+            false,
+        ))
+    };
+    for _ in 0..4 {
+        let r = call(key, "DELETE").await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert!(r.headers().get("retry-after").is_none());
+    }
+    for i in 0..2 {
+        let r = call(key, "GET").await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::NO_CONTENT,
+            "request {i} of the burst"
+        );
+        assert!(r.headers().get("retry-after").is_none());
+    }
+    let r = call(key, "GET").await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After: {wait}");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(r.headers().get("www-authenticate").is_none());
+    let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    assert!(body.contains(&limited.summary.id), "{body}");
+    assert!(body.contains("1/min burst 2"), "{body}");
+    assert!(!body.contains(key), "the body holds the key");
+    for _ in 0..20 {
+        let r = call(open.secret.expose(), "GET").await.unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    }
+}
