@@ -149,6 +149,70 @@ fn init_create_list_verify_revoke() {
         .count();
     assert_eq!(limited, 2, "the replacement keeps the list");
 
+    // A rate-limited key: said on creation, listed in canonical form, kept by a roll.
+    let o = cli(
+        d,
+        &[
+            "--as",
+            "Olive",
+            "keys",
+            "create",
+            "--name",
+            "partner",
+            "--rate-limit",
+            "600 per minute, burst 50",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("It is limited to 600/min burst 50."),
+        "{}",
+        stderr(&o)
+    );
+    let o = cli(d, &["--as", "Olive", "keys", "list"], None);
+    let row = stdout(&o)
+        .lines()
+        .find(|l| l.contains("partner"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(row.contains("600/min burst 50"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("RATE LIMIT"), "{}", stdout(&o));
+    let o = cli(d, &["--as", "Olive", "keys", "list", "--json"], None);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let partner = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "partner")
+        .unwrap();
+    assert_eq!(partner["rate_limit"], "600/min burst 50");
+    assert!(office["rate_limit"].is_null());
+    let partner_id = partner["id"].as_str().unwrap().to_owned();
+    let o = cli(
+        d,
+        &[
+            "--as",
+            "Olive",
+            "keys",
+            "roll",
+            &partner_id,
+            "--grace",
+            "0s",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(d, &["--as", "Olive", "keys", "list", "--json"], None);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let metered = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"] == "partner" && k["rate_limit"] == "600/min burst 50")
+        .count();
+    assert_eq!(metered, 2, "the replacement keeps the rate limit");
+
     // Revoke needs REVOKE exactly.
     let o = cli(
         d,
@@ -273,6 +337,58 @@ fn bad_input_gets_clear_errors() {
                 "::/129",
             ],
             "\"::/129\" is not an IPv4 or IPv6 network",
+        ),
+        (
+            vec![
+                "--as",
+                "Olive",
+                "keys",
+                "create",
+                "--name",
+                "n",
+                "--rate-limit",
+                "0/s",
+            ],
+            "\"0/s\": the number of requests must be at least 1",
+        ),
+        (
+            vec![
+                "--as",
+                "Olive",
+                "keys",
+                "create",
+                "--name",
+                "n",
+                "--rate-limit",
+                "10/hour",
+            ],
+            "\"10/hour\": the period must be a second (/s) or a minute (/min)",
+        ),
+        (
+            vec![
+                "--as",
+                "Olive",
+                "keys",
+                "create",
+                "--name",
+                "n",
+                "--rate-limit",
+                "10/s burst 0",
+            ],
+            "\"10/s burst 0\": the burst must be at least 1",
+        ),
+        (
+            vec![
+                "--as",
+                "Olive",
+                "keys",
+                "create",
+                "--name",
+                "n",
+                "--rate-limit",
+                "5000000/min",
+            ],
+            "\"5000000/min\": the number of requests must be at most 1000000",
         ),
     ] {
         let o = cli(d, &args, None);

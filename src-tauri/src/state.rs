@@ -916,6 +916,51 @@ mod tests {
         );
     }
 
+    /// A bad rate limit is refused by the command with `invalid_rate_limit`, naming what was
+    /// typed: no key is stored and none is held for display. Empty text is no limit; a good
+    /// limit comes back canonical.
+    #[tokio::test]
+    async fn a_bad_rate_limit_creates_nothing() {
+        let (_dir, s) = signed_in_owner().await;
+        for typed in [
+            "0/s",
+            "10/hour",
+            "10/s burst 0",
+            "2000000/s",
+            "fast",
+            "10/s\u{7}",
+        ] {
+            let err = s
+                .generate_key(GenerateKeyRequest {
+                    name: "Partner".into(),
+                    rate_limit: Some(typed.into()),
+                    ..GenerateKeyRequest::default()
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidRateLimit, "{typed}");
+            let shown: String = typed.chars().flat_map(char::escape_debug).collect();
+            assert!(
+                err.message.contains(&format!("\"{shown}\"")),
+                "{typed}: {}",
+                err.message
+            );
+            assert!(!s.reveal_uncopied());
+            assert!(s.list_keys().await.unwrap().is_empty(), "{typed}");
+        }
+        for (typed, want) in [("", None), ("  ", None), ("10 / S", Some("10/s burst 10"))] {
+            let reveal = s
+                .generate_key(GenerateKeyRequest {
+                    name: format!("Partner {}", typed.len()),
+                    rate_limit: Some(typed.into()),
+                    ..GenerateKeyRequest::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(reveal.key.rate_limit.as_deref(), want, "{typed:?}");
+        }
+    }
+
     /// Lock clears a copied key from the clipboard at once, not when its 30 s run out; and
     /// leaves alone what the person copied since. Uses the real clipboard (X11 on Xvfb).
     #[tokio::test]
