@@ -505,11 +505,38 @@ async fn expiry_and_roll(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         .await
         .unwrap();
     gone(driver, "key-sources-error").await;
+    // A rate limit of zero is refused under its own field, naming it; nothing is created.
+    let rate = by_id(driver, "key-rate").await;
+    rate.send_keys("0/s").await.unwrap();
+    by_id(driver, "generate-key").await.click().await.unwrap();
+    let err = by_id(driver, "key-rate-error").await.text().await.unwrap();
+    assert!(
+        err.contains("\"0/s\": the number of requests must be at least 1"),
+        "{err}"
+    );
+    assert_eq!(focused_id(driver).await, "key-rate");
+    assert!(
+        driver
+            .find_all(By::Id("key-sources-error"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the address list was fine"
+    );
+    shot(driver, "27-rate-limit").await;
+    assert_eq!(rows(driver).await.len(), 2, "a refused limit created a key");
+    rate.clear().await.unwrap();
+    rate.send_keys("2 per minute, burst 3").await.unwrap();
+    gone(driver, "key-rate-error").await;
     by_id(driver, "generate-key").await.click().await.unwrap();
     let old_key = by_id(driver, "revealed-key").await.text().await.unwrap();
     assert_eq!(
         by_id(driver, "reveal-sources").await.text().await.unwrap(),
         "Works only from 127.0.0.0/8, 2001:db8::/32"
+    );
+    assert_eq!(
+        by_id(driver, "reveal-rate").await.text().await.unwrap(),
+        "Rate limit: 2/min burst 3"
     );
     by_id(driver, "copy-key").await.click().await.unwrap();
     by_id(driver, "copy-note").await;
@@ -532,6 +559,10 @@ async fn expiry_and_roll(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     assert_eq!(
         cell(driver, &old_id, "sources").await,
         "Only from 127.0.0.0/8, 2001:db8::/32"
+    );
+    assert_eq!(
+        cell(driver, &old_id, "rate").await,
+        "Rate limit 2/min burst 3"
     );
 
     // Roll: choose the grace period, the replacement is shown once. (The list re-renders
@@ -600,6 +631,11 @@ async fn expiry_and_roll(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         "Only from 127.0.0.0/8, 2001:db8::/32",
         "the replacement keeps the allowed addresses"
     );
+    assert_eq!(
+        cell(driver, &new_id, "rate").await,
+        "Rate limit 2/min burst 3",
+        "the replacement keeps the rate limit"
+    );
     let policy = data_dir.join("policy.toml");
     std::fs::write(
         &policy,
@@ -638,6 +674,24 @@ async fn expiry_and_roll(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         ],
     );
     assert_eq!(r.status, 204, "{r:?}");
+    // The third request of the burst passes; the fourth is over the limit: 429.
+    let over = |status: u16| {
+        let r = http(
+            port,
+            "GET",
+            "/auth",
+            &[
+                ("Authorization", &format!("Bearer {new_key}")),
+                ("X-Original-Method", "GET"),
+                ("X-Original-URI", "/v1/invoices"),
+            ],
+        );
+        assert_eq!(r.status, status, "{r:?}");
+        r
+    };
+    over(204);
+    let r = over(429);
+    assert!(r.headers.iter().any(|(k, _)| k == "retry-after"), "{r:?}");
     let id = new_id.as_str();
     eventually(
         "last use never showed in the list",
