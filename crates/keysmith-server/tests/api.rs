@@ -420,6 +420,30 @@ async fn bad_requests_get_the_apis_error_and_change_nothing() {
         ),
         (
             Method::POST,
+            "/v1/keys",
+            Some(json!({"name": "x", "allowed_sources": ["10.1.2.3/8"]})),
+            ErrorCode::InvalidAddress,
+        ),
+        (
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"name": "x", "rate_limit": "0/s"})),
+            ErrorCode::InvalidRateLimit,
+        ),
+        (
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"name": "x", "rate_limit": "10/s burst 99999999"})),
+            ErrorCode::InvalidRateLimit,
+        ),
+        (
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"name": "x", "rate_limit": 10})),
+            ErrorCode::MalformedRequest,
+        ),
+        (
+            Method::POST,
             "/v1/keys/nope/revoke",
             Some(json!({"confirmation": "REVOKE"})),
             ErrorCode::NotFound,
@@ -599,4 +623,41 @@ async fn a_copy_during_the_one_time_display_is_audited_on_the_server() {
     }
     let log = copies().await;
     assert_eq!(log.len(), 1, "nothing more recorded: {log:?}");
+}
+
+/// Limits through the API: a key generated with an allowlist and a rate limit comes back
+/// with both in canonical form, in the reveal and in the list.
+#[tokio::test]
+async fn a_key_with_limits_is_generated_and_listed_with_them() {
+    let (_db, registry, team) = team_registry().await;
+    let app = app(registry);
+    let token = token_of(&app, &team.get(Role::Manager, false).name).await;
+    let (s, _, v) = call(
+        &app,
+        Method::POST,
+        "/v1/keys",
+        Some(&token),
+        Some(json!({
+            "name": "partner",
+            "allowed_sources": ["203.0.113.0/24, 2001:DB8::/32"],
+            "rate_limit": "5 per second"
+        })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["key"]["rate_limit"], "5/s burst 5");
+    assert_eq!(
+        v["key"]["allowed_sources"],
+        json!(["203.0.113.0/24", "2001:db8::/32"])
+    );
+    let id = v["key"]["id"].clone();
+    let (s, _, list) = call(&app, Method::GET, "/v1/keys", Some(&token), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id)
+        .unwrap();
+    assert_eq!(listed["rate_limit"], "5/s burst 5");
 }
