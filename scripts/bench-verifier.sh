@@ -26,17 +26,23 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 "$BIN/examples/bench_fixture" "$work" "$KEYS"
+# The same account shape without allowlists or rate limits: what those checks cost.
+"$BIN/examples/bench_fixture" "$work/plain" "$KEYS" plain
 cp examples/policy.toml "$work/policy.toml"
 cat "$work/revoked.keys" "$work/unknown.keys" > "$work/refused.keys"
-VP=19181; BP=19190
+VP=19181; PP=19182; BP=19190
 WORKERS=${WORKERS:-$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))}
 echo "server threads: $WORKERS (both servers; serve-verifier's default; WORKERS=N to change)"
 KEYSMITH_LOG=warn "$BIN/keysmith" --data-dir "$work" serve-verifier --listen "127.0.0.1:$VP" \
   --policy "$work/policy.toml" --pepper-file "$work/pepper" --workers "$WORKERS" \
   --trusted-proxy 127.0.0.1 2>"$work/verifier.log" &
 vpid=$!; pids+=("$vpid")
+KEYSMITH_LOG=warn "$BIN/keysmith" --data-dir "$work/plain" serve-verifier --listen "127.0.0.1:$PP" \
+  --policy "$work/policy.toml" --pepper-file "$work/plain/pepper" --workers "$WORKERS" \
+  --trusted-proxy 127.0.0.1 2>"$work/plain-verifier.log" &
+pids+=("$!")
 "$BIN/examples/bare_204" "127.0.0.1:$BP" "$WORKERS" & pids+=("$!")
-for port in $VP $BP; do
+for port in $VP $PP $BP; do
   for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
@@ -54,13 +60,14 @@ load() {
 }
 
 echo "== 1. verifier vs bare axum (wrk -t1 -c32 -d${DUR}s, $KEYS keys stored, alternating)"
-declare -a vr br
+declare -a vr br pr
 for round in 1 2; do
   read -r r p _ _ < <(load $BP 32 "$DUR" "$work/good.keys"); br+=("$r"); echo "bare     round $round: $r req/s, p99 $p ms"
-  read -r r p b _ < <(load $VP 32 "$DUR" "$work/good.keys"); vr+=("$r"); echo "verifier round $round: $r req/s, p99 $p ms (non-2xx: $b)"
+  read -r r p b _ < <(load $VP 32 "$DUR" "$work/good.keys"); vr+=("$r"); echo "verifier round $round: $r req/s, p99 $p ms (non-2xx: $b; keys with allowlist and rate limit)"
+  read -r r p b _ < <(load $PP 32 "$DUR" "$work/plain/good.keys"); pr+=("$r"); echo "plain    round $round: $r req/s, p99 $p ms (non-2xx: $b; keys without limits)"
 done
-awk -v a="${vr[*]}" -v b="${br[*]}" 'BEGIN { split(a, x, " "); split(b, y, " ");
-  printf "ratio verifier/bare: %.3f\n", (x[1] + x[2]) / (y[1] + y[2]) }'
+awk -v a="${vr[*]}" -v b="${br[*]}" -v c="${pr[*]}" 'BEGIN { split(a, x, " "); split(b, y, " "); split(c, z, " ");
+  printf "ratio verifier/bare: %.3f (keys without limits: %.3f)\n", (x[1] + x[2]) / (y[1] + y[2]), (z[1] + z[2]) / (y[1] + y[2]) }'
 
 PHASES=${PHASES:-123}
 [[ "$PHASES" == *2* || "$PHASES" == *3* ]] || exit 0

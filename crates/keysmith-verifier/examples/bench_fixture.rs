@@ -4,7 +4,11 @@
 //! `good.keys` (active Owner keys), `revoked.keys`, `manager.keys` (active, refused on
 //! Owner-only paths) and `unknown.keys` (well-formed, never stored).
 //!
-//! `cargo run --release -p keysmith-verifier --example bench_fixture -- DIR N`
+//! The Owner's keys carry an allowlist and a rate limit (high enough never to refuse), so the
+//! benchmark measures those checks; with a third argument `plain` they carry neither (the
+//! same-run baseline of what the limits cost).
+//!
+//! `cargo run --release -p keysmith-verifier --example bench_fixture -- DIR N [plain]`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
@@ -26,6 +30,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(args.next().expect("usage: bench_fixture DIR N"));
     let n: usize = args.next().map_or(100_000, |v| v.parse().unwrap());
+    let plain = args.next().as_deref() == Some("plain");
     std::fs::create_dir_all(&dir).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -49,10 +54,10 @@ fn main() {
             (n / 1000).max(1),
             // Every key limited to networks: the benchmark's client (203.0.113.9,
             // told by the trusted proxy 127.0.0.1) is inside the second one.
-            Some("192.0.2.0/24 203.0.113.0/24 2001:db8::/32"),
+            (!plain).then_some("192.0.2.0/24 203.0.113.0/24 2001:db8::/32"),
             // And rate-limited, high enough that no request is refused (a refused one
             // would be a non-2xx in wrk's count): each request still takes from its bucket.
-            Some("1000000/s burst 1000000"),
+            (!plain).then_some("1000000/s burst 1000000"),
         )
         .await;
         let manager = registry
