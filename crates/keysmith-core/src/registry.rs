@@ -850,23 +850,8 @@ impl Registry {
         if !store::revoke_key(&mut *tx, key_id, now).await? {
             return Err(Error::AlreadyRevoked);
         }
-        let mac = self.reseal_key(&mut tx, key_id).await?;
-        let target = key_target(&key.name, &key.start, &key.id);
-        let detail = format!("key of {}", key.creator_name);
-        let subject = key_subject(&key.id);
-        self.audit(
-            &mut tx,
-            Some(&actor),
-            AuditAction::KeyRevoked,
-            &target,
-            &detail,
-            Some(Subject {
-                row: &subject,
-                state: mac,
-            }),
-        )
-        .await?;
-        self.commit(tx).await?;
+        self.record_key_change(tx, &actor, &key, AuditAction::KeyRevoked)
+            .await?;
         tracing::info!(key = %key_id, member = %actor.id, "API key revoked");
         key.revoked_at = Some(now);
         summary_from_row(key, now)
@@ -920,18 +905,37 @@ impl Registry {
                 Error::NotPaused
             });
         }
-        let mac = self.reseal_key(&mut tx, key_id).await?;
-        let target = key_target(&key.name, &key.start, &key.id);
-        let detail = format!("key of {}", key.creator_name);
-        let subject = key_subject(&key.id);
         let action = if pause {
             AuditAction::KeyPaused
         } else {
             AuditAction::KeyResumed
         };
+        self.record_key_change(tx, &actor, &key, action).await?;
+        tracing::info!(key = %key_id, member = %actor.id, paused = pause, "API key pause changed");
+        key.paused_at = paused_at;
+        summary_from_row(key, now)
+    }
+
+    /// Ends a change of `key`'s row made inside `tx` by `actor` (a revoke, a pause, a
+    /// resume): seals the row again, appends the audit entry `action` ("key of CREATOR",
+    /// recording the new seal as the key's state) and commits.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    async fn record_key_change(
+        &self,
+        mut tx: WriteTx<'_>,
+        actor: &Member,
+        key: &store::KeyRow,
+        action: AuditAction,
+    ) -> Result<()> {
+        let mac = self.reseal_key(&mut tx, &key.id).await?;
+        let target = key_target(&key.name, &key.start, &key.id);
+        let detail = format!("key of {}", key.creator_name);
+        let subject = key_subject(&key.id);
         self.audit(
             &mut tx,
-            Some(&actor),
+            Some(actor),
             action,
             &target,
             &detail,
@@ -941,10 +945,7 @@ impl Registry {
             }),
         )
         .await?;
-        self.commit(tx).await?;
-        tracing::info!(key = %key_id, member = %actor.id, paused = pause, "API key pause changed");
-        key.paused_at = paused_at;
-        summary_from_row(key, now)
+        self.commit(tx).await
     }
 
     /// Checks a presented key: format and checksum, then HMAC with the pepper, then lookup,
