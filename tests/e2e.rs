@@ -296,20 +296,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     shot(driver, "07-revoke").await;
     submit.click().await.unwrap();
     gone(driver, "revoke-dialog").await;
-    let id = first_id.as_str();
-    eventually(
-        "the row never showed Revoked",
-        Duration::from_secs(10),
-        || async move {
-            let now = rows(driver).await;
-            if now.iter().any(|r| r.0 == id && r.3 == "Revoked") {
-                Ok(())
-            } else {
-                Err(now)
-            }
-        },
-    )
-    .await;
+    row_status_becomes(driver, &first_id, "Revoked").await;
     assert!(driver
         .find_all(By::Css(format!(
             "tr[data-key-id='{first_id}'] button.revoke"
@@ -724,20 +711,7 @@ async fn pause_and_resume(driver: &WebDriver, data_dir: &Path, key: &str) {
     let pause = driver.find(By::Css(button.clone())).await.unwrap();
     assert_eq!(pause.text().await.unwrap(), "Pause");
     pause.click().await.unwrap();
-    let wanted = id.as_str();
-    eventually(
-        "the row never showed Paused",
-        Duration::from_secs(10),
-        || async move {
-            let now = rows(driver).await;
-            if now.iter().any(|r| r.0 == wanted && r.3 == "Paused") {
-                Ok(())
-            } else {
-                Err(now)
-            }
-        },
-    )
-    .await;
+    row_status_becomes(driver, &id, "Paused").await;
     let o = cli(data_dir, &["verify", key], None);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("paused"));
@@ -757,12 +731,18 @@ async fn pause_and_resume(driver: &WebDriver, data_dir: &Path, key: &str) {
     let resume = driver.find(By::Css(button)).await.unwrap();
     assert_eq!(resume.text().await.unwrap(), "Resume");
     resume.click().await.unwrap();
+    row_status_becomes(driver, &id, "Active").await;
+    assert_eq!(cli(data_dir, &["verify", key], None).status.code(), Some(0));
+}
+
+/// Waits (up to 10 s) until the row of key `id` shows `status`; fails with the rows shown.
+async fn row_status_becomes(driver: &WebDriver, id: &str, status: &str) {
     eventually(
-        "the row never showed Active again",
+        &format!("the row of {id} never showed {status}"),
         Duration::from_secs(10),
         || async move {
             let now = rows(driver).await;
-            if now.iter().any(|r| r.0 == wanted && r.3 == "Active") {
+            if now.iter().any(|r| r.0 == id && r.3 == status) {
                 Ok(())
             } else {
                 Err(now)
@@ -770,12 +750,25 @@ async fn pause_and_resume(driver: &WebDriver, data_dir: &Path, key: &str) {
         },
     )
     .await;
-    assert_eq!(cli(data_dir, &["verify", key], None).status.code(), Some(0));
 }
 
 /// The ids of the rows the list shows now.
 async fn shown_ids(driver: &WebDriver) -> Vec<String> {
     rows(driver).await.into_iter().map(|r| r.0).collect()
+}
+
+/// Waits (up to 5 s) until the list shows exactly the keys `want`, in that order; fails as
+/// `what` with the ids shown.
+async fn shown_becomes(driver: &WebDriver, want: &[String], what: &str) {
+    eventually(what, Duration::from_secs(5), || async move {
+        let ids = shown_ids(driver).await;
+        if ids == want {
+            Ok(())
+        } else {
+            Err(ids)
+        }
+    })
+    .await;
 }
 
 /// The list's "Show" filter and search box, typed and picked as a person would. Expects the
@@ -801,19 +794,10 @@ async fn filters_and_search(driver: &WebDriver) {
 
     // Only the key in its grace period stops within 7 days (the replacement has 30).
     select(driver, "key-flag", "expiring").await;
-    let want = vec![in_grace.clone()];
-    let want = &want;
-    eventually(
+    shown_becomes(
+        driver,
+        std::slice::from_ref(&in_grace),
         "the filter never showed only the expiring key",
-        Duration::from_secs(5),
-        || async move {
-            let ids = shown_ids(driver).await;
-            if &ids == want {
-                Ok(())
-            } else {
-                Err(ids)
-            }
-        },
     )
     .await;
     let flag = driver
@@ -831,19 +815,7 @@ async fn filters_and_search(driver: &WebDriver) {
     // Every key here was made minutes ago: none is unused for 90 days.
     select(driver, "key-flag", "unused").await;
     by_id(driver, "unused-days").await;
-    eventually(
-        "the unused filter still shows keys",
-        Duration::from_secs(5),
-        || async move {
-            let ids = shown_ids(driver).await;
-            if ids.is_empty() {
-                Ok(())
-            } else {
-                Err(ids)
-            }
-        },
-    )
-    .await;
+    shown_becomes(driver, &[], "the unused filter still shows keys").await;
     assert_eq!(
         by_id(driver, "keys-count").await.text().await.unwrap(),
         "No key matches (of 4)."
@@ -861,20 +833,7 @@ async fn filters_and_search(driver: &WebDriver) {
         search.send_keys(Key::Control + "a").await.unwrap();
         search.send_keys(Key::Backspace).await.unwrap();
         search.send_keys(typed).await.unwrap();
-        let want = &want;
-        eventually(
-            &format!("searching {typed:?}"),
-            Duration::from_secs(5),
-            || async move {
-                let ids = shown_ids(driver).await;
-                if &ids == want {
-                    Ok(())
-                } else {
-                    Err(ids)
-                }
-            },
-        )
-        .await;
+        shown_becomes(driver, &want, &format!("searching {typed:?}")).await;
     }
     search.send_keys(Key::Control + "a").await.unwrap();
     search.send_keys(Key::Backspace).await.unwrap();

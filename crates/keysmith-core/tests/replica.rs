@@ -52,6 +52,16 @@ async fn replicas(db: &TestDb, registry: &Registry, n: usize) -> Vec<Replica> {
     out
 }
 
+/// Checks `key` on `r` with `target` until it is allowed, failing as `what` if that takes
+/// more than ten times the bound (a change that never reached the replica).
+async fn until_allowed(r: &Replica, key: &str, target: Target<'_>, what: &str) {
+    let start = Instant::now();
+    while r.verifier.check(Some(key), Some(target)).is_err() {
+        assert!(start.elapsed() < BOUND * 10, "{what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// Checks `key` on `r` until `refused` holds of the answer, asserting that no check after
 /// `deadline` allows it; returns how long it took from `since`.
 async fn until_refused(
@@ -95,18 +105,13 @@ async fn every_replica_refuses_a_revoked_key_within_the_bound() {
     // A key generated after the replicas started is allowed by each once fed.
     let later = registry.generate_key(&manager, "later").await.unwrap();
     for r in &set {
-        let start = Instant::now();
-        while r
-            .verifier
-            .check(Some(later.secret.expose()), Some(GET))
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < BOUND * 10,
-                "a new key never reached a replica"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_allowed(
+            r,
+            later.secret.expose(),
+            GET,
+            "a new key never reached a replica",
+        )
+        .await;
     }
 
     // A pause reaches every replica within the bound, and so does the resume.
@@ -126,18 +131,13 @@ async fn every_replica_refuses_a_revoked_key_within_the_bound() {
         .await
         .unwrap();
     for r in &set {
-        let start = Instant::now();
-        while r
-            .verifier
-            .check(Some(later.secret.expose()), Some(GET))
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < BOUND * 10,
-                "a resume never reached a replica"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_allowed(
+            r,
+            later.secret.expose(),
+            GET,
+            "a resume never reached a replica",
+        )
+        .await;
     }
 
     registry
@@ -165,15 +165,13 @@ async fn every_replica_refuses_a_revoked_key_within_the_bound() {
         client: None,
     };
     for r in &set {
-        let start = Instant::now();
-        while r
-            .verifier
-            .check(Some(a.secret.expose()), Some(post))
-            .is_err()
-        {
-            assert!(start.elapsed() < BOUND * 10);
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        until_allowed(
+            r,
+            a.secret.expose(),
+            post,
+            "the Admin's key never reached a replica",
+        )
+        .await;
     }
     registry
         .change_role(&owner, &admin, Role::Manager)
@@ -242,15 +240,7 @@ async fn a_replica_that_cannot_confirm_it_is_current_answers_503() {
     }
     assert!(unavailable, "never answered 503 while it could not read");
     blocker.rollback().await.unwrap();
-    let start = Instant::now();
-    while r
-        .verifier
-        .check(Some(g.secret.expose()), Some(GET))
-        .is_err()
-    {
-        assert!(start.elapsed() < BOUND * 10, "never recovered");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_allowed(r, g.secret.expose(), GET, "never recovered").await;
 
     // Its connections cut (the listener's too), and a revoke made meanwhile.
     keysmith_core::store::terminate_other_connections_for_tests(&admin)
