@@ -95,6 +95,20 @@ fn the_verifier_and_every_upstream_read_the_same_request() {
     let (_verifier, verifier_port) =
         start_verifier(d, &policy_file, &["--flush-secs", "1"], &[], log.into());
     let tap = Tap::start(verifier_port);
+    // The metered key's one request, straight to the verifier: from now on it is over its
+    // limit (one a minute; the fronts are tried within that minute).
+    let r = try_http(
+        verifier_port,
+        "GET",
+        "/auth",
+        &[
+            ("X-Api-Key", &keys.metered),
+            ("X-Original-Method", "GET"),
+            ("X-Original-URI", "/v1/reports/2026"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{r:?}");
 
     let nginx = Front::nginx(d, &upstreams, tap.port);
     let traefik = Front::traefik(d, &traefik, &upstreams, tap.port, &keys.manager);
@@ -872,6 +886,21 @@ fn basic_flows(front: &Front, upstreams: &[Upstream], keys: &Keys) -> Vec<String
             &[("Authorization", &format!("Bearer {}", keys.owner))],
         );
         expect("the Owner's DELETE", &r, 200, Some(("DELETE", "owner")));
+        // Over its rate limit: 429 with Retry-After reaches the client (nginx through the
+        // README's error_page recipe, Traefik as the verifier answered).
+        let r = get("GET", "/v1/reports/2026", &[("X-Api-Key", &keys.metered)]);
+        expect("a key over its rate limit", &r, 429, None);
+        let retry = r
+            .headers
+            .iter()
+            .find(|(k, _)| k == "retry-after")
+            .and_then(|(_, v)| v.parse::<u64>().ok());
+        if !retry.is_some_and(|s| (1..=60).contains(&s)) {
+            failures.push(format!(
+                "{} → {}: a key over its rate limit: Retry-After {retry:?}, want 1 to 60 s",
+                front.name, u.name
+            ));
+        }
     }
     failures
 }
@@ -1424,6 +1453,9 @@ fn spawn_logged(cmd: &mut Command, log: &Path) -> Running {
 struct Keys {
     owner: String,
     manager: String,
+    /// The Manager's, limited to one request a minute with a burst of one: used up once
+    /// before the fronts are tried, so through every front it is over its limit.
+    metered: String,
 }
 
 fn create_account(d: &Path) -> Keys {
@@ -1461,7 +1493,25 @@ fn create_account(d: &Path) -> Keys {
         None,
     ));
     assert_eq!(manager.len(), 53);
-    Keys { owner, manager }
+    let metered = ok(cli(
+        d,
+        &[
+            "--as",
+            "Mia",
+            "keys",
+            "create",
+            "--name",
+            "metered",
+            "--rate-limit",
+            "1/min burst 1",
+        ],
+        None,
+    ));
+    Keys {
+        owner,
+        manager,
+        metered,
+    }
 }
 
 #[test]
