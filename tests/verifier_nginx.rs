@@ -60,6 +60,20 @@ fn key_id(d: &Path, name: &str) -> String {
         .to_owned()
 }
 
+/// Prints nginx's and the verifier's logs when the test fails (its folder goes with it).
+struct LogsOnPanic(std::path::PathBuf);
+
+impl Drop for LogsOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for name in ["error.log", "access.log", "verifier.log"] {
+                let text = std::fs::read_to_string(self.0.join(name)).unwrap_or_default();
+                eprintln!("---- {name}\n{text}");
+            }
+        }
+    }
+}
+
 #[test]
 fn nginx_accepts_and_refuses_by_policy_and_sees_revocations_at_once() {
     require_secret_service();
@@ -69,6 +83,7 @@ fn nginx_accepts_and_refuses_by_policy_and_sees_revocations_at_once() {
     );
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    let _logs = LogsOnPanic(d.to_path_buf());
 
     // An Owner and a Manager, each with a key, through the real CLI.
     assert!(cli(d, &["init", "--owner", "Olive"], None).status.success());

@@ -274,11 +274,24 @@ pub fn free_port_pair() -> u16 {
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // The port is free when returned, not reserved: the kernel may offer it again at once.
+    // Never hand out one port twice in this process, so two servers of one test (or of tests
+    // running side by side) never get the same port.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Waits until something listens on `port` (or `child` exits, which fails the test).
@@ -332,7 +345,8 @@ impl HttpResponse {
 /// One HTTP/1.1 request on loopback with `Connection: close`: enough for tests, and it sends
 /// exactly the target and headers given (no client adds its own). Panics on any error.
 pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
-    try_http(port, method, path, headers).unwrap()
+    try_http(port, method, path, headers)
+        .unwrap_or_else(|e| panic!("{method} {path} on port {port}: {e}"))
 }
 
 /// Whether the tests run as root (nginx then needs `user root;` to read their folders).
