@@ -200,15 +200,15 @@ impl KeyLimits {
     /// The limits a generate request asks for (`POST /v1/keys`, the app's dialog, `keys
     /// create`), checked.
     ///
+    /// The lifetime's range is checked by [`Registry::generate_key_limited`], which every
+    /// generation goes through.
+    ///
     /// # Errors
-    /// [`Error::InvalidDuration`] for a lifetime out of range, [`Error::InvalidAddress`] for
-    /// a malformed allowlist, [`Error::InvalidRateLimit`] for a malformed, zero or too large
-    /// rate limit; each names the bad value.
+    /// [`Error::InvalidDuration`] for a lifetime too large to count in milliseconds,
+    /// [`Error::InvalidAddress`] for a malformed allowlist, [`Error::InvalidRateLimit`] for a
+    /// malformed, zero or too large rate limit; each names the bad value.
     pub fn from_request(req: &keysmith_types::GenerateKeyRequest) -> Result<KeyLimits> {
         let expires_in_ms = req.expires_in_secs.map(validate::secs_to_ms).transpose()?;
-        if let Some(ms) = expires_in_ms {
-            validate::lifetime_ms(ms)?;
-        }
         Ok(KeyLimits {
             expires_in_ms,
             sources: AllowedSources::parse(&req.allowed_sources)?,

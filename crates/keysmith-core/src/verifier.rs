@@ -172,9 +172,7 @@ impl KeyLimiter {
     /// Takes one request from the bucket, or says how long until one is there.
     fn take(&self) -> Result<(), Duration> {
         self.limiter.check().map_err(|not_until| {
-            not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ))
+            not_until.wait_time_from(governor::clock::Clock::now(self.limiter.clock()))
         })
     }
 }
