@@ -5,8 +5,8 @@ use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, GenerateKeyRequest, IpcError, JoinServerRequest, KeyReveal,
     KeySummary, MemberListing, MemberRequest, MemberSummary, PauseKeyRequest, RemoveMemberRequest,
-    RevealRequest, RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest, SessionStatus,
-    UnlockRequest,
+    RevealRequest, RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest, ScopeInfo,
+    SessionStatus, UnlockRequest,
 };
 use tauri::State;
 
@@ -57,6 +57,11 @@ pub async fn generate_key(
     request: GenerateKeyRequest,
 ) -> Result<KeyReveal, IpcError> {
     state.generate_key(request).await
+}
+
+#[tauri::command]
+pub async fn list_scopes(state: State<'_, AppState>) -> Result<Vec<ScopeInfo>, IpcError> {
+    state.list_scopes().await
 }
 
 #[tauri::command]

@@ -45,6 +45,7 @@ pub fn run() {
             commands::list_keys,
             commands::scan_folder,
             commands::generate_key,
+            commands::list_scopes,
             commands::copy_key,
             commands::finish_reveal,
             commands::revoke_key,

@@ -11,17 +11,22 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use keysmith_client::{Remote, Team};
+use keysmith_core::scope::ScopeCatalog;
 use keysmith_core::{Error, Registry, SecretStore};
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, JoinServerRequest,
     KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary, PauseKeyRequest,
     RemoveMemberRequest, RevealRequest, RevealedKey, RevokeKeyRequest, RollKeyRequest, ScanReport,
-    ScanRequest, SessionStatus, SessionTokenText, UnlockRequest,
+    ScanRequest, ScopeInfo, SessionStatus, SessionTokenText, UnlockRequest,
 };
 
 use crate::clipboard::{self, Clipboard};
 use crate::team::TeamConfig;
+
+/// The policy file in the data directory whose `[[scope]]` tables the app offers (the
+/// verifier's `--policy`, kept beside the database).
+pub const POLICY_FILE: &str = "policy.toml";
 
 /// The key being shown once: held from generation until Done (or the window closes).
 struct PendingReveal {
@@ -598,8 +603,35 @@ impl AppState {
     /// the server did not confirm as stored is never shown.
     pub async fn generate_key(&self, req: GenerateKeyRequest) -> Result<KeyReveal, IpcError> {
         let team = self.team().await?;
-        let reveal = self.checked(team.generate_key(&req).await)?;
+        let catalog = if req.scopes.is_empty() {
+            ScopeCatalog::builtin()
+        } else {
+            self.scope_catalog()?
+        };
+        let reveal = self.checked(team.generate_key(&req, &catalog).await)?;
         Ok(self.start_reveal(reveal))
+    }
+
+    /// The scopes the signed-in member may give a key: the built-in `read-only` and those
+    /// of `policy.toml` in the data directory (read on each call, so an edited file counts at
+    /// once); on a team server, the server's.
+    pub async fn list_scopes(&self) -> Result<Vec<ScopeInfo>, IpcError> {
+        let team = self.team().await?;
+        let catalog = self.scope_catalog()?;
+        self.checked(team.scopes(&catalog).await)
+    }
+
+    /// This computer's scope catalogue (`policy.toml` in the data directory, if any).
+    fn scope_catalog(&self) -> Result<ScopeCatalog, IpcError> {
+        match self.data_dir.as_deref() {
+            None => Ok(ScopeCatalog::builtin()),
+            Some(dir) => {
+                ScopeCatalog::load_optional(&dir.join(POLICY_FILE)).map_err(|e| IpcError {
+                    code: ErrorCode::InvalidScope,
+                    message: format!("The policy file that defines the scopes is refused: {e}"),
+                })
+            }
+        }
     }
 
     /// Rolls a key: its replacement starts its one-time display; the old key keeps working
@@ -807,6 +839,7 @@ mod tests {
             expires_in_secs: None,
             allowed_sources: Vec::new(),
             rate_limit: None,
+            scopes: Vec::new(),
         };
         assert_eq!(
             s.generate_key(req).await.unwrap_err().code,
@@ -850,6 +883,7 @@ mod tests {
                 expires_in_secs: None,
                 allowed_sources: Vec::new(),
                 rate_limit: None,
+                scopes: Vec::new(),
             })
             .await
             .unwrap();
@@ -868,6 +902,7 @@ mod tests {
                 expires_in_secs: None,
                 allowed_sources: Vec::new(),
                 rate_limit: None,
+                scopes: Vec::new(),
             })
             .await
             .unwrap();
@@ -893,6 +928,7 @@ mod tests {
                     expires_in_secs: None,
                     allowed_sources: vec![typed.into()],
                     rate_limit: None,
+                    scopes: Vec::new(),
                 })
                 .await
                 .unwrap_err();
@@ -907,6 +943,7 @@ mod tests {
                 expires_in_secs: None,
                 allowed_sources: vec!["203.0.113.0/24,  2001:DB8::/32 ".into()],
                 rate_limit: None,
+                scopes: Vec::new(),
             })
             .await
             .unwrap();
@@ -934,6 +971,7 @@ mod tests {
                 .generate_key(GenerateKeyRequest {
                     name: "Partner".into(),
                     rate_limit: Some(typed.into()),
+                    scopes: Vec::new(),
                     ..GenerateKeyRequest::default()
                 })
                 .await
@@ -953,6 +991,7 @@ mod tests {
                 .generate_key(GenerateKeyRequest {
                     name: format!("Partner {}", typed.len()),
                     rate_limit: Some(typed.into()),
+                    scopes: Vec::new(),
                     ..GenerateKeyRequest::default()
                 })
                 .await
@@ -984,6 +1023,7 @@ mod tests {
                     expires_in_secs: None,
                     allowed_sources: Vec::new(),
                     rate_limit: None,
+                    scopes: Vec::new(),
                 })
                 .await
                 .unwrap();
@@ -1018,6 +1058,7 @@ mod tests {
                 expires_in_secs: None,
                 allowed_sources: Vec::new(),
                 rate_limit: None,
+                scopes: Vec::new(),
             })
             .await
             .unwrap();
@@ -1067,6 +1108,7 @@ mod tests {
                         expires_in_secs: None,
                         allowed_sources: Vec::new(),
                         rate_limit: None,
+                        scopes: Vec::new(),
                     })
                     .await,
             )
@@ -1251,6 +1293,7 @@ mod tests {
                 expires_in_secs: None,
                 allowed_sources: Vec::new(),
                 rate_limit: None,
+                scopes: Vec::new(),
             })
             .await
             .unwrap();

@@ -5,7 +5,7 @@
 
 use keysmith_types::{
     ErrorCode, GenerateKeyRequest, KeyReveal, KeySummary, RevokeKeyRequest, RollKeyRequest,
-    DEFAULT_ROLL_GRACE_SECS, REVOKE_CONFIRMATION,
+    ScopeInfo, DEFAULT_ROLL_GRACE_SECS, REVOKE_CONFIRMATION,
 };
 use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::html;
@@ -74,6 +74,17 @@ pub fn CreateKeyDialog(
     // Refusals of the address list and of the rate limit, each shown under its field.
     let sources_error = RwSignal::new(None::<String>);
     let rate_error = RwSignal::new(None::<String>);
+    // The scopes the member may give (from the backend) and those ticked.
+    let offered = RwSignal::new(Vec::<ScopeInfo>::new());
+    let offered_error = RwSignal::new(None::<String>);
+    let chosen = RwSignal::new(Vec::<String>::new());
+    let scopes_error = RwSignal::new(None::<String>);
+    spawn_local(async move {
+        match ipc::list_scopes().await {
+            Ok(list) => offered.set(list),
+            Err(e) => offered_error.set(Some(e.message)),
+        }
+    });
     let busy = RwSignal::new(false);
     let input = NodeRef::<html::Input>::new();
     let sources_input = NodeRef::<html::Input>::new();
@@ -97,6 +108,7 @@ pub fn CreateKeyDialog(
             allowed_sources: vec![sources.get_untracked()],
             // The backend parses and checks it; empty is no limit.
             rate_limit: Some(rate.get_untracked()),
+            scopes: chosen.get_untracked(),
         };
         spawn_local(async move {
             let result = ipc::generate_key(&req).await;
@@ -114,6 +126,11 @@ pub fn CreateKeyDialog(
                     if let Some(el) = rate_input.get_untracked() {
                         let _ = el.focus();
                     }
+                }
+                Err(e)
+                    if matches!(e.code, ErrorCode::InvalidScope | ErrorCode::ScopeBeyondRole) =>
+                {
+                    scopes_error.set(Some(e.message));
                 }
                 Err(e) => {
                     error.set(Some(e.message));
@@ -198,6 +215,46 @@ pub fn CreateKeyDialog(
                 <Show when=move || rate_error.get().is_some()>
                     <p class="error" role="alert" id="key-rate-error">{move || rate_error.get()}</p>
                 </Show>
+                <fieldset id="key-scopes" aria-describedby="key-scopes-hint">
+                    <legend>"Scopes " <span class="optional">"(optional)"</span></legend>
+                    <For
+                        each=move || offered.get()
+                        key=|s| s.name.clone()
+                        children=move |s: ScopeInfo| {
+                            let name = StoredValue::new(s.name.clone());
+                            let toggle = move |ev: leptos::ev::Event| {
+                                let on = event_target_checked(&ev);
+                                let n = name.get_value();
+                                scopes_error.set(None);
+                                chosen.update(|c| {
+                                    c.retain(|x| *x != n);
+                                    if on {
+                                        c.push(n);
+                                    }
+                                });
+                            };
+                            view! {
+                                <label class="scope">
+                                    <input type="checkbox" data-scope=s.name.clone() on:change=toggle />
+                                    <code>{s.name.clone()}</code>
+                                    {(!s.description.is_empty()).then(|| view! {
+                                        <span class="muted">{format!(" – {}", s.description)}</span>
+                                    })}
+                                </label>
+                            }
+                        }
+                    />
+                    <p class="hint" id="key-scopes-hint">
+                        "Tick scopes to narrow the key: it may then call only what both your role and one of "
+                        "its scopes allow. None ticked: everything your role allows. Fixed for the key's life."
+                    </p>
+                    <Show when=move || offered_error.get().is_some()>
+                        <p class="error" id="key-scopes-unavailable">{move || offered_error.get()}</p>
+                    </Show>
+                    <Show when=move || scopes_error.get().is_some()>
+                        <p class="error" role="alert" id="key-scopes-error">{move || scopes_error.get()}</p>
+                    </Show>
+                </fieldset>
                 <div class="buttons">
                     <button type="button" class="secondary" on:click=move |_| on_cancel.run(())>"Cancel"</button>
                     <button type="submit" class="primary" id="generate-key" disabled=move || busy.get()>
@@ -215,6 +272,7 @@ pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) ->
     let key_name = reveal.key.name.clone();
     let sources = reveal.key.allowed_sources.join(", ");
     let rate_limit = reveal.key.rate_limit.clone();
+    let scopes = reveal.key.scopes.join(", ");
     let copied = RwSignal::new(false);
     let copy_note = RwSignal::new(None::<String>);
     let error = RwSignal::new(None::<String>);
@@ -298,6 +356,11 @@ pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) ->
             {rate_limit.map(|limit| view! {
                 <p class="muted" id="reveal-rate">
                     "Rate limit: "<span class="rate">{limit}</span>
+                </p>
+            })}
+            {(!scopes.is_empty()).then(|| view! {
+                <p class="muted" id="reveal-scopes">
+                    "Scopes: "<span class="scopes">{scopes}</span>
                 </p>
             })}
             <code class="secret" id="revealed-key" aria-label="The new API key">{secret}</code>

@@ -6,7 +6,7 @@ use keysmith_types::{
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, JoinServerRequest,
     KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary, PauseKeyRequest,
     RemoveMemberRequest, RevealRequest, RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest,
-    SessionStatus, UnlockRequest,
+    ScopeInfo, SessionStatus, UnlockRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -98,6 +98,10 @@ pub async fn unlock(req: &UnlockRequest) -> Result<MemberSummary, IpcError> {
 
 pub async fn lock() -> Result<(), IpcError> {
     call("lock", no_args()).await
+}
+
+pub async fn list_scopes() -> Result<Vec<ScopeInfo>, IpcError> {
+    call("list_scopes", no_args()).await
 }
 
 pub async fn list_keys() -> Result<Vec<KeySummary>, IpcError> {

@@ -353,6 +353,14 @@ fn KeyRow(
                         {format!("Rate limit {limit}")}
                     </span>
                 })}
+                {(!key.scopes.is_empty()).then(|| {
+                    let list = key.scopes.join(", ");
+                    view! {
+                        <span class="scopes" title="The key may call only what both its creator's role and one of these scopes allow">
+                            {format!("Scopes: {list}")}
+                        </span>
+                    }
+                })}
                 {expiring}
                 {idle}
             </td>

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use keysmith_client::{ConnectOptions, Remote, Team};
 use keysmith_core::digest::Pepper;
 use keysmith_core::policy::Policy;
+use keysmith_core::scope::ScopeCatalog;
 use keysmith_core::verifier::Verifier;
 use keysmith_core::{Error, OsKeyring, Registry};
 use keysmith_types::{
@@ -228,6 +229,28 @@ enum KeysCommand {
         /// Default: no limit.
         #[arg(long, value_name = "RATE")]
         rate_limit: Option<String>,
+        /// Narrow the key to these scopes (repeat, or separate with commas; at most 16):
+        /// `read-only` (GET and HEAD), or scopes the policy file defines and your role may
+        /// give (`keys scopes` lists them). The key may then call only what both its creator's
+        /// role and one of its scopes allow. Fixed for the key's life. Default: the creator's
+        /// whole role.
+        #[arg(long = "scope", value_name = "NAME", value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// The policy file whose `[[scope]]` tables define the scopes (default: `policy.toml`
+        /// in the data directory, if there is one). With --server, the team server's policy
+        /// decides instead.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
+    /// List the scopes your role may give a key (`keys create --scope`).
+    Scopes {
+        /// The policy file that defines them (default: `policy.toml` in the data directory,
+        /// if there is one).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Replace a key: standard output gets the new key alone, this once; the old key keeps
     /// working for the grace period, then fails as expired.
@@ -621,14 +644,38 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 registry: Arc::new(registry),
                 member_id,
             };
-            team_command(&team, cli.command).await?;
+            team_command(&team, cli.command, dir.as_deref()).await?;
         }
     }
     Ok(())
 }
 
-/// The commands a member runs on their account, on this computer or on a team server.
-async fn team_command(team: &Team, command: Command) -> Result<(), Failure> {
+/// The scope catalogue for a command: `policy` if given, else `policy.toml` in the data
+/// directory `dir` when there is one, else only the built-in `read-only`.
+fn scope_catalog(
+    policy: Option<&std::path::Path>,
+    dir: Option<&std::path::Path>,
+) -> Result<ScopeCatalog, Failure> {
+    let refused = |e: keysmith_core::policy::PolicyError| Failure {
+        code: 1,
+        message: format!("policy refused: {e}"),
+    };
+    match (policy, dir) {
+        (Some(path), _) => Policy::load(path)
+            .map(|p| ScopeCatalog::from_policy(&p))
+            .map_err(refused),
+        (None, Some(dir)) => ScopeCatalog::load_optional(&dir.join("policy.toml")).map_err(refused),
+        (None, None) => Ok(ScopeCatalog::builtin()),
+    }
+}
+
+/// The commands a member runs on their account, on this computer (`dir`, the data directory,
+/// when it has one) or on a team server.
+async fn team_command(
+    team: &Team,
+    command: Command,
+    dir: Option<&std::path::Path>,
+) -> Result<(), Failure> {
     match command {
         Command::Members(cmd) => members(team, cmd).await?,
         Command::Audit(AuditCommand::List { json }) => {
@@ -659,14 +706,18 @@ async fn team_command(team: &Team, command: Command) -> Result<(), Failure> {
                 expires_in,
                 allow_from,
                 rate_limit,
+                scopes,
+                policy,
             } => {
+                let catalog = scope_catalog(policy.as_deref(), dir)?;
                 let request = GenerateKeyRequest {
                     name,
                     expires_in_secs: expires_in.map(|ms| ms / 1000),
                     allowed_sources: allow_from,
                     rate_limit,
+                    scopes,
                 };
-                let generated = team.generate_key(&request).await?;
+                let generated = team.generate_key(&request, &catalog).await?;
                 print_once(&generated)?;
                 let expiry = generated.key.expires_at.map_or_else(String::new, |at| {
                     format!(" It expires {} UTC.", keysmith_core::clock::format_utc(at))
@@ -684,10 +735,28 @@ async fn team_command(team: &Team, command: Command) -> Result<(), Failure> {
                     .rate_limit
                     .as_ref()
                     .map_or_else(String::new, |r| format!(" It is limited to {r}."));
+                let scoped = if generated.key.scopes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" Its scopes are {}.", generated.key.scopes.join(", "))
+                };
                 eprintln!(
-                    "Generated \"{}\" (id {}).{expiry}{from}{limit} This is the only time the key is shown: store it now.",
+                    "Generated \"{}\" (id {}).{expiry}{from}{limit}{scoped} This is the only time the key is shown: store it now.",
                     generated.key.name, generated.key.id
                 );
+            }
+            KeysCommand::Scopes { policy, json } => {
+                let catalog = scope_catalog(policy.as_deref(), dir)?;
+                let scopes = team.scopes(&catalog).await?;
+                if json {
+                    out!("{}", to_json(&scopes)?);
+                } else {
+                    out!("{:<24}  {:<28}  DESCRIPTION", "SCOPE", "GIVEN BY");
+                    for s in &scopes {
+                        let roles: Vec<&str> = s.roles.iter().map(|r| r.as_str()).collect();
+                        out!("{:<24}  {:<28}  {}", s.name, roles.join(","), s.description);
+                    }
+                }
             }
             KeysCommand::Roll { id, grace } => {
                 let generated = team.roll_key(&id, grace).await?;
@@ -792,7 +861,7 @@ async fn run_remote(cli: Cli, url: &str) -> Result<(), Failure> {
         });
     }
     let team = Team::Remote(remote);
-    let result = team_command(&team, cli.command).await;
+    let result = team_command(&team, cli.command, None).await;
     if let Team::Remote(remote) = &team {
         remote.sign_out().await;
     }
@@ -1147,7 +1216,7 @@ fn print_table(keys: &[KeySummary]) {
         return;
     }
     out!(
-        "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<26}  {:<24}  FROM",
+        "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<26}  {:<24}  {:<24}  FROM",
         "ID",
         "NAME",
         "KEY",
@@ -1156,7 +1225,8 @@ fn print_table(keys: &[KeySummary]) {
         "CREATED",
         "LAST USED",
         "EXPIRES",
-        "RATE LIMIT"
+        "RATE LIMIT",
+        "SCOPES"
     );
     for k in keys {
         let status = status_word(k);
@@ -1170,7 +1240,7 @@ fn print_table(keys: &[KeySummary]) {
             k.allowed_sources.join(",")
         };
         out!(
-            "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<26}  {:<24}  {from}",
+            "{:<36}  {:<24}  {:<9}  {:<8}  {:<16}  {:<16}  {:<16}  {:<26}  {:<24}  {:<24}  {from}",
             k.id,
             truncate(&k.name, 24),
             format!("{}…", k.start),
@@ -1180,6 +1250,11 @@ fn print_table(keys: &[KeySummary]) {
             format_time(k.last_used_at),
             expires,
             k.rate_limit.as_deref().unwrap_or("none"),
+            if k.scopes.is_empty() {
+                "whole role".to_owned()
+            } else {
+                truncate(&k.scopes.join(","), 24)
+            },
         );
     }
 }

@@ -12,10 +12,12 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use keysmith_core::scope::ScopeCatalog;
 use keysmith_core::Registry;
 use keysmith_types::{
     AuditFilter, AuditReport, ErrorCode, GenerateKeyRequest, IpcError, KeyReveal, KeySummary,
-    MemberListing, MemberSummary, Role, ServerInfo, SessionTokenText, SignInResponse, API_VERSION,
+    MemberListing, MemberSummary, Role, ScopeInfo, ServerInfo, SessionTokenText, SignInResponse,
+    API_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -414,18 +416,24 @@ impl Team {
     }
 
     /// Generates a key (shown once) with the request's limits: lifetime, allowed addresses,
-    /// rate limit.
+    /// rate limit, scopes. On this computer `catalog` (this computer's policy file) says which
+    /// scopes exist; a team server uses its own.
     ///
     /// # Errors
-    /// The registry's or server's error; `invalid_duration`, `invalid_address` or
-    /// `invalid_rate_limit` naming a malformed limit.
-    pub async fn generate_key(&self, req: &GenerateKeyRequest) -> Result<KeyReveal, IpcError> {
+    /// The registry's or server's error; `invalid_duration`, `invalid_address`,
+    /// `invalid_rate_limit` or `invalid_scope` naming a malformed limit; `scope_beyond_role`
+    /// for a scope the member's role may not give.
+    pub async fn generate_key(
+        &self,
+        req: &GenerateKeyRequest,
+        catalog: &ScopeCatalog,
+    ) -> Result<KeyReveal, IpcError> {
         match self {
             Team::Local {
                 registry,
                 member_id,
             } => {
-                let limits = keysmith_core::KeyLimits::from_request(req).map_err(core)?;
+                let limits = keysmith_core::KeyLimits::from_request(req, catalog).map_err(core)?;
                 registry
                     .generate_key_limited(member_id, &req.name, &limits)
                     .await
@@ -439,6 +447,24 @@ impl Team {
                 })?;
                 r.call(reqwest::Method::POST, "/v1/keys", Some(body)).await
             }
+        }
+    }
+
+    /// The scopes the member may give a key: on this computer from `catalog`, on a team
+    /// server from its policy.
+    ///
+    /// # Errors
+    /// The registry's or server's error.
+    pub async fn scopes(&self, catalog: &ScopeCatalog) -> Result<Vec<ScopeInfo>, IpcError> {
+        match self {
+            Team::Local {
+                registry,
+                member_id,
+            } => {
+                let me = registry.actor(member_id).await.map_err(core)?;
+                Ok(catalog.grantable_by(me.role))
+            }
+            Team::Remote(r) => r.call(reqwest::Method::GET, "/v1/scopes", None).await,
         }
     }
 

@@ -280,8 +280,8 @@ pub async fn append_after_with(
     const INSERT_ENTRY: &str = "INSERT INTO audit_log (seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash, keyed, subject, state) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11)";
     const INSERT_KEY_THEN_ENTRY: &str = "WITH new_key AS (\
-         INSERT INTO api_keys (id, name, start, digest, created_at, created_by, expires_at, mac, allowed_sources, rate_limit) \
-         VALUES ($12, $13, $14, $15, $16, $17, $18, $19, $20, $21)) \
+         INSERT INTO api_keys (id, name, start, digest, created_at, created_by, expires_at, mac, allowed_sources, rate_limit, scopes) \
+         VALUES ($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)) \
          INSERT INTO audit_log (seq, at, actor_id, actor_name, action, target, detail, prev_hash, hash, keyed, subject, state) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11)";
     // The entry's eleven fields, in the column order of both statements.

@@ -53,6 +53,10 @@ pub enum Error {
     InvalidAddress(String),
     #[error("{0}")]
     InvalidRateLimit(String),
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error("{0}")]
+    ScopeBeyondRole(String),
     #[error("That API key was already rolled: roll its replacement instead.")]
     AlreadyReplaced,
     #[error("{0}.")]
@@ -138,6 +142,8 @@ impl Error {
             Error::InvalidDuration(_) => ErrorCode::InvalidDuration,
             Error::InvalidAddress(_) => ErrorCode::InvalidAddress,
             Error::InvalidRateLimit(_) => ErrorCode::InvalidRateLimit,
+            Error::InvalidScope(_) => ErrorCode::InvalidScope,
+            Error::ScopeBeyondRole(_) => ErrorCode::ScopeBeyondRole,
             Error::AlreadyReplaced => ErrorCode::AlreadyReplaced,
             Error::PepperFile(_) => ErrorCode::PepperFile,
             Error::InvalidPath(_) => ErrorCode::InvalidPath,

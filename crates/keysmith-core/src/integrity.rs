@@ -79,6 +79,8 @@ pub struct KeyFields<'a> {
     pub allowed_sources: Option<&'a str>,
     /// The stored rate limit; `None` for none.
     pub rate_limit: Option<&'a str>,
+    /// The stored scope list; `None` for the creator's whole role.
+    pub scopes: Option<&'a str>,
 }
 
 impl<'a> From<&'a SealedKeyRow> for KeyFields<'a> {
@@ -94,6 +96,7 @@ impl<'a> From<&'a SealedKeyRow> for KeyFields<'a> {
             paused_at: k.paused_at,
             allowed_sources: k.allowed_sources.as_deref(),
             rate_limit: k.rate_limit.as_deref(),
+            scopes: k.scopes.as_deref(),
         }
     }
 }
@@ -111,6 +114,7 @@ impl<'a> From<&'a KeyRow> for KeyFields<'a> {
             paused_at: k.paused_at,
             allowed_sources: k.allowed_sources.as_deref(),
             rate_limit: k.rate_limit.as_deref(),
+            scopes: k.scopes.as_deref(),
         }
     }
 }
@@ -191,6 +195,10 @@ impl RowKey {
         if let Some(rate) = k.rate_limit {
             put(&mut mac, b"rate");
             put(&mut mac, rate.as_bytes());
+        }
+        if let Some(scopes) = k.scopes {
+            put(&mut mac, b"scopes");
+            put(&mut mac, scopes.as_bytes());
         }
         mac.finalize().into_bytes().into()
     }

@@ -18,6 +18,7 @@ pub mod rate;
 pub mod registry;
 pub mod replica;
 pub mod scan;
+pub mod scope;
 #[cfg(target_os = "linux")]
 mod secret_service;
 pub mod secret_store;

@@ -21,7 +21,7 @@
 use std::path::Path;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use keysmith_types::Role;
+use keysmith_types::{Role, ScopeInfo};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -60,6 +60,26 @@ fn method_bit(method: &str) -> Option<u16> {
 struct File {
     #[serde(default)]
     allow: Vec<Spanned<RuleSpec>>,
+    #[serde(default)]
+    scope: Vec<Spanned<ScopeSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScopeSpec {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: Option<String>,
+    roles: Vec<Spanned<String>>,
+    methods: Vec<Spanned<String>>,
+    paths: Vec<Spanned<String>>,
+}
+
+/// A named permission (`scope.rs`): what it covers and who may give it.
+#[derive(Debug, Clone)]
+struct ScopeRule {
+    info: ScopeInfo,
+    rule: Rule,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +102,8 @@ pub struct Policy {
     /// The rules of each role, in [`Role::ALL`] order.
     rules: [Vec<Rule>; 5],
     rule_count: usize,
+    /// The `[[scope]]` tables, in file order.
+    scopes: Vec<ScopeRule>,
 }
 
 impl Policy {
@@ -117,69 +139,58 @@ impl Policy {
         for rule in parsed.allow {
             let rule_start = rule.span().start;
             let spec = rule.into_inner();
-            let role_name = spec.role.get_ref();
-            let role = Role::ALL
-                .into_iter()
-                .find(|r| r.as_str() == role_name)
-                .ok_or_else(|| {
-                    err(
-                        spec.role.span().start,
-                        format!(
-                            "unknown role {role_name:?} (expected owner, admin, manager, author or viewer)"
-                        ),
-                    )
-                })?;
-            if spec.methods.is_empty() {
-                return Err(err(
-                    rule_start,
-                    "this rule's `methods` lists no method".into(),
-                ));
-            }
-            let mut methods = 0u16;
-            for m in &spec.methods {
-                let bit = if m.get_ref() == "*" {
-                    ANY_METHOD
-                } else {
-                    method_bit(m.get_ref()).ok_or_else(|| {
-                        err(
-                            m.span().start,
-                            format!(
-                                "unknown HTTP method {:?} (expected one of {} in capitals, or \"*\")",
-                                m.get_ref(),
-                                METHODS.join(", ")
-                            ),
-                        )
-                    })?
-                };
-                methods |= bit;
-            }
-            if spec.paths.is_empty() {
-                return Err(err(
-                    rule_start,
-                    "this rule's `paths` lists no pattern".into(),
-                ));
-            }
-            let mut set = GlobSetBuilder::new();
-            for p in &spec.paths {
-                let pattern = p.get_ref();
-                check_pattern(pattern).map_err(|m| err(p.span().start, m))?;
-                let glob = GlobBuilder::new(pattern)
-                    .literal_separator(true)
-                    .backslash_escape(true)
-                    .build()
-                    .map_err(|e| {
-                        err(
-                            p.span().start,
-                            format!("bad path pattern {pattern:?}: {}", e.kind()),
-                        )
-                    })?;
-                set.add(glob);
-            }
-            let paths = set
-                .build()
-                .map_err(|e| err(rule_start, format!("bad path patterns: {e}")))?;
-            policy.rules[role_index(role)].push(Rule { methods, paths });
+            let role = parse_role(&spec.role, &err)?;
+            let compiled = compile_rule(rule_start, &spec.methods, &spec.paths, &err)?;
+            policy.rules[role_index(role)].push(compiled);
             policy.rule_count += 1;
+        }
+        for scope in parsed.scope {
+            let start = scope.span().start;
+            let spec = scope.into_inner();
+            let name = spec.name.get_ref();
+            crate::scope::check_name(name).map_err(|m| err(spec.name.span().start, m))?;
+            if name == crate::scope::READ_ONLY {
+                return Err(err(
+                    spec.name.span().start,
+                    format!("scope {name:?} is built in and cannot be redefined"),
+                ));
+            }
+            if policy.scopes.iter().any(|s| s.info.name == *name) {
+                return Err(err(
+                    spec.name.span().start,
+                    format!("scope {name:?} is defined twice"),
+                ));
+            }
+            if spec.roles.is_empty() {
+                return Err(err(
+                    start,
+                    "this scope's `roles` lists no role that may give it".into(),
+                ));
+            }
+            let mut roles = Vec::new();
+            for r in &spec.roles {
+                let role = parse_role(r, &err)?;
+                if !roles.contains(&role) {
+                    roles.push(role);
+                }
+            }
+            let description = spec.description.unwrap_or_default();
+            if description.chars().count() > 200 || description.chars().any(char::is_control) {
+                return Err(err(
+                    start,
+                    "a scope's `description` is at most 200 characters, without control characters"
+                        .into(),
+                ));
+            }
+            let rule = compile_rule(start, &spec.methods, &spec.paths, &err)?;
+            policy.scopes.push(ScopeRule {
+                info: ScopeInfo {
+                    name: name.clone(),
+                    description,
+                    roles,
+                },
+                rule,
+            });
         }
         if policy.rule_count == 0 {
             return Err(err(
@@ -205,6 +216,99 @@ impl Policy {
         self.rules[role_index(role)]
             .iter()
             .any(|r| r.methods & bit != 0 && r.paths.is_match(path))
+    }
+}
+
+fn parse_role(
+    role: &Spanned<String>,
+    err: &impl Fn(usize, String) -> PolicyError,
+) -> Result<Role, PolicyError> {
+    let name = role.get_ref();
+    Role::parse(name).ok_or_else(|| {
+        err(
+            role.span().start,
+            format!("unknown role {name:?} (expected owner, admin, manager, author or viewer)"),
+        )
+    })
+}
+
+/// Compiles one rule's (or scope's) methods and path patterns.
+fn compile_rule(
+    start: usize,
+    methods: &[Spanned<String>],
+    paths: &[Spanned<String>],
+    err: &impl Fn(usize, String) -> PolicyError,
+) -> Result<Rule, PolicyError> {
+    if methods.is_empty() {
+        return Err(err(start, "this rule's `methods` lists no method".into()));
+    }
+    let mut bits = 0u16;
+    for m in methods {
+        let bit = if m.get_ref() == "*" {
+            ANY_METHOD
+        } else {
+            method_bit(m.get_ref()).ok_or_else(|| {
+                err(
+                    m.span().start,
+                    format!(
+                        "unknown HTTP method {:?} (expected one of {} in capitals, or \"*\")",
+                        m.get_ref(),
+                        METHODS.join(", ")
+                    ),
+                )
+            })?
+        };
+        bits |= bit;
+    }
+    if paths.is_empty() {
+        return Err(err(start, "this rule's `paths` lists no pattern".into()));
+    }
+    let mut set = GlobSetBuilder::new();
+    for p in paths {
+        let pattern = p.get_ref();
+        check_pattern(pattern).map_err(|m| err(p.span().start, m))?;
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| {
+                err(
+                    p.span().start,
+                    format!("bad path pattern {pattern:?}: {}", e.kind()),
+                )
+            })?;
+        set.add(glob);
+    }
+    let paths = set
+        .build()
+        .map_err(|e| err(start, format!("bad path patterns: {e}")))?;
+    Ok(Rule {
+        methods: bits,
+        paths,
+    })
+}
+
+impl Policy {
+    /// The `[[scope]]` tables, in file order (without the built-in `read-only`).
+    pub fn scope_infos(&self) -> impl Iterator<Item = ScopeInfo> + '_ {
+        self.scopes.iter().map(|s| s.info.clone())
+    }
+
+    /// Whether one of a key's `scopes` covers `method` on `path`: the built-in `read-only`
+    /// covers `GET` and `HEAD` anywhere; a name the policy does not define covers nothing.
+    /// The creator's role is checked separately ([`Policy::allows`]): a request needs both.
+    pub fn scopes_allow(&self, scopes: &[Box<str>], method: &str, path: &str) -> bool {
+        let Some(bit) = method_bit(method) else {
+            return false;
+        };
+        scopes.iter().any(|name| {
+            if &**name == crate::scope::READ_ONLY {
+                return method == "GET" || method == "HEAD";
+            }
+            self.scopes.iter().any(|s| {
+                *s.info.name == **name && s.rule.methods & bit != 0 && s.rule.paths.is_match(path)
+            })
+        })
     }
 }
 

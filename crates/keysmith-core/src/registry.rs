@@ -17,6 +17,7 @@ use crate::integrity::{AuditKey, KeyFields, MemberFields, RowKey};
 use crate::key::ApiKeySecret;
 use crate::permissions::{authorize, permits, Action};
 use crate::rate::RateLimit;
+use crate::scope::{ScopeCatalog, ScopeGrant, Scopes};
 use crate::secret_store::SecretStore;
 use crate::sources::AllowedSources;
 use crate::store::{self, KeyRow, MemberRow};
@@ -181,6 +182,7 @@ pub(crate) fn summary_from_row(row: KeyRow, now: i64) -> Result<KeySummary> {
         paused_at: row.paused_at,
         allowed_sources: crate::sources::stored_networks(row.allowed_sources.as_deref()),
         rate_limit: row.rate_limit,
+        scopes: crate::scope::stored_names(row.scopes.as_deref()),
     })
 }
 
@@ -194,6 +196,9 @@ pub struct KeyLimits {
     pub sources: AllowedSources,
     /// How often the key may be used (`rate.rs`); no limit by default.
     pub rate_limit: Option<RateLimit>,
+    /// Scopes that narrow the key below its creator's role (`scope.rs`); the whole role by
+    /// default. Generation checks them against the generating member's role.
+    pub scopes: Option<ScopeGrant>,
 }
 
 impl KeyLimits {
@@ -206,10 +211,17 @@ impl KeyLimits {
     /// # Errors
     /// [`Error::InvalidDuration`] for a lifetime too large to count in milliseconds,
     /// [`Error::InvalidAddress`] for a malformed allowlist, [`Error::InvalidRateLimit`] for a
-    /// malformed, zero or too large rate limit; each names the bad value.
-    pub fn from_request(req: &keysmith_types::GenerateKeyRequest) -> Result<KeyLimits> {
+    /// malformed, zero or too large rate limit, [`Error::InvalidScope`] for a malformed scope
+    /// or one `catalog` does not define; each names the bad value.
+    pub fn from_request(
+        req: &keysmith_types::GenerateKeyRequest,
+        catalog: &ScopeCatalog,
+    ) -> Result<KeyLimits> {
         let expires_in_ms = req.expires_in_secs.map(validate::secs_to_ms).transpose()?;
         Ok(KeyLimits {
+            scopes: Scopes::parse(&req.scopes)?
+                .map(|s| catalog.resolve(s))
+                .transpose()?,
             expires_in_ms,
             sources: AllowedSources::parse(&req.allowed_sources)?,
             rate_limit: match req.rate_limit.as_deref() {
@@ -606,12 +618,18 @@ impl Registry {
     ) -> Result<Generated> {
         let (mut tx, actor) = self.begin_write_as(actor_id).await?;
         authorize(actor.role, Action::GenerateOwnKey)?;
+        // The member's role now, read in this transaction, decides which scopes they may give.
+        if let Some(grant) = &limits.scopes {
+            grant.check_role(actor.role)?;
+        }
+        let scopes = limits.scopes.as_ref().map(ScopeGrant::scopes);
         let now = self.clock.now_ms();
         let expires_at = limits.expires_in_ms.map(|ms| now + ms);
         let stored = StoredLimits {
             expires_at,
             sources: limits.sources.stored(),
             rate_limit: limits.rate_limit.map(|r| r.stored()),
+            scopes: scopes.map(Scopes::stored),
         };
         let drawn = draw_key(&tx, &actor.summary(), name, stored, now)?;
         let summary = &drawn.generated.summary;
@@ -620,6 +638,7 @@ impl Registry {
             expires_at.map(|at| format!("expires {} UTC", crate::clock::format_utc(at))),
             (!limits.sources.is_any()).then(|| format!("only from {}", limits.sources)),
             limits.rate_limit.map(|r| format!("at most {r}")),
+            scopes.map(|s| format!("scopes {s}")),
         ]
         .into_iter()
         .flatten()
@@ -697,11 +716,13 @@ impl Registry {
             KeyStatus::Paused => return Err(Error::KeyPaused),
             KeyStatus::Active => {}
         }
-        // The replacement keeps what limits the old key: its expiry, allowlist and rate limit.
+        // The replacement keeps what limits the old key: its expiry, allowlist, rate limit and
+        // scopes.
         let kept = StoredLimits {
             expires_at: key.expires_at,
             sources: key.allowed_sources.clone(),
             rate_limit: key.rate_limit.clone(),
+            scopes: key.scopes.clone(),
         };
         let (generated, new_mac) = insert_new_key(&mut tx, &creator, &key.name, kept, now).await?;
         if !store::mark_rolled(&mut *tx, &key.id, &generated.summary.id, now + grace_ms).await? {
@@ -1194,6 +1215,8 @@ struct StoredLimits {
     sources: Option<String>,
     /// `RateLimit::stored`.
     rate_limit: Option<String>,
+    /// `Scopes::stored`.
+    scopes: Option<String>,
 }
 
 /// A key drawn for `creator` with its digest and row MAC, not stored yet.
@@ -1218,6 +1241,7 @@ impl DrawnKey {
             mac: &self.mac,
             allowed_sources: self.limits.sources.as_deref(),
             rate_limit: self.limits.rate_limit.as_deref(),
+            scopes: self.limits.scopes.as_deref(),
         }
     }
 }
@@ -1246,9 +1270,11 @@ fn draw_key(
         paused_at: None,
         allowed_sources: limits.sources.as_deref(),
         rate_limit: limits.rate_limit.as_deref(),
+        scopes: limits.scopes.as_deref(),
     });
     let allowed_sources = crate::sources::stored_networks(limits.sources.as_deref());
     let rate_limit = limits.rate_limit.clone();
+    let scopes = crate::scope::stored_names(limits.scopes.as_deref());
     Ok(DrawnKey {
         digest,
         mac,
@@ -1267,6 +1293,7 @@ fn draw_key(
                 paused_at: None,
                 allowed_sources,
                 rate_limit,
+                scopes,
                 status: KeyStatus::Active,
             },
             secret,

@@ -358,13 +358,15 @@ pub struct KeyRow {
     pub allowed_sources: Option<String>,
     /// The key's rate limit (`rate::RateLimit::stored`); `None` for none.
     pub rate_limit: Option<String>,
+    /// The key's scopes (`scope::Scopes::stored`); `None` for the creator's whole role.
+    pub scopes: Option<String>,
     /// The row's MAC (`integrity::RowKey::key_mac`); `None` before it was sealed.
     pub mac: Option<Vec<u8>>,
 }
 
 const KEY_COLUMNS: &str = "k.id, k.name, k.start, k.digest, k.created_at, k.created_by, \
      m.name AS creator_name, m.role AS creator_role, m.disabled_at AS creator_disabled_at, \
-     k.last_used_at, k.revoked_at, k.expires_at, k.replaced_by, k.paused_at, k.allowed_sources, k.rate_limit, k.mac \
+     k.last_used_at, k.revoked_at, k.expires_at, k.replaced_by, k.paused_at, k.allowed_sources, k.rate_limit, k.scopes, k.mac \
      FROM api_keys k JOIN members m ON m.id = k.created_by";
 
 /// The account's id, if first-run set-up was done.
@@ -518,9 +520,11 @@ pub struct NewKey<'a> {
     pub allowed_sources: Option<&'a str>,
     /// `rate::RateLimit::stored`; `None` for no limit.
     pub rate_limit: Option<&'a str>,
+    /// `scope::Scopes::stored`; `None` for the creator's whole role.
+    pub scopes: Option<&'a str>,
 }
 
-/// Binds a [`NewKey`]'s ten fields, in the column order of [`insert_key`]'s statement, to
+/// Binds a [`NewKey`]'s eleven fields, in the column order of [`insert_key`]'s statement, to
 /// a query (also `audit::append_after_with`'s, which inserts the key in the same statement
 /// as its audit entry).
 macro_rules! bind_new_key {
@@ -536,6 +540,7 @@ macro_rules! bind_new_key {
             .bind(&$k.mac[..])
             .bind($k.allowed_sources)
             .bind($k.rate_limit)
+            .bind($k.scopes)
     };
 }
 pub(crate) use bind_new_key;
@@ -544,7 +549,7 @@ pub(crate) use bind_new_key;
 pub async fn insert_key<'a>(ex: impl Into<Ex<'a>>, k: &NewKey<'_>) -> Result<()> {
     on!(ex, c => bind_new_key!(sqlx::query(
         "INSERT INTO api_keys (id, name, start, digest, created_at, created_by, expires_at, mac, \
-         allowed_sources, rate_limit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         allowed_sources, rate_limit, scopes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     ), k)
     .execute(c)
     .await?
@@ -772,6 +777,8 @@ pub struct SealedKeyRow {
     pub allowed_sources: Option<String>,
     /// The key's rate limit; `None` for none.
     pub rate_limit: Option<String>,
+    /// The key's scopes; `None` for the creator's whole role.
+    pub scopes: Option<String>,
     /// The row's MAC (`integrity::RowKey::key_mac`); `None` before it was sealed.
     pub mac: Option<Vec<u8>>,
 }
@@ -779,7 +786,7 @@ pub struct SealedKeyRow {
 /// Selects a [`SealedKeyRow`], columns in that order (the SQLite verifier reads them by
 /// position).
 pub(crate) const SEALED_KEY_SELECT: &str = "SELECT id, digest, created_by, created_at, \
-     revoked_at, expires_at, replaced_by, mac, paused_at, allowed_sources, rate_limit FROM api_keys";
+     revoked_at, expires_at, replaced_by, mac, paused_at, allowed_sources, rate_limit, scopes FROM api_keys";
 
 /// Hands every key row to `each` as it is read (streamed, never collected: an index of a
 /// million keys is built without a million rows in memory at once).
@@ -1096,8 +1103,8 @@ pub async fn copy_member<'a>(ex: impl Into<Ex<'a>>, m: &MemberRow) -> Result<()>
 pub async fn copy_key<'a>(ex: impl Into<Ex<'a>>, k: &KeyRow) -> Result<()> {
     on!(ex, c => sqlx::query(
         "INSERT INTO api_keys (id, name, start, digest, created_at, created_by, revoked_at, \
-         last_used_at, expires_at, mac, paused_at, allowed_sources, rate_limit) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         last_used_at, expires_at, mac, paused_at, allowed_sources, rate_limit, scopes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&k.id)
     .bind(&k.name)
@@ -1112,6 +1119,7 @@ pub async fn copy_key<'a>(ex: impl Into<Ex<'a>>, k: &KeyRow) -> Result<()> {
     .bind(k.paused_at)
     .bind(&k.allowed_sources)
     .bind(&k.rate_limit)
+    .bind(&k.scopes)
     .execute(c)
     .await?
     .rows_affected());

@@ -218,6 +218,7 @@ pub async fn bulk_keys_from(
             paused_at: None,
             allowed_sources: sources,
             rate_limit,
+            scopes: None,
         });
         store::insert_key(
             &mut tx,
@@ -232,6 +233,7 @@ pub async fn bulk_keys_from(
                 mac: &mac,
                 allowed_sources: sources,
                 rate_limit,
+                scopes: None,
             },
         )
         .await

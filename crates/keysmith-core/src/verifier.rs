@@ -3,7 +3,8 @@
 //! One function, [`Verifier::check`]: parse (prefix, length, alphabet, checksum) → HMAC-SHA-256
 //! with the pepper → lookup in an in-memory index → status (active, revoked, expired,
 //! paused, unknown) → the key's allowed source networks, if any (`sources.rs`) → the creator's
-//! *current* role → the policy's answer for (method, path) → the key's rate limit, if any
+//! *current* role → the policy's answer for (method, path) → the key's scopes, if any
+//! (`scope.rs`: one must cover the request too) → the key's rate limit, if any
 //! (`rate.rs`; only a request that passed everything else counts against it).
 //!
 //! The index holds every key's digest, so a check costs one HMAC and one hash lookup. It
@@ -86,6 +87,11 @@ pub enum Denial {
     },
     #[error("role {role} of API key {key_id} may not call this endpoint")]
     RoleRefused { key_id: String, role: Role },
+    #[error("the scopes of API key {key_id} ({scopes}) do not cover this endpoint")]
+    ScopeRefused {
+        key_id: String,
+        scopes: crate::scope::Scopes,
+    },
     #[error("API key {key_id} is over its rate limit of {limit}; retry in {} s", retry_after_secs(*.retry_after))]
     RateLimited {
         key_id: String,
@@ -117,7 +123,9 @@ impl Denial {
             | Denial::Expired { .. }
             | Denial::Paused { .. }
             | Denial::Tampered { .. } => 401,
-            Denial::RoleRefused { .. } | Denial::SourceRefused { .. } => 403,
+            Denial::RoleRefused { .. }
+            | Denial::ScopeRefused { .. }
+            | Denial::SourceRefused { .. } => 403,
             Denial::RateLimited { .. } => 429,
             Denial::BadRequest(_) => 400,
             Denial::Unavailable | Denial::RolledBack => 503,
@@ -133,6 +141,7 @@ impl Denial {
             | Denial::Tampered { key_id }
             | Denial::SourceRefused { key_id, .. }
             | Denial::RateLimited { key_id, .. }
+            | Denial::ScopeRefused { key_id, .. }
             | Denial::RoleRefused { key_id, .. } => Some(key_id),
             _ => None,
         }
@@ -220,6 +229,8 @@ struct Entry {
     sources: Box<[ipnet::IpNet]>,
     /// The key's rate limiter; `None` for no limit.
     limiter: Option<Arc<KeyLimiter>>,
+    /// The key's scopes; `None` for its creator's whole role.
+    scopes: Option<crate::scope::Scopes>,
 }
 
 impl Index {
@@ -681,6 +692,19 @@ impl Verifier {
                     role: member.role,
                 });
             }
+            // A key with scopes gets the intersection of its role and its scopes.
+            if let Some(scopes) = &entry.scopes {
+                let covered = self
+                    .policy
+                    .as_ref()
+                    .is_some_and(|p| p.scopes_allow(scopes.names(), t.method, path));
+                if !covered {
+                    return Err(Denial::ScopeRefused {
+                        key_id: key_id(),
+                        scopes: scopes.clone(),
+                    });
+                }
+            }
         }
         // Last, so a request refused for another reason does not use up the key's quota. A
         // status-only check (no target: `keysmith verify`) is not a use of the key.
@@ -910,6 +934,7 @@ fn entry_from_row(
     let paused_at: Option<i64> = row.get(8)?;
     let allowed_sources: Option<String> = row.get(9)?;
     let rate_limit: Option<String> = row.get(10)?;
+    let scopes: Option<String> = row.get(11)?;
     entry_from_fields(
         KeyFields {
             id: &id,
@@ -922,6 +947,7 @@ fn entry_from_row(
             paused_at,
             allowed_sources: allowed_sources.as_deref(),
             rate_limit: rate_limit.as_deref(),
+            scopes: scopes.as_deref(),
         },
         mac.as_deref(),
         index,
@@ -953,7 +979,8 @@ fn entry_from_fields(
     // it (the MAC covers the text): refuse the key either way.
     let sources = crate::sources::AllowedSources::from_stored(k.allowed_sources);
     let rate_limit = RateLimit::from_stored(k.rate_limit);
-    let sealed = rows.key_ok(k, mac) && sources.is_ok() && rate_limit.is_ok();
+    let scopes = crate::scope::Scopes::from_stored(k.scopes);
+    let sealed = rows.key_ok(k, mac) && sources.is_ok() && rate_limit.is_ok() && scopes.is_ok();
     if !sealed {
         tracing::error!(key = %id, "a key row was changed outside Keysmith; it is refused");
     }
@@ -972,5 +999,6 @@ fn entry_from_fields(
             .ok()
             .flatten()
             .map(|limit| Arc::new(KeyLimiter::new(limit))),
+        scopes: scopes.ok().flatten(),
     })
 }

@@ -623,6 +623,7 @@ async fn allowed_sources_are_kept_on_roll_and_sealed() {
         expires_in_ms: None,
         sources: AllowedSources::parse(&["2001:DB8::/32, 203.0.113.0/24", "198.51.100.7"]).unwrap(),
         rate_limit: None,
+        scopes: None,
     };
     let g = f
         .registry
@@ -736,7 +737,7 @@ async fn rate_limits_are_kept_on_roll_and_sealed() {
             rate_limit: Some(bad.into()),
             ..Default::default()
         };
-        let err = KeyLimits::from_request(&req).unwrap_err();
+        let err = KeyLimits::from_request(&req, &Default::default()).unwrap_err();
         assert_eq!(err.code(), ErrorCode::InvalidRateLimit, "{bad}");
         assert!(err.to_string().contains(named), "{bad}: {err}");
     }
@@ -755,7 +756,7 @@ async fn rate_limits_are_kept_on_roll_and_sealed() {
         rate_limit: Some(" 600 per minute, BURST 50 ".into()),
         ..Default::default()
     };
-    let limits = KeyLimits::from_request(&req).unwrap();
+    let limits = KeyLimits::from_request(&req, &Default::default()).unwrap();
     assert_eq!(
         limits.rate_limit,
         RateLimit::parse("600/min burst 50").unwrap()
@@ -837,6 +838,193 @@ async fn rate_limits_are_kept_on_roll_and_sealed() {
         raw(&f, &sql).await.unwrap();
     }
     for secret in [&rolled.secret, &g2.secret, &open.secret] {
+        let err = f.registry.verify(secret.expose()).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::StoreTampered);
+    }
+}
+
+const SCOPED_POLICY: &str = r#"
+[[allow]]
+role = "manager"
+methods = ["GET", "POST"]
+paths = ["/v1/**"]
+
+[[scope]]
+name = "reports:read"
+description = "Read reports"
+roles = ["owner", "admin", "manager"]
+methods = ["GET", "HEAD"]
+paths = ["/v1/reports/**"]
+
+[[scope]]
+name = "billing:write"
+roles = ["owner"]
+methods = ["POST"]
+paths = ["/v1/billing"]
+"#;
+
+/// A key's scopes: checked against the policy's catalogue and the generating member's role
+/// (a malformed, unknown or too-high scope is refused naming it, and nothing is written);
+/// sorted in the summary, the reveal and the list; kept by a roll; in the audit entry; fixed
+/// by the schema; and sealed: scopes removed or added outside Keysmith (trigger dropped) are
+/// refused as a changed row.
+#[tokio::test]
+async fn scopes_are_checked_kept_on_roll_and_sealed() {
+    use keysmith_core::policy::Policy;
+    use keysmith_core::scope::ScopeCatalog;
+    use keysmith_core::KeyLimits;
+    use keysmith_types::GenerateKeyRequest;
+
+    let catalog = ScopeCatalog::from_policy(&Policy::parse(SCOPED_POLICY, "p.toml").unwrap());
+    let f = fixture().await;
+    let o = owner(&f).await;
+    let manager = insert_member(&f, "Max", Role::Manager).await;
+    let request = |scopes: &[&str]| GenerateKeyRequest {
+        name: "scoped".into(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        ..Default::default()
+    };
+    let entries = || async {
+        f.registry
+            .audit_entries(&o, &keysmith_types::AuditFilter::default())
+            .await
+            .unwrap()
+            .len()
+    };
+    let before_keys = f.registry.list_keys(&o).await.unwrap().len();
+    let before_log = entries().await;
+    let many: Vec<String> = (0..17).map(|i| format!("s{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    for (bad, named) in [
+        (
+            &["Reports:read"][..],
+            "\"Reports:read\" must start with a lowercase letter",
+        ),
+        (&["reports:write"], "\"reports:write\" is not defined"),
+        (&["reports read"], "\"reports read\" holds ' '"),
+        (
+            &["reports:read", "reports/read"],
+            "\"reports/read\" holds '/'",
+        ),
+        (&["  "], "a scope name is empty"),
+        (&["read-only\u{7}"], "holds '\\u{7}'"),
+        (&many, "at most 16 scopes, not 17"),
+    ] {
+        let err = KeyLimits::from_request(&request(bad), &catalog).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidScope, "{bad:?}");
+        assert!(err.to_string().contains(named), "{bad:?}: {err}");
+    }
+    // Only the built-in scope exists without a policy.
+    let err =
+        KeyLimits::from_request(&request(&["reports:read"]), &ScopeCatalog::builtin()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidScope);
+    // A Manager may not give what only the Owner may.
+    let beyond =
+        KeyLimits::from_request(&request(&["reports:read", "billing:write"]), &catalog).unwrap();
+    let err = f
+        .registry
+        .generate_key_limited(&manager, "scoped", &beyond)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ScopeBeyondRole);
+    assert_eq!(
+        err.to_string(),
+        "scope \"billing:write\" is beyond the Manager role: only Owner may give it to a key"
+    );
+    assert_eq!(f.registry.list_keys(&o).await.unwrap().len(), before_keys);
+    assert_eq!(entries().await, before_log, "nothing was written");
+    // The Owner may.
+    let billing = f
+        .registry
+        .generate_key_limited(&o, "billing", &beyond)
+        .await
+        .unwrap();
+    assert_eq!(billing.summary.scopes, ["billing:write", "reports:read"]);
+
+    let limits = KeyLimits::from_request(
+        &request(&[" reports:read", "read-only", "reports:read "]),
+        &catalog,
+    )
+    .unwrap();
+    let g = f
+        .registry
+        .generate_key_limited(&manager, "reports", &limits)
+        .await
+        .unwrap();
+    let want = ["read-only", "reports:read"];
+    assert_eq!(g.summary.scopes, want);
+    assert_eq!(g.reveal().key.scopes, want);
+    let open = f
+        .registry
+        .generate_key(&manager, "whole role")
+        .await
+        .unwrap();
+    assert!(open.summary.scopes.is_empty());
+    let rolled = f
+        .registry
+        .roll_key(&manager, &g.summary.id, 0)
+        .await
+        .unwrap();
+    assert_eq!(rolled.summary.scopes, want, "a roll keeps the scopes");
+    let list = f.registry.list_keys(&o).await.unwrap();
+    for id in [&g.summary.id, &rolled.summary.id] {
+        assert_eq!(list.iter().find(|k| &k.id == id).unwrap().scopes, want);
+    }
+    assert!(list
+        .iter()
+        .find(|k| k.id == open.summary.id)
+        .unwrap()
+        .scopes
+        .is_empty());
+    let log = f
+        .registry
+        .audit_entries(&o, &keysmith_types::AuditFilter::default())
+        .await
+        .unwrap();
+    assert!(
+        log.iter()
+            .any(|e| e.detail.contains("scopes read-only, reports:read")),
+        "{log:?}"
+    );
+
+    // Fixed for the key's life.
+    let id = &rolled.summary.id;
+    for sql in [
+        format!("UPDATE api_keys SET scopes = NULL WHERE id = '{id}'"),
+        format!("UPDATE api_keys SET scopes = 'billing:write' WHERE id = '{id}'"),
+        format!(
+            "UPDATE api_keys SET scopes = 'read-only' WHERE id = '{}'",
+            open.summary.id
+        ),
+    ] {
+        let err = raw(&f, &sql).await.unwrap_err();
+        assert!(
+            err.contains("scopes are fixed for its life"),
+            "{sql}: {err}"
+        );
+    }
+    assert!(f.registry.verify(rolled.secret.expose()).await.is_ok());
+    // Past the trigger: widened, removed or added, the seal no longer matches.
+    let drop = if f.registry.pool().backend() == store::Backend::Postgres {
+        "DROP TRIGGER api_keys_scopes_fixed ON api_keys"
+    } else {
+        "DROP TRIGGER api_keys_scopes_fixed"
+    };
+    raw(&f, drop).await.unwrap();
+    for sql in [
+        format!("UPDATE api_keys SET scopes = NULL WHERE id = '{id}'"),
+        format!(
+            "UPDATE api_keys SET scopes = 'reports:read' WHERE id = '{}'",
+            billing.summary.id
+        ),
+        format!(
+            "UPDATE api_keys SET scopes = 'read-only' WHERE id = '{}'",
+            open.summary.id
+        ),
+    ] {
+        raw(&f, &sql).await.unwrap();
+    }
+    for secret in [&rolled.secret, &billing.secret, &open.secret] {
         let err = f.registry.verify(secret.expose()).await.unwrap_err();
         assert_eq!(err.code(), ErrorCode::StoreTampered);
     }

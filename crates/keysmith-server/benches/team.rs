@@ -152,10 +152,13 @@ async fn creation(db: &TestDb, registry: &Registry, team: &testkit::Team) {
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while Instant::now() < until {
-                team.generate_key(&keysmith_types::GenerateKeyRequest {
-                    name: format!("bench {c} {n}"),
-                    ..Default::default()
-                })
+                team.generate_key(
+                    &keysmith_types::GenerateKeyRequest {
+                        name: format!("bench {c} {n}"),
+                        ..Default::default()
+                    },
+                    &keysmith_core::scope::ScopeCatalog::builtin(),
+                )
                 .await
                 .unwrap();
                 n += 1;

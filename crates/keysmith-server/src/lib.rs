@@ -16,12 +16,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
+use keysmith_core::scope::ScopeCatalog;
 use keysmith_core::session::SessionToken;
 use keysmith_core::{Error, Member, Registry};
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ErrorCode,
     GenerateKeyRequest, IpcError, KeyReveal, KeySummary, MemberListing, MemberSummary, Role,
-    ServerInfo, SessionTokenText, SignInResponse, UnlockRequest, API_VERSION,
+    ScopeInfo, ServerInfo, SessionTokenText, SignInResponse, UnlockRequest, API_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -33,16 +34,25 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 #[derive(Clone)]
 struct AppState {
     registry: Arc<Registry>,
+    /// The scopes members may give keys (`scope.rs`).
+    scopes: Arc<ScopeCatalog>,
 }
 
-/// The API's routes, over `registry`.
+/// The API's routes, over `registry`, offering only the built-in scope (`read-only`).
 pub fn router(registry: Arc<Registry>) -> Router {
+    router_with_scopes(registry, ScopeCatalog::builtin())
+}
+
+/// The API's routes, over `registry`, offering the scopes of `scopes` (from the verifier's
+/// policy file: `keysmith serve --policy`).
+pub fn router_with_scopes(registry: Arc<Registry>, scopes: ScopeCatalog) -> Router {
     Router::new()
         .route("/v1/info", get(info))
         .route("/v1/sessions", post(sign_in))
         .route("/v1/sessions/current", get(current).delete(sign_out))
         .route("/v1/me/passphrase", post(change_passphrase))
         .route("/v1/keys", get(list_keys).post(generate_key))
+        .route("/v1/scopes", get(list_scopes))
         .route("/v1/keys/{id}/roll", post(roll_key))
         .route("/v1/keys/{id}/revoke", post(revoke_key))
         .route("/v1/keys/{id}/pause", post(pause_key))
@@ -57,7 +67,10 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/v1/openapi.json", get(openapi_json))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .fallback(not_found)
-        .with_state(AppState { registry })
+        .with_state(AppState {
+            registry,
+            scopes: Arc::new(scopes),
+        })
 }
 
 /// Serves the API on `listener` until `shutdown` completes.
@@ -180,7 +193,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode as C;
     match code {
         C::NotSignedIn | C::SessionExpired | C::BadCredentials => StatusCode::UNAUTHORIZED,
-        C::NotPermitted | C::PassphraseChangeRequired => StatusCode::FORBIDDEN,
+        C::NotPermitted | C::PassphraseChangeRequired | C::ScopeBeyondRole => StatusCode::FORBIDDEN,
         C::NotFound => StatusCode::NOT_FOUND,
         C::InvalidName
         | C::InvalidPassphrase
@@ -190,6 +203,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::InvalidDuration
         | C::InvalidAddress
         | C::InvalidRateLimit
+        | C::InvalidScope
         | C::InvalidTarget
         | C::InvalidPath
         | C::MalformedRequest => StatusCode::UNPROCESSABLE_ENTITY,
@@ -432,12 +446,17 @@ async fn generate_key(
     Signed(m): Signed,
     Body(req): Body<GenerateKeyRequest>,
 ) -> Result<(StatusCode, axum::Json<KeyReveal>), ApiError> {
-    let limits = keysmith_core::KeyLimits::from_request(&req)?;
+    let limits = keysmith_core::KeyLimits::from_request(&req, &s.scopes)?;
     let generated = s
         .registry
         .generate_key_limited(&m.id, &req.name, &limits)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(generated.reveal())))
+}
+
+#[utoipa::path(get, path = "/v1/scopes", tag = "keys", security(("session" = [])), responses((status = 200, description = "The scopes the member's role may give a key, the built-in `read-only` first", body = Vec<ScopeInfo>), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
+async fn list_scopes(State(s): State<AppState>, Signed(m): Signed) -> ApiResult<Vec<ScopeInfo>> {
+    Ok(axum::Json(s.scopes.grantable_by(m.role)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -83,10 +83,13 @@ async fn two_instances_sixteen_clients_one_unforked_chain() {
                 match i % 4 {
                     0 | 1 => {
                         let g = team
-                            .generate_key(&keysmith_types::GenerateKeyRequest {
-                                name: format!("client {c} key {i}"),
-                                ..Default::default()
-                            })
+                            .generate_key(
+                                &keysmith_types::GenerateKeyRequest {
+                                    name: format!("client {c} key {i}"),
+                                    ..Default::default()
+                                },
+                                &keysmith_core::scope::ScopeCatalog::builtin(),
+                            )
                             .await
                             .unwrap();
                         mine.push(g.key.id.clone());

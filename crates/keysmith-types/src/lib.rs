@@ -71,6 +71,11 @@ pub enum ErrorCode {
     InvalidAddress,
     /// A rate limit is malformed, zero or too large.
     InvalidRateLimit,
+    /// A scope is malformed or not defined by the policy, or a key names too many.
+    InvalidScope,
+    /// A scope is beyond the generating member's role: the policy lets only other roles
+    /// give it to a key.
+    ScopeBeyondRole,
     /// The key was already rolled: roll its replacement instead.
     AlreadyReplaced,
     /// A pepper file cannot be used (missing, wrong mode, wrong content).
@@ -229,7 +234,25 @@ pub struct KeySummary {
     /// limit. Fixed for the key's life; a roll keeps it.
     #[serde(default)]
     pub rate_limit: Option<String>,
+    /// The key's scopes, sorted (`read-only`, `reports:read`); empty for its creator's whole
+    /// role. Fixed for the key's life; a roll keeps them.
+    #[serde(default)]
+    pub scopes: Vec<String>,
     pub status: KeyStatus,
+}
+
+/// A scope a member may give a key: a named permission from the verifier's policy, or the
+/// built-in `read-only`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScopeInfo {
+    /// The name keys carry, such as `reports:read`.
+    pub name: String,
+    /// What it allows, in words; empty when the policy gives none.
+    #[serde(default)]
+    pub description: String,
+    /// The roles whose members may give it to a key.
+    pub roles: Vec<Role>,
 }
 
 /// One day in milliseconds.
@@ -377,6 +400,10 @@ pub struct GenerateKeyRequest {
     /// one period's worth); `None` or empty for no limit.
     #[serde(default)]
     pub rate_limit: Option<String>,
+    /// Scopes that narrow the key below the creator's role (names from the policy, or
+    /// `read-only`; at most 16); empty for the creator's whole role.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// Roll a key: generate its replacement (shown once) and let the old key keep working for
@@ -694,6 +721,7 @@ mod tests {
             paused_at: None,
             allowed_sources: Vec::new(),
             rate_limit: None,
+            scopes: Vec::new(),
             status,
         }
     }
