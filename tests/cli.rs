@@ -399,6 +399,140 @@ fn bad_input_gets_clear_errors() {
     assert_eq!(stdout(&o).trim(), "[]");
 }
 
+/// Scopes from the command line: `keys scopes` lists what the member's role may give (the
+/// built-in `read-only` alone without a policy file, then the data directory's
+/// `policy.toml`); `keys create --scope` narrows a key, said on creation, listed, and kept by
+/// a roll; malformed, undefined and too-high scopes and an unreadable policy are refused
+/// naming the value, and create nothing.
+#[test]
+fn scopes_come_from_the_policy_file_and_narrow_a_key() {
+    require_secret_service();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = cli(d, &["init", "--owner", "Olive"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let as_olive = |args: &[&str]| {
+        let mut all = vec!["--as", "Olive"];
+        all.extend_from_slice(args);
+        cli(d, &all, None)
+    };
+    let o = as_olive(&["keys", "scopes", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let scopes: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(scopes.as_array().unwrap().len(), 1, "{scopes}");
+    assert_eq!(scopes[0]["name"], "read-only");
+
+    std::fs::write(
+        d.join("policy.toml"),
+        r#"
+[[allow]]
+role = "owner"
+methods = ["*"]
+paths = ["/**"]
+
+[[scope]]
+name = "reports:read"
+description = "Read reports"
+roles = ["owner", "admin", "manager"]
+methods = ["GET", "HEAD"]
+paths = ["/v1/reports/**"]
+
+[[scope]]
+name = "billing:admin"
+roles = ["admin"]
+methods = ["*"]
+paths = ["/v1/billing/**"]
+"#,
+    )
+    .unwrap();
+    let o = as_olive(&["keys", "scopes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(table.contains("read-only"), "{table}");
+    assert!(
+        table.lines().any(|l| l.starts_with("reports:read")
+            && l.contains("owner,admin,manager")
+            && l.contains("Read reports")),
+        "{table}"
+    );
+    assert!(
+        !table.contains("billing:admin"),
+        "only what the Owner may give: {table}"
+    );
+
+    for (scope, fragment) in [
+        ("billing:admin", "scope \"billing:admin\" is beyond the Owner role: only Admin may give it to a key"),
+        ("reports:write", "scope \"reports:write\" is not defined: the policy defines read-only, reports:read, billing:admin"),
+        ("Reports:read", "scope \"Reports:read\" must start with a lowercase letter"),
+        ("reports read", "scope \"reports read\" holds ' '"),
+    ] {
+        let o = as_olive(&["keys", "create", "--name", "n", "--scope", scope]);
+        assert_eq!(o.status.code(), Some(1), "{scope}: {}", stderr(&o));
+        assert!(stderr(&o).contains(fragment), "{scope}: {}", stderr(&o));
+    }
+    let o = as_olive(&[
+        "keys",
+        "create",
+        "--name",
+        "n",
+        "--scope",
+        "read-only",
+        "--policy",
+        "/nonexistent/policy.toml",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("policy refused: /nonexistent/policy.toml"),
+        "{}",
+        stderr(&o)
+    );
+    let o = as_olive(&["keys", "list", "--json"]);
+    assert_eq!(stdout(&o).trim(), "[]", "nothing was created");
+
+    let o = as_olive(&[
+        "keys",
+        "create",
+        "--name",
+        "reports",
+        "--scope",
+        "reports:read,read-only",
+        "--scope",
+        "reports:read",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Its scopes are read-only, reports:read."),
+        "{}",
+        stderr(&o)
+    );
+    let o = as_olive(&["keys", "list"]);
+    assert!(stdout(&o).contains("SCOPES"), "{}", stdout(&o));
+    let row = stdout(&o)
+        .lines()
+        .find(|l| l.contains("reports"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(row.contains("read-only,reports:read"), "{}", stdout(&o));
+    let o = as_olive(&["keys", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        list[0]["scopes"],
+        serde_json::json!(["read-only", "reports:read"])
+    );
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let o = as_olive(&["keys", "roll", &id, "--grace", "0s"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = as_olive(&["keys", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let scoped = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["scopes"] == serde_json::json!(["read-only", "reports:read"]))
+        .count();
+    assert_eq!(scoped, 2, "the replacement keeps the scopes");
+}
+
 /// Every command but `init`, pointed at a directory with no Keysmith database (a typo, a
 /// moved folder): it says there is no account there, exits non-zero (3 for `verify`, which
 /// could not check), and creates nothing, neither the directory nor a database in an existing

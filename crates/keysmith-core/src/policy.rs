@@ -604,6 +604,85 @@ paths = ["/v1/reports", "/v1/reports/**"]
     }
 
     #[test]
+    fn scopes_are_named_permissions_a_key_intersects_with_its_role() {
+        let p = Policy::parse(
+            r#"
+[[allow]]
+role = "manager"
+methods = ["GET", "POST"]
+paths = ["/v1/**"]
+
+[[scope]]
+name = "reports:read"
+description = "Read reports"
+roles = ["manager", "owner", "manager"]
+methods = ["GET", "HEAD"]
+paths = ["/v1/reports", "/v1/reports/**"]
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let infos: Vec<ScopeInfo> = p.scope_infos().collect();
+        assert_eq!(
+            infos,
+            [ScopeInfo {
+                name: "reports:read".into(),
+                description: "Read reports".into(),
+                roles: vec![Role::Manager, Role::Owner],
+            }]
+        );
+        let s = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| Box::<str>::from(*n))
+                .collect::<Vec<_>>()
+        };
+        assert!(p.scopes_allow(&s(&["reports:read"]), "GET", "/v1/reports/9"));
+        assert!(p.scopes_allow(&s(&["reports:read"]), "HEAD", "/v1/reports"));
+        assert!(!p.scopes_allow(&s(&["reports:read"]), "POST", "/v1/reports"));
+        assert!(!p.scopes_allow(&s(&["reports:read"]), "GET", "/v1/orders"));
+        assert!(p.scopes_allow(&s(&["read-only"]), "GET", "/v1/orders"));
+        assert!(p.scopes_allow(&s(&["read-only"]), "HEAD", "/anything"));
+        for method in [
+            "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "get", "FETCH",
+        ] {
+            assert!(
+                !p.scopes_allow(&s(&["read-only", "reports:read"]), method, "/v1/orders"),
+                "{method}"
+            );
+        }
+        assert!(!p.scopes_allow(&s(&["reports:write"]), "GET", "/v1/reports/9"));
+        assert!(!p.scopes_allow(&[], "GET", "/v1/reports/9"));
+    }
+
+    #[test]
+    fn scope_errors_name_the_line() {
+        let rule = "[[allow]]\nrole = \"owner\"\nmethods = [\"*\"]\npaths = [\"/**\"]\n";
+        let scope = |body: &str| format!("{rule}\n[[scope]]\n{body}");
+        let ok = "name = \"a:b\"\nroles = [\"owner\"]\nmethods = [\"GET\"]\npaths = [\"/a\"]\n";
+        assert!(Policy::parse(&scope(ok), "p.toml").is_ok());
+        let long = format!("description = \"{}\"\n{ok}", "x".repeat(201));
+        let cases = [
+            (scope("name = \"A:b\"\nroles = [\"owner\"]\nmethods = [\"GET\"]\npaths = [\"/a\"]\n"), 7, "must start with a lowercase letter"),
+            (scope("name = \"a b\"\nroles = [\"owner\"]\nmethods = [\"GET\"]\npaths = [\"/a\"]\n"), 7, "holds ' '"),
+            (scope("name = \"read-only\"\nroles = [\"owner\"]\nmethods = [\"GET\"]\npaths = [\"/a\"]\n"), 7, "built in"),
+            (scope("name = \"a:b\"\nroles = [\"boss\"]\nmethods = [\"GET\"]\npaths = [\"/a\"]\n"), 8, "unknown role"),
+            (scope("name = \"a:b\"\nroles = []\nmethods = [\"GET\"]\npaths = [\"/a\"]\n"), 6, "lists no role"),
+            (scope("name = \"a:b\"\nroles = [\"owner\"]\nmethods = [\"FETCH\"]\npaths = [\"/a\"]\n"), 9, "unknown HTTP method"),
+            (scope("name = \"a:b\"\nroles = [\"owner\"]\nmethods = [\"GET\"]\npaths = [\"a\"]\n"), 10, "must start with"),
+            (scope("name = \"a:b\"\nroles = [\"owner\"]\nmethods = [\"GET\"]\n"), 6, "paths"),
+            (scope(&format!("{ok}scopes = 1\n")), 11, "unknown field"),
+            (scope(&long), 6, "at most 200 characters"),
+            (format!("{}\n[[scope]]\n{ok}", scope(ok)), 13, "defined twice"),
+        ];
+        for (text, line, needle) in cases {
+            let e = Policy::parse(&text, "p.toml").unwrap_err();
+            assert_eq!(e.line, line, "{text}\n{e}");
+            assert!(e.message.contains(needle), "{text}\n{e}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_line() {
         let cases = [
             (

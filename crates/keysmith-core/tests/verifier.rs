@@ -805,3 +805,167 @@ async fn a_rate_limit_refuses_requests_beyond_the_burst() {
         assert!(f.verifier.check(Some(&open), read).is_ok());
     }
 }
+
+const SCOPED_POLICY: &str = r#"
+[[allow]]
+role = "owner"
+methods = ["*"]
+paths = ["/**"]
+
+[[allow]]
+role = "manager"
+methods = ["GET"]
+paths = ["/v1/reports/**"]
+
+[[allow]]
+role = "manager"
+methods = ["POST"]
+paths = ["/v1/orders"]
+
+[[scope]]
+name = "reports:read"
+roles = ["owner", "admin", "manager"]
+methods = ["GET", "HEAD"]
+paths = ["/v1/reports/**"]
+
+[[scope]]
+name = "orders:create"
+roles = ["owner", "admin", "manager"]
+methods = ["POST"]
+paths = ["/v1/orders"]
+
+[[scope]]
+name = "admin:all"
+roles = ["owner"]
+methods = ["*"]
+paths = ["/admin/**"]
+"#;
+
+/// A key with scopes gets the intersection of its creator's current role and its scopes:
+/// each (key, method, path) cell below, then the creator demoted (the role caps the scopes
+/// at once), and a scope this verifier's policy does not define (it covers nothing).
+#[tokio::test]
+async fn scopes_narrow_a_key_to_the_intersection_with_its_creators_current_role() {
+    use keysmith_core::scope::ScopeCatalog;
+    use keysmith_core::KeyLimits;
+    use keysmith_types::GenerateKeyRequest;
+
+    let (dir, registry, team) = team_registry().await;
+    let policy = Policy::parse(SCOPED_POLICY, "policy.toml").unwrap();
+    let catalog = ScopeCatalog::from_policy(&policy);
+    let verifier = Verifier::open(
+        &dir.path().join(store::DB_FILE),
+        registry.verifier_pepper().await.unwrap(),
+        Some(policy),
+    )
+    .unwrap();
+    let owner = team.get(Role::Owner, false).id.clone();
+    let manager = team.get(Role::Manager, false).id.clone();
+    let scoped = |member: &str, scopes: &[&str], catalog: &ScopeCatalog| {
+        let limits = KeyLimits::from_request(
+            &GenerateKeyRequest {
+                name: "scoped".into(),
+                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                ..Default::default()
+            },
+            catalog,
+        )
+        .unwrap();
+        let member = member.to_owned();
+        let registry = &registry;
+        async move {
+            registry
+                .generate_key_limited(&member, "scoped", &limits)
+                .await
+                .unwrap()
+        }
+    };
+    let reports = scoped(&manager, &["reports:read"], &catalog).await;
+    let read_only = scoped(&manager, &["read-only"], &catalog).await;
+    let both = scoped(&manager, &["orders:create", "reports:read"], &catalog).await;
+    let whole = scoped(&manager, &[], &catalog).await;
+    let owner_read = scoped(&owner, &["read-only"], &catalog).await;
+    let owner_admin = scoped(&owner, &["admin:all"], &catalog).await;
+
+    const A: &str = "allowed";
+    const R: &str = "role";
+    const S: &str = "scope";
+    let requests = [
+        ("GET", "/v1/reports/7"),
+        ("HEAD", "/v1/reports/7"),
+        ("POST", "/v1/orders"),
+        ("GET", "/v1/keys"),
+        ("DELETE", "/admin/users/3"),
+        ("GET", "/admin/users"),
+    ];
+    let table: [(&str, &keysmith_core::Generated, [&str; 6]); 6] = [
+        ("manager, reports:read", &reports, [A, R, S, R, R, R]),
+        ("manager, read-only", &read_only, [A, R, S, R, R, R]),
+        ("manager, both", &both, [A, R, A, R, R, R]),
+        ("manager, whole role", &whole, [A, R, A, R, R, R]),
+        ("owner, read-only", &owner_read, [A, A, S, A, S, A]),
+        ("owner, admin:all", &owner_admin, [S, S, S, S, A, A]),
+    ];
+    for (label, key, want) in &table {
+        for ((method, uri), want) in requests.iter().zip(want) {
+            let target = Some(Target {
+                method,
+                uri,
+                client: None,
+            });
+            let got = match verifier.check(Some(key.secret.expose()), target) {
+                Ok(_) => A,
+                Err(Denial::RoleRefused { .. }) => R,
+                Err(Denial::ScopeRefused { key_id, scopes }) => {
+                    assert_eq!(key_id, key.summary.id);
+                    assert_eq!(scopes.to_string(), key.summary.scopes.join(", "));
+                    S
+                }
+                Err(other) => panic!("{label} {method} {uri}: {other}"),
+            };
+            assert_eq!(got, *want, "{label}: {method} {uri}");
+        }
+        // A status-only check (`keysmith verify`) has no endpoint for scopes to cover.
+        assert!(verifier.check(Some(key.secret.expose()), None).is_ok());
+    }
+    let refused = verifier
+        .check(
+            Some(reports.secret.expose()),
+            Some(Target {
+                method: "POST",
+                uri: "/v1/orders",
+                client: None,
+            }),
+        )
+        .unwrap_err();
+    assert_eq!(refused.http_status(), 403);
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "the scopes of API key {} (reports:read) do not cover this endpoint",
+            reports.summary.id
+        )
+    );
+
+    // The creator's current role caps the scopes: demoted to Author, nothing is allowed.
+    registry
+        .change_role(&owner, &manager, Role::Author)
+        .await
+        .unwrap();
+    assert!(matches!(
+        verifier.check(Some(both.secret.expose()), get("/v1/reports/7")),
+        Err(Denial::RoleRefused { .. })
+    ));
+
+    // A scope another policy defined covers nothing here (deny by default).
+    let other = Policy::parse(
+        "[[allow]]\nrole = \"owner\"\nmethods = [\"*\"]\npaths = [\"/**\"]\n\n[[scope]]\nname = \"legacy:all\"\nroles = [\"owner\"]\nmethods = [\"*\"]\npaths = [\"/**\"]\n",
+        "other.toml",
+    )
+    .unwrap();
+    let legacy = scoped(&owner, &["legacy:all"], &ScopeCatalog::from_policy(&other)).await;
+    assert!(matches!(
+        verifier.check(Some(legacy.secret.expose()), get("/v1/reports/7")),
+        Err(Denial::ScopeRefused { .. })
+    ));
+}
