@@ -8,6 +8,7 @@ const COMMANDS: &[&str] = &[
     "lock",
     "list_keys",
     "generate_key",
+    "list_scopes",
     "copy_key",
     "finish_reveal",
     "revoke_key",

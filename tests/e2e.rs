@@ -337,10 +337,177 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     by_id(driver, "unlock-submit").await.click().await.unwrap();
     by_id(driver, "keys-table").await;
     assert_eq!(rows(driver).await.len(), 4);
+    let scoped_key = scoped_key(driver, data_dir).await;
 
-    let mut keys = vec![first_key, second_key];
+    let mut keys = vec![first_key, second_key, scoped_key];
     keys.extend(billing_keys);
     keys
+}
+
+/// Scopes: the create dialog offers the built-in `read-only` and the scopes of the data
+/// directory's `policy.toml` the Owner may give (not one only Admins may); a scope the policy
+/// stopped letting the Owner give by the time of Generate is refused under the scopes, naming
+/// it, and nothing is created; then a key with `reports:read` shows it in the reveal and its
+/// row, and the verifier allows it only what both the role and the scope allow.
+async fn scoped_key(driver: &WebDriver, data_dir: &Path) -> String {
+    let policy = data_dir.join("policy.toml");
+    let write_policy = |orders_by: &str| {
+        std::fs::write(
+            &policy,
+            format!(
+                r#"[[allow]]
+role = "owner"
+methods = ["GET", "POST"]
+paths = ["/**"]
+
+[[scope]]
+name = "reports:read"
+description = "Read reports"
+roles = ["owner", "admin", "manager"]
+methods = ["GET", "HEAD"]
+paths = ["/v1/reports/**"]
+
+[[scope]]
+name = "orders:create"
+description = "Place orders"
+roles = [{orders_by}]
+methods = ["POST"]
+paths = ["/v1/orders"]
+
+[[scope]]
+name = "billing:admin"
+roles = ["admin"]
+methods = ["*"]
+paths = ["/v1/billing/**"]
+"#
+            ),
+        )
+        .unwrap();
+    };
+    write_policy("\"owner\", \"admin\"");
+    by_id(driver, "create-key").await.click().await.unwrap();
+    by_id(driver, "key-name")
+        .await
+        .send_keys("Reports dashboard")
+        .await
+        .unwrap();
+    let offered = eventually(
+        "the scopes were never offered",
+        Duration::from_secs(10),
+        || async {
+            let boxes = driver
+                .find_all(By::Css("#key-scopes input[type=checkbox]"))
+                .await
+                .map_err(|e| vec![e.to_string()])?;
+            let mut names = Vec::new();
+            for b in boxes {
+                names.push(
+                    b.attr("data-scope")
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                );
+            }
+            if names.len() == 3 {
+                Ok(names)
+            } else {
+                Err(names)
+            }
+        },
+    )
+    .await;
+    assert_eq!(offered, ["read-only", "reports:read", "orders:create"]);
+    // As a person would: scroll the box into the middle of the dialog (the dialog's buttons
+    // stay at its bottom edge), then click it.
+    let tick = |name: &'static str| async move {
+        let b = driver
+            .find(By::Css(format!("#key-scopes input[data-scope='{name}']")))
+            .await
+            .unwrap();
+        driver
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center'});",
+                vec![b.to_json().unwrap()],
+            )
+            .await
+            .unwrap();
+        b.click().await.unwrap();
+    };
+    tick("reports:read").await;
+    tick("orders:create").await;
+    // The policy changes while the dialog is open: the backend decides with the file as it
+    // is now.
+    write_policy("\"admin\"");
+    by_id(driver, "generate-key").await.click().await.unwrap();
+    let err = by_id(driver, "key-scopes-error")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        err,
+        "scope \"orders:create\" is beyond the Owner role: only Admin may give it to a key"
+    );
+    shot(driver, "28-scopes").await;
+    assert_eq!(rows(driver).await.len(), 4, "a refused scope created a key");
+    tick("orders:create").await;
+    gone(driver, "key-scopes-error").await;
+    by_id(driver, "generate-key").await.click().await.unwrap();
+    let key = by_id(driver, "revealed-key").await.text().await.unwrap();
+    assert_eq!(
+        by_id(driver, "reveal-scopes").await.text().await.unwrap(),
+        "Scopes: reports:read"
+    );
+    by_id(driver, "copy-key").await.click().await.unwrap();
+    by_id(driver, "copy-note").await;
+    by_id(driver, "reveal-done").await.click().await.unwrap();
+    gone(driver, "reveal-dialog").await;
+    let id = eventually(
+        "the scoped key never listed",
+        Duration::from_secs(10),
+        || async {
+            let now = rows(driver).await;
+            now.iter()
+                .find(|r| r.1 == "Reports dashboard")
+                .map(|r| r.0.clone())
+                .ok_or(now)
+        },
+    )
+    .await;
+    assert_eq!(cell(driver, &id, "scopes").await, "Scopes: reports:read");
+
+    let (verifier, port) = start_verifier(data_dir, &policy, &[], &[], std::process::Stdio::null());
+    let status = |method: &str, uri: &str| {
+        http(
+            port,
+            "GET",
+            "/auth",
+            &[
+                ("Authorization", &format!("Bearer {key}")),
+                ("X-Original-Method", method),
+                ("X-Original-URI", uri),
+            ],
+        )
+        .status
+    };
+    assert_eq!(
+        status("GET", "/v1/reports/2026"),
+        204,
+        "role and scope allow it"
+    );
+    assert_eq!(
+        status("POST", "/v1/orders"),
+        403,
+        "the role allows it, the scope does not"
+    );
+    assert_eq!(
+        status("GET", "/v1/keys"),
+        403,
+        "the role allows it, the scope does not"
+    );
+    drop(verifier);
+    key
 }
 
 /// "Scan a folder": bad paths are refused inline; a folder holding a live and a revoked key

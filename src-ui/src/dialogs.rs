@@ -131,6 +131,12 @@ pub fn CreateKeyDialog(
                     if matches!(e.code, ErrorCode::InvalidScope | ErrorCode::ScopeBeyondRole) =>
                 {
                     scopes_error.set(Some(e.message));
+                    // Once drawn, bring the message into view above the dialog's buttons.
+                    request_animation_frame(|| {
+                        if let Some(el) = document().get_element_by_id("key-scopes-error") {
+                            el.scroll_into_view_with_bool(false);
+                        }
+                    });
                 }
                 Err(e) => {
                     error.set(Some(e.message));

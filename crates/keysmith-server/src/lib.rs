@@ -146,7 +146,7 @@ pub async fn serve_tls(
         description = "Every operation of a Keysmith account, for members on other machines. Errors are `{code, message}` with the HTTP status of `status_of`; sessions are bearer tokens from `POST /v1/sessions`."
     ),
     paths(
-        info, sign_in, current, sign_out, change_passphrase, list_keys, generate_key, roll_key,
+        info, sign_in, current, sign_out, change_passphrase, list_keys, generate_key, list_scopes, roll_key,
         revoke_key, pause_key, resume_key, record_copy, list_members, add_member, change_role, removal_preview, remove_member,
         transfer_ownership, audit
     ),

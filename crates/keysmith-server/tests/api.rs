@@ -444,6 +444,24 @@ async fn bad_requests_get_the_apis_error_and_change_nothing() {
         ),
         (
             Method::POST,
+            "/v1/keys",
+            Some(json!({"name": "x", "scopes": ["reports:read"]})),
+            ErrorCode::InvalidScope,
+        ),
+        (
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"name": "x", "scopes": ["Read-Only"]})),
+            ErrorCode::InvalidScope,
+        ),
+        (
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"name": "x", "scopes": "read-only"})),
+            ErrorCode::MalformedRequest,
+        ),
+        (
+            Method::POST,
             "/v1/keys/nope/revoke",
             Some(json!({"confirmation": "REVOKE"})),
             ErrorCode::NotFound,
@@ -540,6 +558,7 @@ async fn the_openapi_document_is_served_checked_in_and_complete() {
         ("/v1/sessions/current", &["get", "delete"]),
         ("/v1/me/passphrase", &["post"]),
         ("/v1/keys", &["get", "post"]),
+        ("/v1/scopes", &["get"]),
         ("/v1/keys/{id}/roll", &["post"]),
         ("/v1/keys/{id}/revoke", &["post"]),
         ("/v1/keys/{id}/pause", &["post"]),
@@ -561,7 +580,7 @@ async fn the_openapi_document_is_served_checked_in_and_complete() {
     }
     assert_eq!(
         paths.len(),
-        16,
+        17,
         "a path the router does not answer, or one missing"
     );
     assert!(doc["components"]["schemas"]["IpcError"].is_object());
@@ -640,7 +659,8 @@ async fn a_key_with_limits_is_generated_and_listed_with_them() {
         Some(json!({
             "name": "partner",
             "allowed_sources": ["203.0.113.0/24, 2001:DB8::/32"],
-            "rate_limit": "5 per second"
+            "rate_limit": "5 per second",
+            "scopes": ["read-only"]
         })),
     )
     .await;
@@ -660,4 +680,13 @@ async fn a_key_with_limits_is_generated_and_listed_with_them() {
         .find(|k| k["id"] == id)
         .unwrap();
     assert_eq!(listed["rate_limit"], "5/s burst 5");
+    assert_eq!(listed["scopes"], json!(["read-only"]));
+    assert_eq!(v["key"]["scopes"], json!(["read-only"]));
+    // Without a policy the server offers the built-in scope alone.
+    let (s, _, scopes) = call(&app, Method::GET, "/v1/scopes", Some(&token), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(scopes.as_array().unwrap().len(), 1, "{scopes}");
+    assert_eq!(scopes[0]["name"], "read-only");
+    let (s, _, _) = call(&app, Method::GET, "/v1/scopes", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
