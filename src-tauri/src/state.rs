@@ -1000,6 +1000,54 @@ mod tests {
         }
     }
 
+    /// Scopes through the command layer: without a policy file only `read-only` is offered;
+    /// a scope the catalogue does not define, a malformed one and too many are refused with
+    /// `invalid_scope` naming the value, and nothing is stored or held for display.
+    #[tokio::test]
+    async fn scopes_are_offered_from_the_catalogue_and_checked() {
+        let (_dir, s) = signed_in_owner().await;
+        let offered: Vec<String> = s
+            .list_scopes()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        assert_eq!(offered, ["read-only"]);
+        let many: Vec<String> = (0..17).map(|i| format!("s{i}")).collect();
+        for (scopes, named) in [
+            (
+                vec!["reports:read".to_owned()],
+                "\"reports:read\" is not defined",
+            ),
+            (vec!["Read-only".to_owned()], "\"Read-only\" must start"),
+            (vec!["read-only\u{7}".to_owned()], "holds '\\u{7}'"),
+            (many, "at most 16 scopes"),
+        ] {
+            let err = s
+                .generate_key(GenerateKeyRequest {
+                    name: "Dashboard".into(),
+                    scopes,
+                    ..GenerateKeyRequest::default()
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidScope, "{named}");
+            assert!(err.message.contains(named), "{named}: {}", err.message);
+            assert!(!s.reveal_uncopied());
+            assert!(s.list_keys().await.unwrap().is_empty(), "{named}");
+        }
+        let reveal = s
+            .generate_key(GenerateKeyRequest {
+                name: "Dashboard".into(),
+                scopes: vec![" read-only ".into()],
+                ..GenerateKeyRequest::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(reveal.key.scopes, ["read-only"]);
+    }
+
     /// Lock clears a copied key from the clipboard at once, not when its 30 s run out; and
     /// leaves alone what the person copied since. Uses the real clipboard (X11 on Xvfb).
     #[tokio::test]

@@ -655,6 +655,18 @@ paths = ["/v1/reports", "/v1/reports/**"]
         assert!(!p.scopes_allow(&[], "GET", "/v1/reports/9"));
     }
 
+    /// The example the README points to loads, with its two scopes.
+    #[test]
+    fn the_example_policy_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policy.toml");
+        let p = Policy::load(&path).unwrap();
+        assert_eq!(p.rule_count(), 4);
+        let names: Vec<String> = p.scope_infos().map(|s| s.name).collect();
+        assert_eq!(names, ["reports:read", "orders:create"]);
+        assert!(p.allows(Role::Manager, "POST", "/v1/orders"));
+        assert!(!p.allows(Role::Manager, "DELETE", "/v1/orders"));
+    }
+
     #[test]
     fn scope_errors_name_the_line() {
         let rule = "[[allow]]\nrole = \"owner\"\nmethods = [\"*\"]\npaths = [\"/**\"]\n";
