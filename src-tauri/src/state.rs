@@ -971,7 +971,6 @@ mod tests {
                 .generate_key(GenerateKeyRequest {
                     name: "Partner".into(),
                     rate_limit: Some(typed.into()),
-                    scopes: Vec::new(),
                     ..GenerateKeyRequest::default()
                 })
                 .await
@@ -991,7 +990,6 @@ mod tests {
                 .generate_key(GenerateKeyRequest {
                     name: format!("Partner {}", typed.len()),
                     rate_limit: Some(typed.into()),
-                    scopes: Vec::new(),
                     ..GenerateKeyRequest::default()
                 })
                 .await
