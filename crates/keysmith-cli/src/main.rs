@@ -751,10 +751,10 @@ async fn team_command(
                 if json {
                     out!("{}", to_json(&scopes)?);
                 } else {
-                    out!("{:<24}  {:<28}  DESCRIPTION", "SCOPE", "GIVEN BY");
+                    out!("{:<24}  {:<33}  DESCRIPTION", "SCOPE", "GIVEN BY");
                     for s in &scopes {
                         let roles: Vec<&str> = s.roles.iter().map(|r| r.as_str()).collect();
-                        out!("{:<24}  {:<28}  {}", s.name, roles.join(","), s.description);
+                        out!("{:<24}  {:<33}  {}", s.name, roles.join(","), s.description);
                     }
                 }
             }
