@@ -24,10 +24,6 @@ use keysmith_types::{
 use crate::clipboard::{self, Clipboard};
 use crate::team::TeamConfig;
 
-/// The policy file in the data directory whose `[[scope]]` tables the app offers (the
-/// verifier's `--policy`, kept beside the database).
-pub const POLICY_FILE: &str = "policy.toml";
-
 /// The key being shown once: held from generation until Done (or the window closes).
 struct PendingReveal {
     key_id: String,
@@ -625,12 +621,10 @@ impl AppState {
     fn scope_catalog(&self) -> Result<ScopeCatalog, IpcError> {
         match self.data_dir.as_deref() {
             None => Ok(ScopeCatalog::builtin()),
-            Some(dir) => {
-                ScopeCatalog::load_optional(&dir.join(POLICY_FILE)).map_err(|e| IpcError {
-                    code: ErrorCode::InvalidScope,
-                    message: format!("The policy file that defines the scopes is refused: {e}"),
-                })
-            }
+            Some(dir) => ScopeCatalog::of_data_dir(dir).map_err(|e| IpcError {
+                code: ErrorCode::InvalidScope,
+                message: format!("The policy file that defines the scopes is refused: {e}"),
+            }),
         }
     }
 

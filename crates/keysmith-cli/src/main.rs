@@ -661,10 +661,8 @@ fn scope_catalog(
         message: format!("policy refused: {e}"),
     };
     match (policy, dir) {
-        (Some(path), _) => Policy::load(path)
-            .map(|p| ScopeCatalog::from_policy(&p))
-            .map_err(refused),
-        (None, Some(dir)) => ScopeCatalog::load_optional(&dir.join("policy.toml")).map_err(refused),
+        (Some(path), _) => ScopeCatalog::load(path).map_err(refused),
+        (None, Some(dir)) => ScopeCatalog::of_data_dir(dir).map_err(refused),
         (None, None) => Ok(ScopeCatalog::builtin()),
     }
 }

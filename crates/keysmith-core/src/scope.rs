@@ -29,6 +29,10 @@ pub const MAX_SCOPES: usize = 16;
 /// The longest scope name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
 
+/// The policy file in the data directory whose scopes the app and the CLI offer (the
+/// verifier's `--policy`, kept beside the database).
+pub const POLICY_FILE: &str = "policy.toml";
+
 /// Checks one scope name's grammar (see the module documentation).
 ///
 /// # Errors
@@ -170,18 +174,29 @@ impl ScopeCatalog {
         catalog
     }
 
-    /// The catalogue of the policy file at `path`, or only the built-in scope when there is
-    /// no file there.
+    /// The catalogue of the policy file at `path`.
+    ///
+    /// # Errors
+    /// [`crate::policy::PolicyError`] for a file that cannot be read or is refused.
+    pub fn load(
+        path: &std::path::Path,
+    ) -> std::result::Result<ScopeCatalog, crate::policy::PolicyError> {
+        crate::policy::Policy::load(path).map(|p| ScopeCatalog::from_policy(&p))
+    }
+
+    /// The catalogue of [`POLICY_FILE`] in the data directory `dir`, or only the built-in
+    /// scope when there is no such file.
     ///
     /// # Errors
     /// [`crate::policy::PolicyError`] for a file that exists but is refused.
-    pub fn load_optional(
-        path: &std::path::Path,
+    pub fn of_data_dir(
+        dir: &std::path::Path,
     ) -> std::result::Result<ScopeCatalog, crate::policy::PolicyError> {
+        let path = dir.join(POLICY_FILE);
         if !path.exists() {
             return Ok(ScopeCatalog::builtin());
         }
-        crate::policy::Policy::load(path).map(|p| ScopeCatalog::from_policy(&p))
+        ScopeCatalog::load(&path)
     }
 
     /// Every scope, the built-in first.

@@ -252,6 +252,17 @@ async fn roles_decide_generate_list_and_revoke() {
 }
 
 /// Runs `sql` behind Keysmith's back; the error's full text (the engine's message).
+/// Drops the `api_keys` trigger `name` in each engine's syntax, as someone editing the
+/// database outside Keysmith would before changing what it guards.
+async fn drop_key_trigger(f: &Fixture, name: &str) {
+    let sql = if f.registry.pool().backend() == store::Backend::Postgres {
+        format!("DROP TRIGGER {name} ON api_keys")
+    } else {
+        format!("DROP TRIGGER {name}")
+    };
+    raw(f, &sql).await.unwrap();
+}
+
 async fn raw(f: &Fixture, sql: &str) -> Result<(), String> {
     f.registry
         .pool()
@@ -679,12 +690,7 @@ async fn allowed_sources_are_kept_on_roll_and_sealed() {
     }
     assert!(f.registry.verify(rolled.secret.expose()).await.is_ok());
     // Past the trigger: the seal no longer matches, widened or narrowed.
-    let drop = if f.registry.pool().backend() == store::Backend::Postgres {
-        "DROP TRIGGER api_keys_sources_fixed ON api_keys"
-    } else {
-        "DROP TRIGGER api_keys_sources_fixed"
-    };
-    raw(&f, drop).await.unwrap();
+    drop_key_trigger(&f, "api_keys_sources_fixed").await;
     raw(
         &f,
         &format!("UPDATE api_keys SET allowed_sources = '0.0.0.0/0 ::/0' WHERE id = '{id}'"),
@@ -813,12 +819,7 @@ async fn rate_limits_are_kept_on_roll_and_sealed() {
     }
     assert!(f.registry.verify(rolled.secret.expose()).await.is_ok());
     // Past the trigger: raised, removed or added, the seal no longer matches.
-    let drop = if f.registry.pool().backend() == store::Backend::Postgres {
-        "DROP TRIGGER api_keys_rate_limit_fixed ON api_keys"
-    } else {
-        "DROP TRIGGER api_keys_rate_limit_fixed"
-    };
-    raw(&f, drop).await.unwrap();
+    drop_key_trigger(&f, "api_keys_rate_limit_fixed").await;
     let g2 = f
         .registry
         .generate_key_limited(&o, "metered too", &limits)
@@ -1005,12 +1006,7 @@ async fn scopes_are_checked_kept_on_roll_and_sealed() {
     }
     assert!(f.registry.verify(rolled.secret.expose()).await.is_ok());
     // Past the trigger: widened, removed or added, the seal no longer matches.
-    let drop = if f.registry.pool().backend() == store::Backend::Postgres {
-        "DROP TRIGGER api_keys_scopes_fixed ON api_keys"
-    } else {
-        "DROP TRIGGER api_keys_scopes_fixed"
-    };
-    raw(&f, drop).await.unwrap();
+    drop_key_trigger(&f, "api_keys_scopes_fixed").await;
     for sql in [
         format!("UPDATE api_keys SET scopes = NULL WHERE id = '{id}'"),
         format!(
