@@ -28,6 +28,7 @@ pub mod store;
 mod team;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod usage;
 pub mod validate;
 pub mod verifier;
 mod write;

@@ -1,6 +1,6 @@
 //! Moving a one-computer account to the team server's PostgreSQL store (`keysmith migrate
-//! --to postgres://…`): members, keys and the whole audit chain, row for row, with their
-//! seals and hashes. The account keeps its id, so the pepper, the audit key and the anchor in
+//! --to postgres://…`): members, keys, their usage counts and the whole audit chain, row
+//! for row, with their seals and hashes. The account keeps its id, so the pepper, the audit key and the anchor in
 //! the OS keyring serve the team server on this host unchanged, and every existing key keeps
 //! verifying (its digest is the same HMAC of the same pepper).
 
@@ -66,6 +66,7 @@ impl Registry {
         let members = store::list_members(&mut read).await?;
         let keys = store::all_keys(&mut read).await?;
         let entries = audit::all(&mut read).await?;
+        let usage = store::all_usage(&mut read).await?;
         read.rollback().await?;
 
         let mut out = target.begin_write().await?;
@@ -86,6 +87,9 @@ impl Registry {
         }
         for e in &entries {
             audit::copy_row(&mut out, e).await?;
+        }
+        for u in &usage {
+            store::copy_usage(&mut out, u).await?;
         }
         out.commit().await?;
 

@@ -21,6 +21,7 @@ use crate::scope::{ScopeCatalog, ScopeGrant, Scopes};
 use crate::secret_store::SecretStore;
 use crate::sources::AllowedSources;
 use crate::store::{self, KeyRow, MemberRow};
+use crate::usage::{day_of, DayTally, Outcome};
 use crate::write::{
     anchor_entry, audit_key_entry, key_sealed_as, key_subject, member_subject, pepper_entry, Keys,
     WriteTx,
@@ -999,18 +1000,92 @@ impl Registry {
         self.checked_member(&mut tx, creator).await?;
         tx.rollback().await?;
         let now = self.clock.now_ms();
-        match row_status(&row, now) {
-            KeyStatus::Revoked | KeyStatus::Tampered => return Err(Error::KeyRevoked),
-            KeyStatus::Expired => return Err(Error::KeyExpired),
-            KeyStatus::Paused => return Err(Error::KeyPaused),
-            KeyStatus::Active => {}
+        let (outcome, refusal) = match row_status(&row, now) {
+            KeyStatus::Tampered => return Err(Error::KeyRevoked),
+            KeyStatus::Revoked => (Outcome::Revoked, Some(Error::KeyRevoked)),
+            KeyStatus::Expired => (Outcome::Expired, Some(Error::KeyExpired)),
+            KeyStatus::Paused => (Outcome::Paused, Some(Error::KeyPaused)),
+            KeyStatus::Active => (Outcome::Allowed, None),
+        };
+        // Counted like the verifier's answers, in the same per-day row.
+        let mut tally = DayTally::default();
+        tally.count(outcome, now, None);
+        let mut tx = self.pool.begin_unlocked().await?;
+        if refusal.is_none() {
+            store::touch_last_used(&mut tx, &row.id, now).await?;
         }
-        store::touch_last_used(&self.pool, &row.id, now).await?;
+        store::add_usage(&mut tx, &row.id, day_of(now), &tally).await?;
+        tx.commit().await?;
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
         let summary = summary_from_row(row, now)?;
         Ok(Verified {
             key_id: summary.id,
             key_name: summary.name,
             creator: summary.created_by,
+        })
+    }
+
+    /// How `key_id` was used over the last `days` UTC days (1 to
+    /// [`keysmith_types::USAGE_DAYS_MAX`]), today included: one entry per day, oldest first,
+    /// with the verifiers' counts of accepted uses and refusals by reason, and the key's last
+    /// use and its client address. Seen by whoever sees the key in the list: the Owner and
+    /// Admins for every key, Managers for their own.
+    ///
+    /// # Errors
+    /// [`Error::NotSignedIn`], [`Error::NotPermitted`], [`Error::NotFound`] (no such key),
+    /// [`Error::InvalidDuration`] (`days` out of range).
+    pub async fn key_usage(
+        &self,
+        actor_id: &str,
+        key_id: &str,
+        days: u32,
+    ) -> Result<keysmith_types::KeyUsage> {
+        if !(1..=keysmith_types::USAGE_DAYS_MAX).contains(&days) {
+            return Err(Error::InvalidDuration(format!(
+                "{days} days of usage: choose 1 to {}",
+                keysmith_types::USAGE_DAYS_MAX
+            )));
+        }
+        let actor = self.actor(actor_id).await?;
+        authorize(actor.role, Action::SeeOwnKeys)?;
+        let mut tx = self.pool.begin().await?;
+        let key = store::key_by_id(&mut tx, key_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "API key",
+                id: key_id.to_owned(),
+            })?;
+        if key.created_by != actor.id {
+            authorize(actor.role, Action::SeeOthersKeys)?;
+        }
+        let today = day_of(self.clock.now_ms());
+        let first = today - i64::from(days) + 1;
+        let rows = store::usage_of_key(&mut tx, key_id, first).await?;
+        let last_used_from = store::last_use_source(&mut tx, key_id).await?;
+        tx.rollback().await?;
+        let mut total = keysmith_types::UsageCounts::default();
+        let mut by_day = rows.iter().peekable();
+        let mut out = Vec::with_capacity(days as usize);
+        for day in first..=today {
+            let counts = match by_day.next_if(|r| r.day == day) {
+                Some(row) => row.counts(),
+                None => keysmith_types::UsageCounts::default(),
+            };
+            total.add(&counts);
+            out.push(keysmith_types::UsageDay {
+                date: crate::usage::date_of(day)
+                    .ok_or_else(|| Error::Internal(format!("day {day} has no date")))?,
+                counts,
+            });
+        }
+        Ok(keysmith_types::KeyUsage {
+            key_id: key.id,
+            days: out,
+            total,
+            last_used_at: key.last_used_at,
+            last_used_from,
         })
     }
 

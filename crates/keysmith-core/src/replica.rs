@@ -185,21 +185,35 @@ async fn refresh(pool: &Pool, verifier: &Verifier, seen: &mut (i64, i64)) -> Res
     Ok(())
 }
 
-/// Writes the uses collected since the last flush as last-used times, in one transaction.
+/// Writes what was counted since the last flush in one transaction: last-used times and the
+/// per-day usage rows, and on the day's first flush deletes the rows past the verifier's
+/// retention period (the same as [`Verifier::flush_last_used`] does on SQLite).
 async fn flush_uses(pool: &Pool, verifier: &Verifier) {
+    let prune = verifier.prune_due(verifier.now_ms());
     let uses = verifier.take_uses();
-    if uses.is_empty() {
+    if uses.is_empty() && prune.is_none() {
         return;
     }
     let result = async {
         let mut tx = pool.begin_unlocked().await?;
-        for (id, at) in &uses {
-            store::touch_last_used(&mut tx, id, *at).await?;
+        for ((id, day), tally) in &uses {
+            let id = uuid::Uuid::from_u128(*id).to_string();
+            if let Some((at, _)) = tally.last {
+                store::touch_last_used(&mut tx, &id, at).await?;
+            }
+            store::add_usage(&mut tx, &id, *day, tally).await?;
+        }
+        if let Some(oldest) = prune {
+            store::prune_usage(&mut tx, oldest).await?;
         }
         tx.commit().await
     }
     .await;
     if let Err(e) = result {
-        tracing::warn!(error = %e, keys = uses.len(), "could not write last-used times");
+        tracing::warn!(error = %e, keys = uses.len(), "could not write usage; will retry");
+        if prune.is_some() {
+            verifier.prune_failed();
+        }
+        verifier.restore_uses(uses);
     }
 }

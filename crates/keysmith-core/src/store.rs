@@ -680,6 +680,146 @@ pub async fn touch_last_used<'a>(ex: impl Into<Ex<'a>>, id: &str, now: i64) -> R
     Ok(())
 }
 
+/// One row of `key_usage`: a key's counts for one UTC day (`usage.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UsageRow {
+    pub key_id: String,
+    /// Days since 1970-01-01, UTC.
+    pub day: i64,
+    pub allowed: i64,
+    pub revoked: i64,
+    pub expired: i64,
+    pub paused: i64,
+    pub role_refused: i64,
+    pub scope_refused: i64,
+    pub address_refused: i64,
+    pub rate_limited: i64,
+    pub last_at: Option<i64>,
+    pub last_from: Option<String>,
+}
+
+impl UsageRow {
+    /// The counts, as the API carries them (a negative count, which the schema refuses,
+    /// reads as 0).
+    pub fn counts(&self) -> keysmith_types::UsageCounts {
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        keysmith_types::UsageCounts {
+            allowed: n(self.allowed),
+            revoked: n(self.revoked),
+            expired: n(self.expired),
+            paused: n(self.paused),
+            role: n(self.role_refused),
+            scope: n(self.scope_refused),
+            address: n(self.address_refused),
+            rate_limited: n(self.rate_limited),
+        }
+    }
+}
+
+const USAGE_COLUMNS: &str = "key_id, day, allowed, revoked, expired, paused, role_refused, \
+     scope_refused, address_refused, rate_limited, last_at, last_from";
+
+/// Adds one key's tally for one day to its usage row ([`crate::usage::UPSERT_SQL`]).
+pub async fn add_usage<'a>(
+    ex: impl Into<Ex<'a>>,
+    key_id: &str,
+    day: i64,
+    tally: &crate::usage::DayTally,
+) -> Result<()> {
+    use crate::usage::stored;
+    let c = &tally.counts;
+    let (last_at, last_from) = match tally.last {
+        Some((at, from)) => (Some(at), from.map(|a| a.to_string())),
+        None => (None, None),
+    };
+    on!(ex, e => sqlx::query(crate::usage::UPSERT_SQL)
+        .bind(key_id)
+        .bind(day)
+        .bind(stored(c.allowed))
+        .bind(stored(c.revoked))
+        .bind(stored(c.expired))
+        .bind(stored(c.paused))
+        .bind(stored(c.role))
+        .bind(stored(c.scope))
+        .bind(stored(c.address))
+        .bind(stored(c.rate_limited))
+        .bind(last_at)
+        .bind(last_from.as_deref())
+        .execute(e)
+        .await?
+        .rows_affected());
+    Ok(())
+}
+
+/// Deletes the usage rows of days before `day`; returns how many.
+pub async fn prune_usage<'a>(ex: impl Into<Ex<'a>>, day: i64) -> Result<u64> {
+    Ok(on!(ex, e => sqlx::query(crate::usage::PRUNE_SQL)
+        .bind(day)
+        .execute(e)
+        .await?
+        .rows_affected()))
+}
+
+/// A key's usage rows from day `from` on, oldest first.
+pub async fn usage_of_key<'a>(
+    ex: impl Into<Ex<'a>>,
+    key_id: &str,
+    from: i64,
+) -> Result<Vec<UsageRow>> {
+    Ok(on!(ex, e => sqlx::query_as(&format!(
+        "SELECT {USAGE_COLUMNS} FROM key_usage WHERE key_id = $1 AND day >= $2 ORDER BY day"
+    ))
+    .bind(key_id)
+    .bind(from)
+    .fetch_all(e)
+    .await?))
+}
+
+/// The client address of a key's latest accepted use on record, if the verifier knew one.
+pub async fn last_use_source<'a>(ex: impl Into<Ex<'a>>, key_id: &str) -> Result<Option<String>> {
+    let found: Option<(Option<String>,)> = on!(ex, e => sqlx::query_as(
+        "SELECT last_from FROM key_usage WHERE key_id = $1 AND last_at IS NOT NULL \
+         ORDER BY last_at DESC LIMIT 1"
+    )
+    .bind(key_id)
+    .fetch_optional(e)
+    .await?);
+    Ok(found.and_then(|(from,)| from))
+}
+
+/// Every usage row (moving an account), by key then day.
+pub async fn all_usage<'a>(ex: impl Into<Ex<'a>>) -> Result<Vec<UsageRow>> {
+    Ok(on!(ex, e => sqlx::query_as(&format!(
+        "SELECT {USAGE_COLUMNS} FROM key_usage ORDER BY key_id, day"
+    ))
+    .fetch_all(e)
+    .await?))
+}
+
+/// Writes a usage row read from another store, as it is.
+pub async fn copy_usage<'a>(ex: impl Into<Ex<'a>>, r: &UsageRow) -> Result<()> {
+    on!(ex, e => sqlx::query(&format!(
+        "INSERT INTO key_usage ({USAGE_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    ))
+    .bind(&r.key_id)
+    .bind(r.day)
+    .bind(r.allowed)
+    .bind(r.revoked)
+    .bind(r.expired)
+    .bind(r.paused)
+    .bind(r.role_refused)
+    .bind(r.scope_refused)
+    .bind(r.address_refused)
+    .bind(r.rate_limited)
+    .bind(r.last_at)
+    .bind(r.last_from.as_deref())
+    .execute(e)
+    .await?
+    .rows_affected());
+    Ok(())
+}
+
 /// Every member, removed ones included, in role order then by name.
 pub async fn list_members<'a>(ex: impl Into<Ex<'a>>) -> Result<Vec<MemberRow>> {
     Ok(on!(ex, c => sqlx::query_as(&format!(

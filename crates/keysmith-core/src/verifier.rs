@@ -20,7 +20,8 @@
 //! asks `data_version`.
 //!
 //! Last use is not written per request: uses are collected in memory and written in one
-//! transaction by [`Verifier::flush_last_used`] (the HTTP service calls it every 2 s).
+//! transaction by [`Verifier::flush_last_used`] (the HTTP service calls it every 2 s), with
+//! each key's counts for the day: accepted, and refused by reason (`usage.rs`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -40,6 +41,7 @@ use crate::integrity::{KeyFields, MemberFields, RowKey};
 use crate::key::{ApiKeySecret, KeyFormatError};
 use crate::policy::{request_path, PathError, Policy};
 use crate::rate::RateLimit;
+use crate::usage::{day_of, DayTally, Outcome};
 
 /// The original request a key is presented for.
 #[derive(Debug, Clone, Copy)]
@@ -338,8 +340,12 @@ pub struct Verifier {
     clock: Arc<dyn Clock>,
     index: RwLock<Index>,
     source: Source,
-    /// Uses since the last flush: key id → latest use (Unix ms).
-    used: Mutex<HashMap<u128, i64>>,
+    /// Checks since the last flush, counted per (key id, UTC day number).
+    usage: Mutex<HashMap<(u128, i64), DayTally>>,
+    /// How many days of usage rows the flush keeps.
+    retention_days: u32,
+    /// The day whose flush last deleted old usage rows (`i64::MIN` before the first).
+    pruned_on: std::sync::atomic::AtomicI64,
 }
 
 /// Where the index learns of changes.
@@ -499,7 +505,9 @@ impl Verifier {
                 watch: Box::new(Mutex::new(watch)),
                 db_path: db_path.to_owned(),
             },
-            used: Mutex::new(HashMap::new()),
+            usage: Mutex::new(HashMap::new()),
+            retention_days: crate::usage::RETENTION_DAYS_DEFAULT,
+            pruned_on: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
 
@@ -529,7 +537,9 @@ impl Verifier {
                 confirmed: Mutex::new(Some(confirmed)),
                 max_staleness,
             },
-            used: Mutex::new(HashMap::new()),
+            usage: Mutex::new(HashMap::new()),
+            retention_days: crate::usage::RETENTION_DAYS_DEFAULT,
+            pruned_on: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
 
@@ -600,13 +610,47 @@ impl Verifier {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Takes the uses collected since the last call (key id → latest use, Unix ms), for a
-    /// feed that writes them itself.
-    pub(crate) fn take_uses(&self) -> Vec<(String, i64)> {
-        std::mem::take(&mut *self.used.lock())
-            .into_iter()
-            .map(|(id, at)| (uuid::Uuid::from_u128(id).to_string(), at))
-            .collect()
+    /// Takes the checks counted since the last call ((key id, UTC day number) → tally), for
+    /// a feed that writes them itself.
+    pub(crate) fn take_uses(&self) -> HashMap<(u128, i64), DayTally> {
+        std::mem::take(&mut *self.usage.lock())
+    }
+
+    /// Puts back counts a flush could not write, for the next one.
+    pub(crate) fn restore_uses(&self, batch: HashMap<(u128, i64), DayTally>) {
+        let mut usage = self.usage.lock();
+        for (slot, tally) in batch {
+            usage.entry(slot).or_default().merge(tally);
+        }
+    }
+
+    /// Keeps `days` days of usage rows (at least [`crate::usage::RETENTION_DAYS_MIN`]); each
+    /// day's first flush deletes older ones. The default is
+    /// [`crate::usage::RETENTION_DAYS_DEFAULT`].
+    pub fn keep_usage_days(mut self, days: u32) -> Verifier {
+        self.retention_days = days.max(crate::usage::RETENTION_DAYS_MIN);
+        self
+    }
+
+    /// The first usage day to keep when the flush at `now` (Unix ms) is the day's first, so
+    /// older rows are to be deleted; `None` when that was done today already.
+    pub(crate) fn prune_due(&self, now: i64) -> Option<i64> {
+        let today = day_of(now);
+        let before = self
+            .pruned_on
+            .swap(today, std::sync::atomic::Ordering::SeqCst);
+        (before != today).then(|| crate::usage::oldest_kept(today, self.retention_days))
+    }
+
+    /// Forgets that today's pruning was done (it failed): the next flush tries again.
+    pub(crate) fn prune_failed(&self) {
+        self.pruned_on
+            .store(i64::MIN, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The clock the verifier decides with (Unix ms).
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Stops reading the WAL index header, so every check asks SQLite's `data_version` (what
@@ -626,14 +670,41 @@ impl Verifier {
 
     /// The one decision: is `presented` (the key as sent, or `None` when the request had
     /// none) an active key, and — when `target` is given — may its creator's current role
-    /// call that method and path under the policy? Records the use for the next
-    /// [`Verifier::flush_last_used`].
+    /// call that method and path under the policy? Counts the answer against the key, when
+    /// one was found, for the next [`Verifier::flush_last_used`] (see
+    /// [`crate::usage::Outcome`] for what counts).
     ///
     /// Sees every commit made before the call, by any process.
     pub fn check(
         &self,
         presented: Option<&str>,
         target: Option<Target<'_>>,
+    ) -> Result<Grant, Denial> {
+        let mut found = None;
+        let answer = self.decide(presented, target, &mut found);
+        if let Some((key_id, now)) = found {
+            let outcome = match &answer {
+                Ok(_) => Some(Outcome::Allowed),
+                Err(denial) => Outcome::of_denial(denial),
+            };
+            if let Some(outcome) = outcome {
+                self.usage
+                    .lock()
+                    .entry((key_id, day_of(now)))
+                    .or_default()
+                    .count(outcome, now, target.and_then(|t| t.client));
+            }
+        }
+        answer
+    }
+
+    /// [`Verifier::check`]'s decision; sets `found` to the key's id and the time of the
+    /// decision once the key is found in the index.
+    fn decide(
+        &self,
+        presented: Option<&str>,
+        target: Option<Target<'_>>,
+        found: &mut Option<(u128, i64)>,
     ) -> Result<Grant, Denial> {
         let path = match target {
             Some(t) => Some(request_path(t.uri).map_err(Denial::BadRequest)?),
@@ -656,6 +727,7 @@ impl Verifier {
             .get(&prefix(digest.as_bytes()))
             .filter(|e| bool::from(e.digest.ct_eq(digest.as_bytes())))
             .ok_or(Denial::UnknownKey)?;
+        *found = Some((entry.key_id, now));
         let key_id = || uuid::Uuid::from_u128(entry.key_id).to_string();
         let member = index
             .members
@@ -715,16 +787,12 @@ impl Verifier {
                 retry_after,
             })?;
         }
-        let grant = Grant {
+        Ok(Grant {
             key_id: key_id(),
             member_id: member.id.clone(),
             member_name: member.name.clone(),
             role: member.role,
-        };
-        let id = entry.key_id;
-        drop(index);
-        self.used.lock().insert(id, now);
-        Ok(grant)
+        })
     }
 
     /// Brings the index up to date with every commit made so far, by any process. Every
@@ -814,46 +882,99 @@ impl Verifier {
         Ok(())
     }
 
-    /// Writes the uses collected since the last flush as `last_used_at`, in one
-    /// transaction (never moving a time backwards). Returns how many keys were written.
+    /// Writes what was counted since the last flush, in one transaction: each key's latest
+    /// accepted use as `last_used_at` (never moving a time backwards) and its counts added to
+    /// its `key_usage` row for each day (`usage.rs`); the day's first flush also deletes the
+    /// rows older than the retention period ([`Verifier::keep_usage_days`]). Returns how many
+    /// keys were counted.
     ///
     /// # Errors
-    /// [`VerifierError::Database`]; the uses are kept for the next attempt.
+    /// [`VerifierError::Database`]; the counts are kept for the next attempt.
     pub fn flush_last_used(&self) -> Result<usize, VerifierError> {
         let Source::Sqlite { db_path, .. } = &self.source else {
             return Ok(0); // a feed writes its uses itself
         };
-        let batch = std::mem::take(&mut *self.used.lock());
-        if batch.is_empty() {
+        let prune = self.prune_due(self.clock.now_ms());
+        let batch = std::mem::take(&mut *self.usage.lock());
+        if batch.is_empty() && prune.is_none() {
             return Ok(0);
         }
+        let last_used = latest_uses(&batch);
         let result = (|| {
             let mut conn = open_conn(db_path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
-                let mut stmt = tx.prepare(
+                let mut touch = tx.prepare(
                     "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2 \
                      AND (last_used_at IS NULL OR last_used_at < ?1)",
                 )?;
-                for (id, at) in &batch {
-                    stmt.execute(rusqlite::params![
+                for (id, at) in &last_used {
+                    touch.execute(rusqlite::params![
                         at,
                         uuid::Uuid::from_u128(*id).to_string()
                     ])?;
                 }
+                let mut add = tx.prepare(crate::usage::UPSERT_SQL)?;
+                for ((id, day), tally) in &batch {
+                    add.execute(rusqlite::params_from_iter(usage_params(*id, *day, tally)))?;
+                }
+                if let Some(oldest) = prune {
+                    tx.execute(crate::usage::PRUNE_SQL, [oldest])?;
+                }
             }
             tx.commit()?;
-            Ok::<_, VerifierError>(batch.len())
+            Ok::<_, VerifierError>(
+                batch
+                    .keys()
+                    .map(|(id, _)| id)
+                    .collect::<std::collections::HashSet<_>>()
+                    .len(),
+            )
         })();
         if result.is_err() {
-            let mut used = self.used.lock();
-            for (id, at) in batch {
-                let slot = used.entry(id).or_insert(at);
-                *slot = (*slot).max(at);
+            if prune.is_some() {
+                self.prune_failed();
             }
+            self.restore_uses(batch);
         }
         result
     }
+}
+
+/// Each key's latest accepted use in a batch of tallies.
+fn latest_uses(batch: &HashMap<(u128, i64), DayTally>) -> HashMap<u128, i64> {
+    let mut latest = HashMap::new();
+    for ((id, _), tally) in batch {
+        if let Some((at, _)) = tally.last {
+            let slot = latest.entry(*id).or_insert(at);
+            *slot = (*slot).max(at);
+        }
+    }
+    latest
+}
+
+/// [`crate::usage::UPSERT_SQL`]'s twelve parameters for one key and day.
+fn usage_params(id: u128, day: i64, tally: &DayTally) -> Vec<Box<dyn rusqlite::ToSql>> {
+    use crate::usage::stored;
+    let c = &tally.counts;
+    let (last_at, last_from) = match tally.last {
+        Some((at, from)) => (Some(at), from.map(|a| a.to_string())),
+        None => (None, None),
+    };
+    vec![
+        Box::new(uuid::Uuid::from_u128(id).to_string()),
+        Box::new(day),
+        Box::new(stored(c.allowed)),
+        Box::new(stored(c.revoked)),
+        Box::new(stored(c.expired)),
+        Box::new(stored(c.paused)),
+        Box::new(stored(c.role)),
+        Box::new(stored(c.scope)),
+        Box::new(stored(c.address)),
+        Box::new(stored(c.rate_limited)),
+        Box::new(last_at),
+        Box::new(last_from),
+    ]
 }
 
 fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection, VerifierError> {

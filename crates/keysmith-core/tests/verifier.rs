@@ -969,3 +969,221 @@ async fn scopes_narrow_a_key_to_the_intersection_with_its_creators_current_role(
         Err(Denial::ScopeRefused { .. })
     ));
 }
+
+/// Usage is counted per key and per UTC day: accepted uses and each refusal reason in its own
+/// column, added to the day's row by each flush (never a row per request), read back as one
+/// entry per day for the last N days with the last use and its address; unknown keys count
+/// nowhere; `keysmith verify` (the registry's check) counts in the same rows; only who sees
+/// the key sees its usage; rows past the retention period go at the next day's first flush.
+#[tokio::test]
+async fn usage_is_counted_per_key_per_day_by_reason() {
+    use keysmith_core::rate::RateLimit;
+    use keysmith_core::scope::{ScopeCatalog, Scopes};
+    use keysmith_core::sources::AllowedSources;
+    use keysmith_core::usage::{date_of, day_of};
+    use keysmith_core::KeyLimits;
+    use keysmith_types::{UsageCounts, DAY_MS};
+
+    let f = fixture().await;
+    // The registry that reads usage shares the test's clock, so "today" is the verifier's.
+    let reg = Registry::with_parts(
+        f.registry.pool().clone(),
+        f.registry.secrets(),
+        f.clock.clone(),
+    );
+    let t0 = f.clock.now_ms();
+    let at = |ms: i64| f.clock.0.store(ms, Ordering::SeqCst);
+    let owner = f.team.get(Role::Owner, false).id.clone();
+    let manager = f.team.get(Role::Manager, false).id.clone();
+    let author = f.team.get(Role::Author, false).id.clone();
+    let a = f
+        .registry
+        .generate_key_expiring(&manager, "reports", Some(60_000))
+        .await
+        .unwrap();
+    let a_id = a.summary.id.clone();
+    let b = f
+        .registry
+        .generate_key_limited(
+            &owner,
+            "limited",
+            &KeyLimits {
+                sources: AllowedSources::parse(&["203.0.113.0/24"]).unwrap(),
+                rate_limit: RateLimit::parse("1/min burst 1").unwrap(),
+                scopes: Some(
+                    ScopeCatalog::builtin()
+                        .resolve(Scopes::parse(&["read-only"]).unwrap().unwrap())
+                        .unwrap(),
+                ),
+                ..KeyLimits::default()
+            },
+        )
+        .await
+        .unwrap();
+    let b_id = b.summary.id.clone();
+    let call = |key: &str, method: &'static str, client: &str| {
+        f.verifier.check(
+            Some(key),
+            Some(Target {
+                method,
+                uri: "/v1/reports/7",
+                client: Some(client.parse().unwrap()),
+            }),
+        )
+    };
+    let (a_key, b_key) = (a.secret.expose(), b.secret.expose());
+
+    // Two days ago: three uses, a flush, two refusals by role, a pause.
+    at(t0 - 2 * DAY_MS);
+    for _ in 0..3 {
+        call(a_key, "GET", "203.0.113.5").unwrap();
+    }
+    assert_eq!(f.verifier.flush_last_used().unwrap(), 1);
+    for _ in 0..2 {
+        assert!(matches!(
+            call(a_key, "DELETE", "203.0.113.5"),
+            Err(Denial::RoleRefused { .. })
+        ));
+    }
+    f.registry.pause_key(&manager, &a_id).await.unwrap();
+    assert!(matches!(
+        call(a_key, "GET", "203.0.113.5"),
+        Err(Denial::Paused { .. })
+    ));
+    f.registry.resume_key(&manager, &a_id).await.unwrap();
+    // Yesterday: one use from IPv6.
+    at(t0 - DAY_MS);
+    call(a_key, "GET", "2001:db8::1").unwrap();
+    // Today, two minutes on: `a` has expired; `b` is used once, then refused for each of its
+    // limits, then revoked; an unknown key counts nowhere.
+    let now = t0 + 120_000;
+    at(now);
+    assert!(matches!(
+        call(a_key, "GET", "203.0.113.5"),
+        Err(Denial::Expired { .. })
+    ));
+    call(b_key, "GET", "203.0.113.9").unwrap();
+    assert!(matches!(
+        call(b_key, "POST", "203.0.113.9"),
+        Err(Denial::ScopeRefused { .. })
+    ));
+    assert!(matches!(
+        call(b_key, "GET", "198.51.100.1"),
+        Err(Denial::SourceRefused { .. })
+    ));
+    assert!(matches!(
+        call(b_key, "GET", "203.0.113.9"),
+        Err(Denial::RateLimited { .. })
+    ));
+    f.registry
+        .revoke_key(&owner, &b_id, "REVOKE")
+        .await
+        .unwrap();
+    assert!(matches!(
+        call(b_key, "GET", "203.0.113.9"),
+        Err(Denial::Revoked { .. })
+    ));
+    let stranger = ApiKeySecret::generate().unwrap();
+    assert_eq!(
+        f.verifier
+            .check(Some(stranger.expose()), get("/v1/reports/7")),
+        Err(Denial::UnknownKey)
+    );
+    assert_eq!(f.verifier.flush_last_used().unwrap(), 2, "two keys counted");
+    // `keysmith verify` on the revoked key counts as a refusal too.
+    assert!(matches!(reg.verify(b_key).await, Err(Error::KeyRevoked)));
+
+    let today = day_of(now);
+    let usage = reg.key_usage(&manager, &a_id, 30).await.unwrap();
+    assert_eq!(usage.key_id, a_id);
+    assert_eq!(usage.days.len(), 30);
+    assert_eq!(usage.days[29].date, date_of(today).unwrap());
+    assert_eq!(usage.days[0].date, date_of(today - 29).unwrap());
+    let want = |allowed, role, paused, expired| UsageCounts {
+        allowed,
+        role,
+        paused,
+        expired,
+        ..UsageCounts::default()
+    };
+    assert_eq!(
+        usage.days[27].counts,
+        want(3, 2, 1, 0),
+        "two flushes, one row"
+    );
+    assert_eq!(usage.days[28].counts, want(1, 0, 0, 0));
+    assert_eq!(usage.days[29].counts, want(0, 0, 0, 1));
+    assert!(usage.days[..27]
+        .iter()
+        .all(|d| d.counts == UsageCounts::default()));
+    assert_eq!(usage.total, want(4, 2, 1, 1));
+    assert_eq!(usage.last_used_at, Some(t0 - DAY_MS));
+    assert_eq!(usage.last_used_from.as_deref(), Some("2001:db8::1"));
+
+    let usage = reg.key_usage(&owner, &b_id, 1).await.unwrap();
+    assert_eq!(usage.days.len(), 1);
+    assert_eq!(
+        usage.days[0].counts,
+        UsageCounts {
+            allowed: 1,
+            scope: 1,
+            address: 1,
+            rate_limited: 1,
+            revoked: 2,
+            ..UsageCounts::default()
+        }
+    );
+    assert_eq!(usage.total.refused(), 5);
+    assert_eq!(usage.last_used_from.as_deref(), Some("203.0.113.9"));
+    assert_eq!(usage.last_used_at, Some(now));
+
+    // Who may see it: whoever sees the key in the list.
+    assert!(reg.key_usage(&owner, &a_id, 30).await.is_ok());
+    assert!(matches!(
+        reg.key_usage(&manager, &b_id, 30).await,
+        Err(Error::NotPermitted(_))
+    ));
+    assert!(matches!(
+        reg.key_usage(&author, &a_id, 30).await,
+        Err(Error::NotPermitted(_))
+    ));
+    for bad in [
+        "",
+        "00000000-0000-0000-0000-000000000000",
+        "x'; DROP TABLE key_usage; --",
+    ] {
+        assert!(
+            matches!(
+                reg.key_usage(&owner, bad, 30).await,
+                Err(Error::NotFound { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    for days in [0, 367, u32::MAX] {
+        assert!(
+            matches!(
+                reg.key_usage(&owner, &a_id, days).await,
+                Err(Error::InvalidDuration(_))
+            ),
+            "{days}"
+        );
+    }
+    assert_eq!(
+        reg.key_usage(&owner, &a_id, 366).await.unwrap().days.len(),
+        366
+    );
+
+    // Retention: a use 500 days back is written, then deleted by the next day's first flush.
+    let rows = || async { store::all_usage(f.registry.pool()).await.unwrap() };
+    at(t0 - 500 * DAY_MS);
+    let c = f.registry.generate_key(&owner, "old").await.unwrap();
+    f.verifier.check(Some(c.secret.expose()), None).unwrap();
+    assert_eq!(f.verifier.flush_last_used().unwrap(), 1);
+    assert!(rows().await.iter().any(|r| r.day == day_of(t0) - 500));
+    at(now);
+    assert_eq!(f.verifier.flush_last_used().unwrap(), 0);
+    let kept = rows().await;
+    assert!(kept.iter().all(|r| r.day > today - 400), "{kept:?}");
+    assert_eq!(kept.len(), 4, "a: three days; b: today");
+}

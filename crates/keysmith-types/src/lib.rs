@@ -255,6 +255,98 @@ pub struct ScopeInfo {
     pub roles: Vec<Role>,
 }
 
+/// A key's use on one day, by outcome: what the verifier answered, counted per key and per UTC
+/// day (refusals of unknown or malformed keys have no key to count against).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UsageCounts {
+    /// Requests the key was accepted for.
+    pub allowed: u64,
+    /// Refused: the key was revoked (or its creator removed).
+    pub revoked: u64,
+    /// Refused: the key had expired.
+    pub expired: u64,
+    /// Refused: the key was paused.
+    pub paused: u64,
+    /// Refused: the creator's current role may not call the endpoint.
+    pub role: u64,
+    /// Refused: none of the key's scopes covers the endpoint.
+    pub scope: u64,
+    /// Refused: the client address is outside the key's allowed sources.
+    pub address: u64,
+    /// Refused: the key was over its rate limit.
+    pub rate_limited: u64,
+}
+
+impl UsageCounts {
+    /// Every refusal, whatever its reason.
+    pub fn refused(&self) -> u64 {
+        self.revoked
+            + self.expired
+            + self.paused
+            + self.role
+            + self.scope
+            + self.address
+            + self.rate_limited
+    }
+
+    /// The refusals by reason, in a fixed order, with the words the app and CLI show.
+    pub fn refusals(&self) -> [(&'static str, u64); 7] {
+        [
+            ("revoked", self.revoked),
+            ("expired", self.expired),
+            ("paused", self.paused),
+            ("role", self.role),
+            ("scope", self.scope),
+            ("address", self.address),
+            ("rate limit", self.rate_limited),
+        ]
+    }
+
+    /// Adds `other`'s counts to these (saturating).
+    pub fn add(&mut self, other: &UsageCounts) {
+        self.allowed = self.allowed.saturating_add(other.allowed);
+        self.revoked = self.revoked.saturating_add(other.revoked);
+        self.expired = self.expired.saturating_add(other.expired);
+        self.paused = self.paused.saturating_add(other.paused);
+        self.role = self.role.saturating_add(other.role);
+        self.scope = self.scope.saturating_add(other.scope);
+        self.address = self.address.saturating_add(other.address);
+        self.rate_limited = self.rate_limited.saturating_add(other.rate_limited);
+    }
+}
+
+/// One UTC day of a key's use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UsageDay {
+    /// The UTC date, `YYYY-MM-DD` (RFC 3339 full-date).
+    pub date: String,
+    pub counts: UsageCounts,
+}
+
+/// How a key was used over its last days: one entry per UTC day, oldest first, ending today,
+/// days without use included (all zero).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyUsage {
+    pub key_id: String,
+    pub days: Vec<UsageDay>,
+    /// The sums over `days`.
+    pub total: UsageCounts,
+    /// The key's last accepted use (Unix ms), whenever it was.
+    pub last_used_at: Option<i64>,
+    /// The client address of the last accepted use the verifier saw, when it knew one
+    /// (within the days the verifier keeps).
+    pub last_used_from: Option<String>,
+}
+
+/// The usage chart's span, in days.
+pub const USAGE_DAYS_DEFAULT: u32 = 30;
+
+/// The most days a usage query may ask for.
+pub const USAGE_DAYS_MAX: u32 = 366;
+
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
 
