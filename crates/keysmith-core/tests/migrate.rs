@@ -68,6 +68,12 @@ async fn a_moved_account_keeps_its_keys_members_and_chain() {
         .remove_member(&owner, &author, REMOVE_CONFIRMATION)
         .await
         .unwrap();
+    // Usage counted before the move: two uses, one refusal.
+    local.verify(kept.secret.expose()).await.unwrap();
+    local.verify(kept.secret.expose()).await.unwrap();
+    assert!(local.verify(revoked.secret.expose()).await.is_err());
+    let before_usage = local.key_usage(&owner, &kept.summary.id, 30).await.unwrap();
+    assert_eq!(before_usage.total.allowed, 2);
     let before_list = local.list_keys(&owner).await.unwrap();
 
     // Refused: not the Owner (nothing copied, nothing recorded).
@@ -94,6 +100,23 @@ async fn a_moved_account_keeps_its_keys_members_and_chain() {
     assert_eq!(chain.entries as usize, moved.audit_entries);
     assert_eq!(server.list_keys(&owner).await.unwrap(), before_list);
 
+    // The usage rows came along.
+    assert_eq!(
+        server
+            .key_usage(&owner, &kept.summary.id, 30)
+            .await
+            .unwrap(),
+        before_usage
+    );
+    assert_eq!(
+        server
+            .key_usage(&owner, &revoked.summary.id, 30)
+            .await
+            .unwrap()
+            .total
+            .revoked,
+        1
+    );
     // Keys verify as before, revoked stays revoked, the rolled key is in its grace period.
     assert_eq!(
         server.verify(kept.secret.expose()).await.unwrap().key_id,

@@ -256,3 +256,53 @@ async fn a_replica_that_cannot_confirm_it_is_current_answers_503() {
     })
     .await;
 }
+
+/// Replicas count uses in memory and add them to the same per-day rows on PostgreSQL: two
+/// replicas' counts for one key sum, with the last use and its address.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL: run by scripts/test.sh's PostgreSQL pass"]
+async fn replicas_add_their_usage_counts_to_the_same_rows() {
+    let (db, registry, team) = team_registry().await;
+    let manager = team.get(Role::Manager, false).id.clone();
+    let g = registry.generate_key(&manager, "reports").await.unwrap();
+    let set = replicas(&db, &registry, 2).await;
+    let from = Target {
+        client: Some("192.0.2.7".parse().unwrap()),
+        ..GET
+    };
+    for _ in 0..3 {
+        set[0]
+            .verifier
+            .check(Some(g.secret.expose()), Some(from))
+            .unwrap();
+    }
+    let post = Target {
+        method: "POST",
+        ..GET
+    };
+    for _ in 0..2 {
+        assert!(matches!(
+            set[1].verifier.check(Some(g.secret.expose()), Some(post)),
+            Err(Denial::RoleRefused { .. })
+        ));
+    }
+    // Both replicas flush within their 2 s period; two days cover a run across midnight.
+    let start = Instant::now();
+    let usage = loop {
+        let usage = registry
+            .key_usage(&manager, &g.summary.id, 2)
+            .await
+            .unwrap();
+        if usage.total.allowed == 3 && usage.total.role == 2 {
+            break usage;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the replicas' counts never reached the store: {usage:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(usage.total.refused(), 2);
+    assert_eq!(usage.last_used_from.as_deref(), Some("192.0.2.7"));
+    assert!(usage.last_used_at.is_some());
+}
