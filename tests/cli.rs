@@ -90,6 +90,72 @@ fn init_create_list_verify_revoke() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not paused"), "{}", stderr(&o));
 
+    // Usage: the three accepted checks and the paused one, counted today (malformed keys
+    // count nowhere); the table lists the day, the JSON every day.
+    let o = cli(d, &["--as", "Olive", "keys", "usage", &id], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.starts_with("Last 30 days (UTC, from ")
+            && text.contains("): 3 accepted, 1 refused (1 paused)."),
+        "{text}"
+    );
+    assert!(text.contains("\nLast used: 20"), "{text}");
+    let rows: Vec<&str> = text.lines().skip(2).collect();
+    assert_eq!(rows.len(), 2, "a header and today: {text}");
+    assert!(
+        rows[0].starts_with("DATE") && rows[0].ends_with("REFUSED"),
+        "{text}"
+    );
+    let cells: Vec<&str> = rows[1].split_whitespace().collect();
+    assert_eq!(
+        cells[1..],
+        ["3", "0", "0", "1", "0", "0", "0", "0", "1"],
+        "{text}"
+    );
+    let o = cli(
+        d,
+        &[
+            "--as", "Olive", "keys", "usage", &id, "--days", "7", "--json",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let usage: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(usage["days"].as_array().unwrap().len(), 7);
+    assert_eq!(usage["days"][6]["counts"]["allowed"], 3);
+    assert_eq!(usage["days"][6]["counts"]["paused"], 1);
+    assert_eq!(usage["total"]["allowed"], 3);
+    assert_eq!(usage["last_used_from"], serde_json::Value::Null);
+    for (args, fragment) in [
+        (vec!["--days", "0"], "0 days of usage: choose 1 to 366"),
+        (vec!["--days", "400"], "400 days of usage: choose 1 to 366"),
+        (vec!["--days", "-1"], "unexpected argument '-1'"),
+    ] {
+        let mut all = vec!["--as", "Olive", "keys", "usage", id.as_str()];
+        all.extend(args.iter().copied());
+        let o = cli(d, &all, None);
+        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        assert!(stderr(&o).contains(fragment), "{args:?}: {}", stderr(&o));
+    }
+    let o = cli(
+        d,
+        &[
+            "--as",
+            "Olive",
+            "keys",
+            "usage",
+            "00000000-0000-0000-0000-000000000000",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("00000000-0000-0000-0000-000000000000"),
+        "{}",
+        stderr(&o)
+    );
+
     // A key limited to networks: said on creation, listed, kept by a roll.
     let o = cli(
         d,

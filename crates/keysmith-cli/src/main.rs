@@ -138,9 +138,15 @@ enum Command {
         /// of the OS keyring.
         #[arg(long, value_name = "FILE")]
         pepper_file: Option<PathBuf>,
-        /// How often last-used times are written to the database, in seconds.
+        /// How often last-used times and usage counts are written to the database, in
+        /// seconds.
         #[arg(long, value_name = "SECS", default_value_t = 2)]
         flush_secs: u64,
+        /// Keep this many days of per-key usage counts (30 to 36500); older days are deleted
+        /// once a day.
+        #[arg(long, value_name = "DAYS", default_value_t = keysmith_core::usage::RETENTION_DAYS_DEFAULT,
+              value_parser = clap::value_parser!(u32).range(30..=36_500))]
+        keep_usage_days: u32,
         /// With --database-url (a replica of the team's PostgreSQL store): answer 503, never
         /// a possibly stale allow, when the replica cannot confirm within this long that it
         /// holds every change (`1s`, `500ms`).
@@ -284,6 +290,18 @@ enum KeysCommand {
     Resume {
         /// The key's id (from `keys list`).
         id: String,
+    },
+    /// How a key was used, per UTC day: accepted requests and refusals by reason, as the
+    /// verifiers counted them, with its last use and that use's address.
+    Usage {
+        /// The key's id (from `keys list`).
+        id: String,
+        /// How many days, today included (1 to 366).
+        #[arg(long, value_name = "N", default_value_t = keysmith_types::USAGE_DAYS_DEFAULT)]
+        days: u32,
+        /// Print JSON (every day, oldest first) instead of a table of the days with use.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -539,6 +557,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             policy,
             pepper_file,
             flush_secs,
+            keep_usage_days,
             max_staleness,
             trusted_proxy,
             log_json: _,
@@ -556,6 +575,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 &policy,
                 pepper_file.as_deref(),
                 flush_secs,
+                keep_usage_days,
                 max_staleness,
                 trusted,
             )
@@ -792,6 +812,14 @@ async fn team_command(
                     key.id
                 );
             }
+            KeysCommand::Usage { id, days, json } => {
+                let usage = team.key_usage(&id, days).await?;
+                if json {
+                    out!("{}", to_json(&usage)?);
+                } else {
+                    print_usage(&usage, days);
+                }
+            }
             KeysCommand::Resume { id } => {
                 let key = team.set_key_paused(&id, false).await?;
                 out!(
@@ -864,6 +892,75 @@ async fn run_remote(cli: Cli, url: &str) -> Result<(), Failure> {
         remote.sign_out().await;
     }
     result
+}
+
+/// A key's usage as text: the totals, the last use, then one line per day with any use.
+fn print_usage(usage: &keysmith_types::KeyUsage, days: u32) {
+    let t = &usage.total;
+    let reasons: Vec<String> = t
+        .refusals()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(why, n)| format!("{n} {why}"))
+        .collect();
+    let first = usage.days.first().map_or("", |d| d.date.as_str());
+    out!(
+        "Last {days} days (UTC, from {first}): {} accepted, {} refused{}.",
+        t.allowed,
+        t.refused(),
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        }
+    );
+    let when = match usage.last_used_at {
+        None => "never".to_owned(),
+        Some(ms) => format!("{} UTC", keysmith_core::clock::format_utc(ms)),
+    };
+    let from = usage
+        .last_used_from
+        .as_deref()
+        .map(|from| format!(" from {from}"))
+        .unwrap_or_default();
+    out!("Last used: {when}{from}.");
+    let used: Vec<_> = usage
+        .days
+        .iter()
+        .filter(|d| d.counts.allowed + d.counts.refused() > 0)
+        .collect();
+    if used.is_empty() {
+        return;
+    }
+    out!(
+        "{:<10}  {:>9}  {:>7}  {:>7}  {:>6}  {:>6}  {:>6}  {:>7}  {:>7}  {:>10}",
+        "DATE",
+        "ACCEPTED",
+        "REVOKED",
+        "EXPIRED",
+        "PAUSED",
+        "ROLE",
+        "SCOPE",
+        "ADDRESS",
+        "LIMITED",
+        "REFUSED"
+    );
+    for d in used {
+        let c = &d.counts;
+        out!(
+            "{:<10}  {:>9}  {:>7}  {:>7}  {:>6}  {:>6}  {:>6}  {:>7}  {:>7}  {:>10}",
+            d.date,
+            c.allowed,
+            c.revoked,
+            c.expired,
+            c.paused,
+            c.role,
+            c.scope,
+            c.address,
+            c.rate_limited,
+            c.refused()
+        );
+    }
 }
 
 /// Prints a new key alone on standard output, so it can be piped into a secret store.
@@ -1284,6 +1381,7 @@ async fn serve_verifier(
     policy: &std::path::Path,
     pepper_file: Option<&std::path::Path>,
     flush_secs: u64,
+    keep_usage_days: u32,
     max_staleness: std::time::Duration,
     trusted: keysmith_verifier::TrustedProxies,
 ) -> Result<(), Failure> {
@@ -1322,6 +1420,7 @@ async fn serve_verifier(
             (Arc::clone(&replica.verifier), Some(replica))
         }
     };
+    verifier.keep_usage_days(keep_usage_days);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| fail(format!("cannot listen on {listen}: {e}")))?;

@@ -16,8 +16,8 @@ use keysmith_core::scope::ScopeCatalog;
 use keysmith_core::Registry;
 use keysmith_types::{
     AuditFilter, AuditReport, ErrorCode, GenerateKeyRequest, IpcError, KeyReveal, KeySummary,
-    MemberListing, MemberSummary, Role, ScopeInfo, ServerInfo, SessionTokenText, SignInResponse,
-    API_VERSION,
+    KeyUsage, MemberListing, MemberSummary, Role, ScopeInfo, ServerInfo, SessionTokenText,
+    SignInResponse, API_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -564,6 +564,31 @@ impl Team {
                 r.call(
                     reqwest::Method::POST,
                     &format!("/v1/keys/{}/{verb}", segment(key_id)),
+                    None,
+                )
+                .await
+            }
+        }
+    }
+
+    /// How a key was used over the last `days` UTC days (1 to 366), one entry per day,
+    /// oldest first, with its last use and that use's client address.
+    ///
+    /// # Errors
+    /// `not_found`, `not_permitted` (a key the member does not see), `invalid_duration`.
+    pub async fn key_usage(&self, key_id: &str, days: u32) -> Result<KeyUsage, IpcError> {
+        match self {
+            Team::Local {
+                registry,
+                member_id,
+            } => registry
+                .key_usage(member_id, key_id, days)
+                .await
+                .map_err(core),
+            Team::Remote(r) => {
+                r.call(
+                    reqwest::Method::GET,
+                    &format!("/v1/keys/{}/usage?days={days}", segment(key_id)),
                     None,
                 )
                 .await

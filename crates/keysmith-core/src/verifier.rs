@@ -343,7 +343,7 @@ pub struct Verifier {
     /// Checks since the last flush, counted per (key id, UTC day number).
     usage: Mutex<HashMap<(u128, i64), DayTally>>,
     /// How many days of usage rows the flush keeps.
-    retention_days: u32,
+    retention_days: std::sync::atomic::AtomicU32,
     /// The day whose flush last deleted old usage rows (`i64::MIN` before the first).
     pruned_on: std::sync::atomic::AtomicI64,
 }
@@ -506,7 +506,7 @@ impl Verifier {
                 db_path: db_path.to_owned(),
             },
             usage: Mutex::new(HashMap::new()),
-            retention_days: crate::usage::RETENTION_DAYS_DEFAULT,
+            retention_days: std::sync::atomic::AtomicU32::new(crate::usage::RETENTION_DAYS_DEFAULT),
             pruned_on: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
     }
@@ -538,7 +538,7 @@ impl Verifier {
                 max_staleness,
             },
             usage: Mutex::new(HashMap::new()),
-            retention_days: crate::usage::RETENTION_DAYS_DEFAULT,
+            retention_days: std::sync::atomic::AtomicU32::new(crate::usage::RETENTION_DAYS_DEFAULT),
             pruned_on: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
     }
@@ -627,9 +627,11 @@ impl Verifier {
     /// Keeps `days` days of usage rows (at least [`crate::usage::RETENTION_DAYS_MIN`]); each
     /// day's first flush deletes older ones. The default is
     /// [`crate::usage::RETENTION_DAYS_DEFAULT`].
-    pub fn keep_usage_days(mut self, days: u32) -> Verifier {
-        self.retention_days = days.max(crate::usage::RETENTION_DAYS_MIN);
-        self
+    pub fn keep_usage_days(&self, days: u32) {
+        self.retention_days.store(
+            days.max(crate::usage::RETENTION_DAYS_MIN),
+            std::sync::atomic::Ordering::SeqCst,
+        );
     }
 
     /// The first usage day to keep when the flush at `now` (Unix ms) is the day's first, so
@@ -639,7 +641,10 @@ impl Verifier {
         let before = self
             .pruned_on
             .swap(today, std::sync::atomic::Ordering::SeqCst);
-        (before != today).then(|| crate::usage::oldest_kept(today, self.retention_days))
+        let keep = self
+            .retention_days
+            .load(std::sync::atomic::Ordering::SeqCst);
+        (before != today).then(|| crate::usage::oldest_kept(today, keep))
     }
 
     /// Forgets that today's pruning was done (it failed): the next flush tries again.

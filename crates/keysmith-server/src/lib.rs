@@ -21,8 +21,8 @@ use keysmith_core::session::SessionToken;
 use keysmith_core::{Error, Member, Registry};
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ErrorCode,
-    GenerateKeyRequest, IpcError, KeyReveal, KeySummary, MemberListing, MemberSummary, Role,
-    ScopeInfo, ServerInfo, SessionTokenText, SignInResponse, UnlockRequest, API_VERSION,
+    GenerateKeyRequest, IpcError, KeyReveal, KeySummary, KeyUsage, MemberListing, MemberSummary,
+    Role, ScopeInfo, ServerInfo, SessionTokenText, SignInResponse, UnlockRequest, API_VERSION,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -58,6 +58,7 @@ pub fn router_with_scopes(registry: Arc<Registry>, scopes: ScopeCatalog) -> Rout
         .route("/v1/keys/{id}/pause", post(pause_key))
         .route("/v1/keys/{id}/resume", post(resume_key))
         .route("/v1/keys/{id}/copied", post(record_copy))
+        .route("/v1/keys/{id}/usage", get(key_usage))
         .route("/v1/members", get(list_members).post(add_member))
         .route("/v1/members/{id}/role", put(change_role))
         .route("/v1/members/{id}/removal-preview", get(removal_preview))
@@ -147,7 +148,7 @@ pub async fn serve_tls(
     ),
     paths(
         info, sign_in, current, sign_out, change_passphrase, list_keys, generate_key, list_scopes, roll_key,
-        revoke_key, pause_key, resume_key, record_copy, list_members, add_member, change_role, removal_preview, remove_member,
+        revoke_key, pause_key, resume_key, record_copy, key_usage, list_members, add_member, change_role, removal_preview, remove_member,
         transfer_ownership, audit
     ),
     modifiers(&BearerSessions)
@@ -509,6 +510,34 @@ async fn resume_key(
     Path(id): Path<String>,
 ) -> ApiResult<KeySummary> {
     Ok(axum::Json(s.registry.resume_key(&m.id, &id).await?))
+}
+
+/// `GET /v1/keys/{id}/usage?days=N`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct UsageQuery {
+    /// How many UTC days, today included (1 to 366; 30 when absent).
+    days: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/v1/keys/{id}/usage", tag = "keys", security(("session" = [])), params(("id" = String, Path, description = "The key's id"), UsageQuery), responses((status = 200, description = "The key's use per UTC day, oldest first, with its last use", body = KeyUsage), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
+async fn key_usage(
+    State(s): State<AppState>,
+    Signed(m): Signed,
+    Path(id): Path<String>,
+    query: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<KeyUsage> {
+    let Query(q) = query.map_err(|r| {
+        ApiError::new(
+            ErrorCode::InvalidDuration,
+            format!(
+                "days must be a whole number from 1 to 366: {}",
+                r.body_text()
+            ),
+        )
+    })?;
+    let days = q.days.unwrap_or(keysmith_types::USAGE_DAYS_DEFAULT);
+    Ok(axum::Json(s.registry.key_usage(&m.id, &id, days).await?))
 }
 
 #[utoipa::path(post, path = "/v1/keys/{id}/copied", tag = "keys", security(("session" = [])), params(("id" = String, Path, description = "The key's id")), responses((status = 204, description = "Recorded in the audit log: the member copied the key during its one-time display"), (status = "4XX", description = "Refused: `{code, message}`", body = IpcError), (status = "5XX", description = "The server cannot act: `{code, message}`", body = IpcError)))]
