@@ -564,6 +564,7 @@ async fn the_openapi_document_is_served_checked_in_and_complete() {
         ("/v1/keys/{id}/pause", &["post"]),
         ("/v1/keys/{id}/resume", &["post"]),
         ("/v1/keys/{id}/copied", &["post"]),
+        ("/v1/keys/{id}/usage", &["get"]),
         ("/v1/members", &["get", "post"]),
         ("/v1/members/{id}/role", &["put"]),
         ("/v1/members/{id}/removal-preview", &["get"]),
@@ -580,7 +581,7 @@ async fn the_openapi_document_is_served_checked_in_and_complete() {
     }
     assert_eq!(
         paths.len(),
-        17,
+        18,
         "a path the router does not answer, or one missing"
     );
     assert!(doc["components"]["schemas"]["IpcError"].is_object());
@@ -688,5 +689,104 @@ async fn a_key_with_limits_is_generated_and_listed_with_them() {
     assert_eq!(scopes.as_array().unwrap().len(), 1, "{scopes}");
     assert_eq!(scopes[0]["name"], "read-only");
     let (s, _, _) = call(&app, Method::GET, "/v1/scopes", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+/// A key's usage over HTTP: the Manager sees their key's days (30 by default, or `days`), with
+/// the checks counted; another member's key, an unknown id and a bad `days` are refused with
+/// their codes; no session, 401.
+#[tokio::test]
+async fn a_keys_usage_is_read_by_whoever_sees_the_key() {
+    let (_db, registry, team) = team_registry().await;
+    let owner = team.get(Role::Owner, false).clone();
+    let manager = team.get(Role::Manager, false).clone();
+    let mine = registry.generate_key(&manager.id, "mine").await.unwrap();
+    let theirs = registry.generate_key(&owner.id, "theirs").await.unwrap();
+    registry.verify(mine.secret.expose()).await.unwrap();
+    registry.verify(mine.secret.expose()).await.unwrap();
+    let (mine, theirs) = (mine.summary.id, theirs.summary.id);
+    let app = app(registry);
+    let token = token_of(&app, &manager.name).await;
+    let path = format!("/v1/keys/{mine}/usage");
+    let (s, _, v) = call(&app, Method::GET, &path, Some(&token), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["key_id"], mine.as_str());
+    assert_eq!(v["days"].as_array().unwrap().len(), 30);
+    assert_eq!(v["days"][29]["counts"]["allowed"], 2);
+    assert_eq!(v["total"]["allowed"], 2);
+    assert!(v["last_used_at"].is_i64());
+    let (s, _, v) = call(
+        &app,
+        Method::GET,
+        &format!("{path}?days=7"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["days"].as_array().unwrap().len(), 7);
+    for (query, status, code) in [
+        (
+            "?days=0",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_duration",
+        ),
+        (
+            "?days=367",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_duration",
+        ),
+        (
+            "?days=-1",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_duration",
+        ),
+        (
+            "?days=ten",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_duration",
+        ),
+    ] {
+        let (s, _, v) = call(
+            &app,
+            Method::GET,
+            &format!("{path}{query}"),
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (status, Some(code)),
+            "{query}: {v}"
+        );
+    }
+    let (s, _, v) = call(
+        &app,
+        Method::GET,
+        &format!("/v1/keys/{theirs}/usage"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_permitted")),
+        "{v}"
+    );
+    let (s, _, v) = call(
+        &app,
+        Method::GET,
+        "/v1/keys/01a22eb8-0000-7000-8000-000000000000/usage",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{v}"
+    );
+    let (s, _, _) = call(&app, Method::GET, &path, None, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
