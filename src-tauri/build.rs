@@ -13,6 +13,7 @@ const COMMANDS: &[&str] = &[
     "finish_reveal",
     "revoke_key",
     "set_key_paused",
+    "key_usage",
     "roll_key",
     "quit",
     "change_passphrase",

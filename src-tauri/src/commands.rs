@@ -4,9 +4,9 @@
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, GenerateKeyRequest, IpcError, JoinServerRequest, KeyReveal,
-    KeySummary, MemberListing, MemberRequest, MemberSummary, PauseKeyRequest, RemoveMemberRequest,
-    RevealRequest, RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest, ScopeInfo,
-    SessionStatus, UnlockRequest,
+    KeySummary, KeyUsage, KeyUsageRequest, MemberListing, MemberRequest, MemberSummary,
+    PauseKeyRequest, RemoveMemberRequest, RevealRequest, RevokeKeyRequest, RollKeyRequest,
+    ScanReport, ScanRequest, ScopeInfo, SessionStatus, UnlockRequest,
 };
 use tauri::State;
 
@@ -99,6 +99,14 @@ pub async fn set_key_paused(
     request: PauseKeyRequest,
 ) -> Result<KeySummary, IpcError> {
     state.set_key_paused(request).await
+}
+
+#[tauri::command]
+pub async fn key_usage(
+    state: State<'_, AppState>,
+    request: KeyUsageRequest,
+) -> Result<KeyUsage, IpcError> {
+    state.key_usage(request).await
 }
 
 /// Quits after the person chose to close while a key was still on display.

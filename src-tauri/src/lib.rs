@@ -50,6 +50,7 @@ pub fn run() {
             commands::finish_reveal,
             commands::revoke_key,
             commands::set_key_paused,
+            commands::key_usage,
             commands::roll_key,
             commands::quit,
             commands::change_passphrase,

@@ -16,9 +16,10 @@ use keysmith_core::{Error, Registry, SecretStore};
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, JoinServerRequest,
-    KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary, PauseKeyRequest,
-    RemoveMemberRequest, RevealRequest, RevealedKey, RevokeKeyRequest, RollKeyRequest, ScanReport,
-    ScanRequest, ScopeInfo, SessionStatus, SessionTokenText, UnlockRequest,
+    KeyReveal, KeySummary, KeyUsage, KeyUsageRequest, MemberListing, MemberRequest, MemberSummary,
+    PauseKeyRequest, RemoveMemberRequest, RevealRequest, RevealedKey, RevokeKeyRequest,
+    RollKeyRequest, ScanReport, ScanRequest, ScopeInfo, SessionStatus, SessionTokenText,
+    UnlockRequest,
 };
 
 use crate::clipboard::{self, Clipboard};
@@ -716,6 +717,13 @@ impl AppState {
         self.checked(team.set_key_paused(&req.id, req.pause).await)
     }
 
+    /// A key's use per UTC day, as the verifiers counted it (on a team server, the server's
+    /// answer).
+    pub async fn key_usage(&self, req: KeyUsageRequest) -> Result<KeyUsage, IpcError> {
+        let team = self.team().await?;
+        self.checked(team.key_usage(&req.id, req.days).await)
+    }
+
     pub async fn list_members(&self) -> Result<Vec<MemberListing>, IpcError> {
         let team = self.team().await?;
         self.checked(team.list_members().await)
@@ -786,9 +794,9 @@ mod tests {
     use keysmith_core::{store, testkit, MemoryStore, Registry, SecretStore};
     use keysmith_types::{
         AddMemberRequest, AuditFilter, ChangePassphraseRequest, ChangeRoleRequest,
-        CreateAccountRequest, ErrorCode, GenerateKeyRequest, JoinServerRequest, MemberRequest,
-        Passphrase, PauseKeyRequest, RemoveMemberRequest, RevealRequest, RevokeKeyRequest, Role,
-        RollKeyRequest, SessionTokenText, UnlockRequest,
+        CreateAccountRequest, ErrorCode, GenerateKeyRequest, JoinServerRequest, KeyUsageRequest,
+        MemberRequest, Passphrase, PauseKeyRequest, RemoveMemberRequest, RevealRequest,
+        RevokeKeyRequest, Role, RollKeyRequest, SessionTokenText, UnlockRequest,
     };
 
     use super::{AppState, Backend};
@@ -1182,6 +1190,16 @@ mod tests {
                     .roll_key(RollKeyRequest {
                         id: key_id.into(),
                         grace_secs: 3600,
+                    })
+                    .await,
+            )
+        }
+        async fn key_usage(&self, key_id: &str) -> Result<(), ErrorCode> {
+            code(
+                self.0
+                    .key_usage(KeyUsageRequest {
+                        id: key_id.into(),
+                        days: 30,
                     })
                     .await,
             )

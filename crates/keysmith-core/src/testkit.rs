@@ -275,6 +275,8 @@ pub trait Surface {
     async fn pause_key(&self, key_id: &str) -> Result<(), ErrorCode>;
     /// Rolls the key with a 1-hour grace period.
     async fn roll_key(&self, key_id: &str) -> Result<(), ErrorCode>;
+    /// Reads the key's usage over the default 30 days.
+    async fn key_usage(&self, key_id: &str) -> Result<(), ErrorCode>;
     async fn add_member(&self, name: &str, role: Role) -> Result<(), ErrorCode>;
     async fn change_role(&self, member_id: &str, role: Role) -> Result<(), ErrorCode>;
     async fn remove_member(&self, member_id: &str) -> Result<(), ErrorCode>;
@@ -293,6 +295,8 @@ enum Op {
     PauseOf(Role),
     RollOwn,
     RollOf(Role),
+    UsageOwn,
+    UsageOf(Role),
     Add(Role),
     ChangeRole(Role, Role),
     Remove(Role),
@@ -317,6 +321,7 @@ fn cells(actor: Role) -> Vec<(Op, bool)> {
             Op::RollOwn,
             permits(actor, Action::RevokeOwnKey) && generates,
         ));
+        cells.push((Op::UsageOwn, permits(actor, Action::SeeOwnKeys)));
     }
     for target in Role::ALL {
         let is_self = target == Role::Owner && actor == Role::Owner;
@@ -330,6 +335,7 @@ fn cells(actor: Role) -> Vec<(Op, bool)> {
                 Op::RollOf(target),
                 permits(actor, Action::RevokeOthersKey) && generates,
             ));
+            cells.push((Op::UsageOf(target), permits(actor, Action::SeeOthersKeys)));
         }
         cells.push((Op::Add(target), manage(target)));
         if !is_self {
@@ -385,6 +391,11 @@ pub async fn walk_role_table<S: Surface>(surface: impl Fn(Registry) -> S) -> usi
                 Op::RollOf(t) => {
                     let key = team.get(*t, true).key_id.clone().unwrap();
                     s.roll_key(&key).await
+                }
+                Op::UsageOwn => s.key_usage(actor.key_id.as_deref().unwrap()).await,
+                Op::UsageOf(t) => {
+                    let key = team.get(*t, true).key_id.clone().unwrap();
+                    s.key_usage(&key).await
                 }
                 Op::Add(t) => s.add_member("Newcomer", *t).await,
                 Op::ChangeRole(t, to) => s.change_role(&team.get(*t, true).id, *to).await,

@@ -47,6 +47,9 @@ impl Surface for Core {
     async fn roll_key(&self, key_id: &str) -> Result<(), ErrorCode> {
         code(self.registry.roll_key(&self.me(), key_id, 3_600_000).await)
     }
+    async fn key_usage(&self, key_id: &str) -> Result<(), ErrorCode> {
+        code(self.registry.key_usage(&self.me(), key_id, 30).await)
+    }
     async fn add_member(&self, name: &str, role: Role) -> Result<(), ErrorCode> {
         code(
             self.registry

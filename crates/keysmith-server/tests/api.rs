@@ -125,6 +125,10 @@ impl Surface for Http {
             .await
             .map(|_| ())
     }
+    async fn key_usage(&self, key_id: &str) -> Result<(), ErrorCode> {
+        let path = format!("/v1/keys/{key_id}/usage");
+        self.go(Method::GET, &path, None).await.map(|_| ())
+    }
     async fn add_member(&self, name: &str, role: Role) -> Result<(), ErrorCode> {
         let body = json!({"name": name, "role": role, "initial_passphrase": PASSPHRASE});
         self.go(Method::POST, "/v1/members", Some(body))

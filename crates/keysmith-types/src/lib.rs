@@ -559,6 +559,18 @@ pub struct PauseKeyRequest {
     pub pause: bool,
 }
 
+/// Read a key's usage over its last `days` UTC days (1 to [`USAGE_DAYS_MAX`]; 30 when absent).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyUsageRequest {
+    pub id: String,
+    #[serde(default = "usage_days_default")]
+    pub days: u32,
+}
+
+fn usage_days_default() -> u32 {
+    USAGE_DAYS_DEFAULT
+}
+
 /// Acts on the key that is being shown once (copy it, or end its display).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RevealRequest {
