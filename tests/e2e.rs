@@ -506,8 +506,104 @@ paths = ["/v1/billing/**"]
         403,
         "the role allows it, the scope does not"
     );
+    key_usage_chart(driver, &id).await;
     drop(verifier);
     key
+}
+
+/// The row's "Usage": once the verifier flushed (every 2 s) the dialog's summary, chart and
+/// table say what the verifier answered today: one request accepted, two refused for the
+/// scope, last used from the loopback address.
+async fn key_usage_chart(driver: &WebDriver, id: &str) {
+    let button = format!("tr[data-key-id='{id}'] button.usage");
+    let summary = eventually(
+        "the verifier's counts never reached the usage dialog",
+        Duration::from_secs(15),
+        || async {
+            driver
+                .find(By::Css(button.clone()))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+            let text = by_id(driver, "usage-summary").await.text().await.unwrap();
+            if text.contains(": 1 accepted, 2 refused (2 scope).") {
+                return Ok(text);
+            }
+            by_id(driver, "usage-close").await.click().await.unwrap();
+            gone(driver, "usage-dialog").await;
+            Err(text)
+        },
+    )
+    .await;
+    assert!(
+        summary.starts_with("Last 30 days (UTC): ")
+            && summary.contains(" with 3 requests.")
+            && summary.ends_with(" from 127.0.0.1."),
+        "{summary}"
+    );
+    assert_eq!(focused_id(driver).await, "usage-close");
+    let chart = driver
+        .execute(
+            "const svg = document.getElementById('usage-chart');
+             const days = [...svg.querySelectorAll('g.day')];
+             const last = days[days.length - 1];
+             return {
+               days: days.length,
+               described_by: svg.getAttribute('aria-labelledby'),
+               last_date: last.dataset.date,
+               last_title: last.querySelector('title').textContent,
+               empty_bars: days.slice(0, -1).every(g =>
+                 [...g.querySelectorAll('rect')].every(r => Number(r.getAttribute('height')) === 0)),
+               last_heights: [...last.querySelectorAll('rect')].map(r => Number(r.getAttribute('height'))),
+               labels: [...svg.querySelectorAll('text.axis-label')].map(t => t.textContent),
+             };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let chart = chart.json();
+    assert_eq!(chart["days"], 30, "{chart}");
+    assert_eq!(chart["described_by"], "usage-summary");
+    let today = chart["last_date"].as_str().unwrap().to_owned();
+    assert_eq!(
+        chart["last_title"],
+        format!("{today}: 1 accepted, 2 refused (2 scope)"),
+        "{chart}"
+    );
+    assert_eq!(chart["empty_bars"], true, "{chart}");
+    // Stacked: accepted 1 and refused 2 of a 0..5 axis (the peak, 3, rounded up).
+    let heights: Vec<f64> = chart["last_heights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_f64().unwrap())
+        .collect();
+    assert!(
+        heights.len() == 2 && heights[0] > 0.0 && (heights[1] / heights[0] - 2.0).abs() < 1e-6,
+        "{chart}"
+    );
+    let labels: Vec<&str> = chart["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(labels[..3], ["0", "2", "5"], "y axis: {labels:?}");
+    assert_eq!(labels.len(), 6, "three dates under the bars: {labels:?}");
+    // The table of days with use: today alone.
+    let details = driver
+        .find(By::Css("#usage-dialog details summary"))
+        .await
+        .unwrap();
+    assert_eq!(details.text().await.unwrap(), "1 day with use");
+    details.click().await.unwrap();
+    let row = by_id(driver, "usage-table").await.text().await.unwrap();
+    assert!(row.contains(&format!("{today} 1 2 2 scope")), "{row}");
+    shot(driver, "29-usage").await;
+    by_id(driver, "usage-close").await.click().await.unwrap();
+    gone(driver, "usage-dialog").await;
 }
 
 /// "Scan a folder": bad paths are refused inline; a folder holding a live and a revoked key

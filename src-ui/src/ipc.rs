@@ -4,9 +4,9 @@
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, JoinServerRequest,
-    KeyReveal, KeySummary, MemberListing, MemberRequest, MemberSummary, PauseKeyRequest,
-    RemoveMemberRequest, RevealRequest, RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest,
-    ScopeInfo, SessionStatus, UnlockRequest,
+    KeyReveal, KeySummary, KeyUsage, KeyUsageRequest, MemberListing, MemberRequest, MemberSummary,
+    PauseKeyRequest, RemoveMemberRequest, RevealRequest, RevokeKeyRequest, RollKeyRequest,
+    ScanReport, ScanRequest, ScopeInfo, SessionStatus, UnlockRequest,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -142,6 +142,10 @@ pub async fn revoke_key(req: &RevokeKeyRequest) -> Result<KeySummary, IpcError> 
 
 pub async fn set_key_paused(req: &PauseKeyRequest) -> Result<KeySummary, IpcError> {
     call("set_key_paused", with_request(req)?).await
+}
+
+pub async fn key_usage(req: &KeyUsageRequest) -> Result<KeyUsage, IpcError> {
+    call("key_usage", with_request(req)?).await
 }
 
 pub async fn change_passphrase(req: &ChangePassphraseRequest) -> Result<(), IpcError> {

@@ -11,6 +11,7 @@ use crate::dialogs::{
     dialog_open, dialog_open_untracked, CreateKeyDialog, RevealDialog, RevokeDialog, RollDialog,
 };
 use crate::scan::ScanDialog;
+use crate::usage::UsageDialog;
 use crate::{format, ipc};
 
 #[component]
@@ -24,6 +25,7 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
     let reveal = RwSignal::new(None::<KeyReveal>);
     let revoking = RwSignal::new(None::<KeySummary>);
     let rolling = RwSignal::new(None::<KeySummary>);
+    let charting = RwSignal::new(None::<KeySummary>);
     let sees_others = matches!(member.role, Role::Owner | Role::Admin);
     let scanning = RwSignal::new(false);
     let scan_path = RwSignal::new(String::new());
@@ -244,6 +246,7 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                                 <KeyRow key=key sees_others=sees_others unused_days=unused_days
                                     on_revoke=move |k| revoking.set(Some(k))
                                     on_roll=move |k| rolling.set(Some(k))
+                                    on_usage=move |k| charting.set(Some(k))
                                     on_pause=on_pause />
                             </For>
                         </tbody>
@@ -259,6 +262,9 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
         })}
         {move || rolling.get().map(|k| view! {
             <RollDialog key=k on_rolled=on_rolled on_cancel=move |()| { rolling.set(None); after_action(); } />
+        })}
+        {move || charting.get().map(|k| view! {
+            <UsageDialog key=k on_close=move |()| charting.set(None) />
         })}
         <Show when=move || scanning.get()>
             <ScanDialog path=scan_path report=scan_report
@@ -276,6 +282,7 @@ fn KeyRow(
     unused_days: RwSignal<i64>,
     #[prop(into)] on_revoke: Callback<KeySummary>,
     #[prop(into)] on_roll: Callback<KeySummary>,
+    #[prop(into)] on_usage: Callback<KeySummary>,
     /// The key, and whether to pause it (`true`) or resume it.
     #[prop(into)]
     on_pause: Callback<(KeySummary, bool)>,
@@ -286,6 +293,7 @@ fn KeyRow(
     let for_revoke = key.clone();
     let for_roll = key.clone();
     let for_pause = key.clone();
+    let for_usage = key.clone();
     let paused = key.status == KeyStatus::Paused;
     let expires = match (key.expires_at, rolled) {
         (None, _) => "Never".to_owned(),
@@ -370,6 +378,8 @@ fn KeyRow(
             <td class="expires" title=expires_title>{expires}</td>
             <td>{status}</td>
             <td class="actions">
+                <button class="ghost usage" title="Requests accepted and refused, per day, over the last 30 days"
+                    on:click=move |_| on_usage.run(for_usage.clone())>"Usage"</button>
                 {(active && !rolled).then(|| view! {
                     <button class="ghost roll" on:click=move |_| on_roll.run(for_roll.clone())>"Roll"</button>
                 })}

@@ -13,6 +13,7 @@ mod members;
 mod scan;
 mod shell;
 mod sign_in;
+mod usage;
 
 fn main() {
     console_error_panic_hook::set_once();
