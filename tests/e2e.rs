@@ -599,8 +599,20 @@ async fn key_usage_chart(driver: &WebDriver, id: &str) {
         .unwrap();
     assert_eq!(details.text().await.unwrap(), "1 day with use");
     details.click().await.unwrap();
-    let row = by_id(driver, "usage-table").await.text().await.unwrap();
-    assert!(row.contains(&format!("{today} 1 2 2 scope")), "{row}");
+    by_id(driver, "usage-table").await;
+    let cells = driver
+        .execute(
+            "return [...document.querySelectorAll('#usage-table tbody tr')]
+               .map(tr => [...tr.cells].map(td => td.textContent));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        cells.json(),
+        &serde_json::json!([[today, "1", "2", "2 scope"]]),
+        "the table of days with use"
+    );
     shot(driver, "29-usage").await;
     by_id(driver, "usage-close").await.click().await.unwrap();
     gone(driver, "usage-dialog").await;
