@@ -88,9 +88,18 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
+    // The verifiers' policy, with a scope: instance b offers it (`serve --policy`), a does not.
+    let policy = w.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[allow]]\nrole = \"owner\"\nmethods = [\"*\"]\npaths = [\"/**\"]\n\n\
+         [[scope]]\nname = \"reports:read\"\nroles = [\"owner\"]\nmethods = [\"GET\"]\n\
+         paths = [\"/v1/reports/**\"]\n",
+    )
+    .unwrap();
     let (_a, tls_port, ca) = serve_team_https(&url, w);
     let http_port = free_port();
-    let _b = serve_team(&url, &[], http_port);
+    let _b = serve_team(&url, &["--policy", policy.to_str().unwrap()], http_port);
     let a = format!("https://127.0.0.1:{tls_port}");
     let b = format!("http://127.0.0.1:{http_port}");
 
@@ -125,16 +134,67 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
     let api_key = made["secret"].as_str().unwrap().to_owned();
     let key_id = made["key"]["id"].as_str().unwrap().to_owned();
 
+    // Scopes come from each instance's --policy.
+    let scope_names = |base: &str, ca: Option<&Path>| {
+        let (status, list) = curl(&format!("{base}/v1/scopes"), "GET", Some(&token), None, ca);
+        assert_eq!(status, 200, "{list}");
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(scope_names(&b, None), ["read-only", "reports:read"]);
+    assert_eq!(scope_names(&a, Some(&ca)), ["read-only"]);
+    let scoped = serde_json::json!({"name": "Dashboard", "scopes": ["reports:read"]});
+    let (status, made) = curl(
+        &format!("{b}/v1/keys"),
+        "POST",
+        Some(&token),
+        Some(scoped.clone()),
+        None,
+    );
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["key"]["scopes"], serde_json::json!(["reports:read"]));
+    let (status, refused) = curl(
+        &format!("{a}/v1/keys"),
+        "POST",
+        Some(&token),
+        Some(scoped),
+        Some(&ca),
+    );
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (422, Some("invalid_scope")),
+        "{refused}"
+    );
+
     // A verifier replica on the same database.
-    let policy = w.join("policy.toml");
-    std::fs::write(
-        &policy,
-        "[[allow]]\nrole = \"owner\"\nmethods = [\"*\"]\npaths = [\"/**\"]\n",
-    )
-    .unwrap();
     let (_replica, vport) = start_replica(&url, &policy);
     let check = || forward_auth_status(vport, &api_key);
     assert_eq!(check(), 204);
+    // The replica's count reaches the store within its flush period; either instance reads it.
+    let start = std::time::Instant::now();
+    loop {
+        let (status, usage) = curl(
+            &format!("{a}/v1/keys/{key_id}/usage?days=2"),
+            "GET",
+            Some(&token),
+            None,
+            Some(&ca),
+        );
+        assert_eq!(status, 200, "{usage}");
+        if usage["total"]["allowed"] == 1 {
+            assert!(usage["last_used_at"].is_i64(), "{usage}");
+            assert_eq!(usage["last_used_from"], "127.0.0.1", "{usage}");
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "{usage}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 
     let (status, revoked) = curl(
         &format!("{a}/v1/keys/{key_id}/revoke"),
@@ -178,7 +238,18 @@ fn two_server_instances_and_a_replica_on_one_postgres_database() {
     assert!(cli_key.starts_with("ksk_") && cli_key.len() == 53);
     let o = remote(&["--as", "Olive", "keys", "list", "--json"], &[]);
     let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    // `keys usage` through the server: the Billing key's one use.
+    let o = remote(
+        &["--as", "Olive", "keys", "usage", &key_id, "--days", "2"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(": 1 accepted, "),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     assert!(!String::from_utf8_lossy(&o.stdout).contains(&cli_key[4..]));
     let o = remote(
         &[

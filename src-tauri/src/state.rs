@@ -1267,6 +1267,7 @@ mod tests {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(keysmith_server::serve(
             Arc::new(registry),
+            keysmith_core::scope::ScopeCatalog::builtin(),
             listener,
             async move {
                 let _ = stopped.await;

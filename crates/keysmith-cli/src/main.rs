@@ -190,6 +190,10 @@ enum Command {
         /// for a further server host, or one without a keyring.
         #[arg(long, value_name = "DIR")]
         secrets_dir: Option<PathBuf>,
+        /// The policy file whose `[[scope]]` tables define the scopes members may give keys
+        /// (the verifiers' policy). Without it only the built-in `read-only` is offered.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
     },
     /// Move this computer's account (members, keys, the whole audit log) to the team's
     /// PostgreSQL database, for `keysmith serve` on this host. Owner only; audited. Keys keep
@@ -598,9 +602,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             max_connections: _,
             log_json: _,
             secrets_dir: _,
+            policy,
         } => {
             let tls = tls_cert.zip(tls_key);
-            serve(registry, listen, tls).await?;
+            serve(registry, listen, tls, policy.as_deref()).await?;
             return Ok(());
         }
         Command::Audit(AuditCommand::Verify) => {
@@ -1451,8 +1456,10 @@ async fn serve(
     registry: Registry,
     listen: std::net::SocketAddr,
     tls: Option<(PathBuf, PathBuf)>,
+    policy: Option<&std::path::Path>,
 ) -> Result<(), Failure> {
     let fail = |message: String| Failure { code: 1, message };
+    let scopes = scope_catalog(policy, None)?;
     // The account's secrets are read now: a server without them says so at start, not at
     // the first request.
     if !registry.is_initialized().await? {
@@ -1462,10 +1469,16 @@ async fn serve(
     let registry = Arc::new(registry);
     match tls {
         Some((cert, key)) => {
-            let bound =
-                keysmith_server::serve_tls(registry, listen, &cert, &key, shutdown_signal())
-                    .await
-                    .map_err(|e| fail(format!("the team server stopped: {e}")))?;
+            let bound = keysmith_server::serve_tls(
+                registry,
+                scopes,
+                listen,
+                &cert,
+                &key,
+                shutdown_signal(),
+            )
+            .await
+            .map_err(|e| fail(format!("the team server stopped: {e}")))?;
             tracing::info!(listen = %bound, "team server stopped");
         }
         None => {
@@ -1481,7 +1494,7 @@ async fn serve(
                 );
             }
             tracing::info!(listen = %bound, "team server ready (HTTP)");
-            keysmith_server::serve(registry, listener, shutdown_signal())
+            keysmith_server::serve(registry, scopes, listener, shutdown_signal())
                 .await
                 .map_err(|e| fail(format!("the team server stopped: {e}")))?;
         }

@@ -61,6 +61,7 @@ async fn serve(db: &TestDb, registry: &Registry) -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(keysmith_server::serve(
         Arc::new(r),
+        keysmith_core::scope::ScopeCatalog::builtin(),
         listener,
         std::future::pending(),
     ));

@@ -74,28 +74,30 @@ pub fn router_with_scopes(registry: Arc<Registry>, scopes: ScopeCatalog) -> Rout
         })
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API on `listener` until `shutdown` completes, offering the scopes of `scopes`.
 ///
 /// # Errors
 /// The listener's I/O error.
 pub async fn serve(
     registry: Arc<Registry>,
+    scopes: ScopeCatalog,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(registry))
+    axum::serve(listener, router_with_scopes(registry, scopes))
         .with_graceful_shutdown(shutdown)
         .await
 }
 
 /// Serves the API over HTTPS (rustls; TLS 1.2 and 1.3) on `addr` with the PEM certificate
 /// chain `cert` and private key `key`, until `shutdown` completes (then waits up to 10 s for
-/// requests in flight). Returns the address it listened on.
+/// requests in flight), offering the scopes of `scopes`. Returns the address it listened on.
 ///
 /// # Errors
 /// An unreadable certificate or key, or the listener's I/O error.
 pub async fn serve_tls(
     registry: Arc<Registry>,
+    scopes: ScopeCatalog,
     addr: std::net::SocketAddr,
     cert: &std::path::Path,
     key: &std::path::Path,
@@ -133,7 +135,7 @@ pub async fn serve_tls(
     }
     axum_server::bind_rustls(addr, config)
         .handle(handle)
-        .serve(router(registry).into_make_service())
+        .serve(router_with_scopes(registry, scopes).into_make_service())
         .await?;
     Ok(addr)
 }

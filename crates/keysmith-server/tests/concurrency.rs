@@ -33,6 +33,7 @@ async fn instance(
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(keysmith_server::serve(
         Arc::new(registry),
+        keysmith_core::scope::ScopeCatalog::builtin(),
         listener,
         std::future::pending(),
     ));
