@@ -127,6 +127,16 @@ fn init_create_list_verify_revoke() {
     assert_eq!(usage["days"][6]["counts"]["paused"], 1);
     assert_eq!(usage["total"]["allowed"], 3);
     assert_eq!(usage["last_used_from"], serde_json::Value::Null);
+    let o = cli(
+        d,
+        &["--as", "Olive", "keys", "usage", &id, "--days", "1"],
+        None,
+    );
+    assert!(
+        stdout(&o).starts_with("Today (UTC, from "),
+        "{}",
+        stdout(&o)
+    );
     for (args, fragment) in [
         (vec!["--days", "0"], "0 days of usage: choose 1 to 366"),
         (vec!["--days", "400"], "400 days of usage: choose 1 to 366"),

@@ -182,7 +182,10 @@ fn UsageChart(usage: KeyUsage) -> impl IntoView {
 /// The chart in words: totals, refusal reasons, the busiest day, the last use.
 fn summary(u: &KeyUsage) -> String {
     let t = &u.total;
-    let span = format!("Last {} days (UTC)", u.days.len());
+    let span = match u.days.len() {
+        1 => "Today (UTC)".to_owned(),
+        n => format!("Last {n} days (UTC)"),
+    };
     let totals = if t.allowed + t.refused() == 0 {
         format!("{span}: no requests.")
     } else {

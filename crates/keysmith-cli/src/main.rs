@@ -909,8 +909,12 @@ fn print_usage(usage: &keysmith_types::KeyUsage, days: u32) {
         .map(|(why, n)| format!("{n} {why}"))
         .collect();
     let first = usage.days.first().map_or("", |d| d.date.as_str());
+    let span = match days {
+        1 => "Today".to_owned(),
+        n => format!("Last {n} days"),
+    };
     out!(
-        "Last {days} days (UTC, from {first}): {} accepted, {} refused{}.",
+        "{span} (UTC, from {first}): {} accepted, {} refused{}.",
         t.allowed,
         t.refused(),
         if reasons.is_empty() {
