@@ -150,7 +150,7 @@ fn UsageChart(usage: KeyUsage) -> impl IntoView {
                                 <td>{d.date.clone()}</td>
                                 <td>{d.counts.allowed.to_string()}</td>
                                 <td>{d.counts.refused().to_string()}</td>
-                                <td>{reasons(&d.counts).unwrap_or_else(|| "—".into())}</td>
+                                <td>{d.counts.refusals_in_words().unwrap_or_else(|| "—".into())}</td>
                             </tr>
                         }).collect_view()}
                     </tbody>
@@ -189,7 +189,10 @@ fn summary(u: &KeyUsage) -> String {
     let totals = if t.allowed + t.refused() == 0 {
         format!("{span}: no requests.")
     } else {
-        let why = reasons(t).map(|r| format!(" ({r})")).unwrap_or_default();
+        let why = t
+            .refusals_in_words()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
         let busiest = u
             .days
             .iter()
@@ -216,20 +219,9 @@ fn summary(u: &KeyUsage) -> String {
     format!("{totals}{last}")
 }
 
-/// "2 scope, 1 rate limit", or `None` without refusals.
-fn reasons(c: &UsageCounts) -> Option<String> {
-    let parts: Vec<String> = c
-        .refusals()
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(why, n)| format!("{n} {why}"))
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(", "))
-}
-
 /// One day in words, for the bar's tooltip.
 fn day_words(c: &UsageCounts) -> String {
-    match reasons(c) {
+    match c.refusals_in_words() {
         Some(why) => format!("{} accepted, {} refused ({why})", c.allowed, c.refused()),
         None => format!("{} accepted", c.allowed),
     }

@@ -902,12 +902,6 @@ async fn run_remote(cli: Cli, url: &str) -> Result<(), Failure> {
 /// A key's usage as text: the totals, the last use, then one line per day with any use.
 fn print_usage(usage: &keysmith_types::KeyUsage, days: u32) {
     let t = &usage.total;
-    let reasons: Vec<String> = t
-        .refusals()
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(why, n)| format!("{n} {why}"))
-        .collect();
     let first = usage.days.first().map_or("", |d| d.date.as_str());
     let span = match days {
         1 => "Today".to_owned(),
@@ -917,11 +911,9 @@ fn print_usage(usage: &keysmith_types::KeyUsage, days: u32) {
         "{span} (UTC, from {first}): {} accepted, {} refused{}.",
         t.allowed,
         t.refused(),
-        if reasons.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", reasons.join(", "))
-        }
+        t.refusals_in_words()
+            .map(|why| format!(" ({why})"))
+            .unwrap_or_default()
     );
     let when = match usage.last_used_at {
         None => "never".to_owned(),

@@ -728,10 +728,7 @@ pub async fn add_usage<'a>(
 ) -> Result<()> {
     use crate::usage::stored;
     let c = &tally.counts;
-    let (last_at, last_from) = match tally.last {
-        Some((at, from)) => (Some(at), from.map(|a| a.to_string())),
-        None => (None, None),
-    };
+    let (last_at, last_from) = tally.stored_last();
     on!(ex, e => sqlx::query(crate::usage::UPSERT_SQL)
         .bind(key_id)
         .bind(day)

@@ -104,6 +104,15 @@ impl DayTally {
         }
     }
 
+    /// The day's last accepted use as stored: `last_at` (Unix ms) and `last_from` (the
+    /// client address as text), each NULL when unknown.
+    pub fn stored_last(&self) -> (Option<i64>, Option<String>) {
+        match self.last {
+            Some((at, from)) => (Some(at), from.map(|a| a.to_string())),
+            None => (None, None),
+        }
+    }
+
     /// Adds a tally that could not be written back to this one (a failed flush).
     pub fn merge(&mut self, other: DayTally) {
         self.counts.add(&other.counts);

@@ -962,10 +962,7 @@ fn latest_uses(batch: &HashMap<(u128, i64), DayTally>) -> HashMap<u128, i64> {
 fn usage_params(id: u128, day: i64, tally: &DayTally) -> Vec<Box<dyn rusqlite::ToSql>> {
     use crate::usage::stored;
     let c = &tally.counts;
-    let (last_at, last_from) = match tally.last {
-        Some((at, from)) => (Some(at), from.map(|a| a.to_string())),
-        None => (None, None),
-    };
+    let (last_at, last_from) = tally.stored_last();
     vec![
         Box::new(uuid::Uuid::from_u128(id).to_string()),
         Box::new(day),

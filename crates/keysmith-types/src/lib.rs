@@ -303,6 +303,18 @@ impl UsageCounts {
         ]
     }
 
+    /// The refusals in words, reasons with none left out (`2 scope, 1 rate limit`); `None`
+    /// when nothing was refused.
+    pub fn refusals_in_words(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .refusals()
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(why, n)| format!("{n} {why}"))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
     /// Adds `other`'s counts to these (saturating).
     pub fn add(&mut self, other: &UsageCounts) {
         self.allowed = self.allowed.saturating_add(other.allowed);
