@@ -14,7 +14,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::key::{ApiKeySecret, RandomnessError};
+use crate::key::{ApiKeySecret, RandomnessError, WellFormedKey};
 
 /// Bytes in a pepper.
 pub const PEPPER_LEN: usize = 32;
@@ -25,10 +25,11 @@ pub const PEPPER_LEN: usize = 32;
 pub struct Digester(Hmac<Sha256>);
 
 impl Digester {
-    /// `HMAC-SHA-256(pepper, key)`, equal to [`Pepper::digest`].
-    pub fn digest(&self, key: &ApiKeySecret) -> KeyDigest {
+    /// `HMAC-SHA-256(pepper, key)`, equal to [`Pepper::digest`]; takes an [`ApiKeySecret`]
+    /// or a borrowed [`WellFormedKey`].
+    pub fn digest<'k>(&self, key: impl Into<WellFormedKey<'k>>) -> KeyDigest {
         let mut mac = self.0.clone();
-        mac.update(key.expose().as_bytes());
+        mac.update(key.into().as_bytes());
         KeyDigest(mac.finalize().into_bytes().into())
     }
 }
@@ -218,6 +219,11 @@ mod tests {
             "state is not consumed"
         );
         assert!(!format!("{digester:?}").contains(&format!("{:?}", pepper.as_bytes())));
+        // The verifier's borrowed form of the same key, as presented with padding.
+        let padded = format!("  {}\t", key.expose());
+        let borrowed = WellFormedKey::check(&padded).unwrap();
+        assert_eq!(digester.digest(borrowed), pepper.digest(&key));
+        assert_eq!(format!("{borrowed:?}"), "WellFormedKey(<redacted>)");
     }
     use super::*;
 

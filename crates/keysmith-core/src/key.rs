@@ -81,7 +81,8 @@ impl ApiKeySecret {
         let mut key = String::with_capacity(KEY_LEN);
         key.push_str(KEY_PREFIX);
         key.push_str(&body);
-        key.push_str(&checksum(&key));
+        let sum = checksum(&key);
+        key.extend(sum.iter().map(|&b| char::from(b)));
         Ok(ApiKeySecret(key))
     }
 
@@ -91,32 +92,7 @@ impl ApiKeySecret {
     /// # Errors
     /// [`KeyFormatError`] naming the first thing wrong; the key itself is never in the error.
     pub fn parse(presented: &str) -> Result<ApiKeySecret, KeyFormatError> {
-        let s = presented.trim();
-        if !s.starts_with(KEY_PREFIX) {
-            return Err(KeyFormatError::WrongPrefix);
-        }
-        let found = s.chars().count();
-        if found != KEY_LEN || s.len() != KEY_LEN {
-            return Err(KeyFormatError::WrongLength { found });
-        }
-        if let Some(i) = s
-            .bytes()
-            .skip(KEY_PREFIX.len())
-            .position(|b| !b.is_ascii_alphanumeric())
-        {
-            return Err(KeyFormatError::BadCharacter {
-                position: KEY_PREFIX.len() + i + 1,
-            });
-        }
-        let (payload, given) = s.split_at(KEY_LEN - CHECKSUM_LEN);
-        let expected = checksum(payload);
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-            expected.as_bytes(),
-            given.as_bytes(),
-        )) {
-            return Err(KeyFormatError::ChecksumMismatch);
-        }
-        Ok(ApiKeySecret(s.to_owned()))
+        Ok(ApiKeySecret(WellFormedKey::check(presented)?.0.to_owned()))
     }
 
     /// The whole key, for hashing, the one-time display and the clipboard. Nothing else.
@@ -127,6 +103,73 @@ impl ApiKeySecret {
     /// The first 4 characters of the body: what lists show after the one-time display.
     pub fn start(&self) -> String {
         self.0[KEY_PREFIX.len()..KEY_PREFIX.len() + START_LEN].to_owned()
+    }
+}
+
+/// A presented key that passed [`ApiKeySecret::parse`]'s checks, borrowed from where it was
+/// presented (an HTTP header) instead of copied: the verifier's per-request path digests it
+/// without an allocation. Debug is redacted; there is no Display.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct WellFormedKey<'a>(&'a str);
+
+impl<'a> WellFormedKey<'a> {
+    /// Checks prefix, length, alphabet and checksum, in that order (surrounding whitespace
+    /// is ignored), as [`ApiKeySecret::parse`] does.
+    ///
+    /// # Errors
+    /// [`KeyFormatError`] naming the first thing wrong; the key itself is never in the error.
+    pub fn check(presented: &'a str) -> Result<WellFormedKey<'a>, KeyFormatError> {
+        let s = presented.trim();
+        if !s.starts_with(KEY_PREFIX) {
+            return Err(KeyFormatError::WrongPrefix);
+        }
+        if s.len() != KEY_LEN {
+            return Err(KeyFormatError::WrongLength {
+                found: s.chars().count(),
+            });
+        }
+        if let Some(i) = s
+            .bytes()
+            .skip(KEY_PREFIX.len())
+            .position(|b| !b.is_ascii_alphanumeric())
+        {
+            // A multi-byte character of the right byte length: report the length in
+            // characters, as for any other wrong length.
+            if !s.is_ascii() {
+                return Err(KeyFormatError::WrongLength {
+                    found: s.chars().count(),
+                });
+            }
+            return Err(KeyFormatError::BadCharacter {
+                position: KEY_PREFIX.len() + i + 1,
+            });
+        }
+        let (payload, given) = s.split_at(KEY_LEN - CHECKSUM_LEN);
+        let expected = checksum(payload);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            &expected[..],
+            given.as_bytes(),
+        )) {
+            return Err(KeyFormatError::ChecksumMismatch);
+        }
+        Ok(WellFormedKey(s))
+    }
+
+    /// The key's bytes, for the digest.
+    pub(crate) fn as_bytes(&self) -> &'a [u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl<'a> From<&'a ApiKeySecret> for WellFormedKey<'a> {
+    fn from(key: &'a ApiKeySecret) -> WellFormedKey<'a> {
+        WellFormedKey(&key.0)
+    }
+}
+
+impl fmt::Debug for WellFormedKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WellFormedKey(<redacted>)")
     }
 }
 
@@ -148,14 +191,14 @@ impl fmt::Display for ApiKeySecret {
 pub struct RandomnessError;
 
 /// CRC-32 of `payload`, as 6 base62 digits, most significant first.
-fn checksum(payload: &str) -> String {
+fn checksum(payload: &str) -> [u8; CHECKSUM_LEN] {
     let mut n = u64::from(crc32fast::hash(payload.as_bytes()));
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
         *slot = ALPHABET[(n % 62) as usize];
         n /= 62;
     }
-    out.iter().map(|&b| char::from(b)).collect()
+    out
 }
 
 #[cfg(test)]
@@ -279,6 +322,6 @@ mod tests {
     fn checksum_is_six_base62_digits() {
         assert_eq!(checksum("ksk_").len(), CHECKSUM_LEN);
         // CRC-32 of the empty string is 0: all zero digits.
-        assert_eq!(checksum(""), "000000");
+        assert_eq!(&checksum(""), b"000000");
     }
 }

@@ -38,7 +38,7 @@ use subtle::ConstantTimeEq;
 use crate::clock::{Clock, SystemClock};
 use crate::digest::{Digester, Pepper};
 use crate::integrity::{KeyFields, MemberFields, RowKey};
-use crate::key::{ApiKeySecret, KeyFormatError};
+use crate::key::{KeyFormatError, WellFormedKey};
 use crate::policy::{request_path, PathError, Policy};
 use crate::rate::RateLimit;
 use crate::usage::{day_of, DayTally, Outcome};
@@ -613,7 +613,11 @@ impl Verifier {
     /// Takes the checks counted since the last call ((key id, UTC day number) → tally), for
     /// a feed that writes them itself.
     pub(crate) fn take_uses(&self) -> HashMap<(u128, i64), DayTally> {
-        std::mem::take(&mut *self.usage.lock())
+        let mut usage = self.usage.lock();
+        // Sized as the last batch: under steady load the map then never grows (rehashes) on
+        // the request path.
+        let capacity = usage.len();
+        std::mem::replace(&mut *usage, HashMap::with_capacity(capacity))
     }
 
     /// Puts back counts a flush could not write, for the next one.
@@ -716,9 +720,9 @@ impl Verifier {
             None => None,
         };
         let presented = presented.ok_or(Denial::MissingKey)?;
-        let key = ApiKeySecret::parse(presented).map_err(Denial::MalformedKey)?;
-        let digest = self.digester.digest(&key);
-        drop(key);
+        // Borrowed from the request, not copied: nothing to zeroize.
+        let key = WellFormedKey::check(presented).map_err(Denial::MalformedKey)?;
+        let digest = self.digester.digest(key);
         if self.catch_up().is_err() {
             return Err(Denial::Unavailable);
         }
@@ -900,7 +904,7 @@ impl Verifier {
             return Ok(0); // a feed writes its uses itself
         };
         let prune = self.prune_due(self.clock.now_ms());
-        let batch = std::mem::take(&mut *self.usage.lock());
+        let batch = self.take_uses();
         if batch.is_empty() && prune.is_none() {
             return Ok(0);
         }

@@ -13,11 +13,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
 /// `X-Forwarded-For`, the de-facto header proxies append the client's address to.
 pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
+/// [`X_FORWARDED_FOR`] as a header name, so the per-request look-up does not parse it.
+const X_FORWARDED_FOR_NAME: HeaderName = HeaderName::from_static(X_FORWARDED_FOR);
 
 /// Most `X-Forwarded-For` entries read (from the right); a longer chain leaves the client
 /// unknown.
@@ -67,7 +69,7 @@ pub fn client_address(
     }
     // Two passes over the field lines, no allocation on this per-request path: every line
     // readable and the chain within bounds, then the walk from the right.
-    let lines = headers.get_all(X_FORWARDED_FOR);
+    let lines = headers.get_all(&X_FORWARDED_FOR_NAME);
     let mut hops = 0;
     for value in &lines {
         hops += value.to_str().ok()?.split(',').count();

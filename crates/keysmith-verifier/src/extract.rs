@@ -132,13 +132,11 @@ impl std::error::Error for ExtractError {}
 /// # Errors
 /// [`ExtractError`]; `Origin` is checked first.
 pub fn extract<'a>(headers: &'a HeaderMap) -> Result<Extracted<'a>, ExtractError> {
-    if headers.contains_key(header::ORIGIN) {
+    let seen = Seen::read(headers);
+    if seen.origin {
         return Err(ExtractError::CrossOrigin);
     }
-    if METHOD_OVERRIDE_HEADERS
-        .iter()
-        .any(|name| headers.contains_key(*name))
-    {
+    if seen.method_override {
         return Err(ExtractError::MethodOverride);
     }
     let mut key: Option<PresentedKey<'a>> = None;
@@ -153,15 +151,15 @@ pub fn extract<'a>(headers: &'a HeaderMap) -> Result<Extracted<'a>, ExtractError
             }
         }
     };
-    if let Some(value) = single(headers, header::AUTHORIZATION.as_str(), MAX_CREDENTIAL_LEN)? {
+    if let Some(value) = seen.authorization.single(MAX_CREDENTIAL_LEN)? {
         if let Some(k) = from_authorization(value)? {
             offer(k)?;
         }
     }
-    if let Some(value) = single(headers, X_API_KEY, MAX_CREDENTIAL_LEN)? {
+    if let Some(value) = seen.api_key.single(MAX_CREDENTIAL_LEN)? {
         offer(PresentedKey::Header(value.trim()))?;
     }
-    let (method, uri) = original_request(headers)?;
+    let (method, uri) = original_request(&seen)?;
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
         return Err(ExtractError::BadHeader(
             "the original method is not an HTTP method",
@@ -170,15 +168,84 @@ pub fn extract<'a>(headers: &'a HeaderMap) -> Result<Extracted<'a>, ExtractError
     Ok(Extracted { key, method, uri })
 }
 
-fn original_request(headers: &HeaderMap) -> Result<(&str, &str), ExtractError> {
+/// The headers [`extract`] reads, found in one pass over the map: a look-up per name
+/// would hash (and, for a `&str` name, parse) each of ten names on every request.
+#[derive(Default)]
+struct Seen<'h> {
+    origin: bool,
+    method_override: bool,
+    authorization: Slot<'h>,
+    api_key: Slot<'h>,
+    original_method: Slot<'h>,
+    original_uri: Slot<'h>,
+    forwarded_method: Slot<'h>,
+    forwarded_uri: Slot<'h>,
+}
+
+impl<'h> Seen<'h> {
+    fn read(headers: &'h HeaderMap) -> Seen<'h> {
+        let mut seen = Seen::default();
+        for (name, value) in headers {
+            if *name == header::AUTHORIZATION {
+                seen.authorization.see(value);
+            } else if *name == header::ORIGIN {
+                seen.origin = true;
+            } else {
+                match name.as_str() {
+                    X_API_KEY => seen.api_key.see(value),
+                    X_ORIGINAL_METHOD => seen.original_method.see(value),
+                    X_ORIGINAL_URI => seen.original_uri.see(value),
+                    X_FORWARDED_METHOD => seen.forwarded_method.see(value),
+                    X_FORWARDED_URI => seen.forwarded_uri.see(value),
+                    other if METHOD_OVERRIDE_HEADERS.contains(&other) => {
+                        seen.method_override = true;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        seen
+    }
+}
+
+/// How often a header that must appear at most once was seen, and its first value.
+#[derive(Default, Clone, Copy)]
+enum Slot<'h> {
+    #[default]
+    Absent,
+    Once(&'h HeaderValue),
+    Repeated,
+}
+
+impl<'h> Slot<'h> {
+    fn see(&mut self, value: &'h HeaderValue) {
+        *self = match self {
+            Slot::Absent => Slot::Once(value),
+            Slot::Once(_) | Slot::Repeated => Slot::Repeated,
+        };
+    }
+
+    /// The one value, as visible ASCII of at most `limit` bytes.
+    fn single(self, limit: usize) -> Result<Option<&'h str>, ExtractError> {
+        match self {
+            Slot::Absent => Ok(None),
+            Slot::Once(value) => visible(value, limit).map(Some),
+            Slot::Repeated => Err(ExtractError::BadHeader(
+                "a header that must appear once is repeated",
+            )),
+        }
+    }
+}
+
+fn original_request<'h>(seen: &Seen<'h>) -> Result<(&'h str, &'h str), ExtractError> {
     let limit = keysmith_core::policy::MAX_URI_LEN;
     let nginx = (
-        single(headers, X_ORIGINAL_METHOD, MAX_METHOD_LEN)?,
-        single(headers, X_ORIGINAL_URI, limit)?,
+        seen.original_method.single(MAX_METHOD_LEN)?,
+        seen.original_uri.single(limit)?,
     );
     let traefik = (
-        single(headers, X_FORWARDED_METHOD, MAX_METHOD_LEN)?,
-        single(headers, X_FORWARDED_URI, limit)?,
+        seen.forwarded_method.single(MAX_METHOD_LEN)?,
+        seen.forwarded_uri.single(limit)?,
     );
     match (nginx, traefik) {
         ((Some(m), Some(u)), (None, None)) | ((None, None), (Some(m), Some(u))) => Ok((m, u)),
@@ -188,24 +255,6 @@ fn original_request(headers: &HeaderMap) -> Result<(&str, &str), ExtractError> {
             "the original method and URI must come as one pair (X-Original-* or X-Forwarded-*)",
         )),
     }
-}
-
-/// The one value of header `name`, as visible ASCII of at most `limit` bytes.
-fn single<'h>(
-    headers: &'h HeaderMap,
-    name: &'static str,
-    limit: usize,
-) -> Result<Option<&'h str>, ExtractError> {
-    let mut values = headers.get_all(name).iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(ExtractError::BadHeader(
-            "a header that must appear once is repeated",
-        ));
-    }
-    visible(first, limit).map(Some)
 }
 
 fn visible(value: &HeaderValue, limit: usize) -> Result<&str, ExtractError> {
@@ -353,6 +402,107 @@ mod tests {
         let h = headers(&[("x-forwarded-method", "POST"), ("x-forwarded-uri", "/b?c")]);
         let t = extract(&h).unwrap();
         assert_eq!((t.method, t.uri), ("POST", "/b?c"));
+    }
+
+    /// The per-name look-ups `extract` made before it read the map in one pass: the
+    /// reference the one-pass reading must agree with.
+    fn by_lookup(headers: &HeaderMap) -> Result<Extracted<'_>, ExtractError> {
+        let one = |name: &str, limit: usize| -> Result<Option<&str>, ExtractError> {
+            let mut values = headers.get_all(name).iter();
+            let Some(first) = values.next() else {
+                return Ok(None);
+            };
+            if values.next().is_some() {
+                return Err(ExtractError::BadHeader(
+                    "a header that must appear once is repeated",
+                ));
+            }
+            visible(first, limit).map(Some)
+        };
+        if headers.contains_key("origin") {
+            return Err(ExtractError::CrossOrigin);
+        }
+        if METHOD_OVERRIDE_HEADERS
+            .iter()
+            .any(|n| headers.contains_key(*n))
+        {
+            return Err(ExtractError::MethodOverride);
+        }
+        let mut key: Option<PresentedKey<'_>> = None;
+        for k in [
+            match one("authorization", MAX_CREDENTIAL_LEN)? {
+                Some(v) => from_authorization(v)?,
+                None => None,
+            },
+            one(X_API_KEY, MAX_CREDENTIAL_LEN)?.map(|v| PresentedKey::Header(v.trim())),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if key.as_ref().is_some_and(|e| e.as_str() != k.as_str()) {
+                return Err(ExtractError::BadHeader(
+                    "two different API keys in one request",
+                ));
+            }
+            key = Some(k);
+        }
+        let limit = keysmith_core::policy::MAX_URI_LEN;
+        let pairs = (
+            (
+                one(X_ORIGINAL_METHOD, MAX_METHOD_LEN)?,
+                one(X_ORIGINAL_URI, limit)?,
+            ),
+            (
+                one(X_FORWARDED_METHOD, MAX_METHOD_LEN)?,
+                one(X_FORWARDED_URI, limit)?,
+            ),
+        );
+        let (method, uri) = match pairs {
+            ((Some(m), Some(u)), (None, None)) | ((None, None), (Some(m), Some(u))) => (m, u),
+            ((Some(m), Some(u)), (Some(m2), Some(u2))) if m == m2 && u == u2 => (m, u),
+            ((None, None), (None, None)) => return Err(ExtractError::NoOriginalRequest),
+            _ => return Err(ExtractError::BadHeader(
+                "the original method and URI must come as one pair (X-Original-* or X-Forwarded-*)",
+            )),
+        };
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-') {
+            return Err(ExtractError::BadHeader(
+                "the original method is not an HTTP method",
+            ));
+        }
+        Ok(Extracted { key, method, uri })
+    }
+
+    proptest::proptest! {
+        /// Any mix of the headers `extract` reads (repeated, missing, in any order, with
+        /// good and bad values) and others: the one pass answers as the look-ups did.
+        #[test]
+        fn one_pass_agrees_with_lookups(
+            pairs in proptest::collection::vec((0usize..14, 0usize..12), 0..10)
+        ) {
+            let names = [
+                "authorization", "x-api-key", "x-original-method", "x-original-uri",
+                "x-forwarded-method", "x-forwarded-uri", "origin", "x-http-method-override",
+                "x-http-method", "x-method-override", "x-forwarded-for", "accept", "host",
+                "x-original-url",
+            ];
+            let basic = base64::engine::general_purpose::STANDARD.encode("u:ksk_b");
+            let long = "a".repeat(MAX_CREDENTIAL_LEN + 1);
+            let values = [
+                "GET".to_owned(), "/v1/reports".to_owned(), "Bearer ksk_a".to_owned(),
+                format!("Basic {basic}"), "Basic !!".to_owned(), "ksk_a".to_owned(),
+                " ksk_b ".to_owned(), "G T".to_owned(), String::new(), long,
+                "DELETE".to_owned(), "Digest x".to_owned(),
+            ];
+            let mut h = HeaderMap::new();
+            for (n, v) in pairs {
+                h.append(
+                    axum::http::HeaderName::from_static(names[n]),
+                    HeaderValue::from_str(&values[v]).unwrap(),
+                );
+            }
+            proptest::prop_assert_eq!(extract(&h), by_lookup(&h));
+        }
     }
 
     #[test]
