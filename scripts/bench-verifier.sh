@@ -2,8 +2,10 @@
 # HTTP figures for the forward-auth verifier, with wrk from Debian, on loopback:
 #  1. throughput and p99 of `keysmith serve-verifier` against a bare axum handler that answers
 #     204 (crates/keysmith-verifier/examples/bare_204.rs), alternating, same wrk settings; the
-#     stored keys are limited to networks and the client comes from X-Forwarded-For behind a
-#     trusted proxy, so every allow also parses the header and matches the address;
+#     stored keys are limited to networks, rate-limited and scoped, and the client comes from
+#     X-Forwarded-For behind a trusted proxy, so every allow also parses the header, matches
+#     the address, takes from the key's bucket and checks the scopes; a second verifier whose
+#     keys carry none of these is the same run's measure of what they cost;
 #  2. the saturating load (connections beyond which throughput stops growing);
 #  3. twice that load for 60 s: valid keys plus keys that must be refused (revoked, unknown,
 #     a role the policy refuses); any 2xx among the latter is a wrong allow. The verifier's
@@ -26,7 +28,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 "$BIN/examples/bench_fixture" "$work" "$KEYS"
-# The same account shape without allowlists or rate limits: what those checks cost.
+# The same account shape without allowlists, rate limits or scopes: what those checks cost.
 "$BIN/examples/bench_fixture" "$work/plain" "$KEYS" plain
 cp examples/policy.toml "$work/policy.toml"
 cat "$work/revoked.keys" "$work/unknown.keys" > "$work/refused.keys"
@@ -63,11 +65,11 @@ echo "== 1. verifier vs bare axum (wrk -t1 -c32 -d${DUR}s, $KEYS keys stored, al
 declare -a vr br pr
 for round in 1 2; do
   read -r r p _ _ < <(load $BP 32 "$DUR" "$work/good.keys"); br+=("$r"); echo "bare     round $round: $r req/s, p99 $p ms"
-  read -r r p b _ < <(load $VP 32 "$DUR" "$work/good.keys"); vr+=("$r"); echo "verifier round $round: $r req/s, p99 $p ms (non-2xx: $b; keys with allowlist and rate limit)"
-  read -r r p b _ < <(load $PP 32 "$DUR" "$work/plain/good.keys"); pr+=("$r"); echo "plain    round $round: $r req/s, p99 $p ms (non-2xx: $b; keys without limits)"
+  read -r r p b _ < <(load $VP 32 "$DUR" "$work/good.keys"); vr+=("$r"); echo "verifier round $round: $r req/s, p99 $p ms (non-2xx: $b; keys with allowlist, rate limit and scopes)"
+  read -r r p b _ < <(load $PP 32 "$DUR" "$work/plain/good.keys"); pr+=("$r"); echo "plain    round $round: $r req/s, p99 $p ms (non-2xx: $b; keys without them)"
 done
 awk -v a="${vr[*]}" -v b="${br[*]}" -v c="${pr[*]}" 'BEGIN { split(a, x, " "); split(b, y, " "); split(c, z, " ");
-  printf "ratio verifier/bare: %.3f (keys without limits: %.3f)\n", (x[1] + x[2]) / (y[1] + y[2]), (z[1] + z[2]) / (y[1] + y[2]) }'
+  printf "ratio verifier/bare: %.3f (keys without them: %.3f)\n", (x[1] + x[2]) / (y[1] + y[2]), (z[1] + z[2]) / (y[1] + y[2]) }'
 
 PHASES=${PHASES:-123}
 [[ "$PHASES" == *2* || "$PHASES" == *3* ]] || exit 0

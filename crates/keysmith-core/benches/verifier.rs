@@ -95,8 +95,11 @@ fn main() {
             &owner.id,
             n,
             100,
-            Some(BENCH_SOURCES),
-            Some("1000000/s burst 1000000"),
+            testkit::BulkLimits {
+                sources: Some(BENCH_SOURCES),
+                rate_limit: Some("1000000/s burst 1000000"),
+                scopes: None,
+            },
         )
         .await;
         registry.pool().close().await;

@@ -182,21 +182,34 @@ pub async fn bulk_keys(
     n: usize,
     keep_every: usize,
 ) -> Vec<String> {
-    bulk_keys_from(pool, pepper, owner_id, n, keep_every, None, None).await
+    bulk_keys_from(pool, pepper, owner_id, n, keep_every, BulkLimits::default()).await
 }
 
-/// [`bulk_keys`] whose keys carry the allowlist `sources` (stored form, as
-/// `AllowedSources::stored`) and the rate limit `rate_limit` (`RateLimit::stored`), so
-/// benchmarks measure those checks too.
+/// What every key of [`bulk_keys_from`] is narrowed by, each in its stored form.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BulkLimits<'a> {
+    /// The allowlist, as `AllowedSources::stored` writes it.
+    pub sources: Option<&'a str>,
+    /// The rate limit, as `RateLimit::stored` writes it.
+    pub rate_limit: Option<&'a str>,
+    /// The scopes, as `Scopes::stored` writes them (sorted names joined by `,`).
+    pub scopes: Option<&'a str>,
+}
+
+/// [`bulk_keys`] whose keys carry `limits`, so benchmarks measure those checks too.
 pub async fn bulk_keys_from(
     pool: &store::Pool,
     pepper: &crate::digest::Pepper,
     owner_id: &str,
     n: usize,
     keep_every: usize,
-    sources: Option<&str>,
-    rate_limit: Option<&str>,
+    limits: BulkLimits<'_>,
 ) -> Vec<String> {
+    let BulkLimits {
+        sources,
+        rate_limit,
+        scopes,
+    } = limits;
     let now = crate::clock::SystemClock.now_ms();
     let rows = crate::integrity::RowKey::derive(pepper);
     let mut kept = Vec::with_capacity(n / keep_every.max(1) + 1);
@@ -218,7 +231,7 @@ pub async fn bulk_keys_from(
             paused_at: None,
             allowed_sources: sources,
             rate_limit,
-            scopes: None,
+            scopes,
         });
         store::insert_key(
             &mut tx,
@@ -233,7 +246,7 @@ pub async fn bulk_keys_from(
                 mac: &mac,
                 allowed_sources: sources,
                 rate_limit,
-                scopes: None,
+                scopes,
             },
         )
         .await

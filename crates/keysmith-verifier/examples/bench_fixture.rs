@@ -4,9 +4,9 @@
 //! `good.keys` (active Owner keys), `revoked.keys`, `manager.keys` (active, refused on
 //! Owner-only paths) and `unknown.keys` (well-formed, never stored).
 //!
-//! The Owner's keys carry an allowlist and a rate limit (high enough never to refuse), so the
-//! benchmark measures those checks; with a third argument `plain` they carry neither (the
-//! same-run baseline of what the limits cost).
+//! The Owner's keys carry an allowlist, a rate limit (high enough never to refuse) and two
+//! scopes, so the benchmark measures those checks; with a third argument `plain` they carry
+//! none of them (the same-run baseline of what the limits cost).
 //!
 //! `cargo run --release -p keysmith-verifier --example bench_fixture -- DIR N [plain]`
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -52,12 +52,18 @@ fn main() {
             &owner.id,
             n,
             (n / 1000).max(1),
-            // Every key limited to networks: the benchmark's client (203.0.113.9,
-            // told by the trusted proxy 127.0.0.1) is inside the second one.
-            (!plain).then_some("192.0.2.0/24 203.0.113.0/24 2001:db8::/32"),
-            // And rate-limited, high enough that no request is refused (a refused one
-            // would be a non-2xx in wrk's count): each request still takes from its bucket.
-            (!plain).then_some("1000000/s burst 1000000"),
+            testkit::BulkLimits {
+                // Every key limited to networks: the benchmark's client (203.0.113.9,
+                // told by the trusted proxy 127.0.0.1) is inside the second one.
+                sources: (!plain).then_some("192.0.2.0/24 203.0.113.0/24 2001:db8::/32"),
+                // And rate-limited, high enough that no request is refused (a refused one
+                // would be a non-2xx in wrk's count): each request still takes from its
+                // bucket.
+                rate_limit: (!plain).then_some("1000000/s burst 1000000"),
+                // And narrowed to two of examples/policy.toml's scopes, the second of which
+                // covers the benchmark's GET /v1/reports/2026.
+                scopes: (!plain).then_some("orders:create,reports:read"),
+            },
         )
         .await;
         let manager = registry
