@@ -102,12 +102,13 @@ fn init_create_list_verify_revoke() {
     );
     assert!(text.contains("\nLast used: 20"), "{text}");
     let rows: Vec<&str> = text.lines().skip(2).collect();
-    assert_eq!(rows.len(), 2, "a header and today: {text}");
+    assert_eq!(rows.len(), 3, "a two-line header and today: {text}");
+    assert!(rows[0].contains("- refused, by reason -"), "{text}");
     assert!(
-        rows[0].starts_with("DATE") && rows[0].ends_with("REFUSED"),
+        rows[1].starts_with("DATE") && rows[1].ends_with("REFUSED"),
         "{text}"
     );
-    let cells: Vec<&str> = rows[1].split_whitespace().collect();
+    let cells: Vec<&str> = rows[2].split_whitespace().collect();
     assert_eq!(
         cells[1..],
         ["3", "0", "0", "1", "0", "0", "0", "0", "1"],
@@ -138,14 +139,15 @@ fn init_create_list_verify_revoke() {
         stdout(&o)
     );
     for (args, fragment) in [
-        (vec!["--days", "0"], "0 days of usage: choose 1 to 366"),
-        (vec!["--days", "400"], "400 days of usage: choose 1 to 366"),
+        (vec!["--days", "0"], "0 is not in 1..=366"),
+        (vec!["--days", "400"], "400 is not in 1..=366"),
         (vec!["--days", "-1"], "unexpected argument '-1'"),
     ] {
         let mut all = vec!["--as", "Olive", "keys", "usage", id.as_str()];
         all.extend(args.iter().copied());
         let o = cli(d, &all, None);
-        assert_ne!(o.status.code(), Some(0), "{args:?}");
+        // A usage error, as for --keep-usage-days: refused before anything is read.
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert!(stderr(&o).contains(fragment), "{args:?}: {}", stderr(&o));
     }
     let o = cli(

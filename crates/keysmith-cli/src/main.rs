@@ -301,7 +301,8 @@ enum KeysCommand {
         /// The key's id (from `keys list`).
         id: String,
         /// How many days, today included (1 to 366).
-        #[arg(long, value_name = "N", default_value_t = keysmith_types::USAGE_DAYS_DEFAULT)]
+        #[arg(long, value_name = "N", default_value_t = keysmith_types::USAGE_DAYS_DEFAULT,
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(keysmith_types::USAGE_DAYS_MAX)))]
         days: u32,
         /// Print JSON (every day, oldest first) instead of a table of the days with use.
         #[arg(long)]
@@ -933,6 +934,8 @@ fn print_usage(usage: &keysmith_types::KeyUsage, days: u32) {
     if used.is_empty() {
         return;
     }
+    // The reason columns grouped under what they count (the JSON calls ACCEPTED `allowed`).
+    out!("{:<10}  {:>9}  {:-^58}", "", "", " refused, by reason ");
     out!(
         "{:<10}  {:>9}  {:>7}  {:>7}  {:>6}  {:>6}  {:>6}  {:>7}  {:>7}  {:>10}",
         "DATE",
