@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use keysmith_tests::ui::{
-    by_id, clipboard, eventually, focused_id, gone, launch, rows, select, shot,
+    by_id, clipboard, eventually, focus_returns_to, focused_id, gone, launch, rows, select, shot,
 };
 use keysmith_tests::{
     cli, files_containing, http, keyring_dump, require_secret_service, start_verifier, PASSPHRASE,
@@ -122,6 +122,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     shot(driver, "03-bad-name").await;
     field.send_keys(Key::Escape).await.unwrap();
     gone(driver, "create-dialog").await;
+    focus_returns_to(driver, "#create-key").await;
     assert!(
         rows(driver).await.is_empty(),
         "a refused name created a key"
@@ -187,6 +188,8 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     );
     by_id(driver, "reveal-done").await.click().await.unwrap();
     gone(driver, "reveal-dialog").await;
+    // The create dialog gave way to the reveal: focus goes back to what opened the first.
+    focus_returns_to(driver, "#create-key").await;
     // The key is gone from the page.
     let html = driver.source().await.unwrap();
     assert!(
@@ -297,6 +300,12 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     submit.click().await.unwrap();
     gone(driver, "revoke-dialog").await;
     row_status_becomes(driver, &first_id, "Revoked").await;
+    // Its Revoke button is gone with the revoke: focus goes to the row's first control.
+    focus_returns_to(
+        driver,
+        &format!("tr[data-key-id='{first_id}'] button.usage"),
+    )
+    .await;
     assert!(driver
         .find_all(By::Css(format!(
             "tr[data-key-id='{first_id}'] button.revoke"
@@ -616,6 +625,7 @@ async fn key_usage_chart(driver: &WebDriver, id: &str) {
     shot(driver, "29-usage").await;
     by_id(driver, "usage-close").await.click().await.unwrap();
     gone(driver, "usage-dialog").await;
+    focus_returns_to(driver, &button).await;
 }
 
 /// "Scan a folder": bad paths are refused inline; a folder holding a live and a revoked key

@@ -1,7 +1,9 @@
 //! The dialogs of the key lifecycle: name a key, show it once, roll it, revoke it.
 //!
 //! Each dialog puts focus inside itself when it opens, closes on Escape (asking first where
-//! something would be lost), and the page behind it is `inert` while it is open.
+//! something would be lost), and the page behind it is `inert` while it is open. When the
+//! last dialog closes, focus goes back to the control that opened the first one (WAI-ARIA
+//! Authoring Practices, "Dialog (Modal) Pattern"), found again if the list re-rendered it.
 
 use keysmith_types::{
     ErrorCode, GenerateKeyRequest, KeyReveal, KeySummary, RevokeKeyRequest, RollKeyRequest,
@@ -30,6 +32,157 @@ pub fn dialog_open_untracked() -> bool {
     use_context::<OpenDialogs>().is_some_and(|d| d.0.get_untracked() > 0)
 }
 
+/// The control a dialog was opened from, and how to find it again once the page behind
+/// re-rendered it: by its id, or by its row (`data-key-id` or `data-member`) and its classes.
+#[derive(Clone)]
+struct Opener {
+    node: web_sys::HtmlElement,
+    id: String,
+    row: Option<(&'static str, String)>,
+    classes: String,
+}
+
+thread_local! {
+    /// The openers of the dialogs now open, by ticket.
+    static OPENERS: std::cell::RefCell<(u32, Vec<(u32, Opener)>)> =
+        const { std::cell::RefCell::new((0, Vec::new())) };
+    /// The opener of a dialog that just closed: a dialog opening in its place (Roll →
+    /// the new key, a scan result → Revoke) takes it over.
+    static PENDING: std::cell::RefCell<Option<Opener>> = const { std::cell::RefCell::new(None) };
+}
+
+const ROW_ATTRIBUTES: [&str; 2] = ["data-key-id", "data-member"];
+
+/// The focused control outside any dialog, if any.
+fn focused_control() -> Option<Opener> {
+    use wasm_bindgen::JsCast;
+    let element = document().active_element()?;
+    if element.closest(".overlay").ok().flatten().is_some() {
+        return None;
+    }
+    let node = element.dyn_into::<web_sys::HtmlElement>().ok()?;
+    if node.tag_name().eq_ignore_ascii_case("body") {
+        return None;
+    }
+    let row = node.closest("tr").ok().flatten().and_then(|tr| {
+        ROW_ATTRIBUTES
+            .iter()
+            .find_map(|a| tr.get_attribute(a).map(|v| (*a, v)))
+    });
+    Some(Opener {
+        id: node.id(),
+        classes: node.class_name(),
+        row,
+        node,
+    })
+}
+
+/// Records who opened the dialog being created; returns its ticket.
+fn remember_opener() -> u32 {
+    let opener = match focused_control() {
+        Some(o) => {
+            PENDING.with(|p| p.borrow_mut().take());
+            Some(o)
+        }
+        None => PENDING.with(|p| p.borrow_mut().take()),
+    };
+    OPENERS.with(|o| {
+        let (next, open) = &mut *o.borrow_mut();
+        *next = next.wrapping_add(1);
+        if let Some(opener) = opener {
+            open.push((*next, opener));
+        }
+        *next
+    })
+}
+
+/// After the dialog with `ticket` closed: once the page is no longer inert and no other
+/// dialog took over, focus its opener (or the same control re-rendered, or the first
+/// control of its row).
+fn return_focus(ticket: u32) {
+    let opener = OPENERS.with(|o| {
+        let open = &mut o.borrow_mut().1;
+        let at = open.iter().position(|(t, _)| *t == ticket)?;
+        Some(open.remove(at).1)
+    });
+    PENDING.with(|p| *p.borrow_mut() = opener);
+    set_timeout(
+        || {
+            if dialog_showing() {
+                return; // another dialog opened: it took the opener over
+            }
+            if let Some(opener) = PENDING.with(|p| p.borrow_mut().take()) {
+                if let Some(target) = find_again(&opener) {
+                    let _ = target.focus();
+                }
+                keep_focus(opener, 10);
+            }
+        },
+        std::time::Duration::ZERO,
+    );
+}
+
+/// The list reloads after a dialog's action (a revoke, a roll) and may re-render the row the
+/// opener was in, dropping focus to the page's body: for `tries` × 200 ms, put focus back on
+/// the control found again whenever nothing (or the body) holds it.
+fn keep_focus(opener: Opener, tries: u32) {
+    if tries == 0 {
+        return;
+    }
+    set_timeout(
+        move || {
+            if dialog_showing() {
+                return;
+            }
+            let lost = document()
+                .active_element()
+                .is_none_or(|e| e.tag_name().eq_ignore_ascii_case("body"));
+            if lost {
+                if let Some(target) = find_again(&opener) {
+                    let _ = target.focus();
+                }
+            }
+            keep_focus(opener, tries - 1);
+        },
+        std::time::Duration::from_millis(200),
+    );
+}
+
+/// Whether a dialog is in the page (outside any reactive owner, for timers).
+fn dialog_showing() -> bool {
+    document()
+        .query_selector(".overlay")
+        .ok()
+        .flatten()
+        .is_some()
+}
+
+fn find_again(opener: &Opener) -> Option<web_sys::HtmlElement> {
+    use wasm_bindgen::JsCast;
+    if opener.node.is_connected() {
+        return Some(opener.node.clone());
+    }
+    if !opener.id.is_empty() {
+        if let Some(e) = document().get_element_by_id(&opener.id) {
+            return e.dyn_into().ok();
+        }
+    }
+    let (attribute, value) = opener.row.as_ref()?;
+    let rows = document().query_selector_all("tr").ok()?;
+    let row = (0..rows.length())
+        .filter_map(|i| rows.item(i)?.dyn_into::<web_sys::Element>().ok())
+        .find(|tr| tr.get_attribute(attribute).as_deref() == Some(value.as_str()))?;
+    let buttons = row.query_selector_all("button").ok()?;
+    let buttons: Vec<web_sys::HtmlElement> = (0..buttons.length())
+        .filter_map(|i| buttons.item(i)?.dyn_into().ok())
+        .collect();
+    // The same control (its action may have removed it: Revoke), else the row's first.
+    let same = buttons
+        .iter()
+        .position(|b| b.class_name() == opener.classes);
+    buttons.into_iter().nth(same.unwrap_or(0))
+}
+
 /// The overlay and box every dialog shares.
 #[component]
 pub fn Modal(
@@ -42,6 +195,8 @@ pub fn Modal(
         count.update(|n| *n += 1);
         on_cleanup(move || count.update(|n| *n = n.saturating_sub(1)));
     }
+    let ticket = remember_opener();
+    on_cleanup(move || return_focus(ticket));
     let keydown = move |ev: KeyboardEvent| {
         if ev.key() == "Escape" {
             ev.prevent_default();

@@ -146,3 +146,30 @@ where
         }
     }
 }
+
+/// Waits (up to 5 s) until the focused element matches the CSS selector `css`: after a
+/// dialog closes, focus goes back to the control that opened it.
+pub async fn focus_returns_to(driver: &WebDriver, css: &str) {
+    eventually(
+        &format!("focus did not return to {css}"),
+        Duration::from_secs(5),
+        || async move {
+            let ret = driver
+                .execute(
+                    "const e = document.activeElement;
+                     return [!!e && e.matches(arguments[0]),
+                             e ? e.outerHTML.slice(0, 120) : 'nothing'];",
+                    vec![serde_json::json!(css)],
+                )
+                .await
+                .unwrap();
+            let got = ret.json().clone();
+            if got[0] == serde_json::json!(true) {
+                Ok(())
+            } else {
+                Err(got[1].as_str().unwrap_or_default().to_owned())
+            }
+        },
+    )
+    .await;
+}
