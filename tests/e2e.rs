@@ -170,12 +170,31 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         .unwrap());
 
     by_id(driver, "copy-key").await.click().await.unwrap();
+    let first_copy = std::time::Instant::now();
     let note = by_id(driver, "copy-note").await.text().await.unwrap();
     assert!(note.contains("cleared in 3 seconds"), "{note}");
     assert_eq!(
         clipboard().as_deref(),
         Some(first_key.as_str()),
         "the clipboard holds the key"
+    );
+    // "Copy again" 2 s later gets its own full 3 s: at 4 s the first copy's clearing
+    // (due at 3 s) must not have cleared it; the second's is due at 5 s.
+    tokio::time::sleep(Duration::from_secs(2).saturating_sub(first_copy.elapsed())).await;
+    let again = by_id(driver, "copy-key").await;
+    assert_eq!(again.text().await.unwrap(), "Copy again");
+    again.click().await.unwrap();
+    let second_copy = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(first_copy.elapsed())).await;
+    assert!(
+        second_copy.elapsed() < Duration::from_secs(3),
+        "too slow to tell the two clearings apart: {:?}",
+        second_copy.elapsed()
+    );
+    assert_eq!(
+        clipboard().as_deref(),
+        Some(first_key.as_str()),
+        "the first copy's clearing cut the second copy's time short"
     );
     let targets = Command::new("xclip")
         .args(["-o", "-selection", "clipboard", "-t", "TARGETS"])

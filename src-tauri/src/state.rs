@@ -67,6 +67,9 @@ pub struct AppState {
     /// SHA-256 of the last key copied, until the clipboard is cleared of it: locking clears
     /// it at once rather than when its timer runs out.
     copied: Arc<Mutex<Option<[u8; 32]>>>,
+    /// How many copies were made: each copy's clearing runs only if no later copy came, so
+    /// "Copy again" gets its own full time (issue 12).
+    copies: Arc<std::sync::atomic::AtomicU64>,
     idle_limit: Duration,
 }
 
@@ -139,6 +142,7 @@ impl AppState {
             reveal: Mutex::new(None),
             clipboard: Arc::new(Clipboard::default()),
             copied: Arc::new(Mutex::new(None)),
+            copies: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             idle_limit,
         }
     }
@@ -671,8 +675,13 @@ impl AppState {
         let after = clipboard::clear_after();
         let cb = Arc::clone(&self.clipboard);
         let copied = Arc::clone(&self.copied);
+        let copies = Arc::clone(&self.copies);
+        let this_copy = copies.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         tauri::async_runtime::spawn(async move {
             tokio::time::sleep(after).await;
+            if copies.load(std::sync::atomic::Ordering::SeqCst) != this_copy {
+                return; // copied again since: that copy's own clearing takes over
+            }
             {
                 let mut last = lock(&copied);
                 if *last == Some(fingerprint) {
