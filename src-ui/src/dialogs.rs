@@ -43,9 +43,6 @@ struct Opener {
 }
 
 thread_local! {
-    /// The openers of the dialogs now open, by ticket.
-    static OPENERS: std::cell::RefCell<(u32, Vec<(u32, Opener)>)> =
-        const { std::cell::RefCell::new((0, Vec::new())) };
     /// The opener of a dialog that just closed: a dialog opening in its place (Roll →
     /// the new key, a scan result → Revoke) takes it over.
     static PENDING: std::cell::RefCell<Option<Opener>> = const { std::cell::RefCell::new(None) };
@@ -77,34 +74,16 @@ fn focused_control() -> Option<Opener> {
     })
 }
 
-/// Records who opened the dialog being created; returns its ticket.
-fn remember_opener() -> u32 {
-    let opener = match focused_control() {
-        Some(o) => {
-            PENDING.with(|p| p.borrow_mut().take());
-            Some(o)
-        }
-        None => PENDING.with(|p| p.borrow_mut().take()),
-    };
-    OPENERS.with(|o| {
-        let (next, open) = &mut *o.borrow_mut();
-        *next = next.wrapping_add(1);
-        if let Some(opener) = opener {
-            open.push((*next, opener));
-        }
-        *next
-    })
+/// Who opened the dialog being created: the focused control, else the opener a dialog that
+/// just closed handed over.
+fn remember_opener() -> Option<Opener> {
+    let handed_over = PENDING.with(|p| p.borrow_mut().take());
+    focused_control().or(handed_over)
 }
 
-/// After the dialog with `ticket` closed: once the page is no longer inert and no other
-/// dialog took over, focus its opener (or the same control re-rendered, or the first
-/// control of its row).
-fn return_focus(ticket: u32) {
-    let opener = OPENERS.with(|o| {
-        let open = &mut o.borrow_mut().1;
-        let at = open.iter().position(|(t, _)| *t == ticket)?;
-        Some(open.remove(at).1)
-    });
+/// After a dialog closed: once the page is no longer inert and no other dialog took over,
+/// focus its opener (or the same control re-rendered, or the first control of its row).
+fn return_focus(opener: Option<Opener>) {
     PENDING.with(|p| *p.borrow_mut() = opener);
     set_timeout(
         || {
@@ -112,38 +91,31 @@ fn return_focus(ticket: u32) {
                 return; // another dialog opened: it took the opener over
             }
             if let Some(opener) = PENDING.with(|p| p.borrow_mut().take()) {
-                if let Some(target) = find_again(&opener) {
-                    let _ = target.focus();
-                }
-                keep_focus(opener, 10);
+                keep_focus(opener, 11);
             }
         },
         std::time::Duration::ZERO,
     );
 }
 
-/// The list reloads after a dialog's action (a revoke, a roll) and may re-render the row the
-/// opener was in, dropping focus to the page's body: for `tries` × 200 ms, put focus back on
-/// the control found again whenever nothing (or the body) holds it.
+/// Focuses the opener found again if nothing (or the body) holds focus: at once, when the
+/// closed dialog took focus with it, and then every 200 ms for `tries - 1` more times,
+/// because the list reloads after a dialog's action (a revoke, a roll) and may re-render
+/// the opener's row, dropping focus to the body.
 fn keep_focus(opener: Opener, tries: u32) {
-    if tries == 0 {
+    if tries == 0 || dialog_showing() {
         return;
     }
+    let lost = document()
+        .active_element()
+        .is_none_or(|e| e.tag_name().eq_ignore_ascii_case("body"));
+    if lost {
+        if let Some(target) = find_again(&opener) {
+            let _ = target.focus();
+        }
+    }
     set_timeout(
-        move || {
-            if dialog_showing() {
-                return;
-            }
-            let lost = document()
-                .active_element()
-                .is_none_or(|e| e.tag_name().eq_ignore_ascii_case("body"));
-            if lost {
-                if let Some(target) = find_again(&opener) {
-                    let _ = target.focus();
-                }
-            }
-            keep_focus(opener, tries - 1);
-        },
+        move || keep_focus(opener, tries - 1),
         std::time::Duration::from_millis(200),
     );
 }
@@ -195,8 +167,8 @@ pub fn Modal(
         count.update(|n| *n += 1);
         on_cleanup(move || count.update(|n| *n = n.saturating_sub(1)));
     }
-    let ticket = remember_opener();
-    on_cleanup(move || return_focus(ticket));
+    let opener = send_wrapper::SendWrapper::new(remember_opener());
+    on_cleanup(move || return_focus(opener.take()));
     let keydown = move |ev: KeyboardEvent| {
         if ev.key() == "Escape" {
             ev.prevent_default();
