@@ -611,7 +611,7 @@ impl Verifier {
     }
 
     /// Takes the checks counted since the last call ((key id, UTC day number) → tally), for
-    /// a feed that writes them itself.
+    /// the flush to write (this verifier's own, or a feed's).
     pub(crate) fn take_uses(&self) -> HashMap<(u128, i64), DayTally> {
         let mut usage = self.usage.lock();
         // Sized as the last batch: under steady load the map then never grows (rehashes) on
