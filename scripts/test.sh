@@ -32,25 +32,25 @@ gz=$(gzip -9c src-ui/dist/*.wasm | wc -c)
 echo "UI wasm: $(stat -c %s src-ui/dist/*.wasm) bytes, $gz bytes gzipped"
 
 step "clippy"
-cargo clippy --release --all-targets -- -D warnings
-cargo clippy --release -p keysmith-ui --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --profile ci --all-targets -- -D warnings
+cargo clippy --profile ci -p keysmith-ui --target wasm32-unknown-unknown -- -D warnings
 
 step "build (binaries and tests, one feature set)"
-cargo build --release --bins --tests
+cargo build --profile ci --bins --tests
 
 step "tests (inside a private D-Bus session with gnome-keyring, on Xvfb)"
-scripts/with-session.sh --display -- cargo test --release --no-fail-fast
+scripts/with-session.sh --display -- cargo test --profile ci --no-fail-fast
 
 step "core, team server, verifier replica and two-desktop tests on PostgreSQL (a throwaway cluster from pg_virtualenv, a private keyring, Xvfb)"
 # shellcheck disable=SC2016
 scripts/with-session.sh --display -- scripts/with-postgres.sh -- bash -c '
   set -e
-  cargo test --release --no-fail-fast -p keysmith-core --features testkit \
+  cargo test --profile ci --no-fail-fast -p keysmith-core --features testkit \
     --test registry --test team --test gate -- "$@"
-  cargo test --release --no-fail-fast -p keysmith-core --features testkit \
+  cargo test --profile ci --no-fail-fast -p keysmith-core --features testkit \
     --test replica --test migrate -- --ignored
-  KEYSMITH_CONCURRENCY_OPS=1000 cargo test --release --no-fail-fast -p keysmith-server
-  cargo test --release --no-fail-fast -p keysmith-tests --test team_server \
+  KEYSMITH_CONCURRENCY_OPS=1000 cargo test --profile ci --no-fail-fast -p keysmith-server
+  cargo test --profile ci --no-fail-fast -p keysmith-tests --test team_server \
     --test desktop_team_server -- --ignored
 ' bash "${POSTGRES_SKIPS[@]}"
 

@@ -29,8 +29,8 @@ pub fn built_binary(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
         path.is_file(),
-        "{} is missing: build it first (`cargo build --release -p keysmith-cli -p keysmith-app`, \
-         as scripts/test.sh does)",
+        "{} is missing: build it first with the profile the tests run in (`cargo build \
+         --profile ci --bins`, as scripts/test.sh does; the benchmark scripts use --release)",
         path.display()
     );
     path
