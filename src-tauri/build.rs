@@ -11,6 +11,8 @@ const COMMANDS: &[&str] = &[
     "list_scopes",
     "copy_key",
     "finish_reveal",
+    "page_loaded",
+    "take_unsaved_key",
     "revoke_key",
     "set_key_paused",
     "key_usage",

@@ -12,7 +12,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use keysmith_tests::ui::{by_id, click, eventually, gone, launch, rows, select, shot, type_into};
+use keysmith_tests::ui::{
+    accessible, by_id, click, eventually, gone, launch, rows, select, shot, type_into,
+};
 use keysmith_tests::{
     cli_with, forward_auth_status as verdict, free_port, keyring_dump, require_secret_service,
     serve_team as serve, serve_team_https, start_replica as replica, team_database, PASSPHRASE,
@@ -101,6 +103,7 @@ async fn two_desktops_one_team_server_and_its_replicas() {
     by_id(&olive, "join-url").await.clear().await.unwrap();
     type_into(&olive, "join-url", &format!("{b_url}/")).await;
     shot(&olive, "20-join-team-server").await;
+    accessible(&olive, "20-join-team-server").await;
     click(&olive, "join-submit").await;
     assert_eq!(
         by_id(&olive, "unlock-server").await.text().await.unwrap(),
@@ -146,6 +149,7 @@ async fn two_desktops_one_team_server_and_its_replicas() {
     click(&olive, "tab-keys").await;
     assert_eq!(status_of(&olive, &shared_id).await, "Active");
     shot(&olive, "21-team-server-keys").await;
+    accessible(&olive, "21-team-server-keys").await;
 
     // The server goes away: generating says so plainly and shows no key.
     drop(b);
@@ -160,6 +164,7 @@ async fn two_desktops_one_team_server_and_its_replicas() {
         .unwrap()
         .is_empty());
     shot(&olive, "22-server-away").await;
+    accessible(&olive, "22-server-away").await;
     by_id(&olive, "key-name")
         .await
         .send_keys(Key::Escape)
@@ -256,6 +261,7 @@ async fn two_desktops_one_team_server_and_its_replicas() {
     let notice = by_id(&olive, "unlock-notice").await.text().await.unwrap();
     assert!(notice.to_lowercase().contains("sign in"), "{notice}");
     shot(&olive, "24-session-ended").await;
+    accessible(&olive, "24-session-ended").await;
     sign_in(&olive, "Olive Owner", "olive's new passphrase").await;
     assert_eq!(status_of(&olive, &shared_id).await, "Revoked");
 

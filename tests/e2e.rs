@@ -14,7 +14,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use keysmith_tests::ui::{
-    by_id, clipboard, eventually, focus_returns_to, focused_id, gone, launch, rows, select, shot,
+    accessible, by_id, clipboard, cut_off, eventually, focus_returns_to, focused_id, gone, launch,
+    primary_selection, resize, rows, select, shot,
 };
 use keysmith_tests::{
     cli, files_containing, http, keyring_dump, require_secret_service, start_verifier, PASSPHRASE,
@@ -80,6 +81,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     by_id(driver, "mode-join").await;
     assert_eq!(focused_id(driver).await, "mode-local");
     shot(driver, "00-first-run-choice").await;
+    accessible(driver, "00-first-run-choice").await;
     by_id(driver, "mode-local").await.click().await.unwrap();
     let name = by_id(driver, "setup-name").await;
     assert_eq!(focused_id(driver).await, "setup-name");
@@ -95,6 +97,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         .await
         .unwrap();
     shot(driver, "01-first-run").await;
+    accessible(driver, "01-first-run").await;
     by_id(driver, "setup-submit").await.click().await.unwrap();
     by_id(driver, "no-keys").await;
     assert_eq!(
@@ -102,6 +105,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         "Olive Owner"
     );
     shot(driver, "02-no-keys").await;
+    accessible(driver, "02-no-keys").await;
 
     // Flow 1: a bad name is refused inline and nothing is created.
     by_id(driver, "create-key").await.click().await.unwrap();
@@ -120,6 +124,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     let err = by_id(driver, "key-name-error").await.text().await.unwrap();
     assert!(err.contains("at most 64"), "{err}");
     shot(driver, "03-bad-name").await;
+    accessible(driver, "03-bad-name").await;
     field.send_keys(Key::Escape).await.unwrap();
     gone(driver, "create-dialog").await;
     focus_returns_to(driver, "#create-key").await;
@@ -143,11 +148,13 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         "focus lands in the reveal dialog"
     );
     shot(driver, "04-one-time-reveal").await;
+    accessible(driver, "04-one-time-reveal").await;
 
     by_id(driver, "reveal-done").await.click().await.unwrap();
     by_id(driver, "leave-confirm").await;
     assert_eq!(focused_id(driver).await, "leave-back");
     shot(driver, "05-leave-before-copying").await;
+    accessible(driver, "05-leave-before-copying").await;
     by_id(driver, "leave-back").await.click().await.unwrap();
     gone(driver, "leave-confirm").await;
     // Escape asks too.
@@ -260,6 +267,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         .unwrap();
     assert_eq!(ret.json(), &serde_json::json!("not_found"));
     shot(driver, "06-key-list").await;
+    accessible(driver, "06-key-list").await;
 
     // Both keys verify from a service's side.
     for key in [&first_key, &second_key] {
@@ -316,6 +324,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     typed.send_keys("REVOKE").await.unwrap();
     assert!(submit.is_enabled().await.unwrap());
     shot(driver, "07-revoke").await;
+    accessible(driver, "07-revoke").await;
     submit.click().await.unwrap();
     gone(driver, "revoke-dialog").await;
     row_status_becomes(driver, &first_id, "Revoked").await;
@@ -346,6 +355,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     let billing_keys = expiry_and_roll(driver, data_dir).await;
     filters_and_search(driver).await;
     scan_a_folder(driver, data_dir, &second_key, &first_key).await;
+    at_the_smallest_size(driver).await;
 
     // Lock, a wrong passphrase, then unlock.
     by_id(driver, "lock-button").await.click().await.unwrap();
@@ -357,6 +367,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     let err = by_id(driver, "unlock-error").await.text().await.unwrap();
     assert!(err.contains("wrong passphrase"), "{err}");
     shot(driver, "09-unlock").await;
+    accessible(driver, "09-unlock").await;
     by_id(driver, "unlock-pass")
         .await
         .send_keys(PASSPHRASE)
@@ -369,7 +380,259 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
 
     let mut keys = vec![first_key, second_key, scoped_key];
     keys.extend(billing_keys);
+    keys.extend(the_key_leaves_only_through_the_backend(driver, data_dir).await);
     keys
+}
+
+/// At 800 × 600, the window's smallest, the key list keeps every column and control in the
+/// window, in both themes, and a long name is clipped to two lines with the whole name on
+/// hover (issue 12). The theme switch overrides the system's choice and survives a reload.
+/// Screenshots at that size in both themes.
+async fn at_the_smallest_size(driver: &WebDriver) {
+    let long = "Nightly invoice export to the finance team's EU data warehouse";
+    assert!(long.len() <= 64);
+    generate(driver, long).await;
+    by_id(driver, "reveal-done").await.click().await.unwrap();
+    by_id(driver, "leave-discard").await.click().await.unwrap();
+    gone(driver, "reveal-dialog").await;
+    resize(driver, 800, 600).await;
+    let out = cut_off(driver).await;
+    assert!(out.is_empty(), "cut off at 800×600: {out:?}");
+    rows_are_one_height(driver).await;
+    let name = driver
+        .find(By::Css("tr span.name[title^='Nightly invoice']"))
+        .await
+        .unwrap();
+    assert_eq!(name.attr("title").await.unwrap().as_deref(), Some(long));
+    let lines = driver
+        .execute(
+            "const e = arguments[0];
+             return Math.round(e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight));",
+            vec![name.to_json().unwrap()],
+        )
+        .await
+        .unwrap();
+    assert!(
+        lines.json().as_i64().is_some_and(|n| (1..=2).contains(&n)),
+        "a long name takes {} lines",
+        lines.json()
+    );
+    shot(driver, "31-800x600").await;
+
+    select(driver, "theme-choice", "dark").await;
+    let theme = || async {
+        let ret = driver
+            .execute(
+                "return document.documentElement.getAttribute('data-theme');",
+                vec![],
+            )
+            .await
+            .unwrap();
+        ret.json().as_str().map(str::to_owned)
+    };
+    assert_eq!(theme().await.as_deref(), Some("dark"));
+    driver.refresh().await.unwrap();
+    by_id(driver, "keys-table").await;
+    assert_eq!(
+        theme().await.as_deref(),
+        Some("dark"),
+        "the choice survives a reload"
+    );
+    shot(driver, "32-800x600-dark").await;
+    let out = cut_off(driver).await;
+    assert!(out.is_empty(), "cut off at 800×600: {out:?}");
+    accessible(driver, "the key list at 800×600").await;
+    resize(driver, 1080, 720).await;
+    rows_are_one_height(driver).await;
+    shot(driver, "33-key-list-dark").await;
+    select(driver, "theme-choice", "system").await;
+    assert_eq!(theme().await, None);
+}
+
+/// Every key's row is 64 px tall (`ROW_PX` in src-ui/src/keys.rs), whatever it holds: the
+/// list renders only the rows in view, placed by that height.
+async fn rows_are_one_height(driver: &WebDriver) {
+    let ret = driver
+        .execute(
+            "return [...document.querySelectorAll('#keys-table tr.key-row')]
+               .map(r => [r.querySelector('.name').textContent, r.getBoundingClientRect().height]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let heights: Vec<(String, f64)> = serde_json::from_value(ret.json().clone()).unwrap();
+    assert!(!heights.is_empty());
+    let off: Vec<_> = heights
+        .iter()
+        .filter(|(_, h)| (h - 64.0).abs() > 0.5)
+        .collect();
+    assert!(off.is_empty(), "rows not 64 px tall: {off:?}");
+}
+
+/// Generates a key named `name` with the defaults and returns it as the reveal shows it.
+async fn generate(driver: &WebDriver, name: &str) -> String {
+    by_id(driver, "create-key").await.click().await.unwrap();
+    let field = by_id(driver, "key-name").await;
+    field.send_keys(name).await.unwrap();
+    field.send_keys(Key::Enter).await.unwrap();
+    let key = by_id(driver, "revealed-key").await.text().await.unwrap();
+    assert!(key.starts_with("ksk_"), "{key}");
+    key
+}
+
+/// The one-time key, whichever way it leaves (issue 12): its text cannot be selected, so the
+/// middle-click selection never holds it; Ctrl+C and the context menu's Copy go through the
+/// backend (the history hint, the clearing, counted as copied); a reload or a Lock while an
+/// uncopied key is shown drops it from the backend, and its creator is told so and offered
+/// to revoke it. Returns the keys shown.
+async fn the_key_leaves_only_through_the_backend(
+    driver: &WebDriver,
+    data_dir: &Path,
+) -> Vec<String> {
+    // Selecting by hand (a double-click, then a drag across it) selects nothing.
+    let by_keyboard = generate(driver, "Copied with Ctrl+C").await;
+    let shown = by_id(driver, "revealed-key").await;
+    driver
+        .action_chain()
+        .double_click_element(&shown)
+        .perform()
+        .await
+        .unwrap();
+    let rect = shown.rect().await.unwrap();
+    let half = (rect.width / 2.0 - 3.0) as i64;
+    driver
+        .action_chain()
+        .move_to_element_with_offset(&shown, -half, 0)
+        .click_and_hold()
+        .move_by_offset(2 * half, 0)
+        .release()
+        .perform()
+        .await
+        .unwrap();
+    let selected = driver
+        .execute("return window.getSelection().toString();", vec![])
+        .await
+        .unwrap();
+    let selected = selected.json().as_str().unwrap_or_default().to_owned();
+    assert!(
+        !selected.contains(&by_keyboard[4..12]),
+        "the key's text can be selected: {selected:?}"
+    );
+    assert!(
+        !primary_selection()
+            .unwrap_or_default()
+            .contains(&by_keyboard[4..12]),
+        "the middle-click selection holds the key"
+    );
+    // Ctrl+C, wherever the focus is (the drag took it from the dialog's buttons).
+    driver
+        .action_chain()
+        .key_down(Key::Control)
+        .send_keys("c")
+        .key_up(Key::Control)
+        .perform()
+        .await
+        .unwrap();
+    let note = by_id(driver, "copy-note").await.text().await.unwrap();
+    assert!(note.contains("cleared in 3 seconds"), "{note}");
+    assert_eq!(clipboard().as_deref(), Some(by_keyboard.as_str()));
+    // It counts as copied: Done closes without asking.
+    by_id(driver, "reveal-done").await.click().await.unwrap();
+    gone(driver, "reveal-dialog").await;
+    let key = by_keyboard.as_str();
+    eventually(
+        "Ctrl+C's copy was not cleared",
+        Duration::from_secs(15),
+        || async move {
+            match clipboard() {
+                Some(held) if held == key => Err("it still holds the key"),
+                _ => Ok(()),
+            }
+        },
+    )
+    .await;
+
+    // The context menu's Copy (and any other copy command) fires `copy`: the backend copies.
+    let by_menu = generate(driver, "Copied from the menu").await;
+    let prevented = driver
+        .execute(
+            "const ev = new Event('copy', { bubbles: true, cancelable: true });
+             document.getElementById('revealed-key').dispatchEvent(ev);
+             return ev.defaultPrevented;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(prevented.json(), &serde_json::json!(true));
+    by_id(driver, "copy-note").await;
+    assert_eq!(clipboard().as_deref(), Some(by_menu.as_str()));
+    by_id(driver, "reveal-done").await.click().await.unwrap();
+    gone(driver, "reveal-dialog").await;
+
+    // A reload while an uncopied key is shown: the backend drops it (closing the window is
+    // no longer held up), and the member is told, with Revoke offered; they keep it.
+    let reloaded = generate(driver, "Lost to a reload").await;
+    driver.refresh().await.unwrap();
+    let told = by_id(driver, "unsaved-dialog").await.text().await.unwrap();
+    assert!(told.contains("Lost to a reload"), "{told}");
+    assert!(told.contains(&format!("{}…", &reloaded[4..8])), "{told}");
+    assert!(
+        !told.contains(&reloaded[4..12]),
+        "the notice shows the key: {told}"
+    );
+    assert_eq!(focused_id(driver).await, "unsaved-revoke");
+    let ret = driver
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               window.__TAURI__.core.invoke('list_keys')
+                 .then(keys => window.__TAURI__.core.invoke('copy_key',
+                     { request: { id: keys.find(k => k.name === 'Lost to a reload').id } }))
+                 .then(() => done('copied'), e => done(e.code));"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ret.json(), &serde_json::json!("not_found"));
+    shot(driver, "30-unsaved-key").await;
+    accessible(driver, "30-unsaved-key").await;
+    by_id(driver, "unsaved-keep").await.click().await.unwrap();
+    gone(driver, "unsaved-dialog").await;
+    assert_eq!(
+        cli(data_dir, &["verify", &reloaded], None).status.code(),
+        Some(0)
+    );
+
+    // Lock (Ctrl+L, as the idle lock does) while an uncopied key is shown: after unlocking,
+    // the member is told and revokes it from there.
+    let locked = generate(driver, "Lost to the lock").await;
+    driver
+        .action_chain()
+        .key_down(Key::Control)
+        .send_keys("l")
+        .key_up(Key::Control)
+        .perform()
+        .await
+        .unwrap();
+    by_id(driver, "unlock-name")
+        .await
+        .send_keys("Olive Owner")
+        .await
+        .unwrap();
+    let pass = by_id(driver, "unlock-pass").await;
+    pass.send_keys(PASSPHRASE).await.unwrap();
+    pass.send_keys(Key::Enter).await.unwrap();
+    let told = by_id(driver, "unsaved-dialog").await.text().await.unwrap();
+    assert!(told.contains("Lost to the lock"), "{told}");
+    by_id(driver, "unsaved-revoke").await.click().await.unwrap();
+    let typed = by_id(driver, "revoke-confirm").await;
+    typed.send_keys("REVOKE").await.unwrap();
+    typed.send_keys(Key::Enter).await.unwrap();
+    gone(driver, "revoke-dialog").await;
+    let o = cli(data_dir, &["verify", &locked], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("revoked"));
+
+    vec![by_keyboard, by_menu, reloaded, locked]
 }
 
 /// Scopes: the create dialog offers the built-in `read-only` and the scopes of the data
@@ -478,6 +741,7 @@ paths = ["/v1/billing/**"]
         "scope \"orders:create\" is beyond the Owner role: only Admin may give it to a key"
     );
     shot(driver, "28-scopes").await;
+    accessible(driver, "28-scopes").await;
     assert_eq!(rows(driver).await.len(), 4, "a refused scope created a key");
     tick("orders:create").await;
     gone(driver, "key-scopes-error").await;
@@ -642,6 +906,7 @@ async fn key_usage_chart(driver: &WebDriver, id: &str) {
         "the table of days with use"
     );
     shot(driver, "29-usage").await;
+    accessible(driver, "29-usage").await;
     by_id(driver, "usage-close").await.click().await.unwrap();
     gone(driver, "usage-dialog").await;
     focus_returns_to(driver, &button).await;
@@ -699,6 +964,7 @@ async fn scan_a_folder(driver: &WebDriver, data_dir: &Path, live: &str, revoked:
     );
     assert!(results.contains("Revoked") && results.contains(&format!("{}…", &live[4..8])));
     shot(driver, "18-scan").await;
+    accessible(driver, "18-scan").await;
 
     let live_row = "#scan-results li.live button.revoke";
     driver
@@ -876,6 +1142,7 @@ async fn expiry_and_roll(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     assert_eq!(focused_id(driver).await, "roll-grace");
     select(driver, "roll-grace", "3600").await;
     shot(driver, "16-roll").await;
+    accessible(driver, "16-roll").await;
     by_id(driver, "roll-submit").await.click().await.unwrap();
     let new_key = by_id(driver, "revealed-key").await.text().await.unwrap();
     assert_ne!(new_key, old_key);
@@ -1020,6 +1287,7 @@ async fn pause_and_resume(driver: &WebDriver, data_dir: &Path, key: &str) {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("paused"));
     shot(driver, "19-paused").await;
+    accessible(driver, "19-paused").await;
 
     let ret = driver
         .execute_async(

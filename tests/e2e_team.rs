@@ -9,7 +9,9 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 
-use keysmith_tests::ui::{by_id, click, eventually, gone, launch, rows, select, shot, type_into};
+use keysmith_tests::ui::{
+    accessible, by_id, click, eventually, gone, launch, rows, select, shot, type_into,
+};
 use keysmith_tests::{cli, require_secret_service, PASSPHRASE};
 use thirtyfour::prelude::*;
 
@@ -120,6 +122,7 @@ async fn team(d: &WebDriver, data_dir: &Path) {
         .unwrap();
     gone(d, "add-member-dialog").await;
     shot(d, "10-members").await;
+    accessible(d, "10-members").await;
     lock(d).await;
 
     // A Viewer gets a plain explanation instead of the keys page, and no other tab.
@@ -129,6 +132,7 @@ async fn team(d: &WebDriver, data_dir: &Path) {
     assert!(d.find_all(By::Id("create-key")).await.unwrap().is_empty());
     assert!(d.find_all(By::Id("tab-audit")).await.unwrap().is_empty());
     shot(d, "15-viewer").await;
+    accessible(d, "15-viewer").await;
     // Ctrl+L locks from anywhere.
     d.find(By::Tag("body"))
         .await
@@ -151,6 +155,7 @@ async fn team(d: &WebDriver, data_dir: &Path) {
     let listed = wait_rows(d, 2).await;
     assert!(listed.iter().all(|r| r.1.starts_with("Max")), "{listed:?}");
     shot(d, "11-manager-keys").await;
+    accessible(d, "11-manager-keys").await;
     lock(d).await;
 
     // The Admin sees every key, filters by member, revokes one of Max's with REVOKE.
@@ -186,6 +191,7 @@ async fn team(d: &WebDriver, data_dir: &Path) {
     click(d, "revoke-submit").await;
     gone(d, "revoke-dialog").await;
     shot(d, "12-admin-filtered").await;
+    accessible(d, "12-admin-filtered").await;
     assert_eq!(
         cli(data_dir, &["verify", &max_first], None).status.code(),
         Some(1)
@@ -215,6 +221,7 @@ async fn team(d: &WebDriver, data_dir: &Path) {
     assert!(!by_id(d, "remove-submit").await.is_enabled().await.unwrap());
     type_into(d, "remove-confirm", "REMOVE").await;
     shot(d, "13-remove-preview").await;
+    accessible(d, "13-remove-preview").await;
     click(d, "remove-submit").await;
     gone(d, "remove-member-dialog").await;
     let notice = by_id(d, "members-notice").await.text().await.unwrap();
@@ -259,6 +266,7 @@ async fn team(d: &WebDriver, data_dir: &Path) {
     })
     .await;
     shot(d, "14-audit").await;
+    accessible(d, "14-audit").await;
     select(d, "audit-action", "member_removed").await;
     eventually(
         "the action filter shows other than 1 row",

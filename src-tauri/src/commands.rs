@@ -86,6 +86,16 @@ pub fn finish_reveal(state: State<'_, AppState>, request: RevealRequest) -> Resu
 }
 
 #[tauri::command]
+pub fn page_loaded(state: State<'_, AppState>) {
+    state.page_loaded();
+}
+
+#[tauri::command]
+pub async fn take_unsaved_key(state: State<'_, AppState>) -> Result<Option<KeySummary>, IpcError> {
+    state.take_unsaved_key().await
+}
+
+#[tauri::command]
 pub async fn revoke_key(
     state: State<'_, AppState>,
     request: RevokeKeyRequest,

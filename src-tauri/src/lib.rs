@@ -48,6 +48,8 @@ pub fn run() {
             commands::list_scopes,
             commands::copy_key,
             commands::finish_reveal,
+            commands::page_loaded,
+            commands::take_unsaved_key,
             commands::revoke_key,
             commands::set_key_paused,
             commands::key_usage,

@@ -16,10 +16,10 @@ use keysmith_core::{Error, Registry, SecretStore};
 use keysmith_types::{
     AddMemberRequest, AuditFilter, AuditReport, ChangePassphraseRequest, ChangeRoleRequest,
     CopyReceipt, CreateAccountRequest, ErrorCode, GenerateKeyRequest, IpcError, JoinServerRequest,
-    KeyReveal, KeySummary, KeyUsage, KeyUsageRequest, MemberListing, MemberRequest, MemberSummary,
-    PauseKeyRequest, RemoveMemberRequest, RevealRequest, RevealedKey, RevokeKeyRequest,
-    RollKeyRequest, ScanReport, ScanRequest, ScopeInfo, SessionStatus, SessionTokenText,
-    UnlockRequest,
+    KeyReveal, KeyStatus, KeySummary, KeyUsage, KeyUsageRequest, MemberListing, MemberRequest,
+    MemberSummary, PauseKeyRequest, RemoveMemberRequest, RevealRequest, RevealedKey,
+    RevokeKeyRequest, RollKeyRequest, ScanReport, ScanRequest, ScopeInfo, SessionStatus,
+    SessionTokenText, UnlockRequest,
 };
 
 use crate::clipboard::{self, Clipboard};
@@ -27,9 +27,19 @@ use crate::team::TeamConfig;
 
 /// The key being shown once: held from generation until Done (or the window closes).
 struct PendingReveal {
-    key_id: String,
+    key: KeySummary,
+    /// Who generated it (the member signed in then).
+    member_id: String,
     secret: RevealedKey,
     copied: bool,
+}
+
+/// A key whose one-time display ended before anyone copied it, without the member choosing
+/// so (the app locked, the window's page reloaded): offered for revoking when its creator
+/// is signed in again (issue 12).
+struct UnsavedKey {
+    member_id: String,
+    key_id: String,
 }
 
 struct Session {
@@ -63,6 +73,7 @@ pub struct AppState {
     /// Why the app locked itself, for the sign-in screen (taken when shown).
     notice: Mutex<Option<String>>,
     reveal: Mutex<Option<PendingReveal>>,
+    unsaved: Mutex<Option<UnsavedKey>>,
     clipboard: Arc<Clipboard>,
     /// SHA-256 of the last key copied, until the clipboard is cleared of it: locking clears
     /// it at once rather than when its timer runs out.
@@ -140,6 +151,7 @@ impl AppState {
             session: Mutex::new(None),
             notice: Mutex::new(None),
             reveal: Mutex::new(None),
+            unsaved: Mutex::new(None),
             clipboard: Arc::new(Clipboard::default()),
             copied: Arc::new(Mutex::new(None)),
             copies: Arc::new(std::sync::atomic::AtomicU64::new(0)),
@@ -449,7 +461,7 @@ impl AppState {
     /// background, so a lock never waits on the network).
     pub fn lock(&self) {
         *lock(&self.session) = None;
-        *lock(&self.reveal) = None;
+        self.drop_reveal();
         if let Some(fingerprint) = lock(&self.copied).take() {
             match self.clipboard.clear_if_holds(&fingerprint) {
                 Ok(true) => tracing::info!("clipboard cleared on lock"),
@@ -643,12 +655,73 @@ impl AppState {
     }
 
     fn start_reveal(&self, reveal: KeyReveal) -> KeyReveal {
-        *lock(&self.reveal) = Some(PendingReveal {
-            key_id: reveal.key.id.clone(),
+        let member_id = lock(&self.session)
+            .as_ref()
+            .map(|s| s.member.id.clone())
+            .unwrap_or_default();
+        let replaced = lock(&self.reveal).replace(PendingReveal {
+            key: reveal.key.clone(),
+            member_id,
             secret: reveal.secret.clone(),
             copied: false,
         });
+        if let Some(earlier) = replaced {
+            self.note_unsaved(earlier);
+        }
         reveal
+    }
+
+    /// Drops the key on display, if any; one nobody copied is offered for revoking later.
+    fn drop_reveal(&self) {
+        let dropped = lock(&self.reveal).take();
+        if let Some(pending) = dropped {
+            self.note_unsaved(pending);
+        }
+    }
+
+    fn note_unsaved(&self, pending: PendingReveal) {
+        if !pending.copied {
+            *lock(&self.unsaved) = Some(UnsavedKey {
+                member_id: pending.member_id,
+                key_id: pending.key.id,
+            });
+        }
+    }
+
+    /// The window's page (re)loaded: no dialog shows a key any more, so a key still held
+    /// for display is dropped (a reload would otherwise leave it held, and closing the
+    /// window refused, until Lock). One nobody copied is offered for revoking.
+    pub fn page_loaded(&self) {
+        self.drop_reveal();
+    }
+
+    /// The key the signed-in member generated whose one-time display ended uncopied (the
+    /// app locked, the page reloaded), once, if it still works: the UI offers to revoke it.
+    /// `None` when there is none, or it was another member's (kept for them).
+    ///
+    /// # Errors
+    /// [`ErrorCode::NotSignedIn`] and the list's errors.
+    pub async fn take_unsaved_key(&self) -> Result<Option<KeySummary>, IpcError> {
+        let team = self.team().await?;
+        let member_id = lock(&self.session)
+            .as_ref()
+            .map(|s| s.member.id.clone())
+            .unwrap_or_default();
+        let taken = {
+            let mut guard = lock(&self.unsaved);
+            if guard.as_ref().is_some_and(|u| u.member_id == member_id) {
+                guard.take()
+            } else {
+                None
+            }
+        };
+        let Some(unsaved) = taken else {
+            return Ok(None);
+        };
+        let keys = self.checked(team.list_keys().await)?;
+        Ok(keys.into_iter().find(|k| {
+            k.id == unsaved.key_id && matches!(k.status, KeyStatus::Active | KeyStatus::Paused)
+        }))
     }
 
     /// Copies the key on display to the clipboard, audits it, and schedules the clearing.
@@ -658,7 +731,7 @@ impl AppState {
             let mut guard = lock(&self.reveal);
             let pending = guard
                 .as_mut()
-                .filter(|p| p.key_id == req.id)
+                .filter(|p| p.key.id == req.id)
                 .ok_or_else(|| no_pending_reveal(&req.id))?;
             let fp = self
                 .clipboard
@@ -703,7 +776,7 @@ impl AppState {
     pub fn finish_reveal(&self, req: RevealRequest) -> Result<(), IpcError> {
         let mut guard = lock(&self.reveal);
         match guard.as_ref() {
-            Some(p) if p.key_id == req.id => {
+            Some(p) if p.key.id == req.id => {
                 *guard = None;
                 Ok(())
             }
@@ -921,6 +994,88 @@ mod tests {
         assert!(!s.reveal_uncopied());
         let gone = s.finish_reveal(RevealRequest { id: second.key.id });
         assert_eq!(gone.unwrap_err().code, ErrorCode::NotFound);
+    }
+
+    fn named(name: &str) -> GenerateKeyRequest {
+        GenerateKeyRequest {
+            name: name.into(),
+            expires_in_secs: None,
+            allowed_sources: Vec::new(),
+            rate_limit: None,
+            scopes: Vec::new(),
+        }
+    }
+
+    fn sign_in(name: &str, passphrase: &str) -> UnlockRequest {
+        UnlockRequest {
+            name: name.into(),
+            passphrase: Passphrase::new(passphrase),
+        }
+    }
+
+    /// A key whose one-time display ended uncopied without the member's say (a reloaded
+    /// page, Lock) is no longer held, and is offered once to its creator when they are
+    /// signed in again, not to another member; Done, or a key revoked meanwhile, leaves
+    /// nothing to offer (issue 12).
+    #[tokio::test]
+    async fn an_uncopied_key_dropped_by_reload_or_lock_is_offered_for_revoking() {
+        let (_dir, s) = signed_in_owner().await;
+        let crm = s.generate_key(named("CRM")).await.unwrap().key;
+        assert!(s.reveal_uncopied());
+        s.page_loaded();
+        assert!(!s.reveal_uncopied(), "a reloaded page leaves no key held");
+        let copy = s.copy_key(RevealRequest { id: crm.id.clone() }).await;
+        assert_eq!(copy.unwrap_err().code, ErrorCode::NotFound);
+        let offered = s.take_unsaved_key().await.unwrap();
+        assert_eq!(offered.map(|k| k.id), Some(crm.id));
+        assert!(
+            s.take_unsaved_key().await.unwrap().is_none(),
+            "offered once"
+        );
+
+        // Locked during the display; another member signs in first: not theirs to see.
+        s.add_member(AddMemberRequest {
+            name: "Max".into(),
+            role: Role::Admin,
+            initial_passphrase: Passphrase::new("initial passphrase"),
+        })
+        .await
+        .unwrap();
+        let erp = s.generate_key(named("ERP")).await.unwrap().key;
+        s.lock();
+        assert!(!s.reveal_uncopied());
+        s.unlock(sign_in("Max", "initial passphrase"))
+            .await
+            .unwrap();
+        s.change_passphrase(ChangePassphraseRequest {
+            current: Passphrase::new("initial passphrase"),
+            new: Passphrase::new("max's own passphrase"),
+        })
+        .await
+        .unwrap();
+        assert!(s.take_unsaved_key().await.unwrap().is_none());
+        s.lock();
+        s.unlock(sign_in("Olive", PASS)).await.unwrap();
+        let offered = s.take_unsaved_key().await.unwrap();
+        assert_eq!(offered.map(|k| k.id), Some(erp.id));
+
+        // Done (the member chose to leave it) offers nothing.
+        let done = s.generate_key(named("Done")).await.unwrap().key;
+        s.finish_reveal(RevealRequest { id: done.id }).unwrap();
+        s.lock();
+        s.unlock(sign_in("Olive", PASS)).await.unwrap();
+        assert!(s.take_unsaved_key().await.unwrap().is_none());
+
+        // Revoked meanwhile: nothing left to revoke.
+        let gone = s.generate_key(named("Gone")).await.unwrap().key;
+        s.page_loaded();
+        s.revoke_key(RevokeKeyRequest {
+            id: gone.id,
+            confirmation: keysmith_types::REVOKE_CONFIRMATION.into(),
+        })
+        .await
+        .unwrap();
+        assert!(s.take_unsaved_key().await.unwrap().is_none());
     }
 
     /// A malformed allowlist is refused by the command with `invalid_address`, naming the

@@ -65,7 +65,13 @@ pub fn App() -> impl IntoView {
             leptos::logging::warn!("close listener: {}", e.message);
         }
     });
-    refresh();
+    // A reload leaves no dialog showing a key: the backend drops one it still held.
+    spawn_local(async move {
+        if let Err(e) = ipc::page_loaded().await {
+            leptos::logging::warn!("page_loaded: {}", e.message);
+        }
+        refresh();
+    });
     // A command refused because the session is gone (expired on the team server, ended by
     // a passphrase change elsewhere, the member removed): back to sign-in, saying why.
     ipc::on_signed_out(refresh);

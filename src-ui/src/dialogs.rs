@@ -415,12 +415,7 @@ pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) ->
     let quitting = RwSignal::new(false);
     let copy_button = NodeRef::<html::Button>::new();
     let go_back = NodeRef::<html::Button>::new();
-
-    Effect::new(move |_| {
-        if let Some(el) = copy_button.get() {
-            let _ = el.focus();
-        }
-    });
+    focus_on_mount(copy_button);
     if let Some(CloseRequested(close_requested)) = use_context::<CloseRequested>() {
         Effect::new(move |_| {
             if close_requested.get() {
@@ -457,7 +452,7 @@ pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) ->
             confirm_leave.set(true);
         }
     };
-    let copy = move |_| {
+    let copy = move || {
         let id = key_id.get_value();
         spawn_local(async move {
             match ipc::copy_key(&id).await {
@@ -473,6 +468,26 @@ pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) ->
             }
         });
     };
+    // However the key is copied (Ctrl+C, Ctrl+Insert, the context menu's Copy, wherever the
+    // focus is), the backend copies it: the same history hint, the same clearing, and it
+    // counts as copied. Its text cannot be selected, so the middle-click selection (X11's
+    // PRIMARY) never holds it.
+    let chord = window_event_listener(leptos::ev::keydown, move |ev: KeyboardEvent| {
+        let key = ev.key();
+        let copy_key = key.eq_ignore_ascii_case("c") || key == "Insert";
+        if (ev.ctrl_key() || ev.meta_key()) && !ev.alt_key() && copy_key {
+            ev.prevent_default();
+            copy();
+        }
+    });
+    let menu_copy = window_event_listener(leptos::ev::copy, move |ev| {
+        ev.prevent_default();
+        copy();
+    });
+    on_cleanup(move || {
+        chord.remove();
+        menu_copy.remove();
+    });
 
     let secret = reveal.secret.expose().to_owned();
     view! {
@@ -496,7 +511,8 @@ pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) ->
                     "Scopes: "<span class="scopes">{scopes}</span>
                 </p>
             })}
-            <code class="secret" id="revealed-key" aria-label="The new API key">{secret}</code>
+            <code class="secret" id="revealed-key" aria-label="The new API key"
+                on:contextmenu=|ev| ev.prevent_default()>{secret}</code>
             <p class="warning">
                 "Copy this key now and save it somewhere secure. You won't be able to see or copy it again. "
                 "If you lose it, generate a new key and update the integration that uses it."
@@ -511,7 +527,7 @@ pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) ->
                 when=move || confirm_leave.get()
                 fallback=move || view! {
                     <div class="buttons">
-                        <button type="button" class="secondary" id="copy-key" node_ref=copy_button on:click=copy>
+                        <button type="button" class="secondary" id="copy-key" node_ref=copy_button on:click=move |_| copy()>
                             {move || if copied.get() { "Copy again" } else { "Copy key to clipboard" }}
                         </button>
                         <button type="button" class="primary" id="reveal-done" on:click=move |_| request_close()>"Done"</button>
@@ -536,6 +552,39 @@ pub fn RevealDialog(reveal: KeyReveal, #[prop(into)] on_closed: Callback<()>) ->
     }
 }
 
+/// Said after a key's one-time display ended before anyone copied it, without the member
+/// choosing so (the app locked, the window's page reloaded): the key can never be shown
+/// again, so revoking it is offered (issue 12).
+#[component]
+pub fn UnsavedKeyDialog(
+    key: KeySummary,
+    #[prop(into)] on_revoke: Callback<()>,
+    #[prop(into)] on_keep: Callback<()>,
+) -> impl IntoView {
+    let revoke = NodeRef::<html::Button>::new();
+    focus_on_mount(revoke);
+    view! {
+        <Modal id="unsaved-dialog" title_id="unsaved-title" on_escape=on_keep>
+            <h2 id="unsaved-title">"A new key was never copied"</h2>
+            <p>
+                <strong>{key.name.clone()}</strong>" ("<code>{format!("{}…", key.start)}</code>") was generated, "
+                "but its one-time display closed before anyone copied it: Keysmith locked, or the window "
+                "reloaded. It can never be shown again."
+            </p>
+            <p class="muted">"If nobody saved it, revoke it, and generate a new key when you need one."</p>
+            <div class="buttons">
+                <button type="button" class="secondary" id="unsaved-keep" on:click=move |_| on_keep.run(())>
+                    "Keep it"
+                </button>
+                <button type="button" class="danger" id="unsaved-revoke" node_ref=revoke
+                    on:click=move |_| on_revoke.run(())>
+                    "Revoke it…"
+                </button>
+            </div>
+        </Modal>
+    }
+}
+
 /// Grace periods offered when rolling a key, in seconds, with their labels.
 const GRACE_CHOICES: [(i64, &str); 4] = [
     (0, "End the old key now"),
@@ -554,11 +603,7 @@ pub fn RollDialog(
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let select = NodeRef::<html::Select>::new();
-    Effect::new(move |_| {
-        if let Some(el) = select.get() {
-            let _ = el.focus();
-        }
-    });
+    focus_on_mount(select);
     let key_id = StoredValue::new(key.id.clone());
 
     let submit = move |ev: SubmitEvent| {

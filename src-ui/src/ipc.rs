@@ -132,6 +132,16 @@ pub async fn finish_reveal(id: &str) -> Result<(), IpcError> {
     .await
 }
 
+/// The page (re)loaded: a key the backend still held for display is dropped.
+pub async fn page_loaded() -> Result<(), IpcError> {
+    call("page_loaded", no_args()).await
+}
+
+/// The signed-in member's key whose one-time display ended uncopied (Lock, a reload), once.
+pub async fn take_unsaved_key() -> Result<Option<KeySummary>, IpcError> {
+    call("take_unsaved_key", no_args()).await
+}
+
 pub async fn roll_key(req: &RollKeyRequest) -> Result<KeyReveal, IpcError> {
     call("roll_key", with_request(req)?).await
 }

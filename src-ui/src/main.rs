@@ -13,9 +13,11 @@ mod members;
 mod scan;
 mod shell;
 mod sign_in;
+mod theme;
 mod usage;
 
 fn main() {
     console_error_panic_hook::set_once();
+    theme::Theme::saved().apply();
     leptos::mount::mount_to_body(app::App);
 }

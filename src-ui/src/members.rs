@@ -182,11 +182,7 @@ pub fn MembersPage(me: MemberSummary) -> impl IntoView {
         {move || transferring.get().map(|m| {
             let target = m.clone();
             let cancel = NodeRef::<html::Button>::new();
-            Effect::new(move |_| {
-                if let Some(el) = cancel.get() {
-                    let _ = el.focus();
-                }
-            });
+            focus_on_mount(cancel);
             view! {
                 <Modal id="transfer-dialog" title_id="transfer-title" on_escape=move |()| transferring.set(None)>
                     <h2 id="transfer-title">{format!("Make {} the Owner?", m.name)}</h2>

@@ -13,6 +13,7 @@ use crate::dialogs::dialog_open;
 use crate::ipc;
 use crate::keys::KeysPage;
 use crate::members::MembersPage;
+use crate::theme::ThemeSwitch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tab {
@@ -129,6 +130,7 @@ pub fn MainView(
                             {host_of(&url)}
                         </span>
                     })}
+                    <ThemeSwitch />
                     <span id="signed-in-as">{member.name.clone()}</span>
                     <span class="role-badge" id="signed-in-role">{member.role.label()}</span>
                     <button class="ghost" id="lock-button" on:click=move |_| lock() title="Lock Keysmith (Ctrl+L)">"Lock"</button>

@@ -12,11 +12,16 @@ use leptos::task::spawn_local;
 
 use crate::ipc;
 
-/// Focuses `node` once it is in the page.
-pub fn focus_on_mount(node: NodeRef<html::Input>) {
+/// Focuses `node` (an input, a button…) once it is in the page.
+pub fn focus_on_mount<E>(node: NodeRef<E>)
+where
+    E: leptos::tachys::html::element::ElementType + 'static,
+    E::Output: wasm_bindgen::JsCast + Clone + 'static,
+{
+    use wasm_bindgen::JsCast;
     Effect::new(move |_| {
         if let Some(el) = node.get() {
-            let _ = el.focus();
+            let _ = el.unchecked_ref::<web_sys::HtmlElement>().focus();
         }
     });
 }
@@ -29,11 +34,7 @@ pub fn FirstRunPage(
 ) -> impl IntoView {
     let local = RwSignal::new(false);
     let first = NodeRef::<html::Button>::new();
-    Effect::new(move |_| {
-        if let Some(el) = first.get() {
-            let _ = el.focus();
-        }
-    });
+    focus_on_mount(first);
     view! {
         <Show
             when=move || local.get()

@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::dialogs::Modal;
+use crate::sign_in::focus_on_mount;
 use crate::{format, ipc};
 
 /// The chart's drawing box (SVG user units); the SVG scales to the dialog's width.
@@ -23,11 +24,7 @@ pub fn UsageDialog(key: KeySummary, #[prop(into)] on_close: Callback<()>) -> imp
     let usage = RwSignal::new(None::<KeyUsage>);
     let error = RwSignal::new(None::<String>);
     let close = NodeRef::<leptos::html::Button>::new();
-    Effect::new(move |_| {
-        if let Some(el) = close.get() {
-            let _ = el.focus();
-        }
-    });
+    focus_on_mount(close);
     let req = KeyUsageRequest {
         id: key.id.clone(),
         days: USAGE_DAYS_DEFAULT,

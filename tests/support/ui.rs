@@ -63,7 +63,7 @@ pub async fn rows(driver: &WebDriver) -> Vec<(String, String, String, String)> {
     // (id, name, start cell, status) of every row.
     let ret = driver
         .execute(
-            r#"return Array.from(document.querySelectorAll('#keys-table tbody tr')).map(tr => [
+            r#"return Array.from(document.querySelectorAll('#keys-table tbody tr.key-row')).map(tr => [
                 tr.dataset.keyId, tr.querySelector('.name').textContent,
                 tr.querySelector('.start').textContent, tr.querySelector('.status').textContent]);"#,
             vec![],
@@ -74,8 +74,17 @@ pub async fn rows(driver: &WebDriver) -> Vec<(String, String, String, String)> {
 }
 
 pub fn clipboard() -> Option<String> {
+    x_selection("clipboard")
+}
+
+/// What a middle-click would paste (X11's PRIMARY selection), if anything.
+pub fn primary_selection() -> Option<String> {
+    x_selection("primary")
+}
+
+fn x_selection(which: &str) -> Option<String> {
     let out = Command::new("xclip")
-        .args(["-o", "-selection", "clipboard"])
+        .args(["-o", "-selection", which])
         .output()
         .ok()?;
     out.status
@@ -172,4 +181,117 @@ pub async fn focus_returns_to(driver: &WebDriver, css: &str) {
         },
     )
     .await;
+}
+
+/// Runs axe-core (`node_modules/axe-core`, put there by `scripts/setup.sh`) in the real
+/// window on the screen as it is, once in the light theme and once in the dark, with the
+/// WCAG 2.0/2.1 A and AA rules (colour contrast among them), and panics listing every
+/// serious or critical violation (issue 12: none on any screen). `screen` names it.
+pub async fn accessible(driver: &WebDriver, screen: &str) {
+    let axe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../node_modules/axe-core/axe.min.js");
+    let source = std::fs::read_to_string(&axe)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/setup.sh)", axe.display()));
+    let loaded = driver
+        .execute("return typeof window.axe === 'object';", vec![])
+        .await
+        .unwrap();
+    if loaded.json() != &serde_json::json!(true) {
+        driver
+            .execute(&format!("{source}\n;return true;"), vec![])
+            .await
+            .unwrap();
+    }
+    let mut found = Vec::new();
+    for theme in ["light", "dark"] {
+        let ret = driver
+            .execute_async(
+                "const [theme, done] = [arguments[0], arguments[arguments.length - 1]];
+                 const root = document.documentElement;
+                 const before = root.getAttribute('data-theme');
+                 root.setAttribute('data-theme', theme);
+                 requestAnimationFrame(() => requestAnimationFrame(() => {
+                   window.axe.run(document, { runOnly: { type: 'tag',
+                       values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+                     .then(r => {
+                       if (before === null) root.removeAttribute('data-theme');
+                       else root.setAttribute('data-theme', before);
+                       done(r.violations
+                         .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                         .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 4)
+                           .map(n => n.target.join(' ') + ' ' + (n.failureSummary || '')
+                             .replace(/\\s+/g, ' ').slice(0, 160)).join(' | ')));
+                     }, e => done(['axe failed: ' + e]));
+                 }));",
+                vec![serde_json::json!(theme)],
+            )
+            .await
+            .unwrap();
+        let list: Vec<String> = serde_json::from_value(ret.json().clone()).unwrap_or_default();
+        found.extend(list.into_iter().map(|v| format!("[{theme}] {v}")));
+    }
+    assert!(
+        found.is_empty(),
+        "{screen}: serious accessibility violations:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Resizes the window to `width` × `height` CSS pixels (its inner size) and waits until
+/// the page has that size.
+pub async fn resize(driver: &WebDriver, width: u32, height: u32) {
+    // The window rect includes decorations, if any: correct for them once.
+    driver
+        .set_window_rect(0, 0, width, height)
+        .await
+        .expect("WebDriver resizes the window");
+    let inner = driver
+        .execute("return [window.innerWidth, window.innerHeight];", vec![])
+        .await
+        .unwrap();
+    let inner: (i64, i64) = serde_json::from_value(inner.json().clone()).unwrap();
+    let (dw, dh) = (i64::from(width) - inner.0, i64::from(height) - inner.1);
+    if dw != 0 || dh != 0 {
+        let w = u32::try_from(i64::from(width) + dw).unwrap();
+        let h = u32::try_from(i64::from(height) + dh).unwrap();
+        driver.set_window_rect(0, 0, w, h).await.unwrap();
+    }
+    eventually(
+        &format!("the window did not become {width}×{height}"),
+        Duration::from_secs(5),
+        || async move {
+            let got = driver
+                .execute("return [window.innerWidth, window.innerHeight];", vec![])
+                .await
+                .unwrap();
+            let got: (i64, i64) = serde_json::from_value(got.json().clone()).unwrap();
+            if got == (i64::from(width), i64::from(height)) {
+                Ok(())
+            } else {
+                Err(got)
+            }
+        },
+    )
+    .await;
+}
+
+/// Everything that sticks out: elements of the page whose box reaches past the window's
+/// right edge, or a page wider than the window (a horizontal scrollbar), as descriptions.
+pub async fn cut_off(driver: &WebDriver) -> Vec<String> {
+    let ret = driver
+        .execute(
+            "const w = document.documentElement.clientWidth;
+             const out = [];
+             if (document.documentElement.scrollWidth > w)
+               out.push('the page is ' + document.documentElement.scrollWidth + ' px wide in ' + w);
+             for (const e of document.querySelectorAll('th, td, button, select, input, .status, h1, h2')) {
+               const r = e.getBoundingClientRect();
+               if (r.width > 0 && r.right > w + 0.5)
+                 out.push(e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className + ' ends at ' + Math.round(r.right));
+             }
+             return out.slice(0, 12);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(ret.json().clone()).unwrap_or_default()
 }
