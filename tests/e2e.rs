@@ -14,8 +14,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use keysmith_tests::ui::{
-    accessible, by_id, clipboard, cut_off, eventually, focus_returns_to, focused_id, gone, launch,
-    primary_selection, resize, rows, select, shot,
+    accessible, by_id, clipboard, clipboard_lets_go_of, cut_off, eventually, focus_returns_to,
+    focused_id, gone, launch, primary_selection, resize, rows, select, shot,
 };
 use keysmith_tests::{
     cli, files_containing, http, keyring_dump, require_secret_service, start_verifier, PASSPHRASE,
@@ -223,18 +223,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
         "the key is still in the page"
     );
     // The clipboard is cleared after the timeout (3 s in this test).
-    let key = first_key.as_str();
-    eventually(
-        "the clipboard was not cleared",
-        Duration::from_secs(15),
-        || async move {
-            match clipboard() {
-                Some(held) if held == key => Err("it still holds the key"),
-                _ => Ok(()),
-            }
-        },
-    )
-    .await;
+    clipboard_lets_go_of(&first_key, "the clipboard was not cleared").await;
 
     // Flow 4: the list shows name, first 4, dates, status; never more of the key.
     let listed = rows(driver).await;
@@ -539,18 +528,7 @@ async fn the_key_leaves_only_through_the_backend(
     // It counts as copied: Done closes without asking.
     by_id(driver, "reveal-done").await.click().await.unwrap();
     gone(driver, "reveal-dialog").await;
-    let key = by_keyboard.as_str();
-    eventually(
-        "Ctrl+C's copy was not cleared",
-        Duration::from_secs(15),
-        || async move {
-            match clipboard() {
-                Some(held) if held == key => Err("it still holds the key"),
-                _ => Ok(()),
-            }
-        },
-    )
-    .await;
+    clipboard_lets_go_of(&by_keyboard, "Ctrl+C's copy was not cleared").await;
 
     // The context menu's Copy (and any other copy command) fires `copy`: the backend copies.
     let by_menu = generate(driver, "Copied from the menu").await;

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use keysmith_core::{testkit, OsKeyring, Registry};
 use keysmith_tests::ui::{by_id, launch};
-use keysmith_tests::{descendants, exe_name, require_secret_service, PASSPHRASE};
+use keysmith_tests::{bench_start, descendants, exe_name, median, PASSPHRASE};
 use keysmith_types::Role;
 use thirtyfour::prelude::*;
 
@@ -59,16 +59,7 @@ struct Run {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    assert!(
-        std::env::var_os("DISPLAY").is_some(),
-        "no DISPLAY: run through scripts/bench-list.sh (scripts/with-session.sh --display)"
-    );
-    require_secret_service();
-    let runs: usize = std::env::var("KEYSMITH_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(3);
+    let runs = bench_start("scripts/bench-list.sh", 3);
     let work = tempfile::tempdir().unwrap();
     let empty = work.path().join("none");
     let full = work.path().join("full");
@@ -368,19 +359,6 @@ fn describe(r: &Run) -> String {
         s += &format!(", scroll gaps longest {longest:.1} / p95 {p95:.1} ms");
     }
     s
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn verdict(ok: bool) -> &'static str {

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use keysmith_tests::{built_binary, require_secret_service, TauriDriver};
+use keysmith_tests::{bench_start, built_binary, median, TauriDriver};
 use thirtyfour::prelude::*;
 
 /// Keysmith ≤ 1.2 × the empty window, launch to interactive.
@@ -129,16 +129,7 @@ return fcp ? performance.timeOrigin + fcp.startTime : null;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    assert!(
-        std::env::var_os("DISPLAY").is_some(),
-        "no DISPLAY: run through scripts/bench-window.sh (scripts/with-session.sh --display)"
-    );
-    require_secret_service();
-    let runs: usize = std::env::var("KEYSMITH_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(5);
+    let runs = bench_start("scripts/bench-window.sh", 5);
 
     let subjects = [
         Subject {
@@ -596,17 +587,6 @@ fn gzip9_len(path: &Path) -> usize {
         .expect("gzip");
     assert!(out.status.success(), "gzip -9c {} failed", path.display());
     out.stdout.len()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    assert!(!v.is_empty());
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn mb(kb: f64) -> f64 {

@@ -36,6 +36,36 @@ pub fn built_binary(name: &str) -> PathBuf {
     path
 }
 
+/// A benchmark's start: panics unless there is a display and a Secret Service (`script`, the
+/// benchmark's script, runs it inside `scripts/with-session.sh --display`), then returns the
+/// number of runs: `KEYSMITH_BENCH_RUNS`, else `default`.
+pub fn bench_start(script: &str, default: usize) -> usize {
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "no DISPLAY: run through {script} (scripts/with-session.sh --display)"
+    );
+    require_secret_service();
+    std::env::var("KEYSMITH_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+/// The median of `v`, NaN when it is empty.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// Panics unless a session bus with a Secret Service is present (scripts/with-session.sh
 /// provides one). These tests never fall back to an in-memory store.
 pub fn require_secret_service() {

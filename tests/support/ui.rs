@@ -77,6 +77,18 @@ pub fn clipboard() -> Option<String> {
     x_selection("clipboard")
 }
 
+/// Waits (up to 15 s) until the clipboard no longer holds `key`; panics saying `what` if it
+/// still does.
+pub async fn clipboard_lets_go_of(key: &str, what: &str) {
+    eventually(what, Duration::from_secs(15), || async move {
+        match clipboard() {
+            Some(held) if held == key => Err("it still holds the key"),
+            _ => Ok(()),
+        }
+    })
+    .await;
+}
+
 /// What a middle-click would paste (X11's PRIMARY selection), if anything.
 pub fn primary_selection() -> Option<String> {
     x_selection("primary")
