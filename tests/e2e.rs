@@ -344,7 +344,6 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     let billing_keys = expiry_and_roll(driver, data_dir).await;
     filters_and_search(driver).await;
     scan_a_folder(driver, data_dir, &second_key, &first_key).await;
-    at_the_smallest_size(driver).await;
 
     // Lock, a wrong passphrase, then unlock.
     by_id(driver, "lock-button").await.click().await.unwrap();
@@ -370,6 +369,7 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     let mut keys = vec![first_key, second_key, scoped_key];
     keys.extend(billing_keys);
     keys.extend(the_key_leaves_only_through_the_backend(driver, data_dir).await);
+    at_the_smallest_size(driver).await;
     keys
 }
 
@@ -396,7 +396,7 @@ async fn at_the_smallest_size(driver: &WebDriver) {
     let lines = driver
         .execute(
             "const e = arguments[0];
-             return Math.round(e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight));",
+             return Math.round(e.getBoundingClientRect().height / (1.2 * parseFloat(getComputedStyle(e).fontSize)));",
             vec![name.to_json().unwrap()],
         )
         .await
@@ -438,24 +438,27 @@ async fn at_the_smallest_size(driver: &WebDriver) {
     assert_eq!(theme().await, None);
 }
 
-/// Every key's row is 64 px tall (`ROW_PX` in src-ui/src/keys.rs), whatever it holds: the
-/// list renders only the rows in view, placed by that height.
+/// Every key's row is `--row-h` tall (which src-ui/src/keys.rs reads), whatever it holds:
+/// the list renders only the rows in view, placed by that height.
 async fn rows_are_one_height(driver: &WebDriver) {
     let ret = driver
         .execute(
-            "return [...document.querySelectorAll('#keys-table tr.key-row')]
-               .map(r => [r.querySelector('.name').textContent, r.getBoundingClientRect().height]);",
+            "const table = document.getElementById('keys-table');
+             return [parseFloat(getComputedStyle(table).getPropertyValue('--row-h')),
+                     [...table.querySelectorAll('tr.key-row')].map(r =>
+                       [r.querySelector('.name').textContent, r.getBoundingClientRect().height])];",
             vec![],
         )
         .await
         .unwrap();
-    let heights: Vec<(String, f64)> = serde_json::from_value(ret.json().clone()).unwrap();
-    assert!(!heights.is_empty());
+    let (row, heights): (f64, Vec<(String, f64)>) =
+        serde_json::from_value(ret.json().clone()).unwrap();
+    assert!(!heights.is_empty() && row > 0.0);
     let off: Vec<_> = heights
         .iter()
-        .filter(|(_, h)| (h - 64.0).abs() > 0.5)
+        .filter(|(_, h)| (h - row).abs() > 0.5)
         .collect();
-    assert!(off.is_empty(), "rows not 64 px tall: {off:?}");
+    assert!(off.is_empty(), "rows not {row} px tall: {off:?}");
 }
 
 /// Generates a key named `name` with the defaults and returns it as the reveal shows it.

@@ -88,6 +88,9 @@ fn a_restarted_keyring_daemon_is_reconnected_to() {
                 .map(|read| read.is_some_and(|r| r.as_slice() == value));
             if !matches!(result, Ok(true)) {
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                // Start the daemon again before failing: the tests after this one need it.
+                std::thread::sleep(Duration::from_millis(300));
+                let _ = store.get(&entry);
                 panic!("round {done}: {result:?}");
             }
             done += 1;

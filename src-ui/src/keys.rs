@@ -274,7 +274,7 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                             </tr>
                         </thead>
                         <tbody node_ref=window.body>
-                            <tr class="spacer" aria-hidden="true" style:height=move || rows_px(range.get().0)>
+                            <tr class="spacer" aria-hidden="true" style:height=move || window.spacer(range.get().0)>
                                 <td colspan=columns></td>
                             </tr>
                             <For
@@ -288,7 +288,7 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                                     on_usage=move |k| charting.set(Some(k))
                                     on_pause=on_pause />
                             </For>
-                            <tr class="spacer" aria-hidden="true" style:height=move || rows_px(shown.with(Vec::len) - range.get().1)>
+                            <tr class="spacer" aria-hidden="true" style:height=move || window.spacer(shown.with(Vec::len) - range.get().1)>
                                 <td colspan=columns></td>
                             </tr>
                         </tbody>
@@ -468,25 +468,21 @@ fn KeyRow(
     }
 }
 
-/// A key's row height in px (`--row-h` in styles.css is the same). Rows are all this tall so
-/// that the list can put in the page only the rows in view: with 10,000 keys it renders a
-/// few dozen (issue 12).
+/// A key's row height in px until the stylesheet's `--row-h` is read. Rows are all one
+/// height (`--row-h`, which depends on the window's width), so that the list can put in the
+/// page only the rows in view: with 10,000 keys it renders a few dozen (issue 12).
 const ROW_PX: f64 = 64.0;
 /// Rows rendered beyond each edge of the window, so that moving focus (Tab) to the next row
 /// finds it rendered, and scrolling it into view brings the rows after it.
 const OVERSCAN: usize = 12;
 
-fn rows_px(rows: usize) -> String {
-    format!("{}px", rows as f64 * ROW_PX)
-}
-
 /// Where the list is in the window, for [`ListWindow::range`].
 #[derive(Debug, Clone, Copy)]
 struct ListWindow {
     body: NodeRef<leptos::html::Tbody>,
-    /// How far the list's first row is above the window's top (negative when below it), and
-    /// the window's height, in px.
-    view: RwSignal<(f64, f64)>,
+    /// How far the list's first row is above the window's top (negative when below it), the
+    /// window's height, and a row's height (`--row-h`), in px.
+    view: RwSignal<(f64, f64, f64)>,
 }
 
 impl ListWindow {
@@ -494,7 +490,7 @@ impl ListWindow {
     fn new() -> ListWindow {
         let list = ListWindow {
             body: NodeRef::new(),
-            view: RwSignal::new((0.0, 1080.0)),
+            view: RwSignal::new((0.0, 1080.0, ROW_PX)),
         };
         let scroll = window_event_listener(leptos::ev::scroll, move |_| list.measure());
         let resize = window_event_listener(leptos::ev::resize, move |_| list.measure());
@@ -520,7 +516,15 @@ impl ListWindow {
             .ok()
             .and_then(|h| h.as_f64())
             .unwrap_or(1080.0);
-        let now = (-top, height);
+        let row = window()
+            .get_computed_style(&body)
+            .ok()
+            .flatten()
+            .and_then(|style| style.get_property_value("--row-h").ok())
+            .and_then(|v| v.trim().trim_end_matches("px").parse::<f64>().ok())
+            .filter(|px| *px >= 1.0)
+            .unwrap_or(ROW_PX);
+        let now = (-top, height, row);
         if self.view.get_untracked() != now {
             self.view.set(now);
         }
@@ -529,11 +533,16 @@ impl ListWindow {
     /// The rows `[first, last)` of `n` to render: those in the window and [`OVERSCAN`] more
     /// on each side.
     fn range(self, n: usize) -> (usize, usize) {
-        let (above, height) = self.view.get();
-        let top_row = (above.max(0.0) / ROW_PX) as usize;
-        let in_view = (height.max(0.0) / ROW_PX).ceil() as usize + 1;
+        let (above, height, row) = self.view.get();
+        let top_row = (above.max(0.0) / row) as usize;
+        let in_view = (height.max(0.0) / row).ceil() as usize + 1;
         let first = top_row.saturating_sub(OVERSCAN).min(n);
         let last = top_row.saturating_add(in_view + OVERSCAN).min(n);
         (first, last.max(first))
+    }
+
+    /// The height of `rows` rows, for a spacer.
+    fn spacer(self, rows: usize) -> String {
+        format!("{}px", rows as f64 * self.view.get().2)
     }
 }
