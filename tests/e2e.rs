@@ -461,6 +461,18 @@ async fn rows_are_one_height(driver: &WebDriver) {
     assert!(off.is_empty(), "rows not {row} px tall: {off:?}");
 }
 
+/// Presses Ctrl+`key` as a person would, wherever the focus is.
+async fn press_ctrl(driver: &WebDriver, key: &str) {
+    driver
+        .action_chain()
+        .key_down(Key::Control)
+        .send_keys(key)
+        .key_up(Key::Control)
+        .perform()
+        .await
+        .unwrap();
+}
+
 /// Generates a key named `name` with the defaults and returns it as the reveal shows it.
 async fn generate(driver: &WebDriver, name: &str) -> String {
     by_id(driver, "create-key").await.click().await.unwrap();
@@ -517,14 +529,7 @@ async fn the_key_leaves_only_through_the_backend(
         "the middle-click selection holds the key"
     );
     // Ctrl+C, wherever the focus is (the drag took it from the dialog's buttons).
-    driver
-        .action_chain()
-        .key_down(Key::Control)
-        .send_keys("c")
-        .key_up(Key::Control)
-        .perform()
-        .await
-        .unwrap();
+    press_ctrl(driver, "c").await;
     let note = by_id(driver, "copy-note").await.text().await.unwrap();
     assert!(note.contains("cleared in 3 seconds"), "{note}");
     assert_eq!(clipboard().as_deref(), Some(by_keyboard.as_str()));
@@ -586,14 +591,7 @@ async fn the_key_leaves_only_through_the_backend(
     // Lock (Ctrl+L, as the idle lock does) while an uncopied key is shown: after unlocking,
     // the member is told and revokes it from there.
     let locked = generate(driver, "Lost to the lock").await;
-    driver
-        .action_chain()
-        .key_down(Key::Control)
-        .send_keys("l")
-        .key_up(Key::Control)
-        .perform()
-        .await
-        .unwrap();
+    press_ctrl(driver, "l").await;
     by_id(driver, "unlock-name")
         .await
         .send_keys("Olive Owner")

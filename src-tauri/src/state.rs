@@ -654,11 +654,16 @@ impl AppState {
         Ok(self.start_reveal(reveal))
     }
 
-    fn start_reveal(&self, reveal: KeyReveal) -> KeyReveal {
-        let member_id = lock(&self.session)
+    /// The signed-in member's id ("" when locked), without counting as activity.
+    fn signed_in_id(&self) -> String {
+        lock(&self.session)
             .as_ref()
             .map(|s| s.member.id.clone())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    fn start_reveal(&self, reveal: KeyReveal) -> KeyReveal {
+        let member_id = self.signed_in_id();
         let replaced = lock(&self.reveal).replace(PendingReveal {
             key: reveal.key.clone(),
             member_id,
@@ -703,10 +708,7 @@ impl AppState {
     /// [`ErrorCode::NotSignedIn`] and the list's errors.
     pub async fn take_unsaved_key(&self) -> Result<Option<KeySummary>, IpcError> {
         let team = self.team().await?;
-        let member_id = lock(&self.session)
-            .as_ref()
-            .map(|s| s.member.id.clone())
-            .unwrap_or_default();
+        let member_id = self.signed_in_id();
         let taken = {
             let mut guard = lock(&self.unsaved);
             if guard.as_ref().is_some_and(|u| u.member_id == member_id) {
