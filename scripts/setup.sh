@@ -27,6 +27,9 @@ APT_PACKAGES=(
   # PostgreSQL (the team server's store), and pg_virtualenv: a throwaway cluster per test run;
   # openssl makes the team server test's CA and certificate.
   postgresql postgresql-common openssl
+  # The package test (scripts/test-package.sh): a clean Debian root, and systemd-analyze to
+  # rate the verifier unit's hardening.
+  mmdebstrap systemd
 )
 # Node (another upstream) often comes from elsewhere (nodesource, nvm): Debian's only if none.
 command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: formatting and lints, the core's unit and database
-# tests, the real OS keyring (a private gnome-keyring), the CLI, and the desktop app under
-# Xvfb over WebDriver. Installs what it needs first (scripts/setup.sh).
+# tests, the real OS keyring (a private gnome-keyring), the CLI, the desktop app under Xvfb
+# over WebDriver, and the Debian package installed on a clean Debian root. Installs what it
+# needs first (scripts/setup.sh).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$KEYSMITH_ROOT"
@@ -53,6 +54,10 @@ scripts/with-session.sh --display -- scripts/with-postgres.sh -- bash -c '
   cargo test --profile ci --no-fail-fast -p keysmith-tests --test team_server \
     --test desktop_team_server -- --ignored
 ' bash "${POSTGRES_SKIPS[@]}"
+
+step "Debian package: built with Tauri's bundler, installed and tested on a clean Debian root (mmdebstrap)"
+scripts/package.sh --profile ci
+scripts/test-package.sh
 
 step "fuzz (short run of each target on its corpus)"
 scripts/fuzz.sh 20
