@@ -147,7 +147,11 @@ async fn the_installed_package_works_and_removing_it_keeps_the_users_data() {
     // Purge: the programs, the menu entry, the unit and the configuration the package made
     // go; the user's account does not.
     let db = pkg.data_dir().join("keysmith.sqlite3");
-    assert!(db.is_file(), "the app's database is not at {}", db.display());
+    assert!(
+        db.is_file(),
+        "the app's database is not at {}",
+        db.display()
+    );
     let keyring_files = pkg.path(&format!("{}/keyrings", pkg.session["XDG_DATA_HOME"]));
     pkg.ok(&["apt-get", "purge", "-y", "-q", "keysmith"]);
     for gone_path in [
@@ -170,7 +174,11 @@ async fn the_installed_package_works_and_removing_it_keeps_the_users_data() {
 
     // Installed again, the same account answers as before.
     pkg.ok(&["apt-get", "install", "-y", "-q", "/tmp/keysmith.deb"]);
-    assert_eq!(pkg.verify(&kept).0, Some(0), "the kept key after reinstalling");
+    assert_eq!(
+        pkg.verify(&kept).0,
+        Some(0),
+        "the kept key after reinstalling"
+    );
     let (code, message) = pkg.verify(&revoked);
     assert_eq!(code, Some(1), "{message}");
     assert!(message.contains("revoked"), "{message}");
@@ -212,8 +220,7 @@ fn what_the_package_installed(pkg: &Installed) {
     let unit = "/usr/lib/systemd/system/keysmith-verifier.service";
     assert!(pkg.path(unit).is_file(), "no {unit}");
     assert!(
-        !pkg
-            .path("/etc/systemd/system/multi-user.target.wants/keysmith-verifier.service")
+        !pkg.path("/etc/systemd/system/multi-user.target.wants/keysmith-verifier.service")
             .exists(),
         "the verifier is enabled by installing"
     );
