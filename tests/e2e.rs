@@ -570,7 +570,9 @@ async fn the_key_leaves_only_through_the_backend(
     let ret = driver
         .execute_async(
             r#"const done = arguments[arguments.length - 1];
-               window.__TAURI__.core.invoke('list_keys')
+               window.__TAURI__.core.invoke('list_keys', { known: null })
+                 .then(bytes => new TextDecoder().decode(bytes))
+                 .then(text => JSON.parse(text.slice(text.indexOf('\n') + 1)))
                  .then(keys => window.__TAURI__.core.invoke('copy_key',
                      { request: { id: keys.find(k => k.name === 'Lost to a reload').id } }))
                  .then(() => done('copied'), e => done(e.code));"#,

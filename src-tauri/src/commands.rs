@@ -47,8 +47,15 @@ pub async fn scan_folder(
 }
 
 #[tauri::command]
-pub async fn list_keys(state: State<'_, AppState>) -> Result<Vec<KeySummary>, IpcError> {
-    state.list_keys().await
+pub async fn list_keys(
+    state: State<'_, AppState>,
+    known: Option<String>,
+    first: Option<u32>,
+) -> Result<tauri::ipc::Response, IpcError> {
+    state
+        .key_list(known.as_deref(), first)
+        .await
+        .map(tauri::ipc::Response::new)
 }
 
 #[tauri::command]

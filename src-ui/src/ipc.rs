@@ -42,31 +42,28 @@ pub fn on_signed_out(handler: impl Fn() + 'static) {
 }
 
 async fn call<R: DeserializeOwned>(cmd: &str, args: JsValue) -> Result<R, IpcError> {
-    let result = invoke(cmd, args).await;
-    if let Err(e) = &result {
+    serde_wasm_bindgen::from_value(call_raw(cmd, args).await?)
+        .map_err(|e| internal(format!("Unexpected answer from the backend: {e}")))
+}
+
+/// Runs the command; its refusal as the backend's `IpcError`, after which a lost session
+/// sends the app back to sign-in.
+async fn call_raw(cmd: &str, args: JsValue) -> Result<JsValue, IpcError> {
+    tauri_invoke(cmd, args).await.map_err(|err| {
+        let e = serde_wasm_bindgen::from_value::<IpcError>(err.clone()).unwrap_or_else(|_| {
+            internal(
+                err.as_string()
+                    .unwrap_or_else(|| "The backend did not answer.".to_owned()),
+            )
+        });
         let gone = matches!(e.code, ErrorCode::SessionExpired | ErrorCode::NotSignedIn);
         if gone && !matches!(cmd, "unlock" | "session_status" | "lock") {
             if let Some(handler) = SIGNED_OUT.with(|h| h.borrow().clone()) {
                 handler();
             }
         }
-    }
-    result
-}
-
-async fn invoke<R: DeserializeOwned>(cmd: &str, args: JsValue) -> Result<R, IpcError> {
-    match tauri_invoke(cmd, args).await {
-        Ok(value) => serde_wasm_bindgen::from_value(value)
-            .map_err(|e| internal(format!("Unexpected answer from the backend: {e}"))),
-        Err(err) => Err(
-            serde_wasm_bindgen::from_value::<IpcError>(err.clone()).unwrap_or_else(|_| {
-                internal(
-                    err.as_string()
-                        .unwrap_or_else(|| "The backend did not answer.".to_owned()),
-                )
-            }),
-        ),
-    }
+        e
+    })
 }
 
 /// `{ request: … }`, the argument object of commands that take a request.
@@ -104,8 +101,41 @@ pub async fn list_scopes() -> Result<Vec<ScopeInfo>, IpcError> {
     call("list_scopes", no_args()).await
 }
 
-pub async fn list_keys() -> Result<Vec<KeySummary>, IpcError> {
-    call("list_keys", no_args()).await
+/// The key list, unless it is the one whose fingerprint is `known`.
+pub enum KeyList {
+    /// The list changed (or `known` was `None`): here it is, with its new fingerprint.
+    Changed {
+        fingerprint: String,
+        keys: Vec<KeySummary>,
+    },
+    Unchanged,
+}
+
+/// The backend answers `FINGERPRINT\nJSON` as bytes (see `AppState::key_list`), parsed
+/// here by serde_json in one pass: for 10,000 keys much faster than a JavaScript object
+/// converted field by field.
+///
+/// `first`: only the newest that many keys (the page's first screen).
+pub async fn list_keys(known: Option<&str>, first: Option<u32>) -> Result<KeyList, IpcError> {
+    #[derive(Serialize)]
+    struct Args<'a> {
+        known: Option<&'a str>,
+        first: Option<u32>,
+    }
+    let args = Args { known, first }
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| internal(format!("Cannot send the request: {e}")))?;
+    let bytes = js_sys::Uint8Array::new(&call_raw("list_keys", args).await?).to_vec();
+    let unexpected = || internal("Unexpected answer from the backend to list_keys".to_owned());
+    match bytes.iter().position(|&b| b == b'\n') {
+        None if known.is_some_and(|k| k.as_bytes() == bytes.as_slice()) => Ok(KeyList::Unchanged),
+        None => Err(unexpected()),
+        Some(at) => Ok(KeyList::Changed {
+            fingerprint: String::from_utf8(bytes[..at].to_vec()).map_err(|_| unexpected())?,
+            keys: serde_json::from_slice(&bytes[at + 1..])
+                .map_err(|e| internal(format!("Unexpected key list from the backend: {e}")))?,
+        }),
+    }
 }
 
 pub async fn scan_folder(req: &ScanRequest) -> Result<ScanReport, IpcError> {

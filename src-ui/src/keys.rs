@@ -15,6 +15,10 @@ use crate::scan::ScanDialog;
 use crate::usage::UsageDialog;
 use crate::{format, ipc};
 
+/// How many keys the page asks for first, before the whole list: more than a full-screen
+/// window shows.
+const FIRST_PAGE: u32 = 60;
+
 #[component]
 pub fn KeysPage(member: MemberSummary) -> impl IntoView {
     let keys = RwSignal::new(Vec::<KeySummary>::new());
@@ -41,19 +45,60 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
         }
     };
 
+    // The fingerprint of the list in `keys`: the backend sends the list again only when it
+    // changed, so the refresh below costs the page nothing otherwise.
+    let fingerprint = StoredValue::new(None::<String>);
+    // Whether `keys` is the whole list, not yet only its first page.
+    let complete = RwSignal::new(false);
     let reload = move || {
         spawn_local(async move {
-            match ipc::list_keys().await {
-                Ok(list) => {
+            let known = fingerprint.get_value();
+            match ipc::list_keys(known.as_deref(), None).await {
+                Ok(ipc::KeyList::Changed {
+                    fingerprint: now,
+                    keys: list,
+                }) => {
+                    fingerprint.set_value(Some(now));
                     keys.set(list);
                     load_error.set(None);
+                    complete.set(true);
+                }
+                Ok(ipc::KeyList::Unchanged) => {
+                    if load_error.with_untracked(Option::is_some) {
+                        load_error.set(None);
+                    }
                 }
                 Err(e) => load_error.set(Some(e.message)),
             }
-            loaded.set(true);
+            if !loaded.get_untracked() {
+                loaded.set(true);
+            }
         })
     };
-    reload();
+    // The first screen's keys first, then the whole list: with thousands of keys the first
+    // rows show at once. A first page shorter than asked for is already the whole list.
+    spawn_local(async move {
+        match ipc::list_keys(None, Some(FIRST_PAGE)).await {
+            Ok(ipc::KeyList::Changed {
+                fingerprint: now,
+                keys: page,
+            }) if !complete.get_untracked() => {
+                let whole = page.len() < FIRST_PAGE as usize;
+                keys.set(page);
+                loaded.set(true);
+                if whole {
+                    fingerprint.set_value(Some(now));
+                    complete.set(true);
+                    return;
+                }
+                // The rest once these rows are painted, so it does not hold up their frame.
+                request_animation_frame(move || set_timeout(reload, std::time::Duration::ZERO));
+                return;
+            }
+            _ => {}
+        }
+        reload();
+    });
     // A key this member generated whose display ended uncopied (the app locked, the page
     // reloaded): say so, and offer to revoke it.
     let unsaved = RwSignal::new(None::<KeySummary>);
@@ -108,6 +153,7 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
     // What is above the table may change with the filters ("Showing n of m"): look again.
     Effect::new(move |_| {
         shown.track();
+        complete.track();
         request_animation_frame(move || window.measure());
     });
     let visible = move || {
@@ -245,6 +291,9 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                         <h2>"No API keys yet"</h2>
                         <p class="muted">"Create a key for each app or integration that needs access."</p>
                     </div>
+                </Show>
+                <Show when=move || loaded.get() && !complete.get() && load_error.with(Option::is_none)>
+                    <p class="muted" id="keys-more" role="status">"Loading the rest of the keys…"</p>
                 </Show>
                 <Show when=move || loaded.get() && !keys.with(Vec::is_empty) && narrowed()>
                     <p class="muted" id="keys-count" role="status">

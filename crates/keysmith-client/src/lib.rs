@@ -406,12 +406,28 @@ impl Team {
     /// # Errors
     /// The registry's or server's error.
     pub async fn list_keys(&self) -> Result<Vec<KeySummary>, IpcError> {
+        self.list_newest_keys(None).await
+    }
+
+    /// The newest `limit` keys (all for `None`), newest first. A team server sends the whole
+    /// list, cut here.
+    pub async fn list_newest_keys(&self, limit: Option<u32>) -> Result<Vec<KeySummary>, IpcError> {
         match self {
             Team::Local {
                 registry,
                 member_id,
-            } => registry.list_keys(member_id).await.map_err(core),
-            Team::Remote(r) => r.call(reqwest::Method::GET, "/v1/keys", None).await,
+            } => registry
+                .list_newest_keys(member_id, limit)
+                .await
+                .map_err(core),
+            Team::Remote(r) => {
+                let mut keys: Vec<KeySummary> =
+                    r.call(reqwest::Method::GET, "/v1/keys", None).await?;
+                if let Some(n) = limit {
+                    keys.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+                }
+                Ok(keys)
+            }
         }
     }
 

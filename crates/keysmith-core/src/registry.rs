@@ -811,12 +811,25 @@ impl Registry {
     /// # Errors
     /// [`Error::NotSignedIn`], [`Error::NotPermitted`] (Authors and Viewers).
     pub async fn list_keys(&self, actor_id: &str) -> Result<Vec<KeySummary>> {
+        self.list_newest_keys(actor_id, None).await
+    }
+
+    /// [`Registry::list_keys`], only the newest `limit` of them when `limit` is given: the
+    /// keys page shows these first, before the whole of a long list arrives.
+    ///
+    /// # Errors
+    /// As [`Registry::list_keys`].
+    pub async fn list_newest_keys(
+        &self,
+        actor_id: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<KeySummary>> {
         let actor = self.actor(actor_id).await?;
         let rows = if permits(actor.role, Action::SeeOthersKeys) {
-            store::list_keys_with_state(&self.pool, None).await?
+            store::list_keys_with_state(&self.pool, None, limit).await?
         } else {
             authorize(actor.role, Action::SeeOwnKeys)?;
-            store::list_keys_with_state(&self.pool, Some(&actor.id)).await?
+            store::list_keys_with_state(&self.pool, Some(&actor.id), limit).await?
         };
         let now = self.clock.now_ms();
         let row_key = &self.keys().await?.rows;

@@ -569,31 +569,41 @@ pub struct KeyRowWithState {
 /// audit log last recorded for it, in one statement: one snapshot of the database, so a change
 /// committed meanwhile cannot make a row and its recorded state disagree (one index look-up
 /// per row, not one query per row).
+///
+/// `limit`: only the first that many, newest first (the index `api_keys_newest` reads them
+/// in order); `None` for all.
 pub async fn list_keys_with_state<'a>(
     ex: impl Into<Ex<'a>>,
     created_by: Option<&str>,
+    limit: Option<u32>,
 ) -> Result<Vec<KeyRowWithState>> {
     const STATE: &str = "(SELECT a.state FROM audit_log a \
          WHERE a.subject = 'key:' || k.id AND a.state IS NOT NULL \
          ORDER BY a.seq DESC LIMIT 1) AS recorded_state";
-    let rows = match created_by {
-        Some(member) => {
-            on!(ex, c => sqlx::query_as(&format!(
-                "SELECT {STATE}, {KEY_COLUMNS} WHERE k.created_by = $1 \
-                 ORDER BY k.created_at DESC, k.id DESC"
-            ))
-            .bind(member)
-            .fetch_all(c)
-            .await?)
-        }
+    // SQLite reads "no limit" as LIMIT -1, PostgreSQL as LIMIT NULL: so no LIMIT at all.
+    let (filter, limit_at) = match created_by {
+        Some(_) => ("WHERE k.created_by = $1", 2),
+        None => ("", 1),
+    };
+    let sql = match limit {
+        Some(_) => format!(
+            "SELECT {STATE}, {KEY_COLUMNS} {filter} ORDER BY k.created_at DESC, k.id DESC \
+             LIMIT ${limit_at}"
+        ),
         None => {
-            on!(ex, c => sqlx::query_as(&format!(
-                "SELECT {STATE}, {KEY_COLUMNS} ORDER BY k.created_at DESC, k.id DESC"
-            ))
-            .fetch_all(c)
-            .await?)
+            format!("SELECT {STATE}, {KEY_COLUMNS} {filter} ORDER BY k.created_at DESC, k.id DESC")
         }
     };
+    let rows = on!(ex, c => {
+        let mut query = sqlx::query_as(&sql);
+        if let Some(member) = created_by {
+            query = query.bind(member);
+        }
+        if let Some(n) = limit {
+            query = query.bind(i64::from(n));
+        }
+        query.fetch_all(c).await?
+    });
     Ok(rows)
 }
 

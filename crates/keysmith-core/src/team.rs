@@ -88,7 +88,7 @@ impl Registry {
     pub async fn list_members(&self, actor_id: &str) -> Result<Vec<MemberListing>> {
         let actor = self.actor(actor_id).await?;
         authorize(actor.role, Action::SeeMembers)?;
-        let keys = store::list_keys_with_state(&self.pool, None).await?;
+        let keys = store::list_keys_with_state(&self.pool, None, None).await?;
         store::list_members(&self.pool)
             .await?
             .into_iter()

@@ -204,6 +204,42 @@ async fn a_copied_database_without_the_pepper_confirms_nothing() {
     assert_eq!(err.code(), ErrorCode::PepperMissing);
 }
 
+/// The keys page's first page: the newest `n` keys are the whole list's first `n`, for each
+/// role that may list (a Manager's own keys only), on both engines.
+#[tokio::test]
+async fn the_newest_keys_are_the_whole_lists_first() {
+    let f = fixture().await;
+    let o = owner(&f).await;
+    let manager = insert_member(&f, "Max", Role::Manager).await;
+    let viewer = insert_member(&f, "Vic", Role::Viewer).await;
+    for i in 0..5 {
+        let creator = if i % 2 == 0 { &o } else { &manager };
+        f.registry
+            .generate_key(creator, &format!("key {i}"))
+            .await
+            .unwrap();
+    }
+    for (actor, count) in [(&o, 5), (&manager, 2)] {
+        let all = f.registry.list_keys(actor).await.unwrap();
+        assert_eq!(all.len(), count);
+        for n in 0..=6u32 {
+            let first = f.registry.list_newest_keys(actor, Some(n)).await.unwrap();
+            assert_eq!(
+                first,
+                all[..all.len().min(n as usize)],
+                "{actor}: first {n}"
+            );
+        }
+        assert_eq!(f.registry.list_newest_keys(actor, None).await.unwrap(), all);
+    }
+    let err = f
+        .registry
+        .list_newest_keys(&viewer, Some(1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::NotPermitted);
+}
+
 #[tokio::test]
 async fn roles_decide_generate_list_and_revoke() {
     let f = fixture().await;
