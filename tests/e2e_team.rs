@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use keysmith_tests::ui::{
-    accessible, by_id, click, eventually, gone, launch, rows, select, shot, type_into,
+    accessible, by_id, click, eventually, focus_returns_to, gone, launch, rows, select, shot,
+    type_into,
 };
 use keysmith_tests::{cli, require_secret_service, PASSPHRASE};
 use thirtyfour::prelude::*;
@@ -121,6 +122,8 @@ async fn team(d: &WebDriver, data_dir: &Path) {
         .await
         .unwrap();
     gone(d, "add-member-dialog").await;
+    // Focus goes back to the control that opened the dialog, not to the top of the page.
+    focus_returns_to(d, "#add-member").await;
     shot(d, "10-members").await;
     accessible(d, "10-members").await;
     lock(d).await;
@@ -205,14 +208,27 @@ async fn team(d: &WebDriver, data_dir: &Path) {
     // The Owner removes the Manager after the preview: the remaining key is revoked.
     unlock(d, "Olive Owner", PASSPHRASE).await;
     click(d, "tab-members").await;
-    d.query(By::Css("tr[data-member='Max Manager'] button.remove"))
-        .wait(Duration::from_secs(10), Duration::from_millis(50))
-        .first()
+    let remove_max = "tr[data-member='Max Manager'] button.remove";
+    let open_remove = || async {
+        d.query(By::Css(remove_max))
+            .wait(Duration::from_secs(10), Duration::from_millis(50))
+            .first()
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    };
+    // Escape first: focus returns to that row's Remove button.
+    open_remove().await;
+    by_id(d, "remove-confirm")
         .await
-        .unwrap()
-        .click()
+        .send_keys(Key::Escape)
         .await
         .unwrap();
+    gone(d, "remove-member-dialog").await;
+    focus_returns_to(d, remove_max).await;
+    open_remove().await;
     let preview = by_id(d, "remove-preview").await.text().await.unwrap();
     assert!(
         preview.contains("Max webhooks") && !preview.contains("Max CRM sync"),
@@ -311,6 +327,7 @@ async fn team(d: &WebDriver, data_dir: &Path) {
         .await
         .unwrap();
     gone(d, "transfer-dialog").await;
+    focus_returns_to(d, make_owner).await;
     d.find(By::Css(make_owner))
         .await
         .unwrap()
