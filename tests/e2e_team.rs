@@ -49,11 +49,21 @@ async fn add_member(d: &WebDriver, name: &str, role: &str) {
     type_into(d, "member-pass", INITIAL).await;
     click(d, "add-member-submit").await;
     gone(d, "add-member-dialog").await;
-    d.query(By::Css(format!("tr[data-member='{name}']")))
+    when_shown(d, &format!("tr[data-member='{name}']")).await;
+}
+
+/// The element `css` selects, once it is there (up to 10 s: the list it is in may still be
+/// loading).
+async fn when_shown(d: &WebDriver, css: &str) -> WebElement {
+    d.query(By::Css(css))
         .wait(Duration::from_secs(10), Duration::from_millis(50))
         .first()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn click_when_shown(d: &WebDriver, css: &str) {
+    when_shown(d, css).await.click().await.unwrap();
 }
 
 async fn first_sign_in(d: &WebDriver, name: &str, own: &str) {
@@ -209,18 +219,8 @@ async fn team(d: &WebDriver, data_dir: &Path) {
     unlock(d, "Olive Owner", PASSPHRASE).await;
     click(d, "tab-members").await;
     let remove_max = "tr[data-member='Max Manager'] button.remove";
-    let open_remove = || async {
-        d.query(By::Css(remove_max))
-            .wait(Duration::from_secs(10), Duration::from_millis(50))
-            .first()
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-    };
     // Escape first: focus returns to that row's Remove button.
-    open_remove().await;
+    click_when_shown(d, remove_max).await;
     by_id(d, "remove-confirm")
         .await
         .send_keys(Key::Escape)
@@ -228,7 +228,7 @@ async fn team(d: &WebDriver, data_dir: &Path) {
         .unwrap();
     gone(d, "remove-member-dialog").await;
     focus_returns_to(d, remove_max).await;
-    open_remove().await;
+    click_when_shown(d, remove_max).await;
     let preview = by_id(d, "remove-preview").await.text().await.unwrap();
     assert!(
         preview.contains("Max webhooks") && !preview.contains("Max CRM sync"),
@@ -313,14 +313,7 @@ async fn team(d: &WebDriver, data_dir: &Path) {
     // Ownership moves only after a confirmation.
     click(d, "tab-members").await;
     let make_owner = "tr[data-member='Ada Admin'] button.transfer";
-    d.query(By::Css(make_owner))
-        .wait(Duration::from_secs(10), Duration::from_millis(50))
-        .first()
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_when_shown(d, make_owner).await;
     by_id(d, "transfer-cancel")
         .await
         .send_keys(Key::Escape)

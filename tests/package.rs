@@ -22,7 +22,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use keysmith_tests::ui::{by_id, focused_id, gone, rows};
-use keysmith_tests::{free_port, http, install_crypto_provider, PASSPHRASE};
+use keysmith_tests::{forward_auth_status, free_port, install_crypto_provider, PASSPHRASE};
 use thirtyfour::prelude::*;
 
 /// The root and the session `scripts/test-package.sh` prepared.
@@ -385,24 +385,10 @@ fn the_verifier_runs_as_its_unit_says(pkg: &Installed, revoked: &str, kept: &str
         .stderr(Stdio::piped());
     let mut verifier = keysmith_tests::Running(cmd.spawn().unwrap());
     keysmith_tests::wait_for_port(port, &mut verifier.0, "the packaged verifier");
-    let check = |key: &str, uri: &str| {
-        let bearer = format!("Bearer {key}");
-        http(
-            port,
-            "GET",
-            "/",
-            &[
-                ("Authorization", bearer.as_str()),
-                ("X-Original-Method", "GET"),
-                ("X-Original-URI", uri),
-            ],
-        )
-        .status
-    };
     // The Owner's key may call everything under the example policy; the revoked one nothing.
-    assert_eq!(check(kept, "/v1/reports"), 204);
-    assert_eq!(check(revoked, "/v1/reports"), 401);
-    assert_eq!(check("ksk_not-a-key", "/v1/reports"), 401);
+    assert_eq!(forward_auth_status(port, kept), 204);
+    assert_eq!(forward_auth_status(port, revoked), 401);
+    assert_eq!(forward_auth_status(port, "ksk_not-a-key"), 401);
     drop(verifier);
     std::thread::sleep(Duration::from_millis(200));
 }
