@@ -113,6 +113,18 @@ impl Installed {
     }
 }
 
+/// Whether a process of the installed app (`/usr/bin/keysmith-app` in `root`) still runs.
+fn app_running(root: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let dir = entry.path();
+        std::fs::read_link(dir.join("root")).is_ok_and(|r| r == root)
+            && std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.trim() == "keysmith-app")
+    })
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -140,6 +152,16 @@ async fn the_installed_package_works_and_removing_it_keeps_the_users_data() {
         .expect("a WebDriver session with the installed app");
     let result = flows(&driver, &pkg).await;
     let _ = driver.quit().await;
+    // The app writes its last changes back into the database file as it exits (SQLite's WAL):
+    // wait for that before anything reads the file as a copy.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while app_running(&pkg.root) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the installed app did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let (revoked, kept) = result;
 
     the_verifier_runs_as_its_unit_says(&pkg, &revoked, &kept);
@@ -360,7 +382,7 @@ fn the_verifier_runs_as_its_unit_says(pkg: &Installed, revoked: &str, kept: &str
         "-ec",
         &format!(
             "install -d -o nobody -m 0700 {data_dir} {credentials}
-             cp {user_data}/keysmith.sqlite3 {data_dir}/
+             cp {user_data}/keysmith.sqlite3* {data_dir}/
              chown -R nobody {data_dir}
              install -o nobody -m 0400 /etc/keysmith/pepper {credentials}/pepper"
         ),
@@ -382,13 +404,14 @@ fn the_verifier_runs_as_its_unit_says(pkg: &Installed, revoked: &str, kept: &str
         ])
         .args(&args)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(std::fs::File::create(pkg.path("/tmp/verifier.log")).unwrap());
     let mut verifier = keysmith_tests::Running(cmd.spawn().unwrap());
     keysmith_tests::wait_for_port(port, &mut verifier.0, "the packaged verifier");
     // The Owner's key may call everything under the example policy; the revoked one nothing.
-    assert_eq!(forward_auth_status(port, kept), 204);
-    assert_eq!(forward_auth_status(port, revoked), 401);
-    assert_eq!(forward_auth_status(port, "ksk_not-a-key"), 401);
+    let log = || std::fs::read_to_string(pkg.path("/tmp/verifier.log")).unwrap_or_default();
+    assert_eq!(forward_auth_status(port, kept), 204, "{}", log());
+    assert_eq!(forward_auth_status(port, revoked), 401, "{}", log());
+    assert_eq!(forward_auth_status(port, "ksk_not-a-key"), 401, "{}", log());
     drop(verifier);
     std::thread::sleep(Duration::from_millis(200));
 }
