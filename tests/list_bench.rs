@@ -237,17 +237,26 @@ async fn steps(driver: &WebDriver, full: bool, run: &mut Run) -> WebDriverResult
     run.first_render_ms = times.0;
     run.from_enter_ms = times.1;
     // The page shows the newest keys first, then the whole list ("Loading the rest…" until
-    // then): when the rest arrived, polled (so up to a WebDriver round trip late).
+    // then): when every key is in the table (its aria-rowcount counts the heading row too),
+    // polled, so up to a WebDriver round trip late.
+    let rows = if full { KEYS + 1 } else { 0 };
     run.whole_ms = loop {
         let ret = driver
             .execute(
-                "return document.getElementById('keys-more')
-                   ? null : performance.now() - window.__bench.shell;",
-                vec![],
+                "const alert = document.querySelector('[role=alert]');
+                 if (alert && alert.textContent) return alert.textContent;
+                 const table = document.getElementById('keys-table');
+                 const shown = table ? Number(table.getAttribute('aria-rowcount')) : 0;
+                 return shown === arguments[0] && !document.getElementById('keys-more')
+                   ? performance.now() - window.__bench.shell : null;",
+                vec![serde_json::json!(rows)],
             )
             .await?;
         if let Some(ms) = ret.json().as_f64() {
             break ms;
+        }
+        if let Some(alert) = ret.json().as_str() {
+            panic!("the keys page says: {alert}");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };

@@ -292,7 +292,7 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                         <p class="muted">"Create a key for each app or integration that needs access."</p>
                     </div>
                 </Show>
-                <Show when=move || loaded.get() && !complete.get() && load_error.with(Option::is_none)>
+                <Show when=move || loaded.get() && !complete.get()>
                     <p class="muted" id="keys-more" role="status">"Loading the rest of the keys…"</p>
                 </Show>
                 <Show when=move || loaded.get() && !keys.with(Vec::is_empty) && narrowed()>
