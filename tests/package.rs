@@ -53,13 +53,10 @@ impl Installed {
         self.root.join(inside.trim_start_matches('/'))
     }
 
-    /// Runs `args` inside the root (chroot) in the session, as root unless `user` is given;
-    /// `stdin` is written to its standard input.
-    fn run_as(&self, user: Option<&str>, args: &[&str], stdin: Option<&str>) -> Output {
+    /// Runs `args` inside the root (chroot) as root, in the session; `stdin` is written to
+    /// its standard input.
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new("chroot");
-        if let Some(user) = user {
-            cmd.arg(format!("--userspec={user}"));
-        }
         cmd.arg(&self.root)
             .arg("env")
             .arg("-i")
@@ -86,10 +83,6 @@ impl Installed {
                 .unwrap();
         }
         child.wait_with_output().unwrap()
-    }
-
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        self.run_as(None, args, stdin)
     }
 
     /// Runs `args` in the root and panics, with its output, unless it succeeds.
@@ -393,6 +386,7 @@ fn the_verifier_runs_as_its_unit_says(pkg: &Installed, revoked: &str, kept: &str
     let mut args: Vec<&str> = command.split_whitespace().collect();
     let listen = format!("127.0.0.1:{port}");
     args.extend(["--listen", &listen]);
+    // Not `Installed::run`: as the unit runs it, with nothing of the user's session.
     let mut cmd = Command::new("chroot");
     cmd.arg("--userspec=nobody:nogroup")
         .arg(&pkg.root)
