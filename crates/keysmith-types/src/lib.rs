@@ -403,16 +403,52 @@ impl KeySummary {
 
     /// Whether `query` is part of the key's name, its creator's name or its status label,
     /// ignoring case and the spaces around it. An empty query matches every key.
+    ///
+    /// A list searched at each keystroke prepares both sides once instead:
+    /// [`KeySummary::search_text`] per key, [`SearchQuery::new`] per keystroke.
     pub fn matches(&self, query: &str) -> bool {
-        let q = query.trim().to_lowercase();
-        q.is_empty()
-            || [
-                self.name.as_str(),
-                self.created_by.name.as_str(),
-                self.status_label(),
-            ]
-            .iter()
-            .any(|field| field.to_lowercase().contains(&q))
+        SearchQuery::new(query).matches(&self.search_text())
+    }
+
+    /// What a search looks through, lowercased: the key's name, its creator's name and its
+    /// status label, each followed by [`SearchQuery::SEPARATOR`] so that no match spans two
+    /// of them.
+    pub fn search_text(&self) -> String {
+        let mut text = String::with_capacity(self.name.len() + self.created_by.name.len() + 16);
+        for field in [
+            self.name.as_str(),
+            self.created_by.name.as_str(),
+            self.status_label(),
+        ] {
+            text.push_str(&field.to_lowercase());
+            text.push(SearchQuery::SEPARATOR);
+        }
+        text
+    }
+}
+
+/// A search of the key list as typed, prepared once for every key it is matched against:
+/// trimmed and lowercased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery(String);
+
+impl SearchQuery {
+    /// Ends each field in [`KeySummary::search_text`]: a control character, which names
+    /// cannot hold (the backend refuses them), so a query holding it matches nothing.
+    pub const SEPARATOR: char = '\u{1f}';
+
+    pub fn new(query: &str) -> SearchQuery {
+        SearchQuery(query.trim().to_lowercase())
+    }
+
+    /// Whether the query is empty (only spaces as typed): it matches every key.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a key whose [`KeySummary::search_text`] is `text` matches.
+    pub fn matches(&self, text: &str) -> bool {
+        self.0.is_empty() || (!self.0.contains(Self::SEPARATOR) && text.contains(&self.0))
     }
 }
 
@@ -913,6 +949,64 @@ mod tests {
         };
         assert!(rolled.matches("grace"));
         assert!(!rolled.matches("paused"));
+    }
+
+    /// The prepared search (one text per key, one query per keystroke) finds exactly what
+    /// searching each field on its own finds, for names in several scripts and cases, and
+    /// queries that span two fields or hold the separator.
+    #[test]
+    fn the_prepared_search_matches_field_by_field() {
+        let names = [
+            "Zapier Sync",
+            "ÖSEL",
+            "İstanbul billing",
+            "straße",
+            "ΣΊΣΥΦΟΣ",
+            "a",
+            "sync\u{1f}x",
+        ];
+        let queries = [
+            "",
+            " ",
+            "sync",
+            "SYNC ",
+            "zapier sync",
+            "sync ösel",
+            "ösel",
+            "i̇stanbul",
+            "STRASSE",
+            "straße",
+            "σίσυφος",
+            "active",
+            "e\u{1f}",
+            "\u{1f}",
+            "c ö",
+            "nilsson",
+        ];
+        for status in [KeyStatus::Active, KeyStatus::Paused, KeyStatus::Revoked] {
+            for name in names {
+                for creator in names {
+                    let mut k = key(status, 0);
+                    k.name = name.into();
+                    k.created_by.name = creator.into();
+                    let text = k.search_text();
+                    for query in queries {
+                        let q = query.trim().to_lowercase();
+                        let each = q.is_empty()
+                            || (!q.contains(SearchQuery::SEPARATOR)
+                                && [name, creator, k.status_label()]
+                                    .iter()
+                                    .any(|f| f.to_lowercase().contains(&q)));
+                        assert_eq!(
+                            SearchQuery::new(query).matches(&text),
+                            each,
+                            "{name:?} by {creator:?}, {status:?}, searched for {query:?}"
+                        );
+                        assert_eq!(k.matches(query), each);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
