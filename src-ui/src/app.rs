@@ -7,6 +7,7 @@ use leptos::task::spawn_local;
 
 use crate::dialogs::OpenDialogs;
 use crate::ipc;
+use crate::keys::KeyRowsWarmUp;
 use crate::shell::MainView;
 use crate::sign_in::{ChangePassphrasePage, FirstRunPage, JoinPage, UnlockPage};
 
@@ -94,6 +95,7 @@ pub fn App() -> impl IntoView {
                 on_join=join
                 on_left=move |()| refresh()
             />
+            <KeyRowsWarmUp />
         }
         .into_any(),
         Screen::ChangePassphrase(member) => {

@@ -1,7 +1,7 @@
 //! The API keys page: the list, "Create A Key", and the dialogs it opens.
 
 use keysmith_types::{
-    KeyReveal, KeyStatus, KeySummary, MemberSummary, Role, DAY_MS, EXPIRING_SOON_DAYS,
+    KeyReveal, KeyStatus, KeySummary, MemberSummary, Role, SearchQuery, DAY_MS, EXPIRING_SOON_DAYS,
     UNUSED_DAYS_DEFAULT,
 };
 use leptos::prelude::*;
@@ -127,18 +127,24 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
     // not used for `unused_days`.
     let flag = RwSignal::new(String::new());
     let unused_days = RwSignal::new(UNUSED_DAYS_DEFAULT);
+    // What the search looks through, per key, prepared once per list rather than per
+    // keystroke.
+    let search_texts = Memo::new(move |_| {
+        keys.with(|all| all.iter().map(KeySummary::search_text).collect::<Vec<_>>())
+    });
     // The keys that pass the filters, as positions in `keys`.
     let shown = Memo::new(move |_| {
         let f = filter.get();
-        let q = search.get();
+        let q = SearchQuery::new(&search.get());
         let wanted = flag.get();
         let days = unused_days.get();
         let now = js_sys::Date::now() as i64;
+        let texts = search_texts.read();
         keys.with(|all| {
             all.iter()
                 .enumerate()
                 .filter(|(_, k)| f.is_empty() || k.created_by.id == f)
-                .filter(|(_, k)| k.matches(&q))
+                .filter(|(i, _)| q.matches(texts.get(*i).map_or("", String::as_str)))
                 .filter(|(_, k)| match wanted.as_str() {
                     "expiring" => k.expires_within(now, EXPIRING_SOON_DAYS),
                     "unused" => k.unused_for(now, days),
@@ -162,12 +168,25 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
             keys.with(|all| {
                 positions[first..last]
                     .iter()
-                    .enumerate()
-                    .map(|(j, &i)| (first + j, all[i].clone()))
+                    .map(|&i| all[i].clone())
                     .collect::<Vec<_>>()
             })
         })
     };
+    // Each rendered row's place among the keys shown, by key id, for its `aria-rowindex`: a
+    // row stays in the page while the filters move it, so its place is not part of its key.
+    let places = Memo::new(move |_| {
+        let (first, last) = range.get();
+        shown.with(|positions| {
+            keys.with(|all| {
+                positions[first..last]
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &i)| (all[i].id.clone(), first + j))
+                    .collect::<std::collections::HashMap<_, _>>()
+            })
+        })
+    });
     let narrowed = move || {
         !filter.get().is_empty() || !search.get().trim().is_empty() || !flag.get().is_empty()
     };
@@ -328,10 +347,14 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                             </tr>
                             <For
                                 each=visible
-                                key=|(at, k)| (*at, k.id.clone(), k.revoked_at, k.last_used_at, k.expires_at, k.replaced_by.clone(), k.paused_at, k.status)
-                                let:item
+                                key=|k| (k.id.clone(), k.revoked_at, k.last_used_at, k.expires_at, k.replaced_by.clone(), k.paused_at, k.status)
+                                let:key
                             >
-                                <KeyRow key=item.1 position=item.0 sees_others=sees_others unused_days=unused_days
+                                <KeyRow position={
+                                        let id = key.id.clone();
+                                        Signal::derive(move || places.with(|p| p.get(&id).copied().unwrap_or(0)))
+                                    }
+                                    key=key sees_others=sees_others unused_days=unused_days
                                     on_revoke=move |k| revoking.set(Some(k))
                                     on_roll=move |k| rolling.set(Some(k))
                                     on_usage=move |k| charting.set(Some(k))
@@ -374,7 +397,8 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
 fn KeyRow(
     key: KeySummary,
     /// Its place among the keys shown (0 = first), for `aria-rowindex`.
-    position: usize,
+    #[prop(into)]
+    position: Signal<usize>,
     sees_others: bool,
     /// "Not used for N days" flags keys idle this long.
     unused_days: RwSignal<i64>,
@@ -388,10 +412,8 @@ fn KeyRow(
     let revoked = key.status == KeyStatus::Revoked;
     let active = key.status == KeyStatus::Active;
     let rolled = key.replaced_by.is_some();
-    let for_revoke = key.clone();
-    let for_roll = key.clone();
-    let for_pause = key.clone();
-    let for_usage = key.clone();
+    // What the buttons hand on: one copy for all of them, cloned only on a click.
+    let this = StoredValue::new(key.clone());
     let paused = key.status == KeyStatus::Paused;
     let expires = match (key.expires_at, rolled) {
         (None, _) => "Never".to_owned(),
@@ -401,8 +423,9 @@ fn KeyRow(
     let expires_title = rolled
         .then(|| "Replaced by a newer key; works until the end of its grace period".to_owned());
     let label = key.status_label();
+    let created = format!("Created {}", format::when(Some(key.created_at)));
     let details = {
-        let mut parts = vec![format!("Created {}", format::when(Some(key.created_at)))];
+        let mut parts = vec![created.clone()];
         if !key.allowed_sources.is_empty() {
             parts.push(format!("Only from {}", key.allowed_sources.join(", ")));
         }
@@ -444,10 +467,9 @@ fn KeyRow(
         view! { <span class="flag expiring" title="Its expiry, or the end of its grace period, is near: roll it or plan for it">{text}</span> }
     });
     let idle = {
-        let key = key.clone();
         move || {
             let days = unused_days.get();
-            key.unused_for(now, days).then(|| view! {
+            this.with_value(|k| k.unused_for(now, days)).then(|| view! {
                 <span class="flag unused" title="Still active but nothing used it lately: revoke it if nobody needs it">
                     {format!("Not used for {days}+ days")}
                 </span>
@@ -456,11 +478,11 @@ fn KeyRow(
     };
     view! {
         <tr class="key-row" class:revoked=!(active || paused) class:paused=paused data-key-id=key.id.clone()
-            aria-rowindex=(position + 2).to_string()>
+            aria-rowindex=move || (position.get() + 2).to_string()>
             <td class="name-cell"><div class="name-box">
                 <span class="name" title=key.name.clone()>{key.name.clone()}</span>
                 <span class="details" title=details>
-                <span class="created">{format!("Created {}", format::when(Some(key.created_at)))}</span>
+                <span class="created">{created}</span>
                 {(!key.allowed_sources.is_empty()).then(|| {
                     let list = key.allowed_sources.join(", ");
                     view! {
@@ -491,9 +513,9 @@ fn KeyRow(
             <td class="status-cell">{status}{expiring}{idle}</td>
             <td class="actions"><div class="row-actions">
                 <button class="ghost usage" title="Requests accepted and refused, per day, over the last 30 days"
-                    on:click=move |_| on_usage.run(for_usage.clone())>"Usage"</button>
+                    on:click=move |_| on_usage.run(this.get_value())>"Usage"</button>
                 {(active && !rolled).then(|| view! {
-                    <button class="ghost roll" on:click=move |_| on_roll.run(for_roll.clone())>"Roll"</button>
+                    <button class="ghost roll" on:click=move |_| on_roll.run(this.get_value())>"Roll"</button>
                 })}
                 {(active || paused).then(|| {
                     let label = if paused { "Resume" } else { "Pause" };
@@ -504,16 +526,89 @@ fn KeyRow(
                     };
                     view! {
                         <button class="ghost pause" title=title
-                            on:click=move |_| on_pause.run((for_pause.clone(), !paused))>{label}</button>
+                            on:click=move |_| on_pause.run((this.get_value(), !paused))>{label}</button>
                     }
                 })}
                 {(!revoked).then(|| view! {
-                    <button class="danger-ghost revoke" on:click=move |_| on_revoke.run(for_revoke.clone())>
+                    <button class="danger-ghost revoke" on:click=move |_| on_revoke.run(this.get_value())>
                         "Revoke"
                     </button>
                 })}
             </div></td>
         </tr>
+    }
+}
+
+/// Draws the key list's rows once, hidden, while the sign-in screen waits for a passphrase:
+/// a made-up key's row, shown for two frames a moment after the screen appears.
+///
+/// The first rows after sign-in are then not the first run of this code. WebKit runs new
+/// WebAssembly in its interpreter and compiles it tier by tier as it runs, and the row's date
+/// format, fonts and style rules are also set up on first use: with them cold, the first
+/// rows took about 200 ms to draw after sign-in; warm, about 60 ms (`scripts/bench-list.sh`,
+/// issue 12).
+const WARM_UP_ROWS: usize = 40;
+const WARM_UP_ROUNDS: u32 = 3;
+
+#[component]
+pub fn KeyRowsWarmUp() -> impl IntoView {
+    let on = RwSignal::new(false);
+    fn round(on: RwSignal<bool>, left: u32) {
+        if left == 0 {
+            return;
+        }
+        on.try_set(true);
+        request_animation_frame(move || {
+            request_animation_frame(move || {
+                on.try_set(false);
+                set_timeout(
+                    move || round(on, left - 1),
+                    std::time::Duration::from_millis(50),
+                );
+            })
+        });
+    }
+    if let Ok(handle) = set_timeout_with_handle(
+        move || round(on, WARM_UP_ROUNDS),
+        std::time::Duration::from_millis(300),
+    ) {
+        on_cleanup(move || handle.clear());
+    }
+    move || {
+        on.get().then(|| {
+        let now = js_sys::Date::now() as i64;
+        let rows = (0..WARM_UP_ROWS).map(|i| KeySummary {
+            id: format!("warm-up-{i}"),
+            name: "Warm-up".to_owned(),
+            start: "abcd".to_owned(),
+            created_at: now - DAY_MS,
+            created_by: MemberSummary {
+                id: "warm-up".to_owned(),
+                name: "Warm-up".to_owned(),
+                role: Role::Owner,
+            },
+            last_used_at: Some(now),
+            revoked_at: None,
+            expires_at: Some(now + 3 * DAY_MS),
+            replaced_by: None,
+            paused_at: None,
+            allowed_sources: vec!["192.0.2.0/24".to_owned()],
+            rate_limit: Some("10/s burst 20".to_owned()),
+            scopes: vec!["read-only".to_owned()],
+            status: KeyStatus::Active,
+        });
+        let unused_days = RwSignal::new(UNUSED_DAYS_DEFAULT);
+        view! {
+            <div class="warm-up" aria-hidden="true" inert>
+                <table class="keys"><tbody>
+                    {rows.enumerate().map(|(i, key)| view! {
+                        <KeyRow key=key position=Signal::stored(i) sees_others=true unused_days=unused_days
+                            on_revoke=|_| () on_roll=|_| () on_usage=|_| () on_pause=|_| () />
+                    }).collect_view()}
+                </tbody></table>
+            </div>
+        }
+    })
     }
 }
 
@@ -523,7 +618,7 @@ fn KeyRow(
 const ROW_PX: f64 = 64.0;
 /// Rows rendered beyond each edge of the window, so that moving focus (Tab) to the next row
 /// finds it rendered, and scrolling it into view brings the rows after it.
-const OVERSCAN: usize = 12;
+const OVERSCAN: usize = 8;
 
 /// Where the list is in the window, for [`ListWindow::range`].
 #[derive(Debug, Clone, Copy)]
