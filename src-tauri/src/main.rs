@@ -26,6 +26,12 @@ fn main() {
 /// blocks (`glibc.malloc.tcache_count=0`: those skip the overwrite). The processes WebKit
 /// starts get the environment as it was.
 ///
+/// The same restart fixes glibc's mmap and trim thresholds at 128 KiB (mallopt(3)
+/// `M_MMAP_THRESHOLD`, `M_TRIM_THRESHOLD`; fixing them turns off glibc's growing them): the key
+/// list's buffers (about 4 MB of JSON for 10,000 keys, every 5 s while the keys page is open)
+/// then go back to the system when freed. With the defaults the app kept about 35 MB more
+/// after showing 10,000 keys (`tests/list_bench.rs`, PSS per process).
+///
 /// Not covered: WebKit's own heap (bmalloc) and its page process. Tried and dropped: WebKit on
 /// glibc (`Malloc=1`) with the overwrite made its automation answer garbage in 6 of 7 window
 /// test runs and crashed the page in 2 of 2 runs of the secrets-at-rest test: reads after
@@ -35,7 +41,10 @@ fn main() {
 #[cfg(target_os = "linux")]
 fn wipe_freed_c_heap() {
     use std::os::unix::process::CommandExt;
-    const OURS: &str = "glibc.malloc.perturb=90:glibc.malloc.tcache_count=0";
+    const OURS: &str = concat!(
+        "glibc.malloc.perturb=90:glibc.malloc.tcache_count=0",
+        ":glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072"
+    );
     const MARK: &str = "KEYSMITH_HEAP_WIPED";
     if let Some(before) = std::env::var_os(MARK) {
         // This process runs wiped; WebKit's processes get the environment as it was.
