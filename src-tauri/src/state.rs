@@ -82,6 +82,30 @@ pub struct AppState {
     /// "Copy again" gets its own full time (issue 12).
     copies: Arc<std::sync::atomic::AtomicU64>,
     idle_limit: Duration,
+    /// The whole key list last sent, for the keys page's 5 s refresh ([`AppState::key_list`]).
+    listed: Mutex<Option<Listed>>,
+}
+
+/// What [`AppState::key_list`] last sent as the whole list, and what it depended on.
+#[derive(Debug)]
+struct Listed {
+    member_id: String,
+    /// [`Registry::change_counter`] read before the list was.
+    counter: i64,
+    /// The first expiry after the list was read (Unix ms): the list's statuses change then.
+    until: Option<i64>,
+    fingerprint: String,
+}
+
+impl Listed {
+    /// Whether the page holding `known` still holds the list `member_id` would get at `now`,
+    /// the database's counter being `counter`.
+    fn still(&self, member_id: &str, counter: i64, now: i64, known: &str) -> bool {
+        self.member_id == member_id
+            && self.counter == counter
+            && self.until.is_none_or(|at| now < at)
+            && self.fingerprint == known
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -156,6 +180,7 @@ impl AppState {
             copied: Arc::new(Mutex::new(None)),
             copies: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             idle_limit,
+            listed: Mutex::new(None),
         }
     }
 
@@ -461,6 +486,7 @@ impl AppState {
     /// background, so a lock never waits on the network).
     pub fn lock(&self) {
         *lock(&self.session) = None;
+        *lock(&self.listed) = None;
         self.drop_reveal();
         if let Some(fingerprint) = lock(&self.copied).take() {
             match self.clipboard.clear_if_holds(&fingerprint) {
@@ -619,14 +645,35 @@ impl AppState {
     /// a JSON value over IPC: with 10,000 keys the webview parses one string in a few
     /// milliseconds, where converting each object field by field took hundreds; and the
     /// page's refresh every few seconds costs the webview nothing while nothing changed.
+    ///
+    /// On this computer the refresh costs the backend nothing either: while
+    /// [`Registry::change_counter`] says nothing was committed (by this app, a verifier, or a
+    /// hand edit) and no key's expiry passed, the whole list is not read again.
     pub async fn key_list(
         &self,
         known: Option<&str>,
         first: Option<u32>,
     ) -> Result<Vec<u8>, IpcError> {
+        use keysmith_core::clock::Clock as _;
         use sha2::Digest as _;
         use std::fmt::Write as _;
         let team = self.team().await?;
+        let member_id = self.session_member()?;
+        // The whole list is built again (10,000 keys: about 250 ms of SQL and MAC checks)
+        // only when the database changed or an expiry passed since it was last sent.
+        let counter = match first {
+            None => self.checked(team.change_counter().await)?,
+            Some(_) => None,
+        };
+        let now = keysmith_core::clock::SystemClock.now_ms();
+        if let (Some(known), Some(counter)) = (known, counter) {
+            let same = lock(&self.listed)
+                .as_ref()
+                .is_some_and(|l| l.still(&member_id, counter, now, known));
+            if same {
+                return Ok(known.as_bytes().to_vec());
+            }
+        }
         let keys = self.checked(team.list_newest_keys(first).await)?;
         let json = serde_json::to_vec(&keys).map_err(|e| IpcError {
             code: keysmith_types::ErrorCode::Internal,
@@ -635,6 +682,18 @@ impl AppState {
         let mut answer = String::with_capacity(64);
         for byte in sha2::Sha256::digest(&json) {
             let _ = write!(answer, "{byte:02x}");
+        }
+        if let Some(counter) = counter {
+            *lock(&self.listed) = Some(Listed {
+                member_id,
+                counter,
+                until: keys
+                    .iter()
+                    .filter_map(|k| k.expires_at)
+                    .filter(|&at| at > now)
+                    .min(),
+                fingerprint: answer.clone(),
+            });
         }
         let mut answer = answer.into_bytes();
         if known.is_some_and(|k| k.as_bytes() == answer.as_slice()) {
@@ -908,6 +967,7 @@ mod tests {
 
     use std::time::Duration;
 
+    use super::Listed;
     use keysmith_core::{store, testkit, MemoryStore, Registry, SecretStore};
     use keysmith_types::{
         AddMemberRequest, AuditFilter, ChangePassphraseRequest, ChangeRoleRequest,
@@ -1001,6 +1061,70 @@ mod tests {
         assert_eq!(page[0].id, newer.key.id);
         let (_, all) = split(&s.key_list(None, Some(50)).await.unwrap());
         assert_eq!(all.unwrap().len(), 2);
+    }
+
+    /// The refresh does not read the list again while nothing changed, yet it sees every
+    /// change: a commit from another connection (a verifier's last use, a hand edit) and a
+    /// passing expiry.
+    #[tokio::test]
+    async fn the_refresh_sees_changes_from_anywhere() {
+        let (dir, s) = signed_in_owner().await;
+        let fingerprint = |answer: Vec<u8>| -> String {
+            let end = answer
+                .iter()
+                .position(|&b| b == b'\n')
+                .unwrap_or(answer.len());
+            String::from_utf8(answer[..end].to_vec()).unwrap()
+        };
+        let reveal = s.generate_key(named("Deploy")).await.unwrap();
+        let id = reveal.key.id.clone();
+        s.finish_reveal(RevealRequest { id: id.clone() }).unwrap();
+        let first = fingerprint(s.key_list(None, None).await.unwrap());
+        assert_eq!(
+            s.key_list(Some(&first), None).await.unwrap(),
+            first.as_bytes()
+        );
+
+        // Another process's connection, as a verifier's: its commit is seen.
+        let other = store::open(&dir.path().join(store::DB_FILE)).await.unwrap();
+        store::touch_last_used(&other, &id, 1_234).await.unwrap();
+        let answer = s.key_list(Some(&first), None).await.unwrap();
+        assert_ne!(answer, first.as_bytes(), "the verifier's write went unseen");
+        let used = fingerprint(answer);
+        assert_eq!(s.list_keys().await.unwrap()[0].last_used_at, Some(1_234));
+        assert_eq!(
+            s.key_list(Some(&used), None).await.unwrap(),
+            used.as_bytes()
+        );
+
+        // A hand edit (a revoke with no audit entry) shows as tampered at the next refresh.
+        store::revoke_key(&other, &id, 1_235).await.unwrap();
+        let answer = s.key_list(Some(&used), None).await.unwrap();
+        let at = answer.iter().position(|&b| b == b'\n').unwrap();
+        let keys: Vec<keysmith_types::KeySummary> =
+            serde_json::from_slice(&answer[at + 1..]).unwrap();
+        assert_eq!(keys[0].status, keysmith_types::KeyStatus::Tampered);
+
+        // The list's statuses change when an expiry passes, with no commit.
+        let listed = Listed {
+            member_id: "m".into(),
+            counter: 7,
+            until: Some(1_000),
+            fingerprint: "f".into(),
+        };
+        assert!(listed.still("m", 7, 999, "f"));
+        assert!(!listed.still("m", 7, 1_000, "f"), "an expiry passed");
+        assert!(!listed.still("m", 8, 999, "f"), "something was committed");
+        assert!(!listed.still("n", 7, 999, "f"), "another member signed in");
+        assert!(
+            !listed.still("m", 7, 999, "g"),
+            "the page holds another list"
+        );
+        let forever = Listed {
+            until: None,
+            ..listed
+        };
+        assert!(forever.still("m", 7, i64::MAX, "f"));
     }
 
     #[tokio::test]

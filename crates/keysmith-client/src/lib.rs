@@ -431,6 +431,18 @@ impl Team {
         }
     }
 
+    /// [`Registry::change_counter`] on this computer; `None` on a team server, whose list
+    /// is asked for again each time.
+    ///
+    /// # Errors
+    /// The registry's error.
+    pub async fn change_counter(&self) -> Result<Option<i64>, IpcError> {
+        match self {
+            Team::Local { registry, .. } => registry.change_counter().await.map_err(core),
+            Team::Remote(_) => Ok(None),
+        }
+    }
+
     /// Generates a key (shown once) with the request's limits: lifetime, allowed addresses,
     /// rate limit, scopes. On this computer `catalog` (this computer's policy file) says which
     /// scopes exist; a team server uses its own.

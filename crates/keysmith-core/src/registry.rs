@@ -97,6 +97,8 @@ pub struct Registry {
     /// The newest head this process committed: a settle writes it, so one keyring write
     /// covers every commit that landed while the previous settle was under way.
     pub(crate) newest_committed: std::sync::Mutex<Option<crate::integrity::Head>>,
+    /// Opened on first use by [`Registry::change_counter`].
+    watch: tokio::sync::Mutex<Option<store::ChangeWatch>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -285,6 +287,7 @@ impl Registry {
             keys: OnceCell::new(),
             anchor_settled: tokio::sync::Mutex::new(0),
             newest_committed: std::sync::Mutex::new(None),
+            watch: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -847,6 +850,24 @@ impl Registry {
             out.push(summary);
         }
         Ok(out)
+    }
+
+    /// A number that changes whenever anything is committed to the database, by this
+    /// process or another (SQLite's `PRAGMA data_version`, see [`store::ChangeWatch`]): while
+    /// it stays the same, and no key's expiry passes, [`Registry::list_newest_keys`] answers
+    /// the same. `None` on PostgreSQL, where no such number exists.
+    ///
+    /// # Errors
+    /// [`Error::Storage`].
+    pub async fn change_counter(&self) -> Result<Option<i64>> {
+        let mut watch = self.watch.lock().await;
+        if watch.is_none() {
+            *watch = self.pool.change_watch().await?;
+        }
+        match watch.as_mut() {
+            Some(w) => Ok(Some(w.data_version().await?)),
+            None => Ok(None),
+        }
     }
 
     /// Revokes a key, irreversibly. `confirmation` must be exactly `REVOKE` (the article's

@@ -94,6 +94,27 @@ pub enum Backend {
     Postgres,
 }
 
+/// A read-only SQLite connection that only asks `PRAGMA data_version`: a number that
+/// changes whenever another connection, of this process (the pool's) or of another (a
+/// verifier writing last use, a hand edit of the file), commits to the database
+/// (<https://sqlite.org/pragma.html#pragma_data_version>). It never writes, so its own
+/// commits cannot go unseen.
+#[derive(Debug)]
+pub struct ChangeWatch(SqliteConnection);
+
+impl ChangeWatch {
+    /// The current `PRAGMA data_version`; equal to an earlier answer when nothing was
+    /// committed in between.
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`].
+    pub async fn data_version(&mut self) -> Result<i64> {
+        Ok(sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut self.0)
+            .await?)
+    }
+}
+
 impl Pool {
     pub fn backend(&self) -> Backend {
         match self {
@@ -115,6 +136,22 @@ impl Pool {
         match self {
             Pool::Postgres(p) => Some(p),
             Pool::Sqlite(_) => None,
+        }
+    }
+
+    /// A connection of its own on the SQLite file that tells when anything was committed
+    /// ([`ChangeWatch`]); `None` on PostgreSQL.
+    ///
+    /// # Errors
+    /// [`crate::Error::Storage`] when the connection cannot be opened.
+    pub async fn change_watch(&self) -> Result<Option<ChangeWatch>> {
+        use sqlx::ConnectOptions as _;
+        match self {
+            Pool::Sqlite(p) => {
+                let options = (*p.connect_options()).clone().read_only(true);
+                Ok(Some(ChangeWatch(options.connect().await?)))
+            }
+            Pool::Postgres(_) => Ok(None),
         }
     }
 

@@ -206,6 +206,33 @@ async fn a_copied_database_without_the_pepper_confirms_nothing() {
 
 /// The keys page's first page: the newest `n` keys are the whole list's first `n`, for each
 /// role that may list (a Manager's own keys only), on both engines.
+/// The change counter moves with every commit, from this registry's pool or another's (as a
+/// verifier's in another process), and only then; PostgreSQL has none.
+#[tokio::test]
+async fn the_change_counter_moves_with_every_commit() {
+    let f = fixture().await;
+    let o = owner(&f).await;
+    let Some(start) = f.registry.change_counter().await.unwrap() else {
+        assert!(f.db.url.is_some(), "SQLite has a change counter");
+        return;
+    };
+    assert_eq!(f.registry.change_counter().await.unwrap(), Some(start));
+    f.registry.list_newest_keys(&o, None).await.unwrap();
+    assert_eq!(
+        f.registry.change_counter().await.unwrap(),
+        Some(start),
+        "reading commits nothing"
+    );
+    let key = f.registry.generate_key(&o, "Deploy").await.unwrap();
+    let after_generate = f.registry.change_counter().await.unwrap().unwrap();
+    assert_ne!(after_generate, start);
+    let other = f.db.pool().await;
+    store::touch_last_used(&other, &key.summary.id, 1).await.unwrap();
+    let after_other = f.registry.change_counter().await.unwrap().unwrap();
+    assert_ne!(after_other, after_generate, "another pool's commit went unseen");
+    assert_eq!(f.registry.change_counter().await.unwrap(), Some(after_other));
+}
+
 #[tokio::test]
 async fn the_newest_keys_are_the_whole_lists_first() {
     let f = fixture().await;
