@@ -342,6 +342,16 @@ async fn launch(s: &Subject) -> Run {
         ("XDG_CONFIG_HOME", dir("xdg-config").into()),
         ("XDG_CACHE_HOME", dir("xdg-cache").into()),
     ];
+    // Keysmith turns WebKit's compositing off on a machine with no GPU (src-tauri's
+    // `composite_only_with_a_gpu`): the empty window gets the same, so both draw alike.
+    let gpu = std::fs::read_dir("/dev/dri").is_ok_and(|nodes| {
+        nodes
+            .flatten()
+            .any(|n| n.file_name().to_string_lossy().starts_with("renderD"))
+    });
+    if !gpu {
+        envs.push(("WEBKIT_DISABLE_COMPOSITING_MODE", "1".into()));
+    }
     if s.keysmith {
         // Not created: the app creates its own data directory on first run.
         envs.push(("KEYSMITH_DATA_DIR", work.path().join("data").into()));

@@ -10,6 +10,8 @@ static ALLOC: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
 fn main() {
     #[cfg(target_os = "linux")]
     wipe_freed_c_heap();
+    #[cfg(target_os = "linux")]
+    composite_only_with_a_gpu();
     // No core file and no debugger of the same account: what the wipes cannot reach (WebKit's
     // heap) stays in memory only.
     if let Err(e) = keysmith_core::process::deny_core_dumps() {
@@ -77,4 +79,29 @@ fn wipe_freed_c_heap() {
         .env(MARK, before)
         .exec();
     eprintln!("keysmith: could not restart with freed memory wiped ({error}); going on without");
+}
+
+/// WebKitGTK composites the page with OpenGL. With no GPU (a virtual machine, a remote
+/// desktop, this project's CI) that OpenGL is Mesa's software renderer, which costs more than
+/// drawing the page without compositing at all: with 10,000 keys, scrolling took 75 ms a
+/// frame (95th percentile) with compositing and 17 ms without, a search keystroke at worst
+/// 74 ms against 35, and the webview 70 MB more (`tests/list_bench.rs`, same machine).
+/// So with no GPU render node (`/dev/dri/renderD*`) the app turns compositing off with
+/// WebKitGTK's own switch, `WEBKIT_DISABLE_COMPOSITING_MODE=1`, before GTK starts. A value
+/// already set is left as it is (`0` keeps compositing on).
+#[cfg(target_os = "linux")]
+fn composite_only_with_a_gpu() {
+    const SWITCH: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+    if std::env::var_os(SWITCH).is_some() {
+        return;
+    }
+    let gpu = std::fs::read_dir("/dev/dri").is_ok_and(|nodes| {
+        nodes
+            .flatten()
+            .any(|n| n.file_name().to_string_lossy().starts_with("renderD"))
+    });
+    if !gpu {
+        // Still one thread: nothing reads the environment meanwhile.
+        std::env::set_var(SWITCH, "1");
+    }
 }
