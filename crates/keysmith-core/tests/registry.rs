@@ -227,10 +227,18 @@ async fn the_change_counter_moves_with_every_commit() {
     let after_generate = f.registry.change_counter().await.unwrap().unwrap();
     assert_ne!(after_generate, start);
     let other = f.db.pool().await;
-    store::touch_last_used(&other, &key.summary.id, 1).await.unwrap();
+    store::touch_last_used(&other, &key.summary.id, 1)
+        .await
+        .unwrap();
     let after_other = f.registry.change_counter().await.unwrap().unwrap();
-    assert_ne!(after_other, after_generate, "another pool's commit went unseen");
-    assert_eq!(f.registry.change_counter().await.unwrap(), Some(after_other));
+    assert_ne!(
+        after_other, after_generate,
+        "another pool's commit went unseen"
+    );
+    assert_eq!(
+        f.registry.change_counter().await.unwrap(),
+        Some(after_other)
+    );
 }
 
 #[tokio::test]
