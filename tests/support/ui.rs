@@ -1,7 +1,9 @@
 //! WebDriver helpers for the end-to-end tests: waiting for elements, screenshots, rows.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use thirtyfour::prelude::*;
@@ -12,7 +14,35 @@ pub fn screenshots_dir() -> PathBuf {
     dir
 }
 
+/// The app process behind each WebDriver session [`launch`] opened, for [`shot`].
+static APPS: Mutex<BTreeMap<String, u32>> = Mutex::new(BTreeMap::new());
+
+/// Saves the app's window as the X server shows it (what a person sees) to
+/// `docs/screenshots/{name}.png`, with ImageMagick's `import`. Not WebDriver's screenshot:
+/// that is WebKit's own snapshot, which never returns when compositing is off, as the app
+/// turns it off on a machine with no GPU (src-tauri `composite_only_with_a_gpu`). The window
+/// is raised first, as a test may have two open at the same place.
 pub async fn shot(driver: &WebDriver, name: &str) {
+    let pid = APPS
+        .lock()
+        .unwrap()
+        .get(&driver.session_id().to_string())
+        .copied()
+        .expect("shot() takes windows that launch() opened");
+    let found = Command::new("xdotool")
+        .args(["search", "--onlyvisible", "--pid", &pid.to_string()])
+        .output()
+        .expect("xdotool (scripts/setup.sh installs it)");
+    let window = String::from_utf8_lossy(&found.stdout)
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no visible window of the app (pid {pid}) for {name}"))
+        .to_owned();
+    let raised = Command::new("xdotool")
+        .args(["windowraise", &window])
+        .status()
+        .unwrap();
+    assert!(raised.success(), "xdotool could not raise window {window}");
     // Let the page paint the state we waited for: two animation frames, then a pause for
     // WebKit's snapshot to catch up (a screenshot right after a DOM change can miss it).
     driver
@@ -24,10 +54,17 @@ pub async fn shot(driver: &WebDriver, name: &str) {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    driver
-        .screenshot(&screenshots_dir().join(format!("{name}.png")))
-        .await
-        .unwrap();
+    let path = screenshots_dir().join(format!("{name}.png"));
+    let out = Command::new("import")
+        .args(["-silent", "-window", &window])
+        .arg(&path)
+        .output()
+        .expect("ImageMagick's import (scripts/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "import could not save {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub async fn by_id(driver: &WebDriver, id: &str) -> WebElement {
@@ -145,6 +182,13 @@ pub async fn launch(
     let driver = WebDriver::new(tauri_driver.url(), caps)
         .await
         .expect("a WebDriver session with the app");
+    let app = crate::descendants(tauri_driver.pid())
+        .into_iter()
+        .find(|&pid| crate::exe_name(pid).is_some_and(|n| n == "keysmith-app"))
+        .expect("the app's process under the driver");
+    APPS.lock()
+        .unwrap()
+        .insert(driver.session_id().to_string(), app);
     (tauri_driver, driver)
 }
 
