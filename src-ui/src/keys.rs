@@ -617,8 +617,11 @@ pub fn KeyRowsWarmUp() -> impl IntoView {
 /// page only the rows in view: with 10,000 keys it renders a few dozen (issue 12).
 const ROW_PX: f64 = 64.0;
 /// Rows rendered beyond each edge of the window, so that moving focus (Tab) to the next row
-/// finds it rendered, and scrolling it into view brings the rows after it.
-const OVERSCAN: usize = 8;
+/// finds it rendered, and scrolling it into view brings the rows after it. Each is a row
+/// more to build when a keystroke changes the keys shown: 4 rather than 8 took the worst
+/// keystroke from 33 to 29–31 ms (`tests/list_bench.rs`), and a fast scroll (300 px a
+/// frame) still finds its rows drawn.
+const OVERSCAN: usize = 4;
 
 /// Where the list is in the window, for [`ListWindow::range`].
 #[derive(Debug, Clone, Copy)]
