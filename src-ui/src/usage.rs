@@ -224,14 +224,14 @@ fn day_words(c: &UsageCounts) -> String {
     }
 }
 
-/// The y axis's top: the peak rounded up to 1, 2 or 5 × a power of ten (at least 2, so the
-/// middle tick is a whole number).
+/// The y axis's top: the peak rounded up to twice 1, 2 or 5 × a power of ten (2, 4, 10, 20,
+/// 40, 100, …), so that the ticks 0, top / 2 and top step evenly by a round number.
 fn nice_ceiling(peak: u64) -> u64 {
     let mut step = 1u64;
     loop {
         for m in [1, 2, 5] {
-            let v = step.saturating_mul(m);
-            if v >= peak.max(2) {
+            let v = step.saturating_mul(m).saturating_mul(2);
+            if v >= peak || v == u64::MAX {
                 return v;
             }
         }
