@@ -295,39 +295,46 @@ pub async fn accessible(driver: &WebDriver, screen: &str) {
 /// Resizes the window to `width` × `height` CSS pixels (its inner size) and waits until
 /// the page has that size.
 pub async fn resize(driver: &WebDriver, width: u32, height: u32) {
-    // The window rect includes decorations, if any: correct for them once.
+    let target = (i64::from(width), i64::from(height));
     driver
         .set_window_rect(0, 0, width, height)
         .await
         .expect("WebDriver resizes the window");
-    let inner = driver
+    // The window rect includes decorations, if any, and the window manager applies a
+    // resize some time after WebDriver returns: read a size only once two readings 100 ms
+    // apart agree, and correct from the window's actual rect, never from what was asked
+    // (a stale reading corrected from the request overshoots by the old size's difference).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut last = None;
+    loop {
+        let inner = inner_size(driver).await;
+        if inner == target {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the window did not become {width}×{height}: {inner:?}"
+        );
+        if last == Some(inner) {
+            let outer = driver.get_window_rect().await.unwrap();
+            let w = u32::try_from(outer.width + target.0 - inner.0).unwrap();
+            let h = u32::try_from(outer.height + target.1 - inner.1).unwrap();
+            driver.set_window_rect(0, 0, w, h).await.unwrap();
+            last = None;
+        } else {
+            last = Some(inner);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The page's viewport, `(window.innerWidth, window.innerHeight)`, in CSS pixels.
+async fn inner_size(driver: &WebDriver) -> (i64, i64) {
+    let got = driver
         .execute("return [window.innerWidth, window.innerHeight];", vec![])
         .await
         .unwrap();
-    let inner: (i64, i64) = serde_json::from_value(inner.json().clone()).unwrap();
-    let (dw, dh) = (i64::from(width) - inner.0, i64::from(height) - inner.1);
-    if dw != 0 || dh != 0 {
-        let w = u32::try_from(i64::from(width) + dw).unwrap();
-        let h = u32::try_from(i64::from(height) + dh).unwrap();
-        driver.set_window_rect(0, 0, w, h).await.unwrap();
-    }
-    eventually(
-        &format!("the window did not become {width}×{height}"),
-        Duration::from_secs(5),
-        || async move {
-            let got = driver
-                .execute("return [window.innerWidth, window.innerHeight];", vec![])
-                .await
-                .unwrap();
-            let got: (i64, i64) = serde_json::from_value(got.json().clone()).unwrap();
-            if got == (i64::from(width), i64::from(height)) {
-                Ok(())
-            } else {
-                Err(got)
-            }
-        },
-    )
-    .await;
+    serde_json::from_value(got.json().clone()).unwrap()
 }
 
 /// Everything that sticks out: elements of the page whose box reaches past the window's
