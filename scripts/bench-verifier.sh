@@ -10,6 +10,8 @@
 #  3. twice that load for 60 s: valid keys plus keys that must be refused (revoked, unknown,
 #     a role the policy refuses); any 2xx among the latter is a wrong allow. The verifier's
 #     resident memory is sampled every 5 s.
+# Phase 1 also runs the bare handler with 2 and 4 µs of busy work per request: the share of
+# the bare throughput a server keeps with that much work, i.e. the budget a ratio allows.
 #
 #   scripts/bench-verifier.sh            # KEYSMITH_BENCH_KEYS (default 100000), DURATION (20 s)
 set -euo pipefail
@@ -44,7 +46,11 @@ KEYSMITH_LOG=warn "$BIN/keysmith" --data-dir "$work/plain" serve-verifier --list
   --trusted-proxy 127.0.0.1 2>"$work/plain-verifier.log" &
 pids+=("$!")
 "$BIN/examples/bare_204" "127.0.0.1:$BP" "$WORKERS" & pids+=("$!")
-for port in $VP $PP $BP; do
+# The same bare handler spinning 2 and 4 µs per request: the work budget on this machine.
+W2=19191; W4=19192
+"$BIN/examples/bare_204" "127.0.0.1:$W2" "$WORKERS" 2000 & pids+=("$!")
+"$BIN/examples/bare_204" "127.0.0.1:$W4" "$WORKERS" 4000 & pids+=("$!")
+for port in $VP $PP $BP $W2 $W4; do
   for _ in $(seq 1 600); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
@@ -70,6 +76,13 @@ for round in 1 2; do
 done
 awk -v a="${vr[*]}" -v b="${br[*]}" -v c="${pr[*]}" 'BEGIN { split(a, x, " "); split(b, y, " "); split(c, z, " ");
   printf "ratio verifier/bare: %.3f (keys without them: %.3f)\n", (x[1] + x[2]) / (y[1] + y[2]), (z[1] + z[2]) / (y[1] + y[2]) }'
+# What any server keeps of the bare throughput when it does 2 or 4 µs of work per request:
+# the budget a ratio asks for on this machine (each µs of work costs more than a µs here,
+# as the loopback's per-request cost stays).
+read -r w2 _ _ _ < <(load $W2 32 "$DUR" "$work/good.keys")
+read -r w4 _ _ _ < <(load $W4 32 "$DUR" "$work/good.keys")
+awk -v a="$w2" -v b="$w4" -v c="${br[*]}" 'BEGIN { split(c, y, " "); m = (y[1] + y[2]) / 2;
+  printf "budget: bare + 2 µs of work per request: %.0f req/s (%.3f of bare); + 4 µs: %.0f req/s (%.3f)\n", a, a / m, b, b / m }'
 
 PHASES=${PHASES:-123}
 [[ "$PHASES" == *2* || "$PHASES" == *3* ]] || exit 0
