@@ -74,7 +74,7 @@ pub fn ensure(dir: &Path) -> Result<()> {
 }
 
 /// The effective user id: the owner of `/proc/self` on Linux, else of a file this process
-/// creates (std has no `geteuid`, and the workspace forbids `unsafe`).
+/// creates (std has no `geteuid`, and the workspace denies `unsafe` outside `shm.rs`).
 #[cfg(unix)]
 fn effective_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;

@@ -23,6 +23,7 @@ pub mod scope;
 mod secret_service;
 pub mod secret_store;
 pub mod session;
+mod shm;
 pub mod sources;
 pub mod store;
 mod team;
