@@ -304,28 +304,29 @@ pub async fn resize(driver: &WebDriver, width: u32, height: u32) {
     // resize some time after WebDriver returns: read a size only once two readings 100 ms
     // apart agree, and correct from the window's actual rect, never from what was asked
     // (a stale reading corrected from the request overshoots by the old size's difference).
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let mut last = None;
-    loop {
-        let inner = inner_size(driver).await;
-        if inner == target {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the window did not become {width}×{height}: {inner:?}"
-        );
-        if last == Some(inner) {
-            let outer = driver.get_window_rect().await.unwrap();
-            let w = u32::try_from(outer.width + target.0 - inner.0).unwrap();
-            let h = u32::try_from(outer.height + target.1 - inner.1).unwrap();
-            driver.set_window_rect(0, 0, w, h).await.unwrap();
-            last = None;
-        } else {
-            last = Some(inner);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let last = std::cell::Cell::new(None);
+    let last = &last;
+    eventually(
+        &format!("the window did not become {width}×{height}"),
+        Duration::from_secs(5),
+        || async move {
+            let inner = inner_size(driver).await;
+            if inner == target {
+                return Ok(());
+            }
+            if last.get() == Some(inner) {
+                let outer = driver.get_window_rect().await.unwrap();
+                let w = u32::try_from(outer.width + target.0 - inner.0).unwrap();
+                let h = u32::try_from(outer.height + target.1 - inner.1).unwrap();
+                driver.set_window_rect(0, 0, w, h).await.unwrap();
+                last.set(None);
+            } else {
+                last.set(Some(inner));
+            }
+            Err(inner)
+        },
+    )
+    .await;
 }
 
 /// The page's viewport, `(window.innerWidth, window.innerHeight)`, in CSS pixels.
