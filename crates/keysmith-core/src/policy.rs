@@ -99,11 +99,37 @@ struct Rule {
 /// A loaded, validated policy.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
-    /// The rules of each role, in [`Role::ALL`] order.
-    rules: [Vec<Rule>; 5],
+    /// For each role (in [`Role::ALL`] order) and method (in [`METHODS`] order), every path
+    /// pattern of that role's rules naming that method, as one set: a check is one match.
+    allow: [[Option<GlobSet>; METHODS.len()]; 5],
     rule_count: usize,
     /// The `[[scope]]` tables, in file order.
     scopes: Vec<ScopeRule>,
+    /// Scope name → position in `scopes` (foldhash: names come from this file and from
+    /// sealed key rows, never from a request).
+    scope_ix: std::collections::HashMap<String, usize, foldhash::fast::RandomState>,
+}
+
+/// One request's method and path, prepared once for every rule and scope they are matched
+/// against ([`Policy::allows_request`], [`Policy::scopes_cover`]).
+#[derive(Debug, Clone)]
+pub struct RequestTarget<'a> {
+    /// The method's position in [`METHODS`]; `None` for a method no rule can name.
+    method: Option<usize>,
+    get_or_head: bool,
+    path: globset::Candidate<'a>,
+}
+
+impl<'a> RequestTarget<'a> {
+    /// `method` as sent (case-sensitive, RFC 9110 §9.1) and `path` as returned by
+    /// [`request_path`].
+    pub fn new(method: &str, path: &'a str) -> RequestTarget<'a> {
+        RequestTarget {
+            method: METHODS.iter().position(|m| *m == method),
+            get_or_head: method == "GET" || method == "HEAD",
+            path: globset::Candidate::new(path),
+        }
+    }
 }
 
 impl Policy {
@@ -136,13 +162,34 @@ impl Policy {
             err(offset, e.message().trim().to_owned())
         })?;
         let mut policy = Policy::default();
+        // Each role's and method's patterns, gathered from every rule for one set each.
+        let mut gathered: [[Vec<globset::Glob>; METHODS.len()]; 5] = Default::default();
         for rule in parsed.allow {
             let rule_start = rule.span().start;
             let spec = rule.into_inner();
             let role = parse_role(&spec.role, &err)?;
-            let compiled = compile_rule(rule_start, &spec.methods, &spec.paths, &err)?;
-            policy.rules[role_index(role)].push(compiled);
+            let (methods, globs) = compile_parts(rule_start, &spec.methods, &spec.paths, &err)?;
+            for (m, patterns) in gathered[role_index(role)].iter_mut().enumerate() {
+                if methods & (1 << m) != 0 {
+                    patterns.extend(globs.iter().cloned());
+                }
+            }
             policy.rule_count += 1;
+        }
+        for (role, methods) in gathered.into_iter().enumerate() {
+            for (m, globs) in methods.into_iter().enumerate() {
+                if globs.is_empty() {
+                    continue;
+                }
+                let mut set = GlobSetBuilder::new();
+                for g in globs {
+                    set.add(g);
+                }
+                let built = set
+                    .build()
+                    .map_err(|e| err(0, format!("bad path patterns: {e}")))?;
+                policy.allow[role][m] = Some(built);
+            }
         }
         for scope in parsed.scope {
             let start = scope.span().start;
@@ -183,6 +230,7 @@ impl Policy {
                 ));
             }
             let rule = compile_rule(start, &spec.methods, &spec.paths, &err)?;
+            policy.scope_ix.insert(name.clone(), policy.scopes.len());
             policy.scopes.push(ScopeRule {
                 info: ScopeInfo {
                     name: name.clone(),
@@ -210,12 +258,15 @@ impl Policy {
     /// Whether a key of a member with `role` may call `method` on `path` (a path as returned
     /// by [`request_path`]). Methods are case-sensitive (RFC 9110 §9.1).
     pub fn allows(&self, role: Role, method: &str, path: &str) -> bool {
-        let Some(bit) = method_bit(method) else {
-            return false;
-        };
-        self.rules[role_index(role)]
-            .iter()
-            .any(|r| r.methods & bit != 0 && r.paths.is_match(path))
+        self.allows_request(role, &RequestTarget::new(method, path))
+    }
+
+    /// [`Policy::allows`] for a prepared request.
+    pub fn allows_request(&self, role: Role, request: &RequestTarget<'_>) -> bool {
+        request
+            .method
+            .and_then(|m| self.allow[role_index(role)][m].as_ref())
+            .is_some_and(|set| set.is_match_candidate(&request.path))
     }
 }
 
@@ -239,6 +290,27 @@ fn compile_rule(
     paths: &[Spanned<String>],
     err: &impl Fn(usize, String) -> PolicyError,
 ) -> Result<Rule, PolicyError> {
+    let (bits, globs) = compile_parts(start, methods, paths, err)?;
+    let mut set = GlobSetBuilder::new();
+    for g in globs {
+        set.add(g);
+    }
+    let paths = set
+        .build()
+        .map_err(|e| err(start, format!("bad path patterns: {e}")))?;
+    Ok(Rule {
+        methods: bits,
+        paths,
+    })
+}
+
+/// One rule's (or scope's) methods as bits of [`METHODS`], and its checked path patterns.
+fn compile_parts(
+    start: usize,
+    methods: &[Spanned<String>],
+    paths: &[Spanned<String>],
+    err: &impl Fn(usize, String) -> PolicyError,
+) -> Result<(u16, Vec<globset::Glob>), PolicyError> {
     if methods.is_empty() {
         return Err(err(start, "this rule's `methods` lists no method".into()));
     }
@@ -263,7 +335,7 @@ fn compile_rule(
     if paths.is_empty() {
         return Err(err(start, "this rule's `paths` lists no pattern".into()));
     }
-    let mut set = GlobSetBuilder::new();
+    let mut globs = Vec::with_capacity(paths.len());
     for p in paths {
         let pattern = p.get_ref();
         check_pattern(pattern).map_err(|m| err(p.span().start, m))?;
@@ -277,15 +349,9 @@ fn compile_rule(
                     format!("bad path pattern {pattern:?}: {}", e.kind()),
                 )
             })?;
-        set.add(glob);
+        globs.push(glob);
     }
-    let paths = set
-        .build()
-        .map_err(|e| err(start, format!("bad path patterns: {e}")))?;
-    Ok(Rule {
-        methods: bits,
-        paths,
-    })
+    Ok((bits, globs))
 }
 
 impl Policy {
@@ -298,16 +364,20 @@ impl Policy {
     /// covers `GET` and `HEAD` anywhere; a name the policy does not define covers nothing.
     /// The creator's role is checked separately ([`Policy::allows`]): a request needs both.
     pub fn scopes_allow(&self, scopes: &[Box<str>], method: &str, path: &str) -> bool {
-        let Some(bit) = method_bit(method) else {
-            return false;
-        };
+        self.scopes_cover(scopes, &RequestTarget::new(method, path))
+    }
+
+    /// [`Policy::scopes_allow`] for a prepared request.
+    pub fn scopes_cover(&self, scopes: &[Box<str>], request: &RequestTarget<'_>) -> bool {
         scopes.iter().any(|name| {
             if &**name == crate::scope::READ_ONLY {
-                return method == "GET" || method == "HEAD";
+                return request.get_or_head;
             }
-            self.scopes.iter().any(|s| {
-                *s.info.name == **name && s.rule.methods & bit != 0 && s.rule.paths.is_match(path)
-            })
+            let (Some(m), Some(&at)) = (request.method, self.scope_ix.get(&**name)) else {
+                return false;
+            };
+            let rule = &self.scopes[at].rule;
+            rule.methods & (1 << m) != 0 && rule.paths.is_match_candidate(&request.path)
         })
     }
 }
@@ -897,6 +967,148 @@ paths = ["/v1/reports", "/v1/reports/**"]
                         set.is_match(path),
                         set.is_match(&decoded),
                         "{} on {} / {}", pattern, target, decoded
+                    );
+                }
+            }
+        }
+    }
+
+    /// Patterns, methods and paths random policies are made of.
+    const RULE_PATTERNS: [&str; 10] = [
+        "/**",
+        "/v1/**",
+        "/v1/reports",
+        "/v1/reports/**",
+        "/v1/*/items",
+        "/v1/orders",
+        "/v?/x",
+        "/v1/{reports,orders}/**",
+        "/v1/[a-o]*",
+        "/**/admin",
+    ];
+    const RULE_METHODS: [&str; 5] = ["GET", "HEAD", "POST", "DELETE", "*"];
+    const ASKED_METHODS: [&str; 7] = ["GET", "HEAD", "POST", "DELETE", "PATCH", "get", "BREW"];
+    const ASKED_PATHS: [&str; 11] = [
+        "/",
+        "/v1",
+        "/v1/reports",
+        "/v1/reports/",
+        "/v1/reports/2026/11",
+        "/v1/orders",
+        "/v1/orders/7/items",
+        "/v2/x",
+        "/v1/keys/admin",
+        "/admin",
+        "/v1/zebra",
+    ];
+
+    /// (role, methods, patterns), each an index into the tables above.
+    type RuleSpecs = Vec<(usize, Vec<usize>, Vec<usize>)>;
+
+    fn rules_toml(table: &str, rules: &RuleSpecs, named: bool) -> String {
+        let mut text = String::new();
+        for (i, (role, methods, paths)) in rules.iter().enumerate() {
+            let list = |items: Vec<&str>| {
+                items
+                    .iter()
+                    .map(|m| format!("{m:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            text += &format!("[[{table}]]\n");
+            if named {
+                text += &format!("name = \"s{i}\"\nroles = [\"owner\"]\n");
+            } else {
+                text += &format!("role = {:?}\n", Role::ALL[*role].as_str());
+            }
+            text += &format!(
+                "methods = [{}]\npaths = [{}]\n",
+                list(methods.iter().map(|m| RULE_METHODS[*m]).collect()),
+                list(paths.iter().map(|p| RULE_PATTERNS[*p]).collect())
+            );
+        }
+        text
+    }
+
+    /// The rule-by-rule reading of a rule list: one glob at a time.
+    fn reference(methods: &[usize], paths: &[usize], method: &str, path: &str) -> bool {
+        let method_ok = methods.iter().any(|m| {
+            RULE_METHODS[*m] == "*" && METHODS.contains(&method) || RULE_METHODS[*m] == method
+        });
+        method_ok
+            && paths.iter().any(|p| {
+                GlobBuilder::new(RULE_PATTERNS[*p])
+                    .literal_separator(true)
+                    .backslash_escape(true)
+                    .build()
+                    .unwrap()
+                    .compile_matcher()
+                    .is_match(path)
+            })
+    }
+
+    fn rule_specs(max: usize) -> impl proptest::strategy::Strategy<Value = RuleSpecs> {
+        use proptest::collection::vec;
+        vec(
+            (
+                0..Role::ALL.len(),
+                vec(0..RULE_METHODS.len(), 1..3),
+                vec(0..RULE_PATTERNS.len(), 1..4),
+            ),
+            1..max,
+        )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// The per-role, per-method merged sets answer exactly as the rules read one by one:
+        /// a request is allowed when some rule of the role names its method and has a
+        /// pattern matching its path.
+        #[test]
+        fn merged_rules_answer_as_each_rule_would(rules in rule_specs(7)) {
+            let p = Policy::parse(&rules_toml("allow", &rules, false), "t.toml").unwrap();
+            for role in Role::ALL {
+                for method in ASKED_METHODS {
+                    for path in ASKED_PATHS {
+                        let expected = rules.iter().any(|(r, m, ps)| {
+                            Role::ALL[*r] == role && reference(m, ps, method, path)
+                        });
+                        proptest::prop_assert_eq!(
+                            p.allows(role, method, path), expected, "{:?} {} {}", role, method, path
+                        );
+                    }
+                }
+            }
+        }
+
+        /// A key's scopes cover a request when one of them (by name) names its method and
+        /// has a pattern matching its path; `read-only` covers GET and HEAD; an unknown name
+        /// covers nothing.
+        #[test]
+        fn scopes_answer_as_each_scope_would(
+            scopes in rule_specs(5),
+            held in proptest::collection::vec(0..7usize, 0..4),
+        ) {
+            let text = rules_toml("allow", &vec![(0, vec![4], vec![0])], false)
+                + &rules_toml("scope", &scopes, true);
+            let p = Policy::parse(&text, "t.toml").unwrap();
+            // 5 is read-only, 6 a name the policy does not define.
+            let names: Vec<Box<str>> = held
+                .iter()
+                .map(|i| match i {
+                    5 => crate::scope::READ_ONLY.into(),
+                    6 => "unknown:scope".into(),
+                    i => format!("s{i}").into(),
+                })
+                .collect();
+            for method in ASKED_METHODS {
+                for path in ASKED_PATHS {
+                    let expected = held.iter().any(|i| match i {
+                        5 => method == "GET" || method == "HEAD",
+                        i => scopes.get(*i).is_some_and(|(_, m, ps)| reference(m, ps, method, path)),
+                    });
+                    proptest::prop_assert_eq!(
+                        p.scopes_allow(&names, method, path), expected, "{:?} {} {}", names, method, path
                     );
                 }
             }

@@ -40,9 +40,17 @@ use crate::clock::{Clock, SystemClock};
 use crate::digest::{Digester, Pepper};
 use crate::integrity::{KeyFields, MemberFields, RowKey};
 use crate::key::{KeyFormatError, WellFormedKey};
-use crate::policy::{request_path, PathError, Policy};
+use crate::policy::{request_path, PathError, Policy, RequestTarget};
 use crate::rate::RateLimit;
 use crate::usage::{day_of, DayTally, Outcome};
+
+/// The hasher of the request path's maps (foldhash, a few instructions for a `u128`). Their
+/// keys are HMAC output and key ids, which nobody sending requests can choose, so a
+/// flooding-resistant hasher (std's SipHash) buys nothing there.
+type Fast = foldhash::fast::RandomState;
+
+/// Checks counted since the last flush, per (key id, UTC day number).
+pub(crate) type Uses = HashMap<(u128, i64), DayTally, Fast>;
 
 /// The original request a key is presented for.
 #[derive(Debug, Clone, Copy)]
@@ -62,8 +70,8 @@ pub struct Target<'a> {
 pub struct Grant {
     /// The key's id (a UUID), never the key.
     pub key_id: String,
+    /// The creator's member id.
     pub member_id: Arc<str>,
-    pub member_name: Arc<str>,
     /// The creator's role at the time of the check.
     pub role: Role,
 }
@@ -253,7 +261,6 @@ impl Index {
 #[derive(Debug, Clone)]
 struct MemberInfo {
     id: Arc<str>,
-    name: Arc<str>,
     role: Role,
     disabled: bool,
     /// The row's MAC does not match: it was changed outside Keysmith.
@@ -264,7 +271,7 @@ struct MemberInfo {
 struct Index {
     /// Keyed by the digest's first 16 bytes; the whole digest is then compared in constant
     /// time.
-    keys: HashMap<u128, Entry>,
+    keys: HashMap<u128, Entry, Fast>,
     members: Vec<MemberInfo>,
     member_ix: HashMap<String, u32>,
 }
@@ -324,7 +331,7 @@ pub struct Verifier {
     index: RwLock<Index>,
     source: Source,
     /// Checks since the last flush, counted per (key id, UTC day number).
-    usage: Mutex<HashMap<(u128, i64), DayTally>>,
+    usage: Mutex<Uses>,
     /// How many days of usage rows the flush keeps.
     retention_days: std::sync::atomic::AtomicU32,
     /// The day whose flush last deleted old usage rows (`i64::MIN` before the first).
@@ -488,7 +495,7 @@ impl Verifier {
                 watch: Box::new(Mutex::new(watch)),
                 db_path: db_path.to_owned(),
             },
-            usage: Mutex::new(HashMap::new()),
+            usage: Mutex::new(Uses::default()),
             retention_days: std::sync::atomic::AtomicU32::new(crate::usage::RETENTION_DAYS_DEFAULT),
             pruned_on: std::sync::atomic::AtomicI64::new(i64::MIN),
         })
@@ -520,7 +527,7 @@ impl Verifier {
                 confirmed: Mutex::new(Some(confirmed)),
                 max_staleness,
             },
-            usage: Mutex::new(HashMap::new()),
+            usage: Mutex::new(Uses::default()),
             retention_days: std::sync::atomic::AtomicU32::new(crate::usage::RETENTION_DAYS_DEFAULT),
             pruned_on: std::sync::atomic::AtomicI64::new(i64::MIN),
         }
@@ -542,7 +549,7 @@ impl Verifier {
             Some(rows) => {
                 let current = self.index.read();
                 let mut next = Index {
-                    keys: HashMap::new(),
+                    keys: HashMap::default(),
                     members: current.members.clone(),
                     member_ix: current.member_ix.clone(),
                 };
@@ -595,16 +602,19 @@ impl Verifier {
 
     /// Takes the checks counted since the last call ((key id, UTC day number) → tally), for
     /// the flush to write (this verifier's own, or a feed's).
-    pub(crate) fn take_uses(&self) -> HashMap<(u128, i64), DayTally> {
+    pub(crate) fn take_uses(&self) -> Uses {
         let mut usage = self.usage.lock();
         // Sized as the last batch: under steady load the map then never grows (rehashes) on
         // the request path.
         let capacity = usage.len();
-        std::mem::replace(&mut *usage, HashMap::with_capacity(capacity))
+        std::mem::replace(
+            &mut *usage,
+            Uses::with_capacity_and_hasher(capacity, Fast::default()),
+        )
     }
 
     /// Puts back counts a flush could not write, for the next one.
-    pub(crate) fn restore_uses(&self, batch: HashMap<(u128, i64), DayTally>) {
+    pub(crate) fn restore_uses(&self, batch: Uses) {
         let mut usage = self.usage.lock();
         for (slot, tally) in batch {
             usage.entry(slot).or_default().merge(tally);
@@ -746,10 +756,11 @@ impl Verifier {
             }
         }
         if let (Some(t), Some(path)) = (target, path) {
+            let request = RequestTarget::new(t.method, path);
             let allowed = self
                 .policy
                 .as_ref()
-                .is_some_and(|p| p.allows(member.role, t.method, path));
+                .is_some_and(|p| p.allows_request(member.role, &request));
             if !allowed {
                 return Err(Denial::RoleRefused {
                     key_id: key_id(),
@@ -761,7 +772,7 @@ impl Verifier {
                 let covered = self
                     .policy
                     .as_ref()
-                    .is_some_and(|p| p.scopes_allow(scopes.names(), t.method, path));
+                    .is_some_and(|p| p.scopes_cover(scopes.names(), &request));
                 if !covered {
                     return Err(Denial::ScopeRefused {
                         key_id: key_id(),
@@ -782,7 +793,6 @@ impl Verifier {
         Ok(Grant {
             key_id: key_id(),
             member_id: member.id.clone(),
-            member_name: member.name.clone(),
             role: member.role,
         })
     }
@@ -934,7 +944,7 @@ impl Verifier {
 }
 
 /// Each key's latest accepted use in a batch of tallies.
-fn latest_uses(batch: &HashMap<(u128, i64), DayTally>) -> HashMap<u128, i64> {
+fn latest_uses(batch: &Uses) -> HashMap<u128, i64> {
     let mut latest = HashMap::new();
     for ((id, _), tally) in batch {
         if let Some((at, _)) = tally.last {
@@ -1016,7 +1026,6 @@ fn member_info(m: &crate::store::MemberRow, rows: &RowKey) -> MemberInfo {
     }
     MemberInfo {
         id: Arc::from(m.id.as_str()),
-        name: Arc::from(m.name.as_str()),
         role: role.unwrap_or(Role::Viewer),
         disabled: m.disabled_at.is_some(),
         tampered: !sealed || role.is_none(),

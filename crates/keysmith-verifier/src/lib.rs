@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, Response, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use axum::Router;
 use keysmith_core::verifier::{Denial, Target, Verifier};
 
@@ -38,6 +38,11 @@ pub use extract::{extract, ExtractError, Extracted, PresentedKey};
 pub const KEY_ID_HEADER: &str = "x-keysmith-key-id";
 pub const MEMBER_HEADER: &str = "x-keysmith-member";
 pub const ROLE_HEADER: &str = "x-keysmith-role";
+
+// The same names, built once: inserting by `&str` parses and validates the name each time.
+const KEY_ID: HeaderName = HeaderName::from_static(KEY_ID_HEADER);
+const MEMBER: HeaderName = HeaderName::from_static(MEMBER_HEADER);
+const ROLE: HeaderName = HeaderName::from_static(ROLE_HEADER);
 
 /// The service for one verifier, trusting no proxy's `X-Forwarded-For`: every path and
 /// method answers the same way.
@@ -88,12 +93,12 @@ async fn check(State(service): State<Arc<Service>>, request: Request) -> Respons
             tracing::debug!(key = %grant.key_id, role = %grant.role, method = %request.method, "allowed");
             let mut response = empty(StatusCode::NO_CONTENT);
             let h = response.headers_mut();
-            h.insert(ROLE_HEADER, HeaderValue::from_static(grant.role.as_str()));
+            h.insert(ROLE, HeaderValue::from_static(grant.role.as_str()));
             if let Ok(v) = HeaderValue::from_str(&grant.member_id) {
-                h.insert(MEMBER_HEADER, v);
+                h.insert(MEMBER, v);
             }
             if let Ok(v) = HeaderValue::from_maybe_shared(axum::body::Bytes::from(grant.key_id)) {
-                h.insert(KEY_ID_HEADER, v);
+                h.insert(KEY_ID, v);
             }
             response
         }
