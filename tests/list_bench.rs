@@ -52,6 +52,8 @@ struct Run {
     whole_ms: f64,
     /// Each search keystroke (typing, then erasing), event → next paint.
     keystrokes_ms: Vec<f64>,
+    /// The slowest keystroke: its query and its [`Painted`] times.
+    slowest: Option<(String, Painted)>,
     /// The member filter: to Max, back to every member.
     filter_ms: Vec<f64>,
     /// Frame gaps while scrolling: (longest, 95th percentile), ms.
@@ -118,6 +120,13 @@ async fn main() {
         "search keystroke, worst (ms)              {keystroke_worst:>13.1}   ≤ {KEYSTROKE_GOAL_MS:.0}  {}",
         verdict(keystroke_worst <= KEYSTROKE_GOAL_MS)
     );
+    let slowest: Vec<&(String, Painted)> = big.iter().filter_map(|r| r.slowest.as_ref()).collect();
+    if !slowest.is_empty() {
+        println!(
+            "  the slowest's script share (median)       {:>12.0}%   (event → its tasks done; the rest is layout and paint)",
+            median(slowest.iter().map(|(_, p)| 100.0 * p.script_ms / p.total_ms).collect())
+        );
+    }
     let filter_worst = worst(big, &|r| r.filter_ms.clone());
     println!(
         "member filter and back, worst (ms)        {filter_worst:>13.1}   ≤ {KEYSTROKE_GOAL_MS:.0}  {}",
@@ -267,8 +276,15 @@ async fn steps(driver: &WebDriver, full: bool, run: &mut Run) -> WebDriverResult
     // Keystrokes: type, then erase.
     let query = "bench key 12";
     for n in (1..=query.len()).chain((0..query.len()).rev()) {
-        run.keystrokes_ms
-            .push(until_painted(driver, "key-search", "input", &query[..n]).await?);
+        let painted = until_painted(driver, "key-search", "input", &query[..n]).await?;
+        run.keystrokes_ms.push(painted.total_ms);
+        if run
+            .slowest
+            .as_ref()
+            .is_none_or(|(_, s)| painted.total_ms > s.total_ms)
+        {
+            run.slowest = Some((query[..n].to_owned(), painted));
+        }
     }
     // The member filter: Max, then every member again.
     let max_id = driver
@@ -279,8 +295,11 @@ async fn steps(driver: &WebDriver, full: bool, run: &mut Run) -> WebDriverResult
         )
         .await?;
     let max_id = max_id.json().as_str().unwrap_or_default().to_owned();
-    run.filter_ms
-        .push(until_painted(driver, "key-filter", "change", &max_id).await?);
+    run.filter_ms.push(
+        until_painted(driver, "key-filter", "change", &max_id)
+            .await?
+            .total_ms,
+    );
     let shown = driver
         .execute(
             "return document.querySelector('#keys-table').getAttribute('aria-rowcount');",
@@ -292,8 +311,11 @@ async fn steps(driver: &WebDriver, full: bool, run: &mut Run) -> WebDriverResult
         Some(&*format!("{}", BY_MAX + 1)),
         "the filter did not narrow the list to Max's keys"
     );
-    run.filter_ms
-        .push(until_painted(driver, "key-filter", "change", "").await?);
+    run.filter_ms.push(
+        until_painted(driver, "key-filter", "change", "")
+            .await?
+            .total_ms,
+    );
 
     // Scrolling, one step per frame.
     let gaps = driver
@@ -328,13 +350,13 @@ async fn steps(driver: &WebDriver, full: bool, run: &mut Run) -> WebDriverResult
 }
 
 /// Sets the value of the element `id` to `value`, fires `event` at it as a person's input
-/// would, and returns the ms until the next frame was painted.
+/// would, and returns how long until the next frame was painted.
 async fn until_painted(
     driver: &WebDriver,
     id: &str,
     event: &str,
     value: &str,
-) -> WebDriverResult<f64> {
+) -> WebDriverResult<Painted> {
     let ret = driver
         .execute_async(
             "const [id, event, value, done] = arguments;
@@ -342,9 +364,12 @@ async fn until_painted(
              const t0 = performance.now();
              e.value = value;
              e.dispatchEvent(new Event(event, { bubbles: true }));
-             setTimeout(() => requestAnimationFrame(() => setTimeout(() => {
-               done(performance.now() - t0);
-             })));",
+             setTimeout(() => {
+               const script = performance.now() - t0;
+               requestAnimationFrame(() => setTimeout(() => {
+                 done([performance.now() - t0, script]);
+               }));
+             });",
             vec![
                 serde_json::json!(id),
                 serde_json::json!(event),
@@ -352,7 +377,21 @@ async fn until_painted(
             ],
         )
         .await?;
-    Ok(ret.json().as_f64().unwrap_or(f64::NAN))
+    let at = |i: usize| ret.json().get(i).and_then(serde_json::Value::as_f64);
+    Ok(Painted {
+        total_ms: at(0).unwrap_or(f64::NAN),
+        script_ms: at(1).unwrap_or(f64::NAN),
+    })
+}
+
+/// How long one change took to reach the screen, in ms (WebKit rounds to whole ms).
+#[derive(Debug, Clone, Copy)]
+struct Painted {
+    /// The event → the frame after it painted.
+    total_ms: f64,
+    /// The event → the first timer after it: the page's handler and every task it queued
+    /// (the UI's Rust code and its DOM calls) have run; the rest is style, layout and paint.
+    script_ms: f64,
 }
 
 /// PSS in kB summed over the app and WebKit's processes under the driver `root`.
@@ -385,6 +424,12 @@ fn describe(r: &Run) -> String {
             median(r.keystrokes_ms.clone()),
             worst(&r.keystrokes_ms),
             worst(&r.filter_ms)
+        );
+    }
+    if let Some((query, p)) = &r.slowest {
+        s += &format!(
+            ", slowest keystroke {query:?}: {:.0} ms, script {:.0} ms of it",
+            p.total_ms, p.script_ms
         );
     }
     if let Some((longest, p95)) = r.scroll_ms {
