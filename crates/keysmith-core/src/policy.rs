@@ -51,8 +51,36 @@ const METHODS: [&str; 9] = [
 ];
 const ANY_METHOD: u16 = (1 << METHODS.len()) - 1;
 
+/// The method's position in [`METHODS`]; `None` for a method no rule can name.
+fn method_index(method: &str) -> Option<usize> {
+    METHODS.iter().position(|m| *m == method)
+}
+
 fn method_bit(method: &str) -> Option<u16> {
-    METHODS.iter().position(|m| *m == method).map(|i| 1u16 << i)
+    method_index(method).map(|i| 1u16 << i)
+}
+
+/// A path pattern as every rule and scope reads it: `*` stays within a segment
+/// (`literal_separator`), and `\` escapes the next character.
+fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+}
+
+/// One set of `globs`; an error names the line at `start`.
+fn glob_set(
+    globs: impl IntoIterator<Item = globset::Glob>,
+    start: usize,
+    err: &impl Fn(usize, String) -> PolicyError,
+) -> Result<GlobSet, PolicyError> {
+    let mut set = GlobSetBuilder::new();
+    for g in globs {
+        set.add(g);
+    }
+    set.build()
+        .map_err(|e| err(start, format!("bad path patterns: {e}")))
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,7 +153,7 @@ impl<'a> RequestTarget<'a> {
     /// [`request_path`].
     pub fn new(method: &str, path: &'a str) -> RequestTarget<'a> {
         RequestTarget {
-            method: METHODS.iter().position(|m| *m == method),
+            method: method_index(method),
             get_or_head: method == "GET" || method == "HEAD",
             path: globset::Candidate::new(path),
         }
@@ -178,17 +206,9 @@ impl Policy {
         }
         for (role, methods) in gathered.into_iter().enumerate() {
             for (m, globs) in methods.into_iter().enumerate() {
-                if globs.is_empty() {
-                    continue;
+                if !globs.is_empty() {
+                    policy.allow[role][m] = Some(glob_set(globs, 0, &err)?);
                 }
-                let mut set = GlobSetBuilder::new();
-                for g in globs {
-                    set.add(g);
-                }
-                let built = set
-                    .build()
-                    .map_err(|e| err(0, format!("bad path patterns: {e}")))?;
-                policy.allow[role][m] = Some(built);
             }
         }
         for scope in parsed.scope {
@@ -291,16 +311,9 @@ fn compile_rule(
     err: &impl Fn(usize, String) -> PolicyError,
 ) -> Result<Rule, PolicyError> {
     let (bits, globs) = compile_parts(start, methods, paths, err)?;
-    let mut set = GlobSetBuilder::new();
-    for g in globs {
-        set.add(g);
-    }
-    let paths = set
-        .build()
-        .map_err(|e| err(start, format!("bad path patterns: {e}")))?;
     Ok(Rule {
         methods: bits,
-        paths,
+        paths: glob_set(globs, start, err)?,
     })
 }
 
@@ -339,17 +352,12 @@ fn compile_parts(
     for p in paths {
         let pattern = p.get_ref();
         check_pattern(pattern).map_err(|m| err(p.span().start, m))?;
-        let glob = GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .backslash_escape(true)
-            .build()
-            .map_err(|e| {
-                err(
-                    p.span().start,
-                    format!("bad path pattern {pattern:?}: {}", e.kind()),
-                )
-            })?;
-        globs.push(glob);
+        globs.push(glob(pattern).map_err(|e| {
+            err(
+                p.span().start,
+                format!("bad path pattern {pattern:?}: {}", e.kind()),
+            )
+        })?);
     }
     Ok((bits, globs))
 }
@@ -930,13 +938,8 @@ paths = ["/v1/reports", "/v1/reports/**"]
         ]
         .into_iter()
         .map(|p| {
-            let glob = GlobBuilder::new(p)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .unwrap();
             let mut set = GlobSetBuilder::new();
-            set.add(glob);
+            set.add(glob(p).unwrap());
             (p, set.build().unwrap())
         })
         .collect()
@@ -1037,10 +1040,7 @@ paths = ["/v1/reports", "/v1/reports/**"]
         });
         method_ok
             && paths.iter().any(|p| {
-                GlobBuilder::new(RULE_PATTERNS[*p])
-                    .literal_separator(true)
-                    .backslash_escape(true)
-                    .build()
+                glob(RULE_PATTERNS[*p])
                     .unwrap()
                     .compile_matcher()
                     .is_match(path)
