@@ -1375,6 +1375,37 @@ async fn filters_and_search(driver: &WebDriver) {
     );
     select(driver, "key-flag", "").await;
 
+    // Each key's buttons, as its row offers them: the rows are kept by place and redrawn
+    // in place when a search brings another key there, buttons and all.
+    let buttons = |status: &str| -> Vec<&'static str> {
+        match status {
+            "Active" => vec!["usage", "roll", "pause", "revoke"],
+            "Grace period" => vec!["usage", "pause", "revoke"],
+            "Revoked" => vec!["usage"],
+            other => panic!("no key here is {other}"),
+        }
+    };
+    let expected: Vec<_> = all.iter().map(|r| (r.0.clone(), buttons(&r.3))).collect();
+    let offered = || async {
+        let ret = driver
+            .execute(
+                "return [...document.querySelectorAll('#keys-table tr.key-row')].map(tr =>
+                   [tr.dataset.keyId, [...tr.querySelectorAll('button')].map(b => b.dataset.action)]);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        serde_json::from_value::<Vec<(String, Vec<String>)>>(ret.json().clone()).unwrap()
+    };
+    let want_buttons = |ids: &[String]| -> Vec<(String, Vec<String>)> {
+        ids.iter()
+            .map(|id| {
+                let (_, b) = expected.iter().find(|e| &e.0 == id).unwrap();
+                (id.clone(), b.iter().map(|a| a.to_string()).collect())
+            })
+            .collect()
+    };
+
     // Search: name, creator and status, any case.
     let search = by_id(driver, "key-search").await;
     for (typed, want) in [
@@ -1387,6 +1418,7 @@ async fn filters_and_search(driver: &WebDriver) {
         search.send_keys(Key::Backspace).await.unwrap();
         search.send_keys(typed).await.unwrap();
         shown_becomes(driver, &want, &format!("searching {typed:?}")).await;
+        assert_eq!(offered().await, want_buttons(&want), "searching {typed:?}");
     }
     search.send_keys(Key::Control + "a").await.unwrap();
     search.send_keys(Key::Backspace).await.unwrap();
@@ -1403,4 +1435,33 @@ async fn filters_and_search(driver: &WebDriver) {
         },
     )
     .await;
+    // Every row back as it was, text and buttons.
+    assert_eq!(rows(driver).await, all);
+    let ids: Vec<String> = all.iter().map(|r| r.0.clone()).collect();
+    assert_eq!(offered().await, want_buttons(&ids));
+
+    // A button acts on the key its row shows now: the first row showed another key before
+    // this search brought "CI deploy" there.
+    assert_ne!(
+        all[0].0, ci,
+        "CI deploy is already first: the check below proves nothing"
+    );
+    search.send_keys("ci dep").await.unwrap();
+    shown_becomes(driver, std::slice::from_ref(&ci), "searching \"ci dep\"").await;
+    driver
+        .find(By::Css("#keys-table tr.key-row button.usage"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        by_id(driver, "usage-title").await.text().await.unwrap(),
+        "Usage of “CI deploy”"
+    );
+    by_id(driver, "usage-close").await.click().await.unwrap();
+    gone(driver, "usage-dialog").await;
+    search.send_keys(Key::Control + "a").await.unwrap();
+    search.send_keys(Key::Backspace).await.unwrap();
+    shown_becomes(driver, &ids, "clearing the search again").await;
 }

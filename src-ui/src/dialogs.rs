@@ -131,7 +131,19 @@ fn dialog_showing() -> bool {
 
 fn find_again(opener: &Opener) -> Option<web_sys::HtmlElement> {
     use wasm_bindgen::JsCast;
-    if opener.node.is_connected() {
+    // The same element, unless it now belongs to another row: the key list keeps its rows
+    // by place and shows in a row whichever key is at that place.
+    let same_row = opener.row.as_ref().is_none_or(|(attribute, value)| {
+        opener
+            .node
+            .closest("tr")
+            .ok()
+            .flatten()
+            .and_then(|tr| tr.get_attribute(attribute))
+            .as_deref()
+            == Some(value.as_str())
+    });
+    if opener.node.is_connected() && same_row {
         return Some(opener.node.clone());
     }
     if !opener.id.is_empty() {

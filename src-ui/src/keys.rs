@@ -162,31 +162,11 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
         complete.track();
         request_animation_frame(move || window.measure());
     });
-    let visible = move || {
+    // The rows in the page, by their place among the keys shown (see `KeyRow`).
+    let places = move || {
         let (first, last) = range.get();
-        shown.with(|positions| {
-            keys.with(|all| {
-                positions[first..last]
-                    .iter()
-                    .map(|&i| all[i].clone())
-                    .collect::<Vec<_>>()
-            })
-        })
+        first..last
     };
-    // Each rendered row's place among the keys shown, by key id, for its `aria-rowindex`: a
-    // row stays in the page while the filters move it, so its place is not part of its key.
-    let places = Memo::new(move |_| {
-        let (first, last) = range.get();
-        shown.with(|positions| {
-            keys.with(|all| {
-                positions[first..last]
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &i)| (all[i].id.clone(), first + j))
-                    .collect::<std::collections::HashMap<_, _>>()
-            })
-        })
-    });
     let narrowed = move || {
         !filter.get().is_empty() || !search.get().trim().is_empty() || !flag.get().is_empty()
     };
@@ -244,6 +224,26 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
         rolling.set(None);
         reveal.set(Some(r));
         reload();
+    };
+
+    // A click on a row's button, by the key whose row it is (`data-key-id`) and what the
+    // button does (`data-action`): one handler for the table rather than one per button, so
+    // that a row shows another key without its buttons' handlers changing.
+    let on_row_click = move |ev: leptos::ev::MouseEvent| {
+        let Some((action, id)) = row_action(&ev) else {
+            return;
+        };
+        let Some(k) = keys.with_untracked(|all| all.iter().find(|k| k.id == id).cloned()) else {
+            return;
+        };
+        match action.as_str() {
+            "usage" => charting.set(Some(k)),
+            "roll" => rolling.set(Some(k)),
+            "revoke" => revoking.set(Some(k)),
+            "pause" => on_pause((k, true)),
+            "resume" => on_pause((k, false)),
+            _ => {}
+        }
     };
 
     view! {
@@ -341,24 +341,15 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                                 <th scope="col"><span class="sr-only">"Actions"</span></th>
                             </tr>
                         </thead>
-                        <tbody node_ref=window.body>
+                        <tbody node_ref=window.body on:click=on_row_click>
                             <tr class="spacer" aria-hidden="true" style:height=move || window.spacer(range.get().0)>
                                 <td colspan=columns></td>
                             </tr>
-                            <For
-                                each=visible
-                                key=|k| (k.id.clone(), k.revoked_at, k.last_used_at, k.expires_at, k.replaced_by.clone(), k.paused_at, k.status)
-                                let:key
-                            >
-                                <KeyRow position={
-                                        let id = key.id.clone();
-                                        Signal::derive(move || places.with(|p| p.get(&id).copied().unwrap_or(0)))
-                                    }
-                                    key=key sees_others=sees_others unused_days=unused_days
-                                    on_revoke=move |k| revoking.set(Some(k))
-                                    on_roll=move |k| rolling.set(Some(k))
-                                    on_usage=move |k| charting.set(Some(k))
-                                    on_pause=on_pause />
+                            <For each=places key=|place| *place let:place>
+                                <KeyRow place=place sees_others=sees_others unused_days=unused_days
+                                    key=Memo::new(move |_| shown.with(|positions| {
+                                        positions.get(place).map(|&i| keys.with(|all| all[i].clone()))
+                                    })) />
                             </For>
                             <tr class="spacer" aria-hidden="true" style:height=move || window.spacer(shown.with(Vec::len) - range.get().1)>
                                 <td colspan=columns></td>
@@ -393,27 +384,113 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
     }
 }
 
+/// What a click on a key row's button asks for, as `(action, key id)`: the button's
+/// `data-action` and its row's `data-key-id`. `None` for a click anywhere else.
+fn row_action(ev: &leptos::ev::MouseEvent) -> Option<(String, String)> {
+    use wasm_bindgen::JsCast;
+    let target = ev.target()?.dyn_into::<web_sys::Element>().ok()?;
+    let button = target.closest("button[data-action]").ok()??;
+    let row = button.closest("tr[data-key-id]").ok()??;
+    Some((
+        button.get_attribute("data-action")?,
+        row.get_attribute("data-key-id")?,
+    ))
+}
+
+/// One row of the key list, kept for a place among the keys shown (0 = first) and redrawn
+/// in place when another key comes to that place.
+///
+/// A search keystroke that changes which keys are shown then changes the rows' text and
+/// attributes, where rows kept per key were taken out and built anew: about 2 ms a row in
+/// WebKit, most of a slow keystroke (`tests/list_bench.rs`, issue 12). Its buttons carry
+/// `data-action` and the page handles their clicks by the row's `data-key-id`.
 #[component]
 fn KeyRow(
-    key: KeySummary,
-    /// Its place among the keys shown (0 = first), for `aria-rowindex`.
+    /// The key at this place; `None` for a moment while the list shrinks.
     #[prop(into)]
-    position: Signal<usize>,
+    key: Signal<Option<KeySummary>>,
+    place: usize,
     sees_others: bool,
     /// "Not used for N days" flags keys idle this long.
-    unused_days: RwSignal<i64>,
-    #[prop(into)] on_revoke: Callback<KeySummary>,
-    #[prop(into)] on_roll: Callback<KeySummary>,
-    #[prop(into)] on_usage: Callback<KeySummary>,
-    /// The key, and whether to pause it (`true`) or resume it.
     #[prop(into)]
-    on_pause: Callback<(KeySummary, bool)>,
+    unused_days: Signal<i64>,
+) -> impl IntoView {
+    let row = NodeRef::<leptos::html::Tr>::new();
+    // Focus on a button of this row stays with its key when another key comes to this place
+    // (a reload put a new key above it): a keyboard user's next Enter acts on the key they
+    // chose, or on nothing.
+    let shown_id = StoredValue::new(None::<String>);
+    Effect::new(move |_| {
+        let now = key.with(|k| k.as_ref().map(|k| k.id.clone()));
+        let before = shown_id
+            .try_update_value(|id| std::mem::replace(id, now.clone()))
+            .flatten();
+        if let (Some(before), Some(row)) = (before, row.get_untracked()) {
+            if now.as_deref() != Some(before.as_str()) {
+                follow_focus(&row, &before);
+            }
+        }
+    });
+    move || {
+        let days = unused_days.get();
+        key.with(|k| {
+            k.as_ref()
+                .map(|k| key_row(k, place, sees_others, days, row))
+        })
+    }
+}
+
+/// If focus is in `row`, which now shows another key, moves it to the same control in the
+/// row of key `id` when that row is in the page, else to the list's table.
+fn follow_focus(row: &web_sys::HtmlTableRowElement, id: &str) {
+    use wasm_bindgen::JsCast;
+    let Some(focused) = document().active_element() else {
+        return;
+    };
+    if !row.contains(Some(&focused)) {
+        return;
+    }
+    let action = focused.get_attribute("data-action");
+    let target = row
+        .parent_element()
+        .and_then(|body| body.query_selector_all("tr[data-key-id]").ok())
+        .and_then(|rows| {
+            (0..rows.length())
+                .filter_map(|i| rows.item(i)?.dyn_into::<web_sys::Element>().ok())
+                .find(|tr| tr.get_attribute("data-key-id").as_deref() == Some(id))
+        })
+        .and_then(|tr| {
+            let same = action.and_then(|a| {
+                tr.query_selector(&format!("button[data-action='{a}']"))
+                    .ok()
+                    .flatten()
+            });
+            same.or_else(|| tr.query_selector("button").ok().flatten())
+        })
+        .and_then(|b| b.dyn_into::<web_sys::HtmlElement>().ok());
+    match target {
+        Some(button) => {
+            let _ = button.focus();
+        }
+        None => {
+            if let Some(focused) = focused.dyn_ref::<web_sys::HtmlElement>() {
+                let _ = focused.blur();
+            }
+        }
+    }
+}
+
+/// What a [`KeyRow`] shows of `key` at `place`, flagging it unused after `unused_days`.
+fn key_row(
+    key: &KeySummary,
+    place: usize,
+    sees_others: bool,
+    unused_days: i64,
+    row: NodeRef<leptos::html::Tr>,
 ) -> impl IntoView {
     let revoked = key.status == KeyStatus::Revoked;
     let active = key.status == KeyStatus::Active;
     let rolled = key.replaced_by.is_some();
-    // What the buttons hand on: one copy for all of them, cloned only on a click.
-    let this = StoredValue::new(key.clone());
     let paused = key.status == KeyStatus::Paused;
     let expires = match (key.expires_at, rolled) {
         (None, _) => "Never".to_owned(),
@@ -424,16 +501,19 @@ fn KeyRow(
         .then(|| "Replaced by a newer key; works until the end of its grace period".to_owned());
     let label = key.status_label();
     let created = format!("Created {}", format::when(Some(key.created_at)));
+    let sources = (!key.allowed_sources.is_empty()).then(|| key.allowed_sources.join(", "));
+    let rate = key.rate_limit.clone();
+    let scopes = (!key.scopes.is_empty()).then(|| key.scopes.join(", "));
     let details = {
         let mut parts = vec![created.clone()];
-        if !key.allowed_sources.is_empty() {
-            parts.push(format!("Only from {}", key.allowed_sources.join(", ")));
+        if let Some(list) = &sources {
+            parts.push(format!("Only from {list}"));
         }
-        if let Some(limit) = &key.rate_limit {
+        if let Some(limit) = &rate {
             parts.push(format!("Rate limit {limit}"));
         }
-        if !key.scopes.is_empty() {
-            parts.push(format!("Scopes: {}", key.scopes.join(", ")));
+        if let Some(list) = &scopes {
+            parts.push(format!("Scopes: {list}"));
         }
         parts.join(" · ")
     };
@@ -466,43 +546,46 @@ fn KeyRow(
         };
         view! { <span class="flag expiring" title="Its expiry, or the end of its grace period, is near: roll it or plan for it">{text}</span> }
     });
-    let idle = {
-        move || {
-            let days = unused_days.get();
-            this.with_value(|k| k.unused_for(now, days)).then(|| view! {
-                <span class="flag unused" title="Still active but nothing used it lately: revoke it if nobody needs it">
-                    {format!("Not used for {days}+ days")}
-                </span>
-            })
+    let idle = key.unused_for(now, unused_days).then(|| view! {
+        <span class="flag unused" title="Still active but nothing used it lately: revoke it if nobody needs it">
+            {format!("Not used for {unused_days}+ days")}
+        </span>
+    });
+    let pause = (active || paused).then(|| {
+        let (action, label, title) = if paused {
+            ("resume", "Resume", "Let this key work again")
+        } else {
+            (
+                "pause",
+                "Pause",
+                "Refuse this key everywhere until you resume it",
+            )
+        };
+        view! {
+            <button class="ghost pause" data-action=action title=title>{label}</button>
         }
-    };
+    });
     view! {
         <tr class="key-row" class:revoked=!(active || paused) class:paused=paused data-key-id=key.id.clone()
-            aria-rowindex=move || (position.get() + 2).to_string()>
+            aria-rowindex=(place + 2).to_string() node_ref=row>
             <td class="name-cell"><div class="name-box">
                 <span class="name" title=key.name.clone()>{key.name.clone()}</span>
                 <span class="details" title=details>
                 <span class="created">{created}</span>
-                {(!key.allowed_sources.is_empty()).then(|| {
-                    let list = key.allowed_sources.join(", ");
-                    view! {
-                        <span class="sources" title=format!("Refused from any other address: {list}")>
-                            {format!("Only from {list}")}
-                        </span>
-                    }
+                {sources.map(|list| view! {
+                    <span class="sources" title=format!("Refused from any other address: {list}")>
+                        {format!("Only from {list}")}
+                    </span>
                 })}
-                {key.rate_limit.clone().map(|limit| view! {
+                {rate.map(|limit| view! {
                     <span class="rate" title="Requests beyond this rate are refused with 429 Too Many Requests">
                         {format!("Rate limit {limit}")}
                     </span>
                 })}
-                {(!key.scopes.is_empty()).then(|| {
-                    let list = key.scopes.join(", ");
-                    view! {
-                        <span class="scopes" title="The key may call only what both its creator's role and one of these scopes allow">
-                            {format!("Scopes: {list}")}
-                        </span>
-                    }
+                {scopes.map(|list| view! {
+                    <span class="scopes" title="The key may call only what both its creator's role and one of these scopes allow">
+                        {format!("Scopes: {list}")}
+                    </span>
                 })}
                 </span>
             </div></td>
@@ -512,103 +595,116 @@ fn KeyRow(
             <td class="expires" title=expires_title>{expires}</td>
             <td class="status-cell">{status}{expiring}{idle}</td>
             <td class="actions"><div class="row-actions">
-                <button class="ghost usage" title="Requests accepted and refused, per day, over the last 30 days"
-                    on:click=move |_| on_usage.run(this.get_value())>"Usage"</button>
+                <button class="ghost usage" data-action="usage"
+                    title="Requests accepted and refused, per day, over the last 30 days">"Usage"</button>
                 {(active && !rolled).then(|| view! {
-                    <button class="ghost roll" on:click=move |_| on_roll.run(this.get_value())>"Roll"</button>
+                    <button class="ghost roll" data-action="roll">"Roll"</button>
                 })}
-                {(active || paused).then(|| {
-                    let label = if paused { "Resume" } else { "Pause" };
-                    let title = if paused {
-                        "Let this key work again"
-                    } else {
-                        "Refuse this key everywhere until you resume it"
-                    };
-                    view! {
-                        <button class="ghost pause" title=title
-                            on:click=move |_| on_pause.run((this.get_value(), !paused))>{label}</button>
-                    }
-                })}
+                {pause}
                 {(!revoked).then(|| view! {
-                    <button class="danger-ghost revoke" on:click=move |_| on_revoke.run(this.get_value())>
-                        "Revoke"
-                    </button>
+                    <button class="danger-ghost revoke" data-action="revoke">"Revoke"</button>
                 })}
             </div></td>
         </tr>
     }
 }
 
-/// Draws the key list's rows once, hidden, while the sign-in screen waits for a passphrase:
-/// a made-up key's row, shown for two frames a moment after the screen appears.
+/// Draws the key list's rows, hidden, while the sign-in screen waits for a passphrase:
+/// made-up keys' rows, built in one frame and shown with other keys in the next (as a
+/// search keystroke redraws them), a moment after the screen appears.
 ///
-/// The first rows after sign-in are then not the first run of this code. WebKit runs new
-/// WebAssembly in its interpreter and compiles it tier by tier as it runs, and the row's date
-/// format, fonts and style rules are also set up on first use: with them cold, the first
-/// rows took about 200 ms to draw after sign-in; warm, about 60 ms (`scripts/bench-list.sh`,
-/// issue 12).
+/// The first rows after sign-in, and the first keystroke's redraw, are then not the first
+/// run of this code. WebKit runs new WebAssembly in its interpreter and compiles it tier by
+/// tier as it runs, and the row's date format, fonts and style rules are also set up on
+/// first use: with them cold, the first rows took about 200 ms to draw after sign-in; warm,
+/// about 60 ms (`tests/list_bench.rs`, issue 12).
 const WARM_UP_ROWS: usize = 40;
 const WARM_UP_ROUNDS: u32 = 3;
 
 #[component]
 pub fn KeyRowsWarmUp() -> impl IntoView {
-    let on = RwSignal::new(false);
-    fn round(on: RwSignal<bool>, left: u32) {
+    // Which made-up keys the rows show: none (no rows), the first set, or the second.
+    let phase = RwSignal::new(0u8);
+    fn round(phase: RwSignal<u8>, left: u32) {
         if left == 0 {
             return;
         }
-        on.try_set(true);
+        phase.try_set(1);
         request_animation_frame(move || {
+            phase.try_set(2);
             request_animation_frame(move || {
-                on.try_set(false);
+                phase.try_set(0);
                 set_timeout(
-                    move || round(on, left - 1),
+                    move || round(phase, left - 1),
                     std::time::Duration::from_millis(50),
                 );
             })
         });
     }
     if let Ok(handle) = set_timeout_with_handle(
-        move || round(on, WARM_UP_ROUNDS),
+        move || round(phase, WARM_UP_ROUNDS),
         std::time::Duration::from_millis(300),
     ) {
         on_cleanup(move || handle.clear());
     }
+    let unused_days = Signal::stored(UNUSED_DAYS_DEFAULT);
+    // The table comes and goes with the rows; between the two sets it stays, so its rows
+    // are redrawn in place.
+    let on = Memo::new(move |_| phase.get() != 0);
     move || {
         on.get().then(|| {
-        let now = js_sys::Date::now() as i64;
-        let rows = (0..WARM_UP_ROWS).map(|i| KeySummary {
-            id: format!("warm-up-{i}"),
-            name: "Warm-up".to_owned(),
-            start: "abcd".to_owned(),
-            created_at: now - DAY_MS,
-            created_by: MemberSummary {
-                id: "warm-up".to_owned(),
-                name: "Warm-up".to_owned(),
-                role: Role::Owner,
-            },
-            last_used_at: Some(now),
-            revoked_at: None,
-            expires_at: Some(now + 3 * DAY_MS),
-            replaced_by: None,
-            paused_at: None,
-            allowed_sources: vec!["192.0.2.0/24".to_owned()],
-            rate_limit: Some("10/s burst 20".to_owned()),
-            scopes: vec!["read-only".to_owned()],
-            status: KeyStatus::Active,
-        });
-        let unused_days = RwSignal::new(UNUSED_DAYS_DEFAULT);
-        view! {
-            <div class="warm-up" aria-hidden="true" inert>
-                <table class="keys"><tbody>
-                    {rows.enumerate().map(|(i, key)| view! {
-                        <KeyRow key=key position=Signal::stored(i) sees_others=true unused_days=unused_days
-                            on_revoke=|_| () on_roll=|_| () on_usage=|_| () on_pause=|_| () />
-                    }).collect_view()}
-                </tbody></table>
-            </div>
+            view! {
+                <div class="warm-up" aria-hidden="true" inert>
+                    <table class="keys"><tbody>
+                        {(0..WARM_UP_ROWS).map(|place| view! {
+                            <KeyRow place=place sees_others=true unused_days=unused_days
+                                key=Signal::derive(move || match phase.get() {
+                                    0 => None,
+                                    set => Some(warm_up_key(place, set == 2)),
+                                }) />
+                        }).collect_view()}
+                    </tbody></table>
+                </div>
+            }
+        })
+    }
+}
+
+/// A made-up key for [`KeyRowsWarmUp`]; the `other` set differs in every field a row
+/// shows, and in which optional parts it has.
+fn warm_up_key(place: usize, other: bool) -> KeySummary {
+    let now = js_sys::Date::now() as i64;
+    let (status, extras) = match (place % 3, other) {
+        (0, false) | (1, true) => (KeyStatus::Active, true),
+        (1, false) | (2, true) => (KeyStatus::Paused, false),
+        _ => (KeyStatus::Revoked, false),
+    };
+    let list = |v: &str| {
+        if extras {
+            vec![v.to_owned()]
+        } else {
+            Vec::new()
         }
-    })
+    };
+    KeySummary {
+        id: format!("warm-up-{place}-{other}"),
+        name: format!("Warm-up {place} {other}"),
+        start: if other { "wxyz" } else { "abcd" }.to_owned(),
+        created_at: now - DAY_MS * (place as i64 + 1),
+        created_by: MemberSummary {
+            id: "warm-up".to_owned(),
+            name: "Warm-up".to_owned(),
+            role: Role::Owner,
+        },
+        last_used_at: other.then_some(now),
+        revoked_at: (status == KeyStatus::Revoked).then_some(now),
+        expires_at: extras.then_some(now + 3 * DAY_MS),
+        replaced_by: None,
+        paused_at: (status == KeyStatus::Paused).then_some(now),
+        allowed_sources: list("192.0.2.0/24"),
+        rate_limit: extras.then(|| "10/s burst 20".to_owned()),
+        scopes: list("read-only"),
+        status,
     }
 }
 
