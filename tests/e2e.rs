@@ -370,7 +370,81 @@ async fn flows(driver: &WebDriver, data_dir: &Path) -> Vec<String> {
     keys.extend(billing_keys);
     keys.extend(the_key_leaves_only_through_the_backend(driver, data_dir).await);
     at_the_smallest_size(driver).await;
+    keys.push(focus_follows_its_key(driver, data_dir).await);
     keys
+}
+
+/// A reload brings a new key above the one whose button has focus. The list keeps its rows
+/// by place, so that button's row now shows another key: focus moves with its key, to the
+/// same button in the row that shows it now, so the next Enter acts on the key the person
+/// chose (issue 12). The new key comes from the command line, as another member's would.
+/// Returns it.
+async fn focus_follows_its_key(driver: &WebDriver, data_dir: &Path) -> String {
+    let focused = || async {
+        let ret = driver
+            .execute(
+                "const e = document.activeElement;
+                 const tr = e.closest('tr');
+                 return [tr ? tr.dataset.keyId : e.tagName, e.dataset.action || ''];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        ret.json().clone()
+    };
+    let before = shown_ids(driver).await;
+    let first = before[0].clone();
+    driver
+        .execute(
+            "document.querySelector(`tr[data-key-id='${arguments[0]}'] button.usage`).focus();",
+            vec![serde_json::json!(first)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(focused().await, serde_json::json!([first, "usage"]));
+    let o = cli(
+        data_dir,
+        &[
+            "--as",
+            "Olive Owner",
+            "keys",
+            "create",
+            "--name",
+            "From the command line",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let key = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    // The page asks for the list every 5 s.
+    eventually(
+        "the key made on the command line never reached the list",
+        Duration::from_secs(15),
+        || async {
+            let ids = shown_ids(driver).await;
+            if ids.len() == before.len() + 1 && ids[1..] == before[..] {
+                Ok(())
+            } else {
+                Err(ids)
+            }
+        },
+    )
+    .await;
+    // Once the rows are redrawn (the check runs in a task after them).
+    eventually(
+        "focus stayed in the row's place instead of following its key",
+        Duration::from_secs(2),
+        || async {
+            let now = focused().await;
+            if now == serde_json::json!([first, "usage"]) {
+                Ok(())
+            } else {
+                Err(now)
+            }
+        },
+    )
+    .await;
+    key
 }
 
 /// At 800 × 600, the window's smallest, the key list keeps every column and control in the

@@ -229,6 +229,37 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
     // A click on a row's button, by the key whose row it is (`data-key-id`) and what the
     // button does (`data-action`): one handler for the table rather than one per button, so
     // that a row shows another key without its buttons' handlers changing.
+    // Focus on a row's button stays with its key when another key comes to its place (a
+    // reload put a new key above it): a keyboard user's next Enter acts on the key they
+    // chose, or on nothing. Checked once every row is redrawn.
+    let focused = StoredValue::new_local(None::<FocusedButton>);
+    let on_focusin = move |ev: leptos::ev::FocusEvent| {
+        focused.set_value(FocusedButton::of(ev.target()));
+    };
+    let on_focusout = move |ev: leptos::ev::FocusEvent| {
+        // Focus went to another control (a row's button is taken up by `focusin`); with no
+        // control to go to, the button may have been taken out by a redraw: keep it.
+        if ev.related_target().is_some() {
+            focused.set_value(None);
+        }
+    };
+    Effect::new(move |_| {
+        shown.track();
+        keys.track();
+        range.track();
+        set_timeout(
+            move || {
+                let (Some(button), Some(body)) = (
+                    focused.try_get_value().flatten(),
+                    window.body.get_untracked(),
+                ) else {
+                    return;
+                };
+                button.follow(&body);
+            },
+            std::time::Duration::ZERO,
+        );
+    });
     let on_row_click = move |ev: leptos::ev::MouseEvent| {
         let Some((action, id)) = row_action(&ev) else {
             return;
@@ -341,7 +372,7 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
                                 <th scope="col"><span class="sr-only">"Actions"</span></th>
                             </tr>
                         </thead>
-                        <tbody node_ref=window.body on:click=on_row_click>
+                        <tbody node_ref=window.body on:click=on_row_click on:focusin=on_focusin on:focusout=on_focusout>
                             <tr class="spacer" aria-hidden="true" style:height=move || window.spacer(range.get().0)>
                                 <td colspan=columns></td>
                             </tr>
@@ -415,79 +446,87 @@ fn KeyRow(
     #[prop(into)]
     unused_days: Signal<i64>,
 ) -> impl IntoView {
-    let row = NodeRef::<leptos::html::Tr>::new();
-    // Focus on a button of this row stays with its key when another key comes to this place
-    // (a reload put a new key above it): a keyboard user's next Enter acts on the key they
-    // chose, or on nothing.
-    let shown_id = StoredValue::new(None::<String>);
-    Effect::new(move |_| {
-        let now = key.with(|k| k.as_ref().map(|k| k.id.clone()));
-        let before = shown_id
-            .try_update_value(|id| std::mem::replace(id, now.clone()))
-            .flatten();
-        if let (Some(before), Some(row)) = (before, row.get_untracked()) {
-            if now.as_deref() != Some(before.as_str()) {
-                follow_focus(&row, &before);
-            }
-        }
-    });
     move || {
         let days = unused_days.get();
-        key.with(|k| {
-            k.as_ref()
-                .map(|k| key_row(k, place, sees_others, days, row))
-        })
+        key.with(|k| k.as_ref().map(|k| key_row(k, place, sees_others, days)))
     }
 }
 
-/// If focus is in `row`, which now shows another key, moves it to the same control in the
-/// row of key `id` when that row is in the page, else to the list's table.
-fn follow_focus(row: &web_sys::HtmlTableRowElement, id: &str) {
-    use wasm_bindgen::JsCast;
-    let Some(focused) = document().active_element() else {
-        return;
-    };
-    if !row.contains(Some(&focused)) {
-        return;
+/// The row button that has focus, as the key list last saw it: the button, its row's key
+/// id and its `data-action`.
+#[derive(Clone)]
+struct FocusedButton {
+    node: web_sys::Element,
+    id: String,
+    action: String,
+}
+
+impl FocusedButton {
+    /// The button `target` (a `focusin` event's), if it is a key row's.
+    fn of(target: Option<web_sys::EventTarget>) -> Option<FocusedButton> {
+        use wasm_bindgen::JsCast;
+        let node = target?.dyn_into::<web_sys::Element>().ok()?;
+        let action = node.get_attribute("data-action")?;
+        let id = node
+            .closest("tr[data-key-id]")
+            .ok()??
+            .get_attribute("data-key-id")?;
+        Some(FocusedButton { node, id, action })
     }
-    let action = focused.get_attribute("data-action");
-    let target = row
-        .parent_element()
-        .and_then(|body| body.query_selector_all("tr[data-key-id]").ok())
-        .and_then(|rows| {
-            (0..rows.length())
-                .filter_map(|i| rows.item(i)?.dyn_into::<web_sys::Element>().ok())
-                .find(|tr| tr.get_attribute("data-key-id").as_deref() == Some(id))
-        })
-        .and_then(|tr| {
-            let same = action.and_then(|a| {
-                tr.query_selector(&format!("button[data-action='{a}']"))
+
+    /// After the rows changed: if this button still has focus but its row now shows another
+    /// key, or the redraw took it out of the page and focus with it, focuses the same button
+    /// in the row of its key, else that row's first button. When that row is not in the
+    /// page, focus is dropped rather than left on another key's button.
+    fn follow(&self, body: &web_sys::Element) {
+        use wasm_bindgen::JsCast;
+        let active = document().active_element();
+        let still = active.as_ref() == Some(&self.node);
+        let shows = |tr: &web_sys::Element| {
+            tr.get_attribute("data-key-id").as_deref() == Some(self.id.as_str())
+        };
+        let moved = still
+            && self
+                .node
+                .closest("tr[data-key-id]")
+                .ok()
+                .flatten()
+                .is_some_and(|tr| !shows(&tr));
+        let lost = !self.node.is_connected()
+            && active.is_none_or(|e| e.tag_name().eq_ignore_ascii_case("body"));
+        if !(moved || lost) {
+            return;
+        }
+        let target = body
+            .query_selector_all("tr[data-key-id]")
+            .ok()
+            .and_then(|rows| {
+                (0..rows.length())
+                    .filter_map(|i| rows.item(i)?.dyn_into::<web_sys::Element>().ok())
+                    .find(shows)
+            })
+            .and_then(|tr| {
+                tr.query_selector(&format!("button[data-action='{}']", self.action))
                     .ok()
                     .flatten()
-            });
-            same.or_else(|| tr.query_selector("button").ok().flatten())
-        })
-        .and_then(|b| b.dyn_into::<web_sys::HtmlElement>().ok());
-    match target {
-        Some(button) => {
-            let _ = button.focus();
-        }
-        None => {
-            if let Some(focused) = focused.dyn_ref::<web_sys::HtmlElement>() {
-                let _ = focused.blur();
+                    .or_else(|| tr.query_selector("button").ok().flatten())
+            })
+            .and_then(|b| b.dyn_into::<web_sys::HtmlElement>().ok());
+        match target {
+            Some(button) => {
+                let _ = button.focus();
+            }
+            None => {
+                if let Some(node) = self.node.dyn_ref::<web_sys::HtmlElement>() {
+                    let _ = node.blur();
+                }
             }
         }
     }
 }
 
 /// What a [`KeyRow`] shows of `key` at `place`, flagging it unused after `unused_days`.
-fn key_row(
-    key: &KeySummary,
-    place: usize,
-    sees_others: bool,
-    unused_days: i64,
-    row: NodeRef<leptos::html::Tr>,
-) -> impl IntoView {
+fn key_row(key: &KeySummary, place: usize, sees_others: bool, unused_days: i64) -> impl IntoView {
     let revoked = key.status == KeyStatus::Revoked;
     let active = key.status == KeyStatus::Active;
     let rolled = key.replaced_by.is_some();
@@ -567,7 +606,7 @@ fn key_row(
     });
     view! {
         <tr class="key-row" class:revoked=!(active || paused) class:paused=paused data-key-id=key.id.clone()
-            aria-rowindex=(place + 2).to_string() node_ref=row>
+            aria-rowindex=(place + 2).to_string()>
             <td class="name-cell"><div class="name-box">
                 <span class="name" title=key.name.clone()>{key.name.clone()}</span>
                 <span class="details" title=details>
