@@ -226,9 +226,6 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
         reload();
     };
 
-    // A click on a row's button, by the key whose row it is (`data-key-id`) and what the
-    // button does (`data-action`): one handler for the table rather than one per button, so
-    // that a row shows another key without its buttons' handlers changing.
     // Focus on a row's button stays with its key when another key comes to its place (a
     // reload put a new key above it): a keyboard user's next Enter acts on the key they
     // chose, or on nothing. Checked once every row is redrawn.
@@ -260,6 +257,9 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
             std::time::Duration::ZERO,
         );
     });
+    // A click on a row's button, by the key whose row it is (`data-key-id`) and what the
+    // button does (`data-action`): one handler for the table rather than one per button, so
+    // that a row shows another key without its buttons' handlers changing.
     let on_row_click = move |ev: leptos::ev::MouseEvent| {
         let Some((action, id)) = row_action(&ev) else {
             return;
