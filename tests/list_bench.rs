@@ -400,10 +400,9 @@ struct Painted {
     total_ms: f64,
     /// The event → the first timer after it: the page's handler and every task it queued
     /// (the UI's Rust code and its DOM calls), and also WebKit's style, layout and paint when
-    /// a frame fell due before the timer. So a script share
-    /// near 100% does not by itself say the UI's code is slow: with the rows redrawn in place,
-    /// marks put in a scratch build of the UI showed its code done 1–2 ms after the event
-    /// while this figure was 8–20 ms.
+    /// a frame fell due before the timer. So a script share near 100% does not by itself say
+    /// the UI's code is slow: with the rows redrawn in place, marks put in a scratch build of
+    /// the UI showed its code done 1–2 ms after the event while this figure was 8–20 ms.
     script_ms: f64,
 }
 

@@ -152,18 +152,28 @@ fn find_again(opener: &Opener) -> Option<web_sys::HtmlElement> {
         }
     }
     let (attribute, value) = opener.row.as_ref()?;
+    // The same control (its action may have removed it: Revoke), else the row's first.
+    button_in_row(attribute, value, |b| b.class_name() == opener.classes)
+}
+
+/// In the page's row (`tr`) whose `attribute` is `value` (`data-key-id`, `data-member`),
+/// the first button that is `same`, else the row's first button; `None` when no such row
+/// is in the page.
+pub fn button_in_row(
+    attribute: &str,
+    value: &str,
+    same: impl Fn(&web_sys::HtmlElement) -> bool,
+) -> Option<web_sys::HtmlElement> {
+    use wasm_bindgen::JsCast;
     let rows = document().query_selector_all("tr").ok()?;
     let row = (0..rows.length())
         .filter_map(|i| rows.item(i)?.dyn_into::<web_sys::Element>().ok())
-        .find(|tr| tr.get_attribute(attribute).as_deref() == Some(value.as_str()))?;
+        .find(|tr| tr.get_attribute(attribute).as_deref() == Some(value))?;
     let buttons = row.query_selector_all("button").ok()?;
     let buttons: Vec<web_sys::HtmlElement> = (0..buttons.length())
         .filter_map(|i| buttons.item(i)?.dyn_into().ok())
         .collect();
-    // The same control (its action may have removed it: Revoke), else the row's first.
-    let same = buttons
-        .iter()
-        .position(|b| b.class_name() == opener.classes);
+    let same = buttons.iter().position(same);
     buttons.into_iter().nth(same.unwrap_or(0))
 }
 

@@ -8,8 +8,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::dialogs::{
-    dialog_open, dialog_open_untracked, CreateKeyDialog, RevealDialog, RevokeDialog, RollDialog,
-    UnsavedKeyDialog,
+    button_in_row, dialog_open, dialog_open_untracked, CreateKeyDialog, RevealDialog, RevokeDialog,
+    RollDialog, UnsavedKeyDialog,
 };
 use crate::scan::ScanDialog;
 use crate::usage::UsageDialog;
@@ -244,15 +244,15 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
         shown.track();
         keys.track();
         range.track();
+        // No timer per keystroke while no row's button has focus (typing in the search box).
+        if focused.with_value(Option::is_none) {
+            return;
+        }
         set_timeout(
             move || {
-                let (Some(button), Some(body)) = (
-                    focused.try_get_value().flatten(),
-                    window.body.get_untracked(),
-                ) else {
-                    return;
-                };
-                button.follow(&body);
+                if let Some(button) = focused.try_get_value().flatten() {
+                    button.follow();
+                }
             },
             std::time::Duration::ZERO,
         );
@@ -478,40 +478,26 @@ impl FocusedButton {
     /// key, or the redraw took it out of the page and focus with it, focuses the same button
     /// in the row of its key, else that row's first button. When that row is not in the
     /// page, focus is dropped rather than left on another key's button.
-    fn follow(&self, body: &web_sys::Element) {
+    fn follow(&self) {
         use wasm_bindgen::JsCast;
         let active = document().active_element();
         let still = active.as_ref() == Some(&self.node);
-        let shows = |tr: &web_sys::Element| {
-            tr.get_attribute("data-key-id").as_deref() == Some(self.id.as_str())
-        };
         let moved = still
             && self
                 .node
                 .closest("tr[data-key-id]")
                 .ok()
                 .flatten()
-                .is_some_and(|tr| !shows(&tr));
+                .is_some_and(|tr| tr.get_attribute("data-key-id").as_deref() != Some(&self.id));
         let lost = !self.node.is_connected()
             && active.is_none_or(|e| e.tag_name().eq_ignore_ascii_case("body"));
         if !(moved || lost) {
             return;
         }
-        let target = body
-            .query_selector_all("tr[data-key-id]")
-            .ok()
-            .and_then(|rows| {
-                (0..rows.length())
-                    .filter_map(|i| rows.item(i)?.dyn_into::<web_sys::Element>().ok())
-                    .find(shows)
-            })
-            .and_then(|tr| {
-                tr.query_selector(&format!("button[data-action='{}']", self.action))
-                    .ok()
-                    .flatten()
-                    .or_else(|| tr.query_selector("button").ok().flatten())
-            })
-            .and_then(|b| b.dyn_into::<web_sys::HtmlElement>().ok());
+        let action = Some(self.action.as_str());
+        let target = button_in_row("data-key-id", &self.id, |b| {
+            b.get_attribute("data-action").as_deref() == action
+        });
         match target {
             Some(button) => {
                 let _ = button.focus();
