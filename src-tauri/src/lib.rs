@@ -16,9 +16,10 @@ pub use state::AppState;
 /// The event the UI hears when the window is asked to close while a key is on display.
 pub const CLOSE_REQUESTED_EVENT: &str = "keysmith://close-requested";
 
-/// Builds and runs the app. Exits with a message on stderr if the data directory or the
+/// Builds and runs the app with `context`, which the binary makes with
+/// `tauri::generate_context!()`. Exits with a message on stderr if the data directory or the
 /// database cannot be opened.
-pub fn run() {
+pub fn run(context: tauri::Context) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEYSMITH_LOG")
@@ -79,7 +80,7 @@ pub fn run() {
                 }
             }
         })
-        .run(tauri::generate_context!());
+        .run(context);
     if let Err(e) = result {
         eprintln!("keysmith: the window could not start: {e}");
         std::process::exit(1);

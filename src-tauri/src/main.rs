@@ -17,7 +17,10 @@ fn main() {
     if let Err(e) = keysmith_core::process::deny_core_dumps() {
         eprintln!("keysmith: {e}; going on");
     }
-    keysmith_app::run();
+    // Expanded here, in the binary only: the library is also built as a unit-test harness, and
+    // two expansions at once could embed a UI asset the other is still writing (see the
+    // `[[bin]]` section of Cargo.toml).
+    keysmith_app::run(tauri::generate_context!());
 }
 
 /// The allocator above covers Rust's heap only. GLib and GTK copy the IPC messages that carry
