@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the Debian package with Tauri's bundler: the desktop app, its icon and menu entry,
-# the `keysmith` CLI in /usr/bin, and the verifier's systemd unit (disabled) with its policy
-# in /etc/keysmith. Writes dist/keysmith_VERSION_amd64.deb and dist/SHA256SUMS.
+# Builds the Debian package and the RPM with Tauri's bundler: the desktop app, its icon and
+# menu entry, the `keysmith` CLI in /usr/bin, and the verifier's systemd unit (disabled) with
+# its policy in /etc/keysmith. Writes dist/keysmith_VERSION_amd64.deb,
+# dist/keysmith-VERSION-1.x86_64.rpm and dist/SHA256SUMS.
 #
 #   scripts/package.sh [--profile PROFILE]    (default release; scripts/test.sh uses ci)
 #
@@ -26,16 +27,20 @@ version=$(cargo metadata --no-deps --format-version 1 \
 # `tauri build` runs `cargo build --bins` on the workspace, which builds the CLI too; its path
 # depends on the build folder, so it is added here rather than in tauri.conf.json. The UI was
 # built just above.
-config=$(python3 -c 'import json,sys; print(json.dumps({
-  "build": {"beforeBuildCommand": ""},
-  "bundle": {"linux": {"deb": {"files": {"/usr/bin/keysmith": sys.argv[1]}}}}}))' \
+config=$(python3 -c 'import json,sys; conf = json.load(open("tauri.conf.json"))
+linux = conf["bundle"]["linux"]
+for package in ("deb", "rpm"):
+    linux[package]["files"]["/usr/bin/keysmith"] = sys.argv[1]
+print(json.dumps({"build": {"beforeBuildCommand": ""}, "bundle": {"linux": linux}}))' \
   "$CARGO_TARGET_DIR/$profile/keysmith")
-tauri build --bundles deb --config "$config" -- --profile "$profile"
+tauri build --bundles deb,rpm --config "$config" -- --profile "$profile"
 
 mkdir -p dist
-rm -f dist/*.deb dist/SHA256SUMS
+rm -f dist/*.deb dist/*.rpm dist/SHA256SUMS
 deb="dist/keysmith_${version}_amd64.deb"
+rpm="dist/keysmith-${version}-1.x86_64.rpm"
 cp "$CARGO_TARGET_DIR/$profile/bundle/deb/Keysmith_${version}_amd64.deb" "$deb"
-(cd dist && sha256sum -- *.deb > SHA256SUMS)
-echo "package: $KEYSMITH_ROOT/$deb"
+cp "$CARGO_TARGET_DIR/$profile/bundle/rpm/Keysmith-${version}-1.x86_64.rpm" "$rpm"
+(cd dist && sha256sum -- *.deb *.rpm > SHA256SUMS)
+echo "packages: $KEYSMITH_ROOT/$deb $KEYSMITH_ROOT/$rpm"
 cat dist/SHA256SUMS

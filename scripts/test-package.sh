@@ -2,7 +2,8 @@
 # Installs the built .deb on a clean Debian 12 root made from Debian's packages (mmdebstrap)
 # and tests it there: tests/package.rs launches the installed app over WebDriver, generates,
 # revokes and verifies keys, runs the verifier as its systemd unit would, then removes the
-# package and checks the user's data survive. Needs root (or sudo) for mmdebstrap and chroot.
+# package and checks the user's data survive. Then the same for the .rpm beside the .deb,
+# installed in its place with Debian's rpm. Needs root (or sudo) for mmdebstrap and chroot.
 #
 #   scripts/test-package.sh [dist/keysmith_VERSION_amd64.deb]   (default: the one in dist/)
 #
@@ -20,6 +21,9 @@ if [ -z "$deb" ]; then
   deb="${debs[0]}"
 fi
 [ -f "$deb" ] || { echo "test-package: no package at $deb (scripts/package.sh makes it)" >&2; exit 2; }
+rpms=("$(dirname "$deb")"/keysmith-*.x86_64.rpm)
+rpm="${rpms[0]}"
+[ -f "$rpm" ] || { echo "test-package: no .rpm beside $deb (scripts/package.sh makes it)" >&2; exit 2; }
 (cd "$(dirname "$deb")" && sha256sum --check --quiet SHA256SUMS)
 
 cache="$HOME/.cache/keysmith/debroot"
@@ -63,15 +67,16 @@ in_root() { $SUDO chroot "$root" env -i HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=
 
 echo "test-package: apt-get install $(basename "$deb") (its dependencies from Debian)"
 $SUDO cp "$deb" "$root/tmp/keysmith.deb"
+$SUDO cp "$rpm" "$root/tmp/keysmith.rpm"
 in_root apt-get update -qq
 in_root apt-get install -y -qq --no-install-recommends /tmp/keysmith.deb >/dev/null
 # The package's Depends are enough for both programs to load.
 missing=$(in_root ldd /usr/bin/keysmith-app /usr/bin/keysmith | grep 'not found' || true)
 [ -z "$missing" ] || { echo "test-package: libraries the package does not depend on: $missing" >&2; exit 1; }
 
-echo "test-package: the test's own tools (Xvfb, WebKitWebDriver, a Secret Service)"
+echo "test-package: the test's own tools (Xvfb, WebKitWebDriver, a Secret Service, rpm)"
 in_root apt-get install -y -qq --no-install-recommends xvfb xauth dbus dbus-x11 gnome-keyring \
-  webkit2gtk-driver >/dev/null
+  webkit2gtk-driver rpm >/dev/null
 $SUDO install -m 0755 "$(command -v tauri-driver)" "$root/usr/local/bin/tauri-driver"
 $SUDO install -m 0755 scripts/with-session.sh "$root/usr/local/bin/with-session.sh"
 
@@ -98,5 +103,6 @@ for _ in $(seq 1 200); do
 done
 
 KEYSMITH_PACKAGE_ROOT="$root" KEYSMITH_PACKAGE_DRIVER="http://127.0.0.1:$port" \
+  KEYSMITH_PACKAGE_RPM=/tmp/keysmith.rpm \
   cargo test --profile "${KEYSMITH_PROFILE:-ci}" -p keysmith-tests --test package \
   -- --ignored --nocapture || { echo "--- the session's log:"; cat "$work/session.log"; exit 1; }

@@ -12,6 +12,12 @@
 //! - `apt-get purge` removes the programs and the configuration the package made, but the
 //!   user's account (database and keyring entries) survives: after installing again, the
 //!   kept key still verifies and the revoked one is still revoked.
+//! - The .rpm (`KEYSMITH_PACKAGE_RPM`), installed in its place with Debian's own `rpm`: the
+//!   same files where the .deb put them, every library its `Requires` names by soname found,
+//!   the app opening the same account, and `rpm --erase` taking back what the package made
+//!   but not the user's data. (No RPM distribution's archive is reachable from here, so the
+//!   root stays Debian's and rpm installs without resolving dependencies; `ldd` checks that
+//!   what the programs load is there.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
@@ -130,7 +136,14 @@ fn text(o: &Output) -> String {
 #[ignore = "needs the Debian root scripts/test-package.sh prepares"]
 async fn the_installed_package_works_and_removing_it_keeps_the_users_data() {
     let pkg = Installed::from_env();
+    let rpm = std::env::var("KEYSMITH_PACKAGE_RPM")
+        .expect("KEYSMITH_PACKAGE_RPM: run through scripts/test-package.sh");
     what_the_package_installed(&pkg);
+    let status = pkg.ok(&["dpkg-query", "-W", "-f", "${Version} ${Status}", "keysmith"]);
+    assert_eq!(
+        status,
+        format!("{} install ok installed", env!("CARGO_PKG_VERSION"))
+    );
 
     install_crypto_provider();
     let driver_url = std::env::var("KEYSMITH_PACKAGE_DRIVER").expect("KEYSMITH_PACKAGE_DRIVER");
@@ -140,21 +153,12 @@ async fn the_installed_package_works_and_removing_it_keeps_the_users_data() {
         serde_json::json!({ "application": "/usr/bin/keysmith-app" }),
     )
     .unwrap();
-    let driver = WebDriver::new(driver_url, caps)
+    let driver = WebDriver::new(driver_url.clone(), caps.clone())
         .await
         .expect("a WebDriver session with the installed app");
     let result = flows(&driver, &pkg).await;
     let _ = driver.quit().await;
-    // The app writes its last changes back into the database file as it exits (SQLite's WAL):
-    // wait for that before anything reads the file as a copy.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while app_running(&pkg.root) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the installed app did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    app_exited(&pkg);
     let (revoked, kept) = result;
 
     the_verifier_runs_as_its_unit_says(&pkg, &revoked, &kept);
@@ -197,6 +201,141 @@ async fn the_installed_package_works_and_removing_it_keeps_the_users_data() {
     let (code, message) = pkg.verify(&revoked);
     assert_eq!(code, Some(1), "{message}");
     assert!(message.contains("revoked"), "{message}");
+
+    the_rpm_does_the_same(&pkg, &rpm, driver_url, caps, &revoked, &kept).await;
+}
+
+/// The app writes its last changes back into the database file as it exits (SQLite's WAL):
+/// waits (up to 20 s) for the installed app to be gone before anything reads the file as a
+/// copy.
+fn app_exited(pkg: &Installed) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while app_running(&pkg.root) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the installed app did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The .rpm at `rpm` (inside the root) in place of the .deb, over the account the .deb's run
+/// left: the same files, the same account in the app and the CLI, and an erase that keeps the
+/// user's data and an admin's edited configuration.
+async fn the_rpm_does_the_same(
+    pkg: &Installed,
+    rpm: &str,
+    driver_url: String,
+    caps: thirtyfour::Capabilities,
+    revoked: &str,
+    kept: &str,
+) {
+    pkg.ok(&["apt-get", "purge", "-y", "-q", "keysmith"]);
+    pkg.ok(&["rpm", "--install", "--nodeps", rpm]);
+    let installed = pkg.ok(&[
+        "rpm",
+        "--query",
+        "--queryformat",
+        "%{NAME} %{VERSION}",
+        "keysmith",
+    ]);
+    assert_eq!(installed, format!("keysmith {}", env!("CARGO_PKG_VERSION")));
+    what_the_package_installed(pkg);
+
+    // The package names its libraries by soname (rpm's automatic form, `libX.so.N()(64bit)`),
+    // which any RPM distribution resolves; each is one the programs load, and all are there.
+    let requires = pkg.ok(&["rpm", "--query", "--requires", "keysmith"]);
+    let sonames: Vec<&str> = requires
+        .lines()
+        .filter_map(|l| l.trim().strip_suffix("()(64bit)"))
+        .collect();
+    for library in ["libwebkit2gtk-4.1.so.0", "libgtk-3.so.0", "libdbus-1.so.3"] {
+        assert!(
+            sonames.contains(&library),
+            "{library} not required:\n{requires}"
+        );
+    }
+    let loaded = pkg.ok(&["ldd", "/usr/bin/keysmith-app", "/usr/bin/keysmith"]);
+    assert!(!loaded.contains("not found"), "{loaded}");
+    for soname in &sonames {
+        assert!(
+            loaded.contains(&format!("{soname} => /")),
+            "{soname} is required but not loaded:\n{loaded}"
+        );
+    }
+
+    // The installed app opens the account the .deb's app made.
+    let driver = WebDriver::new(driver_url, caps)
+        .await
+        .expect("a WebDriver session with the app from the .rpm");
+    let listed = async {
+        by_id(&driver, "unlock-name")
+            .await
+            .send_keys("Olive Owner")
+            .await
+            .unwrap();
+        by_id(&driver, "unlock-pass")
+            .await
+            .send_keys(PASSPHRASE)
+            .await
+            .unwrap();
+        by_id(&driver, "unlock-submit").await.click().await.unwrap();
+        by_id(&driver, "keys-table").await;
+        rows(&driver).await
+    }
+    .await;
+    let _ = driver.quit().await;
+    app_exited(pkg);
+    let mut statuses: Vec<(String, String)> = listed.into_iter().map(|r| (r.1, r.3)).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            ("Billing sync".to_owned(), "Active".to_owned()),
+            ("Old deploy bot".to_owned(), "Revoked".to_owned())
+        ]
+    );
+    assert_eq!(
+        pkg.verify(kept).0,
+        Some(0),
+        "the kept key, from the .rpm's CLI"
+    );
+    assert_eq!(
+        pkg.verify(revoked).0,
+        Some(1),
+        "the revoked key, from the .rpm's CLI"
+    );
+
+    // Erase: what the package made goes, as with purge, except configuration an admin edited
+    // (RPM's rule for changed configuration files); the user's account stays.
+    pkg.ok(&[
+        "sh",
+        "-ec",
+        "echo KEYSMITH_LOG=debug >> /etc/keysmith/verifier.env",
+    ]);
+    pkg.ok(&["rpm", "--erase", "keysmith"]);
+    for gone_path in [
+        "/usr/bin/keysmith-app",
+        "/usr/bin/keysmith",
+        "/usr/share/applications/Keysmith.desktop",
+        "/usr/lib/systemd/system/keysmith-verifier.service",
+        "/etc/keysmith/policy.toml",
+    ] {
+        assert!(
+            !pkg.path(gone_path).exists(),
+            "{gone_path} outlived rpm --erase"
+        );
+    }
+    assert!(
+        std::fs::read_to_string(pkg.path("/etc/keysmith/verifier.env"))
+            .is_ok_and(|env| env.ends_with("KEYSMITH_LOG=debug\n")),
+        "rpm --erase removed an edited verifier.env"
+    );
+    assert!(pkg.path("/etc/keysmith/pepper").is_file());
+    assert!(
+        pkg.data_dir().join("keysmith.sqlite3").is_file(),
+        "rpm --erase removed the user's database"
+    );
 }
 
 /// The files a user and an admin look for, where they look.
@@ -224,11 +363,6 @@ fn what_the_package_installed(pkg: &Installed) {
     assert_eq!(
         version.trim(),
         format!("keysmith {}", env!("CARGO_PKG_VERSION"))
-    );
-    let status = pkg.ok(&["dpkg-query", "-W", "-f", "${Version} ${Status}", "keysmith"]);
-    assert_eq!(
-        status,
-        format!("{} install ok installed", env!("CARGO_PKG_VERSION"))
     );
 
     // The verifier's unit: installed, disabled, and hardened (systemd's own score).
