@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: formatting and lints, the core's unit and database
 # tests, the real OS keyring (a private gnome-keyring), the CLI, the desktop app under Xvfb
-# over WebDriver, and the Debian package installed on a clean Debian root. Installs what it
-# needs first (scripts/setup.sh).
+# over WebDriver, and the Debian package and the RPM installed on a clean Debian root. Installs
+# what it needs first (scripts/setup.sh).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$KEYSMITH_ROOT"
@@ -55,7 +55,7 @@ scripts/with-session.sh --display -- scripts/with-postgres.sh -- bash -c '
     --test desktop_team_server -- --ignored
 ' bash "${POSTGRES_SKIPS[@]}"
 
-step "Debian package: built with Tauri's bundler, installed and tested on a clean Debian root (mmdebstrap)"
+step "packages: the .deb and the .rpm built with Tauri's bundler, installed and tested on a clean Debian root (mmdebstrap)"
 scripts/package.sh --profile ci
 scripts/test-package.sh
 

@@ -105,6 +105,21 @@ impl Installed {
         (o.status.code(), text(&o))
     }
 
+    /// Panics unless the programs, the menu entry, the unit, the policy the package made and
+    /// `also` are all gone after `removal`.
+    fn all_gone(&self, removal: &str, also: &[&str]) {
+        let made = [
+            "/usr/bin/keysmith-app",
+            "/usr/bin/keysmith",
+            "/usr/share/applications/Keysmith.desktop",
+            "/usr/lib/systemd/system/keysmith-verifier.service",
+            "/etc/keysmith/policy.toml",
+        ];
+        for path in made.iter().chain(also) {
+            assert!(!self.path(path).exists(), "{path} outlived {removal}");
+        }
+    }
+
     /// The user's data folder (the app's and the CLI's default, in the session's
     /// XDG_DATA_HOME).
     fn data_dir(&self) -> PathBuf {
@@ -173,16 +188,7 @@ async fn the_installed_package_works_and_removing_it_keeps_the_users_data() {
     );
     let keyring_files = pkg.path(&format!("{}/keyrings", pkg.session["XDG_DATA_HOME"]));
     pkg.ok(&["apt-get", "purge", "-y", "-q", "keysmith"]);
-    for gone_path in [
-        "/usr/bin/keysmith-app",
-        "/usr/bin/keysmith",
-        "/usr/share/applications/Keysmith.desktop",
-        "/usr/lib/systemd/system/keysmith-verifier.service",
-        "/etc/keysmith/policy.toml",
-        "/etc/keysmith/verifier.env",
-    ] {
-        assert!(!pkg.path(gone_path).exists(), "{gone_path} outlived purge");
-    }
+    pkg.all_gone("purge", &["/etc/keysmith/verifier.env"]);
     // The admin's pepper file is theirs: purge leaves it (and so /etc/keysmith).
     assert!(pkg.path("/etc/keysmith/pepper").is_file());
     assert!(db.is_file(), "purge removed the user's database");
@@ -314,18 +320,7 @@ async fn the_rpm_does_the_same(
         "echo KEYSMITH_LOG=debug >> /etc/keysmith/verifier.env",
     ]);
     pkg.ok(&["rpm", "--erase", "keysmith"]);
-    for gone_path in [
-        "/usr/bin/keysmith-app",
-        "/usr/bin/keysmith",
-        "/usr/share/applications/Keysmith.desktop",
-        "/usr/lib/systemd/system/keysmith-verifier.service",
-        "/etc/keysmith/policy.toml",
-    ] {
-        assert!(
-            !pkg.path(gone_path).exists(),
-            "{gone_path} outlived rpm --erase"
-        );
-    }
+    pkg.all_gone("rpm --erase", &[]);
     assert!(
         std::fs::read_to_string(pkg.path("/etc/keysmith/verifier.env"))
             .is_ok_and(|env| env.ends_with("KEYSMITH_LOG=debug\n")),
