@@ -418,14 +418,25 @@ pub fn KeysPage(member: MemberSummary) -> impl IntoView {
 /// What a click on a key row's button asks for, as `(action, key id)`: the button's
 /// `data-action` and its row's `data-key-id`. `None` for a click anywhere else.
 fn row_action(ev: &leptos::ev::MouseEvent) -> Option<(String, String)> {
+    row_button(ev.target()).map(|(_, action, id)| (action, id))
+}
+
+/// The key row's button that is or holds `target` (an event's): the button, its
+/// `data-action` and its row's `data-key-id`. `None` anywhere else.
+fn row_button(target: Option<web_sys::EventTarget>) -> Option<(web_sys::Element, String, String)> {
     use wasm_bindgen::JsCast;
-    let target = ev.target()?.dyn_into::<web_sys::Element>().ok()?;
+    let target = target?.dyn_into::<web_sys::Element>().ok()?;
     let button = target.closest("button[data-action]").ok()??;
-    let row = button.closest("tr[data-key-id]").ok()??;
-    Some((
-        button.get_attribute("data-action")?,
-        row.get_attribute("data-key-id")?,
-    ))
+    let action = button.get_attribute("data-action")?;
+    let id = row_key_id(&button)?;
+    Some((button, action, id))
+}
+
+/// The `data-key-id` of the key row `node` is in.
+fn row_key_id(node: &web_sys::Element) -> Option<String> {
+    node.closest("tr[data-key-id]")
+        .ok()??
+        .get_attribute("data-key-id")
 }
 
 /// One row of the key list, kept for a place among the keys shown (0 = first) and redrawn
@@ -464,13 +475,7 @@ struct FocusedButton {
 impl FocusedButton {
     /// The button `target` (a `focusin` event's), if it is a key row's.
     fn of(target: Option<web_sys::EventTarget>) -> Option<FocusedButton> {
-        use wasm_bindgen::JsCast;
-        let node = target?.dyn_into::<web_sys::Element>().ok()?;
-        let action = node.get_attribute("data-action")?;
-        let id = node
-            .closest("tr[data-key-id]")
-            .ok()??
-            .get_attribute("data-key-id")?;
+        let (node, action, id) = row_button(target)?;
         Some(FocusedButton { node, id, action })
     }
 
@@ -482,13 +487,7 @@ impl FocusedButton {
         use wasm_bindgen::JsCast;
         let active = document().active_element();
         let still = active.as_ref() == Some(&self.node);
-        let moved = still
-            && self
-                .node
-                .closest("tr[data-key-id]")
-                .ok()
-                .flatten()
-                .is_some_and(|tr| tr.get_attribute("data-key-id").as_deref() != Some(&self.id));
+        let moved = still && row_key_id(&self.node).is_some_and(|id| id != self.id);
         let lost = !self.node.is_connected()
             && active.is_none_or(|e| e.tag_name().eq_ignore_ascii_case("body"));
         if !(moved || lost) {
