@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keysmith_tests::ui::{by_id, click, launch, type_into};
+use keysmith_tests::ui::{by_id, click, launch, type_into, unlock};
 use keysmith_tests::{
     built_binary, cli, cli_with, descendant_named, descendants, exe_name, free_port,
     require_secret_service, sigkill, try_http, PASSPHRASE,
@@ -1207,9 +1207,7 @@ async fn app_round<T: Send + 'static>(
         if kill_step == 0 {
             break 'flow;
         }
-        type_into(&d, "unlock-name", "Ada").await;
-        type_into(&d, "unlock-pass", PASSPHRASE).await;
-        click(&d, "unlock-submit").await;
+        unlock(&d, "Ada", PASSPHRASE).await;
         if kill_step == 1 {
             break 'flow;
         }

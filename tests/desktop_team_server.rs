@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use keysmith_tests::ui::{
-    accessible, by_id, click, eventually, gone, launch, rows, select, shot, type_into,
+    accessible, by_id, click, eventually, gone, launch, rows, select, shot, type_into, unlock,
 };
 use keysmith_tests::{
     cli_with, forward_auth_status as verdict, free_port, keyring_dump, require_secret_service,
@@ -34,12 +34,6 @@ async fn join(d: &WebDriver, url: &str, ca: Option<&Path>) {
     click(d, "join-submit").await;
     let shown = by_id(d, "unlock-server").await.text().await.unwrap();
     assert_eq!(shown, url.trim_end_matches('/'));
-}
-
-async fn sign_in(d: &WebDriver, name: &str, pass: &str) {
-    type_into(d, "unlock-name", name).await;
-    type_into(d, "unlock-pass", pass).await;
-    click(d, "unlock-submit").await;
 }
 
 /// The status cell of the row of key `id`, once the list shows it.
@@ -114,7 +108,7 @@ async fn two_desktops_one_team_server_and_its_replicas() {
         !keyring_dump().contains("kss_"),
         "no session before sign-in"
     );
-    sign_in(&olive, "Olive Owner", PASSPHRASE).await;
+    unlock(&olive, "Olive Owner", PASSPHRASE).await;
     by_id(&olive, "no-keys").await;
     assert!(by_id(&olive, "team-server")
         .await
@@ -182,7 +176,7 @@ async fn two_desktops_one_team_server_and_its_replicas() {
     )
     .await;
     join(&ada, &a_url, Some(&ca)).await;
-    sign_in(&ada, "Ada Admin", INITIAL).await;
+    unlock(&ada, "Ada Admin", INITIAL).await;
     type_into(&ada, "change-current", INITIAL).await;
     type_into(&ada, "change-new", ADA).await;
     type_into(&ada, "change-new2", ADA).await;
@@ -262,7 +256,7 @@ async fn two_desktops_one_team_server_and_its_replicas() {
     assert!(notice.to_lowercase().contains("sign in"), "{notice}");
     shot(&olive, "24-session-ended").await;
     accessible(&olive, "24-session-ended").await;
-    sign_in(&olive, "Olive Owner", "olive's new passphrase").await;
+    unlock(&olive, "Olive Owner", "olive's new passphrase").await;
     assert_eq!(status_of(&olive, &shared_id).await, "Revoked");
 
     // Leaving the team server returns the desktop to its first run.

@@ -11,18 +11,12 @@ use std::time::Duration;
 
 use keysmith_tests::ui::{
     accessible, by_id, click, eventually, focus_returns_to, gone, launch, rows, select, shot,
-    type_into,
+    type_into, unlock,
 };
 use keysmith_tests::{cli, require_secret_service, PASSPHRASE};
 use thirtyfour::prelude::*;
 
 const INITIAL: &str = "initial passphrase";
-
-async fn unlock(d: &WebDriver, name: &str, pass: &str) {
-    type_into(d, "unlock-name", name).await;
-    type_into(d, "unlock-pass", pass).await;
-    click(d, "unlock-submit").await;
-}
 
 async fn lock(d: &WebDriver) {
     click(d, "lock-button").await;

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use keysmith_tests::ui::{by_id, focused_id, gone, rows};
+use keysmith_tests::ui::{by_id, focused_id, gone, rows, unlock};
 use keysmith_tests::{forward_auth_status, free_port, install_crypto_provider, PASSPHRASE};
 use thirtyfour::prelude::*;
 
@@ -275,17 +275,7 @@ async fn the_rpm_does_the_same(
         .await
         .expect("a WebDriver session with the app from the .rpm");
     let listed = async {
-        by_id(&driver, "unlock-name")
-            .await
-            .send_keys("Olive Owner")
-            .await
-            .unwrap();
-        by_id(&driver, "unlock-pass")
-            .await
-            .send_keys(PASSPHRASE)
-            .await
-            .unwrap();
-        by_id(&driver, "unlock-submit").await.click().await.unwrap();
+        unlock(&driver, "Olive Owner", PASSPHRASE).await;
         by_id(&driver, "keys-table").await;
         rows(&driver).await
     }

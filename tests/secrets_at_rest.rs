@@ -32,7 +32,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use keysmith_tests::ui::{by_id, click, clipboard, gone, launch, type_into};
+use keysmith_tests::ui::{by_id, click, clipboard, gone, launch, type_into, unlock};
 use keysmith_tests::{
     cli_with, descendant_named, gcore, keyring_dump, require_secret_service, start_verifier,
     try_http,
@@ -831,9 +831,7 @@ async fn no_key_and_no_passphrase_at_rest() {
         &app_log,
     )
     .await;
-    type_into(&d, "unlock-name", "Ada").await;
-    type_into(&d, "unlock-pass", P_ADA_INIT).await;
-    click(&d, "unlock-submit").await;
+    unlock(&d, "Ada", P_ADA_INIT).await;
     type_into(&d, "change-current", P_ADA_INIT).await;
     type_into(&d, "change-new", P_ADA).await;
     type_into(&d, "change-new2", P_ADA).await;
@@ -856,9 +854,7 @@ async fn no_key_and_no_passphrase_at_rest() {
         gone(&d, "reveal-dialog").await;
     }
     click(&d, "lock-button").await;
-    type_into(&d, "unlock-name", "Ada").await;
-    type_into(&d, "unlock-pass", P_ADA).await;
-    click(&d, "unlock-submit").await;
+    unlock(&d, "Ada", P_ADA).await;
     by_id(&d, "keys-table").await;
     let app_done = started.elapsed();
 

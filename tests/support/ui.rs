@@ -165,6 +165,13 @@ pub async fn click(driver: &WebDriver, id: &str) {
     by_id(driver, id).await.click().await.unwrap();
 }
 
+/// Signs in on the unlock screen as member `name` with passphrase `pass`.
+pub async fn unlock(driver: &WebDriver, name: &str, pass: &str) {
+    type_into(driver, "unlock-name", name).await;
+    type_into(driver, "unlock-pass", pass).await;
+    click(driver, "unlock-submit").await;
+}
+
 /// A WebDriver session with the built app; the app gets `envs`.
 pub async fn launch(
     envs: &[(&str, &std::ffi::OsStr)],
